@@ -1,0 +1,98 @@
+"""The `qlik2mqtt` command line: run, send-test-events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from bridge import __version__
+from bridge.config import CONFIG_ENV, Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qlik2mqtt",
+        description="Qlik Sense log events (log4net UDP) to MQTT, with live state.",
+    )
+    parser.add_argument("--version", action="version", version=f"qlik2mqtt {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the bridge")
+    _add_config_option(run)
+
+    send = commands.add_parser(
+        "send-test-events", help="send a realistic burst of Qlik Sense datagrams to a bridge"
+    )
+    _add_config_option(send)
+    send.add_argument("--host", default="127.0.0.1", help="the bridge's address (127.0.0.1)")
+    send.add_argument(
+        "--format",
+        choices=("legacy", "tagged", "xml"),
+        default="xml",
+        help="appender layout to imitate (xml)",
+    )
+    send.add_argument("--server", default="QSWIN01", help="Qlik Sense host name to claim")
+    send.add_argument("--user-port", type=int, help="user activity port (from config: 9997)")
+    send.add_argument("--task-port", type=int, help="task port (from config: 9998)")
+    return parser
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get(CONFIG_ENV)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path(default) if default else None,
+        help=f"YAML config file (default: ${CONFIG_ENV}, else built-in defaults)",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"qlik2mqtt: config error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "run":
+        return _run(config)
+    return _send_test_events(args, config)
+
+
+def _run(config: Config) -> int:
+    from bridge.logs import setup_logging
+    from bridge.service import StartupError, run
+
+    setup_logging(config.logging.level, config.logging.format)
+    try:
+        asyncio.run(run(config))
+    except StartupError as exc:
+        print(f"qlik2mqtt: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _send_test_events(args: argparse.Namespace, config: Config) -> int:
+    from bridge.testevents import send_test_events
+
+    user_port = args.user_port or config.udp.user_activity_port
+    task_port = args.task_port or config.udp.task_port
+    try:
+        count = send_test_events(args.host, user_port, task_port, args.format, args.server)
+    except OSError as exc:
+        print(f"qlik2mqtt: cannot send to {args.host}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(
+        f"sent {count} {args.format} datagrams as server {args.server!r} to "
+        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port})\n"
+        f"watch them: mosquitto_sub -t '{config.mqtt.base_topic}/#' -v"
+    )
+    return 0

@@ -1,0 +1,218 @@
+"""Configuration: pydantic models, YAML loading, environment overrides, readable errors.
+
+Every key may be overridden from the environment as `QLIK2MQTT_<SECTION>__<KEY>`, e.g.
+`QLIK2MQTT_MQTT__PASSWORD=…`; values that start with `[` or `{` are read as YAML lists/maps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+ENV_PREFIX = "QLIK2MQTT_"
+CONFIG_ENV = "QLIK2MQTT_CONFIG"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SECRET_KEYS = ("password", "token", "secret", "webhook")
+
+
+def _duration(value: Any) -> Any:
+    """Seconds as a number, or text such as `250ms`, `10s`, `5m`, `8h`, `1d`."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError("expected seconds or a duration such as 250ms, 10s, 5m, 8h, 1d")
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+def _network(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(_network)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UdpConfig(_Section):
+    host: str = "0.0.0.0"
+    user_activity_port: Port = 9997
+    task_port: Port = 9998
+    allowed_sources: list[Network] = []
+    max_datagram_bytes: Annotated[int, Field(ge=512, le=65535)] = 65535
+    receive_buffer_bytes: Annotated[int, Field(ge=65536)] = 4 * 1024 * 1024
+
+
+def _topic_part(value: str) -> str:
+    if not value or value != value.strip("/") or any(c in value for c in "+#\x00"):
+        raise ValueError("must be non-empty, without + # NUL and without a leading/trailing /")
+    return value
+
+
+class MqttConfig(_Section):
+    host: str | None = None
+    port: Port = 1883
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    base_topic: str = "qlik2mqtt"
+    qos: Literal[0, 1, 2] = 1
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 60
+    state_interval: Duration = 0.25
+    outbox_max_events: Annotated[int, Field(ge=100)] = 100_000
+
+    _check_base_topic = field_validator("base_topic")(_topic_part)
+
+
+class HomeAssistantConfig(_Section):
+    enabled: bool = True
+    discovery_prefix: str = "homeassistant"
+
+    _check_prefix = field_validator("discovery_prefix")(_topic_part)
+
+
+class ButlerCompatConfig(_Section):
+    enabled: bool = False
+    base_topic: str = "qliksense"
+
+    _check_base_topic = field_validator("base_topic")(_topic_part)
+
+
+class SessionsConfig(_Section):
+    stale_after: Duration | None = 8 * 3600.0
+
+
+class TasksConfig(_Section):
+    dedup_window: Duration = 60.0
+    auto_clear_after: Duration | None = None
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class Config(_Section):
+    udp: UdpConfig = UdpConfig()
+    mqtt: MqttConfig = MqttConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    butler_compat: ButlerCompatConfig = ButlerCompatConfig()
+    sessions: SessionsConfig = SessionsConfig()
+    tasks: TasksConfig = TasksConfig()
+    state_file: Path = Path("data/state.json")
+    stats_interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0
+    logging: LoggingConfig = LoggingConfig()
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read YAML (if any), apply environment overrides, validate. Raises ConfigError."""
+    raw: dict[str, Any] = _read_yaml(path) if path is not None else {}
+    sources = _apply_env(raw, os.environ if environ is None else environ)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_describe(error, sources) for error in exc.errors()]) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError([f"{path}: cannot read: {reason}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{path}{where}: invalid YAML: {problem}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys, not {_kind(data)}"])
+    return data
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Merge QLIK2MQTT_A__B=value into raw; return {'a.b': 'QLIK2MQTT_A__B'} for messages."""
+    sources: dict[str, str] = {}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = _env_value(value)
+        sources[".".join(path)] = name
+    return sources
+
+
+def _env_value(value: str) -> Any:
+    if value.lstrip().startswith(("[", "{")):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def _describe(error: Any, sources: Mapping[str, str]) -> str:
+    key = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+    ).lstrip(".")
+    key = key or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling against config.example.yaml)"
+    origin = next((f" (from {env})" for path, env in sources.items() if key.startswith(path)), "")
+    shown = ""
+    value = error.get("input")
+    secret = any(word in key for word in _SECRET_KEYS)
+    if not secret and error["type"] != "extra_forbidden" and isinstance(value, str | int | float):
+        shown = f" (got {value!r})"
+    return f"{key}: {message}{shown}{origin}"
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__}"

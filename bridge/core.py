@@ -1,0 +1,102 @@
+"""The core path: datagram → parse → state → extensions. Synchronous and cheap per datagram."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from bridge.config import Config
+from bridge.events import Event, Rejected, RejectReason
+from bridge.extensions import Extension
+from bridge.logs import RateLimiter
+from bridge.parse import parse_datagram
+from bridge.state import BridgeState, Change, StateSettings, acknowledge, apply_event, expire
+from bridge.stats import Stats
+
+log = structlog.get_logger("qlik2mqtt.core")
+
+REJECT_LOG_INTERVAL = 10.0
+
+
+class Bridge:
+    def __init__(
+        self,
+        config: Config,
+        state: BridgeState,
+        stats: Stats,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._max_bytes = config.udp.max_datagram_bytes
+        self._settings = StateSettings(
+            stale_after=config.sessions.stale_after,
+            dedup_window=config.tasks.dedup_window,
+            auto_clear_after=config.tasks.auto_clear_after,
+        )
+        self.state = state
+        self.stats = stats
+        self._clock = clock
+        self._reject_log = RateLimiter(REJECT_LOG_INTERVAL, monotonic)
+        self._extensions: Sequence[Extension] = ()
+        self.dirty = False
+        """True when state changed since it was last saved."""
+
+    def attach(self, extensions: Sequence[Extension]) -> None:
+        self._extensions = extensions
+
+    def handle_datagram(self, data: bytes, source: str) -> None:
+        self.stats.datagrams += 1
+        result = parse_datagram(data, self._max_bytes)
+        if isinstance(result, Rejected):
+            self.reject(result, source)
+        else:
+            self.handle_event(result)
+
+    def handle_refused_source(self, source: str) -> None:
+        self.stats.datagrams += 1
+        self.reject(
+            Rejected(reason=RejectReason.SOURCE_NOT_ALLOWED, detail="not in udp.allowed_sources"),
+            source,
+        )
+
+    def reject(self, rejected: Rejected, source: str) -> None:
+        self.stats.reject(rejected.reason)
+        suppressed = self._reject_log.allow(rejected.reason.value)
+        if suppressed is not None:
+            log.warning(
+                "datagram refused",
+                reason=rejected.reason.value,
+                detail=rejected.detail,
+                source=source,
+                similar_suppressed=suppressed,
+            )
+
+    def handle_event(self, event: Event) -> None:
+        now = self._clock()
+        self.stats.events += 1
+        change = apply_event(self.state, event, now, self._settings)
+        if change.publish_event:
+            for extension in self._extensions:
+                extension.on_event(event, now)
+        else:
+            self.stats.duplicates += 1
+        self._changed(change)
+
+    def acknowledge(self, source: str) -> None:
+        change = acknowledge(self.state)
+        log.info("reload failure acknowledged", via=source, was_on=change.flag_changed)
+        self._changed(change)
+
+    def expire(self) -> None:
+        change = expire(self.state, self._clock(), self._settings)
+        if change.any:
+            log.info("stale sessions expired or flag auto-cleared", servers=sorted(change.servers))
+        self._changed(change)
+
+    def _changed(self, change: Change) -> None:
+        if not change.any:
+            return
+        self.dirty = True
+        for extension in self._extensions:
+            extension.on_change(change)

@@ -1,0 +1,88 @@
+"""Typed events parsed from Qlik Sense log datagrams, and the reasons a datagram is refused."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UserEventType(StrEnum):
+    SESSION_START = "session_start"
+    SESSION_STOP = "session_stop"
+    CONNECTION_OPEN = "connection_open"
+    CONNECTION_CLOSE = "connection_close"
+
+
+class TaskEventType(StrEnum):
+    TASK_FAILED = "task_failed"
+    TASK_ABORTED = "task_aborted"
+    TASK_SUCCEEDED = "task_succeeded"
+    DISTRIBUTE_FINISHED = "distribute_finished"
+    ENGINE_RELOAD_FAILED = "engine_reload_failed"
+
+
+class SourceFormat(StrEnum):
+    """Which appender layout produced the datagram."""
+
+    LEGACY = "legacy"  # Butler <= v4 plain semicolon formats
+    TAGGED = "tagged"  # Butler v5+/Butler SOS `/tag/;...` formats
+    XML = "xml"  # log4net XmlLayoutSchemaLog4j (qlik2mqtt's own appenders)
+
+
+class RejectReason(StrEnum):
+    EMPTY = "empty"
+    NOT_TEXT = "not_text"
+    UNKNOWN_FORMAT = "unknown_format"
+    TOO_FEW_FIELDS = "too_few_fields"
+    BAD_XML = "bad_xml"
+    UNKNOWN_EVENT = "unknown_event"
+    TOO_LARGE = "too_large"
+    SOURCE_NOT_ALLOWED = "source_not_allowed"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    server: str
+    """The Qlik Sense host name as logged (not topic-safe; see bridge.topics)."""
+    source_format: SourceFormat
+    log_timestamp: str | None = None
+    """The log's own time: ISO 8601 when it parsed, else the raw text."""
+    log_level: str | None = None
+    message: str | None = None
+
+
+class UserEvent(_Event):
+    """A proxy audit event: a session or a connection started or ended."""
+
+    event_type: UserEventType
+    user_directory: str | None = None
+    user_id: str | None = None
+    origin: str | None = None
+    context: str | None = None
+
+
+class TaskEvent(_Event):
+    """A scheduler or engine event about a reload/distribution task."""
+
+    event_type: TaskEventType
+    task_name: str | None = None
+    app_name: str | None = None
+    user: str | None = None
+    task_id: str | None = None
+    app_id: str | None = None
+    execution_id: str | None = None
+    session_id: str | None = None
+
+
+Event = UserEvent | TaskEvent
+
+
+class Rejected(BaseModel):
+    """A datagram that is not an event, with the reason it was refused."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: RejectReason
+    detail: str

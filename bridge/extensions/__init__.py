@@ -1,0 +1,49 @@
+"""Extensions: everything beside the core path, each fed by the same event stream.
+
+As in zigbee2mqtt, an extension's constructor only stores its collaborators; `start`, `stop`
+and the `on_*` hooks are its whole life cycle. The core does not know what an extension does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bridge.config import Config
+from bridge.events import Event
+from bridge.mqtt import MqttLink
+from bridge.state import BridgeState, Change
+from bridge.stats import Stats
+from bridge.topics import Topics
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    config: Config
+    topics: Topics
+    link: MqttLink
+    state: BridgeState
+    stats: Stats
+    clock: Callable[[], float]
+    started_at: float
+    embedded_broker: bool = False
+
+
+class Extension:
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def start(self) -> None:
+        """Called once the event loop runs, before the first datagram."""
+
+    async def stop(self) -> None:
+        """Called at shutdown, before the MQTT connection closes: flush what is pending."""
+
+    def on_connect(self) -> None:
+        """Called on every MQTT (re)connect: publish retained messages again."""
+
+    def on_event(self, event: Event, received_at: float) -> None:
+        """Called for each new event (duplicates already folded)."""
+
+    def on_change(self, change: Change) -> None:
+        """Called after each state change."""

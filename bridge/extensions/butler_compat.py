@@ -1,0 +1,36 @@
+"""Butler's topics (`qliksense/...`) for users migrating from Butler; on with butler_compat."""
+
+from __future__ import annotations
+
+from bridge import butler
+from bridge.coalesce import Coalescer
+from bridge.events import Event
+from bridge.extensions import Context, Extension
+from bridge.mqtt import OutMessage
+from bridge.state import Change
+
+
+class ButlerCompat(Extension):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self._base = context.config.butler_compat.base_topic
+        self._coalescer = Coalescer(context.config.mqtt.state_interval, self._publish_users)
+
+    def on_event(self, event: Event, received_at: float) -> None:
+        qos = self.context.config.mqtt.qos
+        for topic, payload in butler.event_messages(event, self._base):
+            self.context.link.enqueue(OutMessage(topic, payload, qos))
+
+    def on_change(self, change: Change) -> None:
+        if change.servers:
+            self._coalescer.mark()
+
+    def on_connect(self) -> None:
+        self._coalescer.flush_now()
+
+    async def stop(self) -> None:
+        self._coalescer.flush_now()
+
+    def _publish_users(self) -> None:
+        for topic, payload in butler.active_user_messages(self.context.state, self._base):
+            self.context.link.publish_now(topic, payload, retain=False)

@@ -1,0 +1,80 @@
+"""Safe reading of one log4net `XmlLayoutSchemaLog4j` event (`<log4j:event …>`).
+
+log4net writes the `log4j:` prefix without declaring it, so the text is wrapped in an element
+that declares it before a namespace-aware parser sees it. DTDs and entity declarations are
+refused outright, never expanded (defusedxml underneath).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
+
+LOG4J_NAMESPACE = "http://jakarta.apache.org/log4j/"
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_WRAP_OPEN = f'<log4j:events xmlns:log4j="{LOG4J_NAMESPACE}">'
+_WRAP_CLOSE = "</log4j:events>"
+_EPOCH_MS = re.compile(r"[0-9]{1,13}")  # milliseconds, up to year 2286
+
+
+class XmlRefusedError(ValueError):
+    """The text is not one well-formed, harmless log4j event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Log4jEvent:
+    logger: str
+    level: str
+    timestamp_ms: int | None
+    message: str
+    properties: dict[str, str]
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def parse_log4j_event(text: str) -> Log4jEvent:
+    """Parse one `<log4j:event>`; raise XmlRefusedError with a short reason otherwise."""
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise XmlRefusedError("DOCTYPE and entity declarations are refused")
+    body = _XML_DECLARATION.sub("", text, count=1)
+    try:
+        root = safe_fromstring(_WRAP_OPEN + body + _WRAP_CLOSE, forbid_dtd=True)
+    except (ParseError, DefusedXmlException) as exc:
+        raise XmlRefusedError(f"not well-formed: {exc}") from None
+    children = list(root)
+    if len(children) != 1 or _local(children[0].tag) != "event":
+        raise XmlRefusedError("expected exactly one log4j:event element")
+    return _read_event(children[0])
+
+
+def _read_event(event: Element) -> Log4jEvent:
+    message = ""
+    throwable = ""
+    properties: dict[str, str] = {}
+    for child in event:
+        name = _local(child.tag)
+        if name == "message":
+            message = child.text or ""
+        elif name == "throwable":
+            throwable = child.text or ""
+        elif name == "properties":
+            for data in child:
+                key = data.get("name")
+                if key is not None and _local(data.tag) == "data":
+                    properties[key] = data.get("value", "")
+    if throwable:
+        message = f"{message}\n{throwable}" if message else throwable
+    raw_timestamp = event.get("timestamp", "")
+    return Log4jEvent(
+        logger=event.get("logger", ""),
+        level=event.get("level", ""),
+        timestamp_ms=int(raw_timestamp) if _EPOCH_MS.fullmatch(raw_timestamp) else None,
+        message=message,
+        properties=properties,
+    )

@@ -1,0 +1,304 @@
+"""The MQTT connection: gmqtt underneath, reconnect with backoff, an ordered event outbox.
+
+One owner for the broker connection. Events go through `enqueue` into an outbox and are
+delivered in order, QoS 1 by default; what the broker has not acknowledged when a connection
+drops is put back at the front of the outbox and sent again on the next connection (QoS 1 is
+at-least-once). Retained state goes through `publish_now`: it is not queued, because the
+newest state is published again on every (re)connect.
+
+gmqtt's own reconnect is switched off: it replays unacknowledged messages only when the broker
+kept the session, and a restarted broker usually has not. Each connection is a fresh client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gmqtt
+import structlog
+from gmqtt.mqtt.constants import MQTTv311
+from gmqtt.storage import PersistentStorage
+
+from bridge.stats import Stats
+
+log = structlog.get_logger("qlik2mqtt.mqtt")
+
+MAX_INFLIGHT = 2000
+"""Events sent but not yet acknowledged; bounded well below MQTT's 65535 packet ids."""
+CONNECT_TIMEOUT = 10.0
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+SEND_BATCH = 500
+"""Events sent before yielding to the event loop, so the UDP listener keeps reading."""
+
+
+@dataclass(slots=True)
+class OutMessage:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool = False
+    durable: bool = True
+    """Durable messages (events) are resent after a lost connection; state is not."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    host: str
+    port: int
+    client_id: str
+    keepalive: int
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+    outbox_max: int = 100_000
+    will_topic: str | None = None
+    subscriptions: tuple[str, ...] = field(default=())
+
+
+class _Client(gmqtt.Client):  # type: ignore[misc]
+    async def reconnect(self, delay: bool = False) -> None:
+        """Disabled: MqttLink owns reconnection (see the module docstring)."""
+
+
+class _AckStore(PersistentStorage):  # type: ignore[misc]
+    """gmqtt's in-flight store, observed: tells the link which packet id was sent and acked."""
+
+    def __init__(self, on_ack: Callable[[int], None]) -> None:
+        super().__init__()
+        self.last_mid = 0
+        self._on_ack = on_ack
+
+    def push_message(self, mid: int, raw_package: bytes) -> None:
+        super().push_message(mid, raw_package)
+        self.last_mid = mid
+
+    def remove_message_by_mid(self, mid: int) -> None:
+        super().remove_message_by_mid(mid)
+        self._on_ack(mid)
+
+
+class MqttLink:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        stats: Stats,
+        *,
+        on_connect: Callable[[], None] = lambda: None,
+        on_message: Callable[[str, bytes], None] = lambda topic, payload: None,
+    ) -> None:
+        self._settings = settings
+        self._stats = stats
+        self._on_connect = on_connect
+        self._on_message = on_message
+        self._outbox: deque[OutMessage] = deque()
+        self._inflight: dict[int, OutMessage] = {}
+        self._client: _Client | None = None
+        self._store: _AckStore | None = None
+        self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def outbox_depth(self) -> int:
+        """Events waiting for the broker: queued plus sent-but-unacknowledged."""
+        return len(self._outbox) + sum(1 for m in self._inflight.values() if m.durable)
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="mqtt-supervisor"),
+            asyncio.create_task(self._drain(), name="mqtt-outbox"),
+        ]
+
+    def enqueue(self, message: OutMessage) -> None:
+        """Queue an event for in-order delivery; the oldest is dropped past the bound."""
+        if len(self._outbox) >= self._settings.outbox_max:
+            self._outbox.popleft()
+            self._stats.outbox_dropped += 1
+            if self._stats.outbox_dropped % 1000 == 1:
+                log.warning(
+                    "outbox full: dropping the oldest events",
+                    limit=self._settings.outbox_max,
+                    dropped_total=self._stats.outbox_dropped,
+                )
+        self._outbox.append(message)
+        self._idle.clear()
+        self._wake.set()
+
+    def publish_now(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> bool:
+        """Send at once if connected (state, commands' answers); False when not connected."""
+        if not self.connected:
+            return False
+        self._send(OutMessage(topic, payload, qos, retain=retain, durable=False))
+        return True
+
+    async def close(self, flush_timeout: float, final: tuple[str, bytes] | None = None) -> int:
+        """Deliver what the broker takes within `flush_timeout`, send `final` (retained), and
+        disconnect. Returns how many events were left undelivered."""
+        if self.connected and self.outbox_depth:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), flush_timeout)
+        self._closing.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        client = self._client
+        if client is not None and self.connected:
+            if final is not None:
+                self._send(OutMessage(final[0], final[1], 1, retain=True, durable=False))
+            await client.disconnect()
+        self._connected.clear()
+        return self.outbox_depth
+
+    # -- connection ---------------------------------------------------------------------
+
+    def _new_client(self) -> _Client:
+        settings = self._settings
+        will = None
+        if settings.will_topic is not None:
+            will = gmqtt.Message(settings.will_topic, b"offline", qos=1, retain=True)
+        self._store = _AckStore(self._acked)
+        client = _Client(settings.client_id, will_message=will, persistent_storage=self._store)
+        if settings.username is not None:
+            client.set_auth_credentials(settings.username, settings.password)
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_gmqtt_message
+        return client
+
+    async def _supervise(self) -> None:
+        delay = BACKOFF_FIRST
+        failures = 0
+        settings = self._settings
+        while not self._closing.is_set():
+            client = self._new_client()
+            self._lost.clear()
+            try:
+                await asyncio.wait_for(
+                    client.connect(
+                        settings.host,
+                        settings.port,
+                        ssl=settings.tls or False,
+                        keepalive=settings.keepalive,
+                        version=MQTTv311,
+                    ),
+                    CONNECT_TIMEOUT,
+                )
+            except Exception as exc:  # gmqtt raises OSError, TimeoutError and its own errors
+                failures += 1
+                await _abandon(client)
+                if failures == 1 or failures % 10 == 0:
+                    log.warning(
+                        "MQTT broker unreachable, retrying",
+                        broker=f"{settings.host}:{settings.port}",
+                        error=_describe(exc),
+                        attempt=failures,
+                        retry_in=round(delay, 1),
+                    )
+                if await self._sleep_unless_closing(delay * random.uniform(0.8, 1.2)):
+                    return
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            failures, delay = 0, BACKOFF_FIRST
+            self._client = client
+            self._stats.mqtt_connects += 1
+            for topic in settings.subscriptions:
+                client.subscribe(topic, qos=1)
+            self._connected.set()
+            log.info("MQTT connected", broker=f"{settings.host}:{settings.port}")
+            self._on_connect()
+            self._wake.set()
+            await self._lost.wait()
+            self._connected.clear()
+            self._requeue_inflight()
+            if not self._closing.is_set():
+                log.warning("MQTT connection lost, reconnecting", queued=self.outbox_depth)
+
+    async def _sleep_unless_closing(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        if client is self._client:
+            self._lost.set()
+
+    def _on_gmqtt_message(
+        self, client: Any, topic: str, payload: bytes, qos: int, properties: Any
+    ) -> int:
+        try:
+            self._on_message(topic, payload)
+        except Exception:
+            log.exception("error handling an MQTT command", topic=topic)
+        return 0
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def _send(self, message: OutMessage) -> None:
+        assert self._client is not None
+        assert self._store is not None
+        self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+        if message.qos > 0:
+            self._inflight[self._store.last_mid] = message
+        elif message.durable:
+            self._stats.events_published += 1
+
+    def _acked(self, mid: int) -> None:
+        message = self._inflight.pop(mid, None)
+        if message is not None and message.durable:
+            self._stats.events_published += 1
+            self._wake.set()
+
+    def _requeue_inflight(self) -> None:
+        unacked = [message for message in self._inflight.values() if message.durable]
+        self._inflight.clear()
+        self._outbox.extendleft(reversed(unacked))
+
+    def _inflight_events(self) -> int:
+        return sum(1 for message in self._inflight.values() if message.durable)
+
+    async def _drain(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            sent = 0
+            while self.connected and self._outbox and len(self._inflight) < MAX_INFLIGHT:
+                self._send(self._outbox.popleft())
+                sent += 1
+                if sent % SEND_BATCH == 0:
+                    await asyncio.sleep(0)
+            if not self._outbox and not self._inflight_events():
+                self._idle.set()
+
+
+async def _abandon(client: _Client) -> None:
+    with contextlib.suppress(Exception):  # the connection never came up; nothing to close
+        await client.disconnect()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or exc.__class__.__name__
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the broker running on that host and port?)"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
+    return text

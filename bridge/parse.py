@@ -1,0 +1,360 @@
+"""Datagram bytes → a typed event or a rejection with a reason. Pure: no I/O, no clock.
+
+Accepts every format of DESIGN §2 on any port: Butler's legacy semicolon lines, Butler v5+ and
+Butler SOS tagged lines (`/proxy-session/;…`, `/scheduler-task-failed/;…`, …) and log4net's
+XML event layout, which is the only one that carries `;` inside names unambiguously.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bridge.events import (
+    Event,
+    Rejected,
+    RejectReason,
+    SourceFormat,
+    TaskEvent,
+    TaskEventType,
+    UserEvent,
+    UserEventType,
+)
+from bridge.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
+
+MAX_FIELD_CHARS = 1024
+MAX_MESSAGE_CHARS = 8192
+NULL = "(null)"
+
+COMMANDS: dict[str, UserEventType] = {
+    "start session": UserEventType.SESSION_START,
+    "stop session": UserEventType.SESSION_STOP,
+    "open connection": UserEventType.CONNECTION_OPEN,
+    "close connection": UserEventType.CONNECTION_CLOSE,
+}
+USER_TAGS = frozenset(
+    {"proxy-session", "proxy-connection", "qseow-proxy-session", "qseow-proxy-connection"}
+)
+SCHEDULER_TAGS: dict[str, TaskEventType] = {
+    "scheduler-reload-failed": TaskEventType.TASK_FAILED,
+    "scheduler-task-failed": TaskEventType.TASK_FAILED,
+    "scheduler-reloadtask-failed": TaskEventType.TASK_FAILED,
+    "scheduler-reload-aborted": TaskEventType.TASK_ABORTED,
+    "scheduler-task-aborted": TaskEventType.TASK_ABORTED,
+    "scheduler-reloadtask-success": TaskEventType.TASK_SUCCEEDED,
+    "scheduler-task-success": TaskEventType.TASK_SUCCEEDED,
+    "scheduler-distribute": TaskEventType.DISTRIBUTE_FINISHED,
+}
+ENGINE_RELOAD_TAG = "engine-reload-failed"
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LOG_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:[,.](\d{1,7}))?")
+_LOG_LEVEL = re.compile(r"(?i:DEBUG|INFO|WARN|WARNING|ERROR|FATAL|TRACE|NOTICE|CRITICAL)")
+# Messages the scheduler logs for a reload that failed for good (see appenders/scheduler).
+_FAILURE_MARKERS = (
+    "max retries reached",
+    "failed to start session",
+    "could not reserve an executor",
+    "finishedfail",
+    "reload failed",
+)
+
+
+def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | Rejected:
+    """Parse one UDP datagram into an event, or say why it is not one."""
+    if len(data) > max_bytes:
+        return Rejected(reason=RejectReason.TOO_LARGE, detail=f"{len(data)} bytes > {max_bytes}")
+    text = decode(data)
+    if text is None:
+        return Rejected(reason=RejectReason.NOT_TEXT, detail="neither UTF-8 nor windows-1252")
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        return Rejected(reason=RejectReason.EMPTY, detail="no text")
+    if text.lstrip().startswith("<"):
+        return _parse_xml(text)
+    if _CONTROL_CHARS.search(text):
+        return Rejected(reason=RejectReason.NOT_TEXT, detail="control characters in a text line")
+    return _parse_semicolon(text.split(";"))
+
+
+def decode(data: bytes) -> str | None:
+    """Strict UTF-8 first (Butler's newer appenders), then windows-1252 (log4net's default)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+
+
+def _parse_semicolon(fields: list[str]) -> Event | Rejected:
+    head = fields[0].strip()
+    if head.startswith("/") and len(head) > 2:
+        return _parse_tagged(head.strip("/").lower(), fields[1:])
+    return _parse_legacy(fields)
+
+
+def _parse_tagged(tag: str, fields: list[str]) -> Event | Rejected:
+    if tag in USER_TAGS:
+        # host;Command;UserDirectory;UserId;Origin;Context;message
+        if len(fields) < 4:
+            return _too_few(f"/{tag}/", 5, len(fields) + 1)
+        return _user_event(fields, SourceFormat.TAGGED)
+    if tag in SCHEDULER_TAGS:
+        # host;TaskName;AppName;User;TaskId;AppId;date;level;ExecutionId;message
+        if len(fields) < 10:
+            return _too_few(f"/{tag}/", 11, len(fields) + 1)
+        return _long_task_event(fields, SCHEDULER_TAGS[tag], SourceFormat.TAGGED)
+    if tag == ENGINE_RELOAD_TAG:
+        # host;AppId;SessionId;UserDirectory;UserId;date;level;message
+        if len(fields) < 8:
+            return _too_few(f"/{tag}/", 9, len(fields) + 1)
+        return _engine_event(fields)
+    return Rejected(reason=RejectReason.UNKNOWN_FORMAT, detail=f"unknown tag /{_clip(tag, 64)}/")
+
+
+def _parse_legacy(fields: list[str]) -> Event | Rejected:
+    if len(fields) == 1:
+        return Rejected(reason=RejectReason.UNKNOWN_FORMAT, detail="no ';' separated fields")
+    if len(fields) < 4:
+        return _too_few("legacy", 4, len(fields))
+    if fields[1].strip().lower() in COMMANDS:
+        # host;Command;UserDirectory;UserId
+        return _user_event(fields, SourceFormat.LEGACY)
+    if len(fields) >= 10 and _find_date_anchor(fields) is not None:
+        # host;TaskName;AppName;User;TaskId;AppId;date;level;ExecutionId;message
+        return _long_task_event(fields, TaskEventType.TASK_FAILED, SourceFormat.LEGACY)
+    # host;TaskName;AppName;UserId — Butler <= v4 sent only failures this way.
+    task_name, app_name = _split_names(fields[1:-1])
+    return TaskEvent(
+        event_type=TaskEventType.TASK_FAILED,
+        server=_host(fields[0]),
+        source_format=SourceFormat.LEGACY,
+        task_name=task_name,
+        app_name=app_name,
+        user=_opt(fields[-1]),
+    )
+
+
+def _user_event(fields: Sequence[str], source_format: SourceFormat) -> Event | Rejected:
+    command = fields[1].strip().lower()
+    event_type = COMMANDS.get(command)
+    if event_type is None:
+        return Rejected(
+            reason=RejectReason.UNKNOWN_EVENT, detail=f"command {_clip(fields[1], 64)!r}"
+        )
+    if source_format is SourceFormat.LEGACY:
+        user_id, origin, context, message = _opt(";".join(fields[3:])), None, None, None
+    else:
+        user_id = _opt(fields[3])
+        origin = _opt(fields[4]) if len(fields) > 4 else None
+        context = _opt(fields[5]) if len(fields) > 5 else None
+        message = _message(fields[6:])
+    return UserEvent(
+        event_type=event_type,
+        server=_host(fields[0]),
+        source_format=source_format,
+        user_directory=_opt(fields[2]),
+        user_id=user_id,
+        origin=origin,
+        context=context,
+        message=message,
+    )
+
+
+def _long_task_event(
+    fields: Sequence[str], event_type: TaskEventType, source_format: SourceFormat
+) -> TaskEvent:
+    """host;TaskName;AppName;User;TaskId;AppId;date;level;ExecutionId;message…
+
+    Names may contain `;`: the date and level fields anchor the right-hand part, the extra
+    fields left of them belong to the task and app names.
+    """
+    at = _find_date_anchor(fields)
+    if at is None:
+        at = 6
+    task_name, app_name = _split_names(fields[1 : at - 3])
+    return TaskEvent(
+        event_type=event_type,
+        server=_host(fields[0]),
+        source_format=source_format,
+        task_name=task_name,
+        app_name=app_name,
+        user=_opt(fields[at - 3]),
+        task_id=_opt(fields[at - 2]),
+        app_id=_opt(fields[at - 1]),
+        log_timestamp=log_date(fields[at]),
+        log_level=_opt(fields[at + 1]),
+        execution_id=_opt(fields[at + 2]) if len(fields) > at + 2 else None,
+        message=_message(fields[at + 3 :]),
+    )
+
+
+def _engine_event(fields: Sequence[str]) -> TaskEvent:
+    directory, user_id = _opt(fields[3]), _opt(fields[4])
+    user = "\\".join(part for part in (directory, user_id) if part) or None
+    return TaskEvent(
+        event_type=TaskEventType.ENGINE_RELOAD_FAILED,
+        server=_host(fields[0]),
+        source_format=SourceFormat.TAGGED,
+        app_id=_opt(fields[1]),
+        session_id=_opt(fields[2]),
+        user=user,
+        log_timestamp=log_date(fields[5]),
+        log_level=_opt(fields[6]),
+        message=_message(fields[7:]),
+    )
+
+
+def _find_date_anchor(fields: Sequence[str]) -> int | None:
+    """Index of the log date (followed by a level) in a long task line, if any."""
+    for index in range(6, len(fields) - 1):
+        if _LOG_DATE.fullmatch(fields[index].strip()) and _LOG_LEVEL.fullmatch(
+            fields[index + 1].strip()
+        ):
+            return index
+    return None
+
+
+def _split_names(names: Sequence[str]) -> tuple[str | None, str | None]:
+    """TaskName;AppName where either may contain `;`.
+
+    The semicolon formats cannot say where the task name ends. Qlik's default task names read
+    "Reload task of <app>", so a split whose task name ends with its app name wins; otherwise
+    the extra fields go to the task name. The XML layout has no such ambiguity.
+    """
+    if len(names) <= 2:
+        return _opt(names[0]) if names else None, _opt(names[1]) if len(names) > 1 else None
+    for cut in range(1, len(names)):
+        task_name, app_name = ";".join(names[:cut]), ";".join(names[cut:])
+        if task_name.endswith(app_name):
+            return _opt(task_name), _opt(app_name)
+    return _opt(";".join(names[:-1])), _opt(names[-1])
+
+
+def _parse_xml(text: str) -> Event | Rejected:
+    try:
+        event = parse_log4j_event(text)
+    except XmlRefusedError as exc:
+        return Rejected(reason=RejectReason.BAD_XML, detail=_clip(str(exc), 200))
+    props = event.properties
+    host = props.get("log4jmachinename") or props.get("log4net:HostName")
+    if not host:
+        return Rejected(reason=RejectReason.UNKNOWN_EVENT, detail="XML event without a host")
+    timestamp = _epoch_ms(event.timestamp_ms)
+    if "Command" in props:
+        event_type = COMMANDS.get(props["Command"].strip().lower())
+        if event_type is None:
+            return Rejected(
+                reason=RejectReason.UNKNOWN_EVENT, detail=f"command {_clip(props['Command'], 64)!r}"
+            )
+        return UserEvent(
+            event_type=event_type,
+            server=_host(host),
+            source_format=SourceFormat.XML,
+            user_directory=_opt(props.get("UserDirectory")),
+            user_id=_opt(props.get("UserId")),
+            origin=_opt(props.get("Origin")),
+            context=_opt(props.get("Context")),
+            message=_message([event.message]),
+            log_timestamp=timestamp,
+            log_level=_opt(event.level),
+        )
+    task_type = _classify_task(event)
+    if task_type is None:
+        return Rejected(
+            reason=RejectReason.UNKNOWN_EVENT,
+            detail=f"logger {_clip(event.logger, 100)!r}: {_clip(event.message, 100)!r}",
+        )
+    user = props.get("User") or props.get("UserId")
+    if task_type is TaskEventType.ENGINE_RELOAD_FAILED and props.get("UserDirectory") and user:
+        user = f"{props['UserDirectory']}\\{user}"
+    return TaskEvent(
+        event_type=task_type,
+        server=_host(host),
+        source_format=SourceFormat.XML,
+        task_name=_opt(props.get("TaskName")),
+        app_name=_opt(props.get("AppName")),
+        user=_opt(user),
+        task_id=_opt(props.get("TaskId")),
+        app_id=_opt(props.get("AppId")),
+        execution_id=_opt(props.get("ExecutionId")),
+        session_id=_opt(props.get("SessionId")),
+        message=_message([event.message]),
+        log_timestamp=timestamp,
+        log_level=_opt(event.level),
+    )
+
+
+def _classify_task(event: Log4jEvent) -> TaskEventType | None:
+    logger = event.logger.lower()
+    message = event.message.lower()
+    is_error = event.level.upper() in ("ERROR", "FATAL")
+    if "engine" in logger:
+        return TaskEventType.ENGINE_RELOAD_FAILED if is_error and "reload" in message else None
+    if "scheduler" not in logger and "TaskName" not in event.properties:
+        return None
+    if "finishedsuccess" in message:
+        return TaskEventType.TASK_SUCCEEDED
+    if "aborting" in message or "aborted" in message:
+        return TaskEventType.TASK_ABORTED
+    if "distribute task" in message:
+        return TaskEventType.DISTRIBUTE_FINISHED
+    if is_error or any(marker in message for marker in _FAILURE_MARKERS):
+        return TaskEventType.TASK_FAILED
+    return None
+
+
+def log_date(raw: str) -> str | None:
+    """log4net's `%date` (`2026-05-06 14:23:45,123`) as ISO 8601; the raw text otherwise."""
+    value = raw.strip()
+    if not value or value == NULL:
+        return None
+    match = _LOG_DATE.fullmatch(value)
+    if match is None:
+        return _clip(value, 64)
+    day, time, fraction = match.groups()
+    return f"{day}T{time}.{fraction}" if fraction else f"{day}T{time}"
+
+
+def _epoch_ms(value: int | None) -> str | None:
+    if value is None:
+        return None
+    moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _opt(value: str | None) -> str | None:
+    """A field's value, or None for log4net's `(null)` and empty fields."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or value == NULL:
+        return None
+    return _clip(value, MAX_FIELD_CHARS)
+
+
+def _message(parts: Sequence[str]) -> str | None:
+    if not parts:
+        return None
+    message = ";".join(parts).strip()
+    if not message or message == NULL:
+        return None
+    return _clip(message, MAX_MESSAGE_CHARS)
+
+
+def _host(value: str) -> str:
+    return _opt(value) or "unknown"
+
+
+def _clip(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _too_few(layout: str, wanted: int, got: int) -> Rejected:
+    return Rejected(
+        reason=RejectReason.TOO_FEW_FIELDS, detail=f"{layout} needs {wanted} fields, got {got}"
+    )

@@ -1,0 +1,103 @@
+"""JSON payloads of the state and event topics (DESIGN §4). Pure functions of state/events."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.events import Event, TaskEvent, UserEvent
+from bridge.state import BridgeState, ServerState, TaskRecord
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def iso_time(unix_seconds: float | None) -> str | None:
+    if unix_seconds is None:
+        return None
+    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user_name(directory: str, user_id: str) -> str:
+    return f"{directory}\\{user_id}" if directory else user_id
+
+
+def event_payload(event: Event, received_at: float) -> dict[str, Any]:
+    """The payload of `<server>/event/user` or `<server>/event/task`."""
+    if isinstance(event, UserEvent):
+        return {
+            "event_type": event.event_type.value,
+            "server": event.server,
+            "user_directory": event.user_directory,
+            "user_id": event.user_id,
+            "origin": event.origin,
+            "context": event.context,
+            "message": event.message,
+            "log_timestamp": event.log_timestamp,
+            "timestamp": iso_time(received_at),
+        }
+    return task_payload(event, received_at)
+
+
+def task_payload(event: TaskEvent, received_at: float) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "event_type": event.event_type.value,
+        "server": event.server,
+        "task_name": event.task_name,
+        "app_name": event.app_name,
+        "user": event.user,
+        "task_id": event.task_id,
+        "app_id": event.app_id,
+        "execution_id": event.execution_id,
+        "log_timestamp": event.log_timestamp,
+        "log_level": event.log_level,
+        "message": event.message,
+        "timestamp": iso_time(received_at),
+    }
+    if event.session_id is not None:
+        payload["session_id"] = event.session_id
+    return payload
+
+
+def _last_failed(record: TaskRecord | None) -> dict[str, Any] | None:
+    return None if record is None else task_payload(record.event, record.received_at)
+
+
+def server_payload(server: ServerState) -> dict[str, Any]:
+    """Retained `<base>/<server>`: what is happening on one Qlik Sense node."""
+    users = server.users()
+    return {
+        "server": server.host,
+        "active_sessions": len(server.sessions),
+        "active_users": len(users),
+        "active_connections": server.active_connections,
+        "users": sorted(user_name(*key) for key in users),
+        "last_event_at": iso_time(server.last_event_at),
+        "failed_tasks": server.failed_tasks,
+        "aborted_tasks": server.aborted_tasks,
+        "succeeded_tasks": server.succeeded_tasks,
+        "last_failed_task": _last_failed(server.last_failed_task),
+    }
+
+
+def site_payload(state: BridgeState) -> dict[str, Any]:
+    """Retained `<base>/site`: the whole Qlik Sense site, and the failure flag."""
+    users: set[tuple[str, str]] = set()
+    for server in state.servers.values():
+        users |= server.users()
+    servers = state.servers.values()
+    return {
+        "servers": len(state.servers),
+        "active_sessions": sum(len(server.sessions) for server in servers),
+        "active_users": len(users),
+        "active_connections": sum(server.active_connections for server in servers),
+        "reload_failure": "ON" if state.reload_failure else "OFF",
+        "failing_tasks": len(state.failing),
+        "failed_tasks": sum(server.failed_tasks for server in servers),
+        "aborted_tasks": sum(server.aborted_tasks for server in servers),
+        "last_failure_at": iso_time(state.last_failure_at),
+        "last_failed_task": _last_failed(state.last_failed_task),
+    }

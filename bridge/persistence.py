@@ -1,0 +1,132 @@
+"""Saving and restoring live state: JSON written atomically (temp file, fsync, rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.events import TaskEvent
+from bridge.state import BridgeState, Connections, ServerState, TaskRecord
+
+FORMAT_VERSION = 1
+
+
+class StateFileError(Exception):
+    """The state file exists but cannot be used."""
+
+
+def snapshot(state: BridgeState) -> dict[str, Any]:
+    return {
+        "version": FORMAT_VERSION,
+        "servers": {slug: _server(server) for slug, server in state.servers.items()},
+        "failing": dict(state.failing),
+        "last_failure_at": state.last_failure_at,
+        "last_failed_task": _record(state.last_failed_task),
+    }
+
+
+def _server(server: ServerState) -> dict[str, Any]:
+    return {
+        "host": server.host,
+        "sessions": [[d, u, seen] for (d, u), seen in server.sessions.items()],
+        "connections": [[d, u, c.count, c.last_seen] for (d, u), c in server.connections.items()],
+        "last_event_at": server.last_event_at,
+        "failed_tasks": server.failed_tasks,
+        "aborted_tasks": server.aborted_tasks,
+        "succeeded_tasks": server.succeeded_tasks,
+        "last_failed_task": _record(server.last_failed_task),
+    }
+
+
+def _record(record: TaskRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {"event": record.event.model_dump(mode="json"), "received_at": record.received_at}
+
+
+def restore(data: Any) -> BridgeState:
+    """Rebuild state from `snapshot` output; StateFileError when it does not fit."""
+    try:
+        if data.get("version") != FORMAT_VERSION:
+            raise StateFileError(f"unknown state format version {data.get('version')!r}")
+        return BridgeState(
+            servers={slug: _load_server(raw) for slug, raw in data["servers"].items()},
+            failing={str(key): float(at) for key, at in data["failing"].items()},
+            last_failure_at=_opt_float(data.get("last_failure_at")),
+            last_failed_task=_load_record(data.get("last_failed_task")),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise StateFileError(f"malformed state: {exc.__class__.__name__}: {exc}") from None
+
+
+def _load_server(raw: dict[str, Any]) -> ServerState:
+    return ServerState(
+        host=str(raw["host"]),
+        sessions={(str(d), str(u)): float(seen) for d, u, seen in raw["sessions"]},
+        connections={
+            (str(d), str(u)): Connections(count=int(count), last_seen=float(seen))
+            for d, u, count, seen in raw["connections"]
+        },
+        last_event_at=_opt_float(raw.get("last_event_at")),
+        failed_tasks=int(raw.get("failed_tasks", 0)),
+        aborted_tasks=int(raw.get("aborted_tasks", 0)),
+        succeeded_tasks=int(raw.get("succeeded_tasks", 0)),
+        last_failed_task=_load_record(raw.get("last_failed_task")),
+    )
+
+
+def _load_record(raw: dict[str, Any] | None) -> TaskRecord | None:
+    if raw is None:
+        return None
+    return TaskRecord(
+        event=TaskEvent.model_validate(raw["event"]), received_at=float(raw["received_at"])
+    )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def save_state(path: Path, state: BridgeState) -> None:
+    write_snapshot(path, snapshot(state))
+
+
+def write_snapshot(path: Path, snapshot_data: dict[str, Any]) -> None:
+    """Write atomically: a reader or a crash sees the old file or the new one, never half."""
+    data = json.dumps(snapshot_data, ensure_ascii=False, separators=(",", ":")).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_state(path: Path) -> BridgeState | None:
+    """The saved state, None when there is none; StateFileError when it is unreadable."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFileError(f"cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise StateFileError(f"not JSON: {exc}") from None
+    return restore(data)

@@ -1,0 +1,215 @@
+"""`qlik2mqtt run`: wires config, state, MQTT, listeners and extensions, and shuts down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import structlog
+
+from bridge.config import Config
+from bridge.core import Bridge
+from bridge.embedded import EmbeddedBroker, start_embedded_broker
+from bridge.extensions import Context, Extension
+from bridge.extensions.bridge_topics import BridgeTopics
+from bridge.extensions.butler_compat import ButlerCompat
+from bridge.extensions.event_topics import EventTopics
+from bridge.extensions.state_topics import StateTopics
+from bridge.listener import SourceFilter, open_listener
+from bridge.mqtt import BrokerSettings, MqttLink
+from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
+from bridge.state import BridgeState
+from bridge.stats import Stats
+from bridge.topics import Topics
+
+log = structlog.get_logger("qlik2mqtt")
+
+EMBEDDED_HOST = "127.0.0.1"
+SAVE_INTERVAL = 5.0
+FLUSH_TIMEOUT = 5.0
+
+
+class StartupError(Exception):
+    """The bridge cannot start (a port in use, a broker that cannot bind); exit code 1."""
+
+
+def restore_state(path: Path) -> BridgeState:
+    """The saved state; a broken file is moved aside (never lost) and the bridge starts empty."""
+    try:
+        state = load_state(path)
+    except StateFileError as exc:
+        aside = path.with_name(f"{path.name}.broken-{int(time.time())}")
+        path.replace(aside)
+        log.error(
+            "state file unusable, moved aside; starting empty", error=str(exc), moved_to=str(aside)
+        )
+        return BridgeState()
+    if state is None:
+        return BridgeState()
+    log.info(
+        "state restored",
+        path=str(path),
+        servers=len(state.servers),
+        sessions=sum(len(server.sessions) for server in state.servers.values()),
+    )
+    return state
+
+
+async def run(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT when `stop` is None)."""
+    stop = stop or _stop_on_signals()
+    started_at = time.time()
+    broker: EmbeddedBroker | None = None
+    host = config.mqtt.host
+    if host is None:
+        host = EMBEDDED_HOST
+        try:
+            broker = await start_embedded_broker(host, config.mqtt.port)
+        except Exception as exc:
+            raise StartupError(
+                f"cannot start the embedded MQTT broker on {host}:{config.mqtt.port}: {exc} "
+                "(set mqtt.host to use an existing broker)"
+            ) from None
+        log.info(
+            "no mqtt.host configured: started the embedded MQTT broker (amqtt)",
+            address=f"{host}:{config.mqtt.port}",
+        )
+
+    topics = Topics(config.mqtt.base_topic)
+    stats = Stats()
+    state = restore_state(config.state_file)
+    bridge = Bridge(config, state, stats, clock=time.time, monotonic=time.monotonic)
+    extensions: list[Extension] = []
+
+    def on_connect() -> None:
+        for extension in extensions:
+            extension.on_connect()
+
+    def on_message(topic: str, payload: bytes) -> None:
+        if topic == topics.acknowledge:
+            bridge.acknowledge("mqtt")
+
+    link = MqttLink(
+        BrokerSettings(
+            host=host,
+            port=config.mqtt.port,
+            client_id=config.mqtt.client_id or f"qlik2mqtt-{socket.gethostname()}-{os.getpid()}",
+            keepalive=config.mqtt.keepalive,
+            username=config.mqtt.username,
+            password=config.mqtt.password.get_secret_value() if config.mqtt.password else None,
+            outbox_max=config.mqtt.outbox_max_events,
+            will_topic=topics.bridge_state,
+            subscriptions=(topics.acknowledge,),
+        ),
+        stats,
+        on_connect=on_connect,
+        on_message=on_message,
+    )
+    context = Context(
+        config=config,
+        topics=topics,
+        link=link,
+        state=state,
+        stats=stats,
+        clock=time.time,
+        started_at=started_at,
+        embedded_broker=broker is not None,
+    )
+    extensions.extend(_extensions(context))
+    bridge.attach(extensions)
+    for extension in extensions:
+        extension.start()
+    link.start()
+
+    transports: list[asyncio.DatagramTransport] = []
+    background: list[asyncio.Task[None]] = []
+    try:
+        sources = SourceFilter(config.udp.allowed_sources)
+        if sources.allows_all and config.udp.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning(
+                "listening beyond loopback with no udp.allowed_sources: any host can send events",
+                host=config.udp.host,
+            )
+        for port in dict.fromkeys((config.udp.user_activity_port, config.udp.task_port)):
+            try:
+                transports.append(
+                    await open_listener(
+                        config.udp.host,
+                        port,
+                        sources,
+                        bridge.handle_datagram,
+                        bridge.handle_refused_source,
+                        config.udp.receive_buffer_bytes,
+                    )
+                )
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on UDP {config.udp.host}:{port}: {exc.strerror or exc}"
+                ) from None
+        background.append(asyncio.create_task(_save_forever(bridge, config.state_file)))
+        background.append(asyncio.create_task(_expire_forever(bridge, config)))
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for transport in transports:
+            transport.close()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        for extension in extensions:
+            await extension.stop()
+        left = await link.close(FLUSH_TIMEOUT, final=(topics.bridge_state, b"offline"))
+        if left:
+            log.warning("events not delivered before shutdown", count=left)
+        await asyncio.to_thread(save_state, config.state_file, bridge.state)
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                await broker.shutdown()
+        log.info("stopped")
+
+
+def _extensions(context: Context) -> list[Extension]:
+    extensions: list[Extension] = [
+        BridgeTopics(context),
+        EventTopics(context),
+        StateTopics(context),
+    ]
+    if context.config.butler_compat.enabled:
+        extensions.append(ButlerCompat(context))
+    return extensions
+
+
+async def _save_forever(bridge: Bridge, path: Path) -> None:
+    """Save state every few seconds when it changed; the write happens off the event loop."""
+    while True:
+        await asyncio.sleep(SAVE_INTERVAL)
+        if bridge.dirty:
+            bridge.dirty = False
+            data = snapshot(bridge.state)
+            try:
+                await asyncio.to_thread(write_snapshot, path, data)
+            except OSError as exc:
+                bridge.dirty = True
+                log.error("cannot save state", path=str(path), error=str(exc))
+
+
+async def _expire_forever(bridge: Bridge, config: Config) -> None:
+    every = 60.0
+    if config.sessions.stale_after:
+        every = min(every, max(1.0, config.sessions.stale_after / 4))
+    while True:
+        await asyncio.sleep(every)
+        bridge.expire()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,1 @@
+"""Home Assistant MQTT discovery payload builders (pure functions of config and state)."""
