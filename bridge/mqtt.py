@@ -273,6 +273,10 @@ class MqttLink:
         self._inflight.clear()
         self._outbox.extendleft(reversed(unacked))
 
+    def _can_send(self) -> bool:
+        """Connected, and the socket not already closing (the loss is being reported)."""
+        return self.connected and self._client is not None and bool(self._client.is_connected)
+
     def _inflight_events(self) -> int:
         return sum(1 for message in self._inflight.values() if message.durable)
 
@@ -281,7 +285,7 @@ class MqttLink:
             await self._wake.wait()
             self._wake.clear()
             sent = 0
-            while self.connected and self._outbox and len(self._inflight) < MAX_INFLIGHT:
+            while self._can_send() and self._outbox and len(self._inflight) < MAX_INFLIGHT:
                 self._send(self._outbox.popleft())
                 sent += 1
                 if sent % SEND_BATCH == 0:

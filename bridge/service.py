@@ -60,8 +60,11 @@ def restore_state(path: Path) -> BridgeState:
     return state
 
 
-async def run(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set (or SIGTERM/SIGINT when `stop` is None)."""
+async def run(
+    config: Config, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None
+) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT when `stop` is None); `ready` is set once
+    the UDP ports are bound."""
     stop = stop or _stop_on_signals()
     started_at = time.time()
     broker: EmbeddedBroker | None = None
@@ -124,7 +127,6 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
     bridge.attach(extensions)
     for extension in extensions:
         extension.start()
-    link.start()
 
     transports: list[asyncio.DatagramTransport] = []
     background: list[asyncio.Task[None]] = []
@@ -151,6 +153,10 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
                 raise StartupError(
                     f"cannot listen on UDP {config.udp.host}:{port}: {exc.strerror or exc}"
                 ) from None
+        # Listening before connecting: `online` on the broker then means datagrams are read.
+        link.start()
+        if ready is not None:
+            ready.set()
         background.append(asyncio.create_task(_save_forever(bridge, config.state_file)))
         background.append(asyncio.create_task(_expire_forever(bridge, config)))
         await stop.wait()

@@ -1,0 +1,209 @@
+"""Real parts for tests: a mosquitto process, an MQTT subscriber, free ports, UDP senders."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gmqtt
+from gmqtt.mqtt.constants import MQTTv311
+
+FIXTURES = Path(__file__).parent / "fixtures"
+READY_TIMEOUT = 10.0
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(found).exists():
+        raise RuntimeError("mosquitto is not installed: run scripts/setup")
+    return found
+
+
+class Mosquitto:
+    """A real mosquitto on a loopback port; stop() and start() again keep the port."""
+
+    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
+        self.port = port or free_port()
+        self._conf = workdir / f"mosquitto-{self.port}.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "max_queued_messages 100000",
+            f"persistence {'true' if persistence else 'false'}",
+        ]
+        if persistence:  # sessions of clean_session=False clients survive a restart
+            lines.append(f"persistence_location {workdir}/")
+        if os.geteuid() == 0:  # mosquitto would drop to its own user, locked out of workdir
+            lines.append("user root")
+        self._conf.write_text("\n".join(lines) + "\n")
+        self._log = workdir / f"mosquitto-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [mosquitto_binary(), "-c", str(self._conf)], stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:  # readiness: the port accepts a connection (bounded)
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not start: {self._log.read_text()[-2000:]}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        self._process = None
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class Subscriber:
+    """An MQTT 3.1.1 client that records everything it receives and lets tests await it."""
+
+    def __init__(self, port: int, client_id: str | None = None, clean: bool = True) -> None:
+        self.port = port
+        self.messages: list[Received] = []
+        self._arrived = asyncio.Condition()
+        client_id = client_id or f"test-sub-{uuid.uuid4().hex[:8]}"
+        self._client = gmqtt.Client(client_id, clean_session=clean)
+        self._client.reconnect_retries = 0
+        self._client.on_message = self._on_message
+        self._subscribed = asyncio.Event()
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
+
+    async def start(self, *topics: str) -> Subscriber:
+        await self._client.connect("127.0.0.1", self.port, version=MQTTv311)
+        for topic in topics:
+            self._subscribed.clear()
+            self._client.subscribe(topic, qos=1)
+            await asyncio.wait_for(self._subscribed.wait(), READY_TIMEOUT)
+        return self
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.disconnect()
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self._client.publish(topic, payload, qos=1, retain=retain)
+
+    def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> int:
+        self.messages.append(Received(topic, payload, bool(props.get("retain"))))
+        asyncio.get_running_loop().create_task(self._notify())
+        return 0
+
+    async def _notify(self) -> None:
+        async with self._arrived:
+            self._arrived.notify_all()
+
+    def on(self, topic: str) -> list[Received]:
+        return [m for m in self.messages if m.topic == topic]
+
+    async def wait_for(
+        self,
+        topic: str,
+        predicate: Callable[[Received], bool] = lambda m: True,
+        timeout: float = 10.0,
+        since: int = 0,
+    ) -> Received:
+        """The first message on `topic` (received at index `since` or later, or still to
+        come) that satisfies `predicate`."""
+
+        def find() -> Received | None:
+            recent = self.messages[since:]
+            return next((m for m in recent if m.topic == topic and predicate(m)), None)
+
+        async def wait() -> Received:
+            async with self._arrived:
+                found = find()
+                while found is None:
+                    await self._arrived.wait()
+                    found = find()
+                return found
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            seen = [(m.topic, m.payload[:200]) for m in self.messages if m.topic == topic]
+            raise AssertionError(f"nothing matching on {topic!r}; seen there: {seen}") from None
+
+    def mark(self) -> int:
+        """A position in the message log, for `since=`: only what arrives later counts."""
+        return len(self.messages)
+
+    async def wait_json(
+        self, topic: str, predicate: Callable[[Any], bool], timeout: float = 10.0, since: int = 0
+    ) -> Any:
+        def matches(message: Received) -> bool:
+            return bool(message.payload) and predicate(message.json())
+
+        received = await self.wait_for(topic, matches, timeout, since)
+        return received.json()
+
+    async def wait_count(self, topic: str, count: int, timeout: float = 20.0) -> list[Received]:
+        async def wait() -> None:
+            async with self._arrived:
+                while len(self.on(topic)) < count:
+                    await self._arrived.wait()
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"{len(self.on(topic))} of {count} messages on {topic!r}"
+            ) from None
+        return self.on(topic)
+
+
+class UdpSender:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def send(self, data: bytes | str) -> None:
+        self._sock.sendto(
+            data.encode() if isinstance(data, str) else data, ("127.0.0.1", self.port)
+        )
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def fixture_datagrams() -> list[dict[str, Any]]:
+    lines = (FIXTURES / "log4net-datagrams.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]

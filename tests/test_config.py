@@ -1,0 +1,155 @@
+"""Configuration: defaults, the example file, environment overrides, readable errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from bridge.config import Config, ConfigError, load_config
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE = ROOT / "config.example.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    config = load_config(None, environ={})
+    assert (config.udp.user_activity_port, config.udp.task_port) == (9997, 9998)
+    assert config.mqtt.host is None
+    assert (config.mqtt.base_topic, config.mqtt.qos, config.mqtt.state_interval) == (
+        "qlik2mqtt",
+        1,
+        0.25,
+    )
+    assert config.stats_interval == 10.0
+    assert not config.butler_compat.enabled
+
+
+def test_example_file_loads_and_equals_the_defaults() -> None:
+    assert load_config(EXAMPLE, environ={}) == Config()
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    keys = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= _keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def _yaml_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
+    keys = set()
+    for name, value in data.items():
+        if isinstance(value, dict):
+            keys |= _yaml_keys(value, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def test_example_file_documents_every_key() -> None:
+    assert _yaml_keys(yaml.safe_load(EXAMPLE.read_text())) == _keys(Config)
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "mqtt:\n  host: broker.lan\n  port: 1883\n")
+    config = load_config(
+        path,
+        environ={
+            "QLIK2MQTT_MQTT__PORT": "8883",
+            "QLIK2MQTT_MQTT__PASSWORD": "123",
+            "QLIK2MQTT_UDP__ALLOWED_SOURCES": "[10.0.0.0/8, 192.0.2.7]",
+            "QLIK2MQTT_TASKS__DEDUP_WINDOW": "2m",
+            "QLIK2MQTT_STATE_FILE": "/var/lib/q/state.json",
+            "OTHER": "ignored",
+        },
+    )
+    assert (config.mqtt.host, config.mqtt.port) == ("broker.lan", 8883)
+    assert config.mqtt.password is not None
+    assert config.mqtt.password.get_secret_value() == "123"
+    assert [str(n) for n in config.udp.allowed_sources] == ["10.0.0.0/8", "192.0.2.7/32"]
+    assert config.tasks.dedup_window == 120.0
+    assert config.state_file == Path("/var/lib/q/state.json")
+
+
+def test_every_problem_is_reported_with_its_key_path(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "mqtt:\n  port: 70000\n  passwrd: x\n  base_topic: 'a/#'\n"
+        "udp:\n  allowed_sources: [10.0.0.0/8, nonsense]\nsessions:\n  stale_after: soon\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"QLIK2MQTT_MQTT__QOS": "5"})
+    problems = "\n".join(caught.value.problems)
+    assert len(caught.value.problems) == 6
+    assert "mqtt.port: Input should be less than or equal to 65535 (got 70000)" in problems
+    assert "mqtt.passwrd: unknown key" in problems
+    assert "mqtt.base_topic:" in problems
+    assert "udp.allowed_sources[1]: 'nonsense' is not an IP address or CIDR network" in problems
+    assert "sessions.stale_after:" in problems
+    assert "mqtt.qos: Input should be 0, 1 or 2 (got '5') (from QLIK2MQTT_MQTT__QOS)" in problems
+
+
+def test_secrets_are_never_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, "mqtt:\n  password: [hunter2]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert "hunter2" not in str(caught.value)
+    assert "mqtt.password" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mqtt: [", "invalid YAML"),
+        ("- a list", "the top level must be a mapping"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text), environ={})
+
+
+def test_cli_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, "mqtt:\n  port: nope\nudp:\n  tsk_port: 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = sorted(result.stderr.strip().splitlines())
+    assert lines == [
+        "qlik2mqtt: config error: mqtt.port: Input should be a valid integer, unable to parse "
+        "string as an integer (got 'nope')",
+        "qlik2mqtt: config error: udp.tsk_port: unknown key (check the spelling against "
+        "config.example.yaml)",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_missing_file_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "run", "--config", str(tmp_path / "nope.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "nope.yaml: cannot read: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,199 @@
+"""The whole path against a real mosquitto: UDP datagrams in, the right MQTT messages out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.bridge_runner import RunningBridge, bridge_config
+from tests.helpers import Mosquitto, Subscriber
+
+BASE = "qlik2mqtt"
+SERVER = f"{BASE}/qsprod02"
+USER_EVENTS = f"{SERVER}/event/user"
+TASK_EVENTS = f"{SERVER}/event/task"
+
+
+def xml(logger: str, level: str, message: str, **props: str) -> bytes:
+    data = "".join(f'<log4j:data name="{k}" value="{v}" />' for k, v in props.items())
+    return (
+        f'<log4j:event logger="{logger}" timestamp="1795565191804" level="{level}" thread="1">'
+        f"<log4j:message>{message}</log4j:message><log4j:properties>"
+        f'<log4j:data name="log4jmachinename" value="QSPROD02" />{data}'
+        "</log4j:properties></log4j:event>\r\n"
+    ).encode()
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningBridge]:
+    running = RunningBridge(bridge_config(tmp_path, mosquitto.port))
+    await running.start()
+    yield running
+    await running.close()
+
+
+@pytest.fixture
+async def sub(mosquitto: Mosquitto) -> AsyncIterator[Subscriber]:
+    subscriber = await Subscriber(mosquitto.port).start(f"{BASE}/#")
+    yield subscriber
+    await subscriber.stop()
+
+
+async def test_the_core_path_from_datagrams_to_topics(
+    bridge: RunningBridge, sub: Subscriber, mosquitto: Mosquitto
+) -> None:
+    await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"online")
+
+    bridge.users.send("QSPROD02;Start session;CORP;anna")  # legacy
+    login = await sub.wait_json(USER_EVENTS, lambda p: p["user_id"] == "anna")
+    assert login["event_type"] == "session_start"
+    assert (login["server"], login["user_directory"]) == ("QSPROD02", "CORP")
+
+    bridge.users.send(
+        "/proxy-session/;QSPROD02;Start session;CORP;mia;AppAccess;/hub/;Start session\r\n"
+    )
+    tagged = await sub.wait_json(USER_EVENTS, lambda p: p["user_id"] == "mia")
+    assert (tagged["origin"], tagged["context"]) == ("AppAccess", "/hub/")
+
+    bridge.users.send(
+        xml(
+            "AuditActivity.Proxy",
+            "INFO",
+            "WebSocket connection Opened",
+            Command="Open connection",
+            UserDirectory="CORP",
+            UserId="mia",
+            Context="/app/1",
+        )
+    )
+    opened = await sub.wait_json(USER_EVENTS, lambda p: p["event_type"] == "connection_open")
+    assert opened["context"] == "/app/1"
+
+    bridge.users.send("QSPROD02;Start session;CORP;Jöran".encode("cp1252"))
+    await sub.wait_json(USER_EVENTS, lambda p: p["user_id"] == "Jöran")
+    state = await sub.wait_json(SERVER, lambda p: p["active_sessions"] == 3)
+    assert state["users"] == ["CORP\\Jöran", "CORP\\anna", "CORP\\mia"]
+    assert state["active_connections"] == 1
+
+    bridge.users.send("QSPROD02;Stop session;CORP;anna")
+    await sub.wait_json(USER_EVENTS, lambda p: p["event_type"] == "session_stop")
+    state = await sub.wait_json(SERVER, lambda p: p["active_sessions"] == 2)
+    assert "CORP\\anna" not in state["users"]
+
+    bridge.tasks.send(
+        "/scheduler-task-failed/;QSPROD02;Reload Sales;Sales;CORP\\svc;tid-1;aid-1;"
+        "2026-05-06 14:23:45,123;ERROR;eid-1;Task finished with state FinishedFail"
+    )
+    failed = await sub.wait_json(TASK_EVENTS, lambda p: p["task_id"] == "tid-1")
+    assert failed["event_type"] == "task_failed"
+    assert (failed["app_id"], failed["execution_id"], failed["user"]) == (
+        "aid-1",
+        "eid-1",
+        "CORP\\svc",
+    )
+    assert failed["log_timestamp"] == "2026-05-06T14:23:45.123"
+
+    bridge.tasks.send(
+        xml(
+            "System.Scheduler.Scheduler.Master.Task.TaskSession",
+            "ERROR",
+            "Max retries reached",
+            TaskName="Reload; Budget €",
+            AppName="Budget; 2026 €",
+            TaskId="tid-2",
+            ExecutionId="eid-2",
+            User="CORP\\mia",
+        )
+    )
+    xml_failed = await sub.wait_json(TASK_EVENTS, lambda p: p["task_id"] == "tid-2")
+    assert (xml_failed["task_name"], xml_failed["app_name"]) == (
+        "Reload; Budget €",
+        "Budget; 2026 €",
+    )
+
+    site = await sub.wait_json(f"{BASE}/site", lambda p: p["failed_tasks"] == 2)
+    assert site["reload_failure"] == "ON"
+    assert site["last_failed_task"]["task_name"] == "Reload; Budget €"
+
+    for junk in (b"", b"\xff\xfe\x00junk", b"hello", b"<log4j:event>", b"a;b"):
+        bridge.users.send(junk)
+    stats = await sub.wait_json(f"{BASE}/bridge/stats", lambda p: p["rejected_total"] == 5)
+    assert stats["rejected"]["empty"] == 1
+    assert stats["rejected"]["not_text"] == 1
+    assert stats["rejected"]["unknown_format"] == 1
+    assert stats["rejected"]["bad_xml"] == 1
+    assert stats["rejected"]["too_few_fields"] == 1
+    assert stats["events"] == 7
+
+    # The listener survived: a valid datagram after the junk still comes through.
+    bridge.users.send("QSPROD02;Start session;CORP;late")
+    await sub.wait_json(USER_EVENTS, lambda p: p["user_id"] == "late")
+
+    late = await Subscriber(mosquitto.port).start(f"{BASE}/+", f"{BASE}/bridge/state")
+    try:
+        retained = await late.wait_json(SERVER, lambda p: p["active_sessions"] == 3)
+        assert late.on(SERVER)[0].retain
+        assert retained["failed_tasks"] == 2
+        state = await late.wait_for(f"{BASE}/bridge/state")
+        assert (state.payload, state.retain) == (b"online", True)
+    finally:
+        await late.stop()
+
+    # No user id ever appears in a topic.
+    assert not [m.topic for m in sub.messages if "anna" in m.topic or "mia" in m.topic]
+
+
+async def test_duplicate_failure_datagrams_publish_one_event(
+    bridge: RunningBridge, sub: Subscriber
+) -> None:
+    line = (
+        "/scheduler-task-failed/;QSPROD02;Reload HR;HR;CORP\\svc;tid-9;aid;"
+        "2026-05-06 14:23:45,123;ERROR;eid-9;Max retries reached"
+    )
+    bridge.tasks.send(line)
+    bridge.tasks.send(line)
+    bridge.tasks.send(line.replace("tid-9", "tid-10"))
+    await sub.wait_json(TASK_EVENTS, lambda p: p["task_id"] == "tid-10")
+    stats = await sub.wait_json(f"{BASE}/bridge/stats", lambda p: p["events"] == 3)
+    assert stats["duplicates"] == 1
+    assert [m.json()["task_id"] for m in sub.on(TASK_EVENTS)] == ["tid-9", "tid-10"]
+
+
+async def test_acknowledge_topic_turns_the_flag_off(bridge: RunningBridge, sub: Subscriber) -> None:
+    await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"online")
+    bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")  # Butler <= v4 failure
+    await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "ON")
+    mark = sub.mark()
+    sub.publish(f"{BASE}/bridge/acknowledge", b"")
+    site = await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "OFF", since=mark)
+    assert site["failed_tasks"] == 1
+
+
+async def test_state_survives_a_restart(
+    bridge: RunningBridge, sub: Subscriber, mosquitto: Mosquitto
+) -> None:
+    bridge.users.send("QSPROD02;Start session;CORP;anna")
+    bridge.users.send("QSPROD02;Start session;CORP;bob")
+    bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")
+    await sub.wait_json(SERVER, lambda p: p["active_sessions"] == 2 and p["failed_tasks"] == 1)
+    await bridge.stop()
+    offline = await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"offline")
+    assert offline is not None
+
+    # Wipe the retained state so that only a restored bridge can bring it back.
+    sub.publish(SERVER, b"", retain=True)
+    sub.publish(f"{BASE}/site", b"", retain=True)
+    await sub.wait_for(SERVER, lambda m: m.payload == b"")
+    await bridge.start()
+
+    late = await Subscriber(mosquitto.port).start(f"{BASE}/+")
+    try:
+        state = await late.wait_json(SERVER, lambda p: p["active_sessions"] == 2)
+        assert state["users"] == ["CORP\\anna", "CORP\\bob"]
+        assert state["failed_tasks"] == 1
+        site = await late.wait_json(f"{BASE}/site", lambda p: True)
+        assert site["reload_failure"] == "ON"
+    finally:
+        await late.stop()

@@ -1,0 +1,149 @@
+"""State transitions: sessions, connections, failures, dedup, expiry (pure, clock passed in)."""
+
+from __future__ import annotations
+
+from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.payloads import server_payload, site_payload
+from bridge.state import BridgeState, StateSettings, acknowledge, apply_event, expire
+
+SETTINGS = StateSettings(stale_after=3600.0, dedup_window=60.0, auto_clear_after=None)
+
+
+def user(
+    kind: UserEventType, user_id: str, server: str = "QS1", directory: str = "CORP"
+) -> UserEvent:
+    return UserEvent(
+        event_type=kind,
+        server=server,
+        source_format=SourceFormat.LEGACY,
+        user_directory=directory,
+        user_id=user_id,
+    )
+
+
+def task(
+    kind: TaskEventType, task_id: str = "t1", execution_id: str | None = "e1", server: str = "QS1"
+) -> TaskEvent:
+    return TaskEvent(
+        event_type=kind,
+        server=server,
+        source_format=SourceFormat.TAGGED,
+        task_name=f"Reload {task_id}",
+        task_id=task_id,
+        execution_id=execution_id,
+    )
+
+
+def test_sessions_and_connections_are_counted_per_server() -> None:
+    state = BridgeState()
+    for event in (
+        user(UserEventType.SESSION_START, "mia"),
+        user(UserEventType.CONNECTION_OPEN, "mia"),
+        user(UserEventType.CONNECTION_OPEN, "mia"),
+        user(UserEventType.SESSION_START, "bob"),
+        user(UserEventType.SESSION_START, "mia"),  # again: still one session
+    ):
+        change = apply_event(state, event, 100.0, SETTINGS)
+        assert change.publish_event
+        assert change.servers == {"qs1"}
+    payload = server_payload(state.servers["qs1"])
+    assert payload["active_sessions"] == 2
+    assert payload["active_users"] == 2
+    assert payload["active_connections"] == 2
+    assert payload["users"] == ["CORP\\bob", "CORP\\mia"]
+
+    apply_event(state, user(UserEventType.SESSION_STOP, "mia"), 101.0, SETTINGS)
+    payload = server_payload(state.servers["qs1"])
+    assert (payload["active_sessions"], payload["active_connections"]) == (1, 0)
+
+
+def test_connection_count_never_goes_below_zero() -> None:
+    state = BridgeState()
+    for _ in range(3):
+        apply_event(state, user(UserEventType.CONNECTION_CLOSE, "mia"), 1.0, SETTINGS)
+    apply_event(state, user(UserEventType.CONNECTION_OPEN, "mia"), 2.0, SETTINGS)
+    assert state.servers["qs1"].active_connections == 1
+
+
+def test_site_counts_distinct_users_across_servers() -> None:
+    state = BridgeState()
+    apply_event(state, user(UserEventType.SESSION_START, "mia", server="QS1"), 1.0, SETTINGS)
+    apply_event(state, user(UserEventType.SESSION_START, "mia", server="QS2"), 1.0, SETTINGS)
+    apply_event(state, user(UserEventType.SESSION_START, "bob", server="QS2"), 1.0, SETTINGS)
+    site = site_payload(state)
+    assert (site["servers"], site["active_sessions"], site["active_users"]) == (2, 3, 2)
+
+
+def test_failure_sets_flag_and_acknowledge_clears_it() -> None:
+    state = BridgeState()
+    change = apply_event(state, task(TaskEventType.TASK_FAILED), 10.0, SETTINGS)
+    assert change.flag_changed
+    assert site_payload(state)["reload_failure"] == "ON"
+    assert site_payload(state)["last_failed_task"]["task_name"] == "Reload t1"
+    assert state.servers["qs1"].failed_tasks == 1
+
+    assert acknowledge(state).flag_changed
+    assert site_payload(state)["reload_failure"] == "OFF"
+    assert not acknowledge(state).any  # nothing left to acknowledge
+    assert site_payload(state)["last_failed_task"] is not None  # history stays
+
+
+def test_same_task_succeeding_clears_only_its_failure() -> None:
+    state = BridgeState()
+    apply_event(state, task(TaskEventType.TASK_FAILED, "t1"), 10.0, SETTINGS)
+    apply_event(state, task(TaskEventType.TASK_FAILED, "t2"), 11.0, SETTINGS)
+    apply_event(state, task(TaskEventType.TASK_SUCCEEDED, "t1", "e9"), 12.0, SETTINGS)
+    assert state.reload_failure  # t2 still failing
+    change = apply_event(state, task(TaskEventType.TASK_SUCCEEDED, "t2", "e9"), 13.0, SETTINGS)
+    assert change.flag_changed
+    assert not state.reload_failure
+
+
+def test_aborts_are_counted_but_do_not_raise_the_flag() -> None:
+    state = BridgeState()
+    apply_event(state, task(TaskEventType.TASK_ABORTED), 10.0, SETTINGS)
+    assert not state.reload_failure
+    assert state.servers["qs1"].aborted_tasks == 1
+
+
+def test_repeated_datagrams_of_one_failure_are_one_event() -> None:
+    state = BridgeState()
+    first = apply_event(state, task(TaskEventType.TASK_FAILED), 10.0, SETTINGS)
+    again = apply_event(state, task(TaskEventType.TASK_FAILED), 20.0, SETTINGS)
+    assert first.publish_event
+    assert not again.publish_event
+    assert state.servers["qs1"].failed_tasks == 1
+    other_run = apply_event(
+        state, task(TaskEventType.TASK_FAILED, execution_id="e2"), 21.0, SETTINGS
+    )
+    assert other_run.publish_event
+    after_window = apply_event(state, task(TaskEventType.TASK_FAILED), 10.0 + 61.0, SETTINGS)
+    assert after_window.publish_event
+    assert state.servers["qs1"].failed_tasks == 3
+
+
+def test_stale_sessions_expire_and_connections_keep_them_alive() -> None:
+    state = BridgeState()
+    apply_event(state, user(UserEventType.SESSION_START, "idle"), 0.0, SETTINGS)
+    apply_event(state, user(UserEventType.SESSION_START, "busy"), 0.0, SETTINGS)
+    apply_event(state, user(UserEventType.CONNECTION_OPEN, "busy"), 3000.0, SETTINGS)
+    assert not expire(state, 3500.0, SETTINGS).any
+    change = expire(state, 3700.0, SETTINGS)
+    assert change.servers == {"qs1"}
+    assert set(state.servers["qs1"].sessions) == {("CORP", "busy")}
+
+
+def test_auto_clear_after() -> None:
+    settings = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=300.0)
+    state = BridgeState()
+    apply_event(state, task(TaskEventType.TASK_FAILED), 0.0, settings)
+    assert not expire(state, 200.0, settings).flag_changed
+    assert expire(state, 301.0, settings).flag_changed
+    assert not state.reload_failure
+
+
+def test_server_names_are_topic_safe_keys() -> None:
+    state = BridgeState()
+    apply_event(state, user(UserEventType.SESSION_START, "x", server="QS/+#\0EVIL"), 0.0, SETTINGS)
+    assert list(state.servers) == ["qs_evil"]
+    assert state.servers["qs_evil"].host == "QS/+#\0EVIL"
