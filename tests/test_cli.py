@@ -161,3 +161,29 @@ async def test_run_without_mqtt_host_starts_the_embedded_broker(
     process.send_signal(signal.SIGTERM)
     async with asyncio.timeout(30):
         assert await process.wait() == 0
+
+
+def test_a_port_in_use_exits_1_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "bridge", "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                **os.environ,
+                "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
+                "QLIK2MQTT_MQTT__PORT": str(free_port()),
+                "QLIK2MQTT_UDP__HOST": "127.0.0.1",
+                "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(port),
+                "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
+                "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
+            },
+        )
+    assert result.returncode == 1
+    assert f"qlik2mqtt: cannot listen on UDP 127.0.0.1:{port}: Address already in use" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
