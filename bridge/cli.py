@@ -39,6 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--server", default="QSWIN01", help="Qlik Sense host name to claim")
     send.add_argument("--user-port", type=int, help="user activity port (from config: 9997)")
     send.add_argument("--task-port", type=int, help="task port (from config: 9998)")
+
+    acknowledge = commands.add_parser(
+        "acknowledge", help="turn the reload_failure flag off (through the broker)"
+    )
+    _add_config_option(acknowledge)
+
+    forget = commands.add_parser(
+        "forget", help="remove a Qlik Sense server: its state, topics and Home Assistant device"
+    )
+    _add_config_option(forget)
+    forget.add_argument("server", help="the server's host name or its topic name (qsprod02)")
     return parser
 
 
@@ -62,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "run":
         return _run(config)
-    return _send_test_events(args, config)
+    if args.command == "send-test-events":
+        return _send_test_events(args, config)
+    return _command(args, config)
 
 
 def _run(config: Config) -> int:
@@ -95,4 +108,23 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
         f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port})\n"
         f"watch them: mosquitto_sub -t '{config.mqtt.base_topic}/#' -v"
     )
+    return 0
+
+
+def _command(args: argparse.Namespace, config: Config) -> int:
+    from bridge.commands import CommandError, acknowledge_topic, forget_topic, send_command
+    from bridge.logs import setup_logging
+
+    setup_logging("warning", "console")
+    if args.command == "acknowledge":
+        topic, payload, done = acknowledge_topic(config), b"cli", "acknowledge sent"
+    else:
+        topic, payload = forget_topic(config), args.server.encode()
+        done = f"forget {args.server!r} sent"
+    try:
+        asyncio.run(send_command(config, topic, payload))
+    except CommandError as exc:
+        print(f"qlik2mqtt: {exc}", file=sys.stderr)
+        return 1
+    print(f"{done} ({topic})")
     return 0

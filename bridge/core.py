@@ -11,8 +11,17 @@ from bridge.events import Event, Rejected, RejectReason
 from bridge.extensions import Extension
 from bridge.logs import RateLimiter
 from bridge.parse import parse_datagram
-from bridge.state import BridgeState, Change, StateSettings, acknowledge, apply_event, expire
+from bridge.state import (
+    BridgeState,
+    Change,
+    StateSettings,
+    acknowledge,
+    apply_event,
+    expire,
+    forget_server,
+)
 from bridge.stats import Stats
+from bridge.topics import server_slug
 
 log = structlog.get_logger("qlik2mqtt.core")
 
@@ -87,6 +96,19 @@ class Bridge:
         change = acknowledge(self.state)
         log.info("reload failure acknowledged", via=source, was_on=change.flag_changed)
         self._changed(change)
+
+    def forget(self, server: str, source: str) -> bool:
+        """Forget a server (its host name or slug): state, retained topics, HA entities."""
+        slug = server_slug(server)
+        change = forget_server(self.state, slug)
+        if not change.any:
+            log.warning("forget: no such server", server=server, via=source)
+            return False
+        log.info("server forgotten", server=slug, via=source)
+        for extension in self._extensions:
+            extension.on_forget(slug)
+        self._changed(change)
+        return True
 
     def expire(self) -> None:
         change = expire(self.state, self._clock(), self._settings)

@@ -18,7 +18,7 @@ import random
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gmqtt
@@ -60,7 +60,6 @@ class BrokerSettings:
     tls: ssl.SSLContext | None = None
     outbox_max: int = 100_000
     will_topic: str | None = None
-    subscriptions: tuple[str, ...] = field(default=())
 
 
 class _Client(gmqtt.Client):  # type: ignore[misc]
@@ -109,6 +108,7 @@ class MqttLink:
         self._idle.set()
         self._closing = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscriptions: list[str] = []
 
     @property
     def connected(self) -> bool:
@@ -121,6 +121,11 @@ class MqttLink:
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe (QoS 1) on every connection from now on; call before start()."""
+        if topic not in self._subscriptions:
+            self._subscriptions.append(topic)
 
     def start(self) -> None:
         self._tasks = [
@@ -219,7 +224,7 @@ class MqttLink:
             failures, delay = 0, BACKOFF_FIRST
             self._client = client
             self._stats.mqtt_connects += 1
-            for topic in settings.subscriptions:
+            for topic in self._subscriptions:
                 client.subscribe(topic, qos=1)
             self._connected.set()
             log.info("MQTT connected", broker=f"{settings.host}:{settings.port}")

@@ -89,6 +89,7 @@ def site_payload(state: BridgeState) -> dict[str, Any]:
     for server in state.servers.values():
         users |= server.users()
     servers = state.servers.values()
+    seen = [server.last_event_at for server in servers if server.last_event_at is not None]
     return {
         "servers": len(state.servers),
         "active_sessions": sum(len(server.sessions) for server in servers),
@@ -98,6 +99,7 @@ def site_payload(state: BridgeState) -> dict[str, Any]:
         "failing_tasks": len(state.failing),
         "failed_tasks": sum(server.failed_tasks for server in servers),
         "aborted_tasks": sum(server.aborted_tasks for server in servers),
+        "last_event_at": iso_time(max(seen, default=None)),
         "last_failure_at": iso_time(state.last_failure_at),
         "last_failed_task": _last_failed(state.last_failed_task),
     }

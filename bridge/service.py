@@ -19,6 +19,7 @@ from bridge.extensions import Context, Extension
 from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
+from bridge.extensions.homeassistant import HomeAssistantDiscovery
 from bridge.extensions.state_topics import StateTopics
 from bridge.listener import SourceFilter, open_listener
 from bridge.mqtt import BrokerSettings, MqttLink
@@ -96,6 +97,11 @@ async def run(
     def on_message(topic: str, payload: bytes) -> None:
         if topic == topics.acknowledge:
             bridge.acknowledge("mqtt")
+        elif topic == topics.forget:
+            bridge.forget(payload.decode("utf-8", errors="replace").strip(), "mqtt")
+        for extension in extensions:
+            if topic in extension.subscriptions():
+                extension.on_message(topic, payload)
 
     link = MqttLink(
         BrokerSettings(
@@ -107,7 +113,6 @@ async def run(
             password=config.mqtt.password.get_secret_value() if config.mqtt.password else None,
             outbox_max=config.mqtt.outbox_max_events,
             will_topic=topics.bridge_state,
-            subscriptions=(topics.acknowledge,),
         ),
         stats,
         on_connect=on_connect,
@@ -124,6 +129,11 @@ async def run(
         embedded_broker=broker is not None,
     )
     extensions.extend(_extensions(context))
+    for topic in (topics.acknowledge, topics.forget):
+        link.subscribe(topic)
+    for extension in extensions:
+        for topic in extension.subscriptions():
+            link.subscribe(topic)
     bridge.attach(extensions)
     for extension in extensions:
         extension.start()
@@ -185,6 +195,8 @@ def _extensions(context: Context) -> list[Extension]:
         EventTopics(context),
         StateTopics(context),
     ]
+    if context.config.homeassistant.enabled:
+        extensions.append(HomeAssistantDiscovery(context))
     if context.config.butler_compat.enabled:
         extensions.append(ButlerCompat(context))
     return extensions

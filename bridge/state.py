@@ -225,3 +225,16 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
     if not changed and not flag_changed:
         return NO_CHANGE
     return Change(servers=frozenset(changed), site=True, flag_changed=flag_changed)
+
+
+def forget_server(state: BridgeState, slug: str) -> Change:
+    """Remove a server and everything known about it (its failures included)."""
+    if state.servers.pop(slug, None) is None:
+        return NO_CHANGE
+    was_on = state.reload_failure
+    for task in [task for task in state.failing if task.startswith(f"{slug}|")]:
+        del state.failing[task]
+    record = state.last_failed_task
+    if record is not None and server_slug(record.event.server) == slug:
+        state.last_failed_task = None
+    return Change(site=True, flag_changed=was_on != state.reload_failure)

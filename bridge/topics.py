@@ -43,6 +43,10 @@ class Topics:
         return f"{self.base}/bridge/acknowledge"
 
     @property
+    def forget(self) -> str:
+        return f"{self.base}/bridge/forget"
+
+    @property
     def site(self) -> str:
         return f"{self.base}/site"
 

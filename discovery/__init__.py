@@ -1,1 +1,14 @@
-"""Home Assistant MQTT discovery payload builders (pure functions of config and state)."""
+"""Home Assistant MQTT discovery payload builders: pure functions of settings and servers.
+
+`server_configs` describes one Qlik Sense node as a device; `bridge_configs` describes the bridge
+itself (the failure flag, the acknowledge button, site and diagnostic sensors).
+"""
+
+from discovery.configs import (
+    DiscoveryMessage,
+    DiscoverySettings,
+    bridge_configs,
+    server_configs,
+)
+
+__all__ = ["DiscoveryMessage", "DiscoverySettings", "bridge_configs", "server_configs"]

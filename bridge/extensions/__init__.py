@@ -47,3 +47,13 @@ class Extension:
 
     def on_change(self, change: Change) -> None:
         """Called after each state change."""
+
+    def on_forget(self, slug: str) -> None:
+        """Called when a server was forgotten: remove what was published for it."""
+
+    def subscriptions(self) -> tuple[str, ...]:
+        """MQTT topics this extension wants `on_message` for."""
+        return ()
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Called for a message on one of the extension's subscriptions."""

@@ -35,6 +35,12 @@ class BridgeTopics(Extension):
         )
         self.publish_stats()
 
+    def on_forget(self, slug: str) -> None:
+        self._known_servers.discard(slug)
+        self.context.link.publish_now(
+            self.context.topics.bridge_info, encode(self.info()), retain=True
+        )
+
     def on_change(self, change: Change) -> None:
         if change.servers - self._known_servers:  # a new server: info lists the servers
             self._known_servers = set(self.context.state.servers)

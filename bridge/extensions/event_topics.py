@@ -1,18 +1,61 @@
-"""`<base>/<server>/event/user` and `…/event/task`: every event, queued, QoS 1 by default."""
+"""`<base>/<server>/event/user` and `…/event/task`: every event, queued, QoS 1 by default.
+
+With Home Assistant discovery on, the first events of a server never seen before are held for
+a moment: HA subscribes to the event topics only after it has processed the discovery configs
+published at that same instant, and would miss a non-retained event sent before that.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from bridge.events import Event, UserEvent
-from bridge.extensions import Extension
+from bridge.extensions import Context, Extension
 from bridge.mqtt import OutMessage
 from bridge.payloads import encode, event_payload
 from bridge.topics import server_slug
 
+NEW_SERVER_HOLD = 1.0
+"""Seconds a new server's first events wait for Home Assistant to subscribe."""
+
 
 class EventTopics(Extension):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self._hold = NEW_SERVER_HOLD if context.config.homeassistant.enabled else 0.0
+        self._known: set[str] = set()
+        self._held: dict[str, list[OutMessage]] = {}
+
+    def start(self) -> None:
+        self._known = set(self.context.state.servers)
+
+    async def stop(self) -> None:
+        for slug in list(self._held):
+            self._release(slug)
+
     def on_event(self, event: Event, received_at: float) -> None:
         topics = self.context.topics
         slug = server_slug(event.server)
         topic = topics.user_event(slug) if isinstance(event, UserEvent) else topics.task_event(slug)
-        payload = encode(event_payload(event, received_at))
-        self.context.link.enqueue(OutMessage(topic, payload, self.context.config.mqtt.qos))
+        message = OutMessage(topic, encode(event_payload(event, received_at)), self._qos)
+        held = self._held.get(slug)
+        if held is not None:
+            held.append(message)
+        elif slug not in self._known and self._hold > 0:
+            self._known.add(slug)
+            self._held[slug] = [message]
+            asyncio.get_running_loop().call_later(self._hold, self._release, slug)
+        else:
+            self._known.add(slug)
+            self.context.link.enqueue(message)
+
+    def on_forget(self, slug: str) -> None:
+        self._known.discard(slug)
+
+    @property
+    def _qos(self) -> int:
+        return self.context.config.mqtt.qos
+
+    def _release(self, slug: str) -> None:
+        for message in self._held.pop(slug, []):
+            self.context.link.enqueue(message)

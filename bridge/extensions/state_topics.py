@@ -25,6 +25,12 @@ class StateTopics(Extension):
         self._site_dirty = True
         self._coalescer.flush_now()
 
+    def on_forget(self, slug: str) -> None:
+        topic = self.context.topics.server(slug)
+        self._dirty_servers.discard(slug)
+        self._published.pop(topic, None)
+        self.context.link.publish_now(topic, b"", retain=True)  # clears the retained state
+
     def on_change(self, change: Change) -> None:
         if change.servers or change.site:
             self._dirty_servers |= change.servers

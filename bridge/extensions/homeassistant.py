@@ -1,0 +1,72 @@
+"""Home Assistant MQTT discovery: a device per Qlik Sense server, and the bridge device.
+
+Configs are retained and published at connect, for each newly seen server, and again whenever
+Home Assistant announces `online` on its status topic (it restarted and may have lost them).
+"""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+
+from bridge import PROJECT_URL, __version__
+from bridge.extensions import Context, Extension
+from bridge.state import Change
+from discovery import DiscoveryMessage, DiscoverySettings, bridge_configs, server_configs
+
+log = structlog.get_logger("qlik2mqtt.homeassistant")
+
+
+class HomeAssistantDiscovery(Extension):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.settings = DiscoverySettings(
+            prefix=context.config.homeassistant.discovery_prefix,
+            base_topic=context.config.mqtt.base_topic,
+            version=__version__,
+            support_url=PROJECT_URL,
+        )
+        self._announced: set[str] = set()
+
+    def subscriptions(self) -> tuple[str, ...]:
+        return (self.settings.status_topic,)
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self.settings.status_topic and payload.strip().lower() == b"online":
+            log.info("Home Assistant is online: publishing discovery configs again")
+            self._publish_all()
+
+    def on_connect(self) -> None:
+        self._publish_all()
+
+    def on_change(self, change: Change) -> None:
+        state = self.context.state
+        for slug in change.servers - self._announced:
+            server = state.servers.get(slug)
+            if server is not None and self._publish(
+                server_configs(self.settings, slug, server.host)
+            ):
+                self._announced.add(slug)
+
+    def on_forget(self, slug: str) -> None:
+        removals: list[DiscoveryMessage] = [
+            (topic, {}) for topic, _ in server_configs(self.settings, slug, slug)
+        ]
+        self._publish(removals)
+        self._announced.discard(slug)
+
+    def _publish_all(self) -> None:
+        self._announced.clear()
+        self._publish(bridge_configs(self.settings))
+        for slug, server in self.context.state.servers.items():
+            if self._publish(server_configs(self.settings, slug, server.host)):
+                self._announced.add(slug)
+
+    def _publish(self, messages: list[DiscoveryMessage]) -> bool:
+        link = self.context.link
+        for topic, payload in messages:
+            data = json.dumps(payload, ensure_ascii=False).encode() if payload else b""
+            if not link.publish_now(topic, data, retain=True):
+                return False
+        return True

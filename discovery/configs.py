@@ -1,0 +1,310 @@
+"""The discovery configs, one builder per entity kind, all through `_entity` for the shared keys.
+
+Per-entity discovery topics (`<prefix>/<component>/<node_id>/<object_id>/config`) work from Home
+Assistant 2024.3 on. Entity ids are suggested twice: `default_entity_id` (HA >= 2025.10) and
+`object_id` (older releases); each release ignores the key it does not know.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+USER_EVENT_TYPES = ("session_start", "session_stop", "connection_open", "connection_close")
+TASK_EVENT_TYPES = (
+    "task_failed",
+    "task_aborted",
+    "task_succeeded",
+    "distribute_finished",
+    "engine_reload_failed",
+)
+_NOT_ENTITY_ID = re.compile(r"[^a-z0-9_]+")
+
+DiscoveryMessage = tuple[str, dict[str, Any]]
+"""(config topic, payload); an empty payload (`{}`) means: remove this config."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverySettings:
+    prefix: str
+    base_topic: str
+    version: str
+    support_url: str
+
+    @property
+    def node_id(self) -> str:
+        """Names this bridge in discovery topics and unique ids (from the base topic)."""
+        return _NOT_ENTITY_ID.sub("_", self.base_topic.lower()).strip("_") or "qlik2mqtt"
+
+    @property
+    def bridge_identifier(self) -> str:
+        return f"{self.node_id}_bridge"
+
+    @property
+    def availability_topic(self) -> str:
+        return f"{self.base_topic}/bridge/state"
+
+    @property
+    def status_topic(self) -> str:
+        """Home Assistant's birth/will topic: `online` after HA (re)started."""
+        return f"{self.prefix}/status"
+
+
+def _entity_slug(text: str) -> str:
+    return _NOT_ENTITY_ID.sub("_", text.lower()).strip("_")
+
+
+def _origin(settings: DiscoverySettings) -> dict[str, str]:
+    return {
+        "name": "qlik2mqtt",
+        "sw_version": settings.version,
+        "support_url": settings.support_url,
+    }
+
+
+def _entity(
+    settings: DiscoverySettings,
+    device: dict[str, Any],
+    component: str,
+    unique_key: str,
+    entity_slug: str,
+    name: str,
+    config: dict[str, Any],
+) -> DiscoveryMessage:
+    object_id = _entity_slug(entity_slug)
+    payload: dict[str, Any] = {
+        "name": name,
+        "unique_id": f"{settings.node_id}_{unique_key}",
+        "object_id": object_id,
+        "default_entity_id": f"{component}.{object_id}",
+        "availability_topic": settings.availability_topic,
+        "device": device,
+        "origin": _origin(settings),
+        **config,
+    }
+    topic = f"{settings.prefix}/{component}/{settings.node_id}/{unique_key}/config"
+    return topic, payload
+
+
+def _server_device(settings: DiscoverySettings, slug: str, host: str) -> dict[str, Any]:
+    return {
+        "identifiers": [f"{settings.node_id}_{slug}"],
+        "name": f"Qlik Sense {host}",
+        "manufacturer": "Qlik",
+        "model": "Qlik Sense Enterprise node",
+        "via_device": settings.bridge_identifier,
+    }
+
+
+def _bridge_device(settings: DiscoverySettings) -> dict[str, Any]:
+    return {
+        "identifiers": [settings.bridge_identifier],
+        "name": "qlik2mqtt",
+        "manufacturer": "qlik2mqtt",
+        "model": "Qlik Sense to MQTT bridge",
+        "sw_version": settings.version,
+    }
+
+
+def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[DiscoveryMessage]:
+    """Every entity and device trigger of one Qlik Sense server (slug: topic-safe name)."""
+    device = _server_device(settings, slug, host)
+    state_topic = f"{settings.base_topic}/{slug}"
+    user_topic = f"{state_topic}/event/user"
+    task_topic = f"{state_topic}/event/task"
+    prefix = f"qlik_sense_{slug}"
+
+    def sensor(key: str, name: str, icon: str, **config: Any) -> DiscoveryMessage:
+        return _entity(
+            settings,
+            device,
+            "sensor",
+            f"{slug}_{key}",
+            f"{prefix}_{key}",
+            name,
+            {"state_topic": state_topic, "icon": icon, **config},
+        )
+
+    def counter(key: str, name: str, icon: str, unit: str, **config: Any) -> DiscoveryMessage:
+        return sensor(
+            key,
+            name,
+            icon,
+            value_template=f"{{{{ value_json.{key} }}}}",
+            state_class="measurement",
+            unit_of_measurement=unit,
+            **config,
+        )
+
+    def event(
+        key: str, name: str, icon: str, topic: str, types: tuple[str, ...]
+    ) -> DiscoveryMessage:
+        return _entity(
+            settings,
+            device,
+            "event",
+            f"{slug}_{key}",
+            f"{prefix}_{key}",
+            name,
+            {"state_topic": topic, "event_types": list(types), "icon": icon},
+        )
+
+    messages = [
+        counter(
+            "active_sessions",
+            "Active sessions",
+            "mdi:account-multiple",
+            "sessions",
+            json_attributes_topic=state_topic,
+            json_attributes_template="{{ {'users': value_json.users} | tojson }}",
+        ),
+        counter("active_users", "Active users", "mdi:account-group", "users"),
+        counter("active_connections", "Active connections", "mdi:lan-connect", "connections"),
+        event("user_activity", "User activity", "mdi:account-switch", user_topic, USER_EVENT_TYPES),
+        event("reload_task", "Reload task", "mdi:database-refresh", task_topic, TASK_EVENT_TYPES),
+        sensor(
+            "last_failed_task",
+            "Last failed task",
+            "mdi:alert-circle-outline",
+            value_template=(
+                "{{ value_json.last_failed_task.task_name[:255] "
+                "if value_json.last_failed_task and value_json.last_failed_task.task_name "
+                "else None }}"
+            ),
+            json_attributes_topic=state_topic,
+            json_attributes_template="{{ (value_json.last_failed_task or {}) | tojson }}",
+        ),
+        sensor(
+            "failed_tasks",
+            "Failed tasks",
+            "mdi:counter",
+            value_template="{{ value_json.failed_tasks }}",
+            state_class="total_increasing",
+        ),
+    ]
+    for event_type in USER_EVENT_TYPES:
+        messages.append(_trigger(settings, device, slug, user_topic, event_type, "user_activity"))
+    for event_type in TASK_EVENT_TYPES:
+        messages.append(_trigger(settings, device, slug, task_topic, event_type, "reload_task"))
+    return messages
+
+
+def _trigger(
+    settings: DiscoverySettings,
+    device: dict[str, Any],
+    slug: str,
+    topic: str,
+    event_type: str,
+    subtype: str,
+) -> DiscoveryMessage:
+    """A device trigger: automations in the UI ("when Qlik Sense X: task_failed …")."""
+    payload = {
+        "automation_type": "trigger",
+        "topic": topic,
+        "type": event_type,
+        "subtype": subtype,
+        "payload": event_type,
+        "value_template": "{{ value_json.event_type }}",
+        "device": device,
+        "origin": _origin(settings),
+    }
+    key = f"{slug}_{event_type}"
+    return f"{settings.prefix}/device_automation/{settings.node_id}/{key}/config", payload
+
+
+def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
+    """The bridge device: failure flag, acknowledge button, site and diagnostic sensors."""
+    device = _bridge_device(settings)
+    base = settings.base_topic
+    site_topic = f"{base}/site"
+    stats_topic = f"{base}/bridge/stats"
+
+    def entity(component: str, key: str, slug: str, name: str, **config: Any) -> DiscoveryMessage:
+        return _entity(settings, device, component, key, slug, name, config)
+
+    def site_counter(key: str, name: str, icon: str, unit: str) -> DiscoveryMessage:
+        return entity(
+            "sensor",
+            f"site_{key}",
+            f"qlik_sense_site_{key}",
+            f"Site {name.lower()}",
+            state_topic=site_topic,
+            value_template=f"{{{{ value_json.{key} }}}}",
+            state_class="measurement",
+            unit_of_measurement=unit,
+            icon=icon,
+        )
+
+    def diagnostic(key: str, name: str, icon: str, **config: Any) -> DiscoveryMessage:
+        return entity(
+            "sensor",
+            key,
+            f"qlik2mqtt_{key}",
+            name,
+            entity_category="diagnostic",
+            icon=icon,
+            **config,
+        )
+
+    return [
+        entity(
+            "binary_sensor",
+            "reload_failure",
+            "qlik_sense_reload_failure",
+            "Reload failure",
+            state_topic=site_topic,
+            value_template="{{ value_json.reload_failure }}",
+            payload_on="ON",
+            payload_off="OFF",
+            device_class="problem",
+            json_attributes_topic=site_topic,
+            json_attributes_template="{{ (value_json.last_failed_task or {}) | tojson }}",
+        ),
+        entity(
+            "button",
+            "acknowledge",
+            "qlik_sense_acknowledge_failure",
+            "Acknowledge failure",
+            command_topic=f"{base}/bridge/acknowledge",
+            payload_press="acknowledge",
+            icon="mdi:check-circle-outline",
+        ),
+        site_counter("active_sessions", "Active sessions", "mdi:account-multiple", "sessions"),
+        site_counter("active_users", "Active users", "mdi:account-group", "users"),
+        site_counter("active_connections", "Active connections", "mdi:lan-connect", "connections"),
+        diagnostic(
+            "events_received",
+            "Events received",
+            "mdi:email-receive-outline",
+            state_topic=stats_topic,
+            value_template="{{ value_json.events }}",
+            state_class="total_increasing",
+        ),
+        diagnostic(
+            "datagrams_rejected",
+            "Datagrams rejected",
+            "mdi:email-remove-outline",
+            state_topic=stats_topic,
+            value_template="{{ value_json.rejected_total }}",
+            state_class="total_increasing",
+            json_attributes_topic=stats_topic,
+            json_attributes_template="{{ value_json.rejected | tojson }}",
+        ),
+        diagnostic(
+            "outbox_depth",
+            "Outbox depth",
+            "mdi:tray-full",
+            state_topic=stats_topic,
+            value_template="{{ value_json.outbox_depth }}",
+            state_class="measurement",
+        ),
+        diagnostic(
+            "last_event",
+            "Last event",
+            "mdi:clock-outline",
+            state_topic=site_topic,
+            device_class="timestamp",
+            value_template="{{ value_json.last_event_at or None }}",
+        ),
+    ]

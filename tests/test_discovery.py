@@ -1,0 +1,187 @@
+"""Discovery payloads (pure): required keys, distinct ids, entity ids, templates that render."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jinja2
+import pytest
+
+from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.payloads import server_payload, site_payload
+from bridge.state import BridgeState, StateSettings, apply_event
+from bridge.stats import Stats
+from discovery import DiscoverySettings, bridge_configs, server_configs
+from discovery.configs import TASK_EVENT_TYPES, USER_EVENT_TYPES
+
+SETTINGS = DiscoverySettings(
+    prefix="homeassistant",
+    base_topic="qlik2mqtt",
+    version="1.2.3",
+    support_url="https://example.org/qlik2mqtt",
+)
+ALL = bridge_configs(SETTINGS) + server_configs(SETTINGS, "qswin01", "QSWIN01")
+ENTITIES = [(t, p) for t, p in ALL if "device_automation" not in t]
+TRIGGERS = [(t, p) for t, p in ALL if "device_automation" in t]
+TOPIC = re.compile(
+    r"homeassistant/(sensor|binary_sensor|event|button|device_automation)/qlik2mqtt/[a-z0-9_-]+/config"
+)
+# Home Assistant's templates are Jinja2 with a few extras; these use only built-ins.
+JINJA = jinja2.Environment(autoescape=False)
+
+
+def render(template: str, payload: dict[str, Any]) -> str:
+    return JINJA.from_string(template).render(value_json=payload)
+
+
+def test_every_topic_is_a_per_entity_discovery_topic() -> None:
+    assert all(TOPIC.fullmatch(topic) for topic, _ in ALL)
+    assert len({topic for topic, _ in ALL}) == len(ALL)
+
+
+def test_every_entity_has_identity_availability_device_and_origin() -> None:
+    for topic, payload in ENTITIES:
+        component = topic.split("/")[1]
+        assert payload["unique_id"], topic
+        assert payload["availability_topic"] == "qlik2mqtt/bridge/state"
+        assert payload["device"]["identifiers"], topic
+        assert payload["origin"] == {
+            "name": "qlik2mqtt",
+            "sw_version": "1.2.3",
+            "support_url": "https://example.org/qlik2mqtt",
+        }
+        assert payload["default_entity_id"] == f"{component}.{payload['object_id']}"
+        assert re.fullmatch(r"[a-z0-9_]+", payload["object_id"])
+        assert payload["name"]
+        assert not payload["name"].startswith(payload["device"]["name"])
+        json.dumps(payload)
+    assert len({p["unique_id"] for _, p in ENTITIES}) == len(ENTITIES)
+    assert len({p["default_entity_id"] for _, p in ENTITIES}) == len(ENTITIES)
+
+
+def test_entity_ids_read_as_documented() -> None:
+    ids = {p["default_entity_id"] for _, p in ENTITIES}
+    assert {
+        "sensor.qlik_sense_qswin01_active_sessions",
+        "sensor.qlik_sense_qswin01_active_users",
+        "sensor.qlik_sense_qswin01_active_connections",
+        "event.qlik_sense_qswin01_user_activity",
+        "event.qlik_sense_qswin01_reload_task",
+        "sensor.qlik_sense_qswin01_last_failed_task",
+        "sensor.qlik_sense_qswin01_failed_tasks",
+        "binary_sensor.qlik_sense_reload_failure",
+        "button.qlik_sense_acknowledge_failure",
+        "sensor.qlik_sense_site_active_sessions",
+        "sensor.qlik_sense_site_active_users",
+        "sensor.qlik_sense_site_active_connections",
+        "sensor.qlik2mqtt_events_received",
+        "sensor.qlik2mqtt_datagrams_rejected",
+        "sensor.qlik2mqtt_outbox_depth",
+        "sensor.qlik2mqtt_last_event",
+    } == ids
+
+
+def test_server_device_hangs_off_the_bridge() -> None:
+    server = dict(server_configs(SETTINGS, "qswin01", "QSWIN01"))
+    device = next(iter(server.values()))["device"]
+    assert device["identifiers"] == ["qlik2mqtt_qswin01"]
+    assert device["via_device"] == "qlik2mqtt_bridge"
+    assert device["name"] == "Qlik Sense QSWIN01"
+    bridge = next(iter(dict(bridge_configs(SETTINGS)).values()))["device"]
+    assert bridge["identifiers"] == ["qlik2mqtt_bridge"]
+    assert bridge["sw_version"] == "1.2.3"
+
+
+def test_event_entities_list_every_event_type_the_topic_carries() -> None:
+    events = {p["default_entity_id"]: p for t, p in ENTITIES if t.split("/")[1] == "event"}
+    user = events["event.qlik_sense_qswin01_user_activity"]
+    task = events["event.qlik_sense_qswin01_reload_task"]
+    assert user["event_types"] == list(USER_EVENT_TYPES)
+    assert user["state_topic"] == "qlik2mqtt/qswin01/event/user"
+    assert set(task["event_types"]) == {e.value for e in TaskEventType}
+    assert task["state_topic"] == "qlik2mqtt/qswin01/event/task"
+
+
+def test_a_device_trigger_per_event_type() -> None:
+    pairs = {(p["type"], p["subtype"]) for _, p in TRIGGERS}
+    expected = {(e, "user_activity") for e in USER_EVENT_TYPES} | {
+        (e, "reload_task") for e in TASK_EVENT_TYPES
+    }
+    assert pairs == expected
+    for _, payload in TRIGGERS:
+        assert payload["automation_type"] == "trigger"
+        assert payload["device"]["identifiers"] == ["qlik2mqtt_qswin01"]
+        matched = render(payload["value_template"], {"event_type": payload["type"]})
+        assert matched == payload["payload"]
+
+
+def test_the_flag_and_the_button() -> None:
+    by_id = {p["default_entity_id"]: p for _, p in ENTITIES}
+    flag = by_id["binary_sensor.qlik_sense_reload_failure"]
+    assert (flag["device_class"], flag["state_topic"]) == ("problem", "qlik2mqtt/site")
+    assert render(flag["value_template"], {"reload_failure": "ON"}) == flag["payload_on"]
+    button = by_id["button.qlik_sense_acknowledge_failure"]
+    assert button["command_topic"] == "qlik2mqtt/bridge/acknowledge"
+
+
+def busy_state() -> BridgeState:
+    state = BridgeState()
+    settings = StateSettings(stale_after=None, dedup_window=60, auto_clear_after=None)
+    for who in ("anna", "jöran"):
+        apply_event(
+            state,
+            UserEvent(
+                event_type=UserEventType.SESSION_START,
+                server="QSWIN01",
+                source_format=SourceFormat.XML,
+                user_directory="CORP",
+                user_id=who,
+            ),
+            100.0,
+            settings,
+        )
+    apply_event(
+        state,
+        TaskEvent(
+            event_type=TaskEventType.TASK_FAILED,
+            server="QSWIN01",
+            source_format=SourceFormat.XML,
+            task_name="Reload " + "x" * 400,
+            app_name="A",
+        ),
+        101.0,
+        settings,
+    )
+    return state
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_value_templates_render_against_real_payloads(busy: bool) -> None:
+    state = busy_state() if busy else BridgeState()
+    payloads = {
+        "qlik2mqtt/site": site_payload(state),
+        "qlik2mqtt/bridge/stats": Stats(events=3).as_payload(outbox_depth=0),
+        "qlik2mqtt/qswin01": server_payload(state.servers["qswin01"]) if busy else None,
+    }
+    rendered = {}
+    for _, config in ENTITIES:
+        payload = payloads.get(config.get("state_topic", ""))
+        if payload is None or "value_template" not in config:
+            continue
+        value = render(config["value_template"], payload)
+        rendered[config["default_entity_id"]] = value
+        if "json_attributes_template" in config:
+            assert isinstance(json.loads(render(config["json_attributes_template"], payload)), dict)
+    assert rendered["binary_sensor.qlik_sense_reload_failure"] == ("ON" if busy else "OFF")
+    assert rendered["sensor.qlik2mqtt_events_received"] == "3"
+    if busy:
+        assert rendered["sensor.qlik_sense_qswin01_active_sessions"] == "2"
+        assert rendered["sensor.qlik_sense_qswin01_failed_tasks"] == "1"
+        last = rendered["sensor.qlik_sense_qswin01_last_failed_task"]
+        assert last.startswith("Reload xxx")
+        assert len(last) == 255  # Home Assistant's state length limit
+        assert rendered["sensor.qlik2mqtt_last_event"] == "1970-01-01T00:01:41.000Z"
+    else:
+        assert rendered["sensor.qlik2mqtt_last_event"] == "None"  # HA: unknown
