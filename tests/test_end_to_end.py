@@ -77,9 +77,10 @@ async def test_the_core_path_from_datagrams_to_topics(
     assert state["users"] == ["CORP\\Jöran", "CORP\\anna", "CORP\\mia"]
     assert state["active_connections"] == 1
 
+    mark = sub.mark()
     bridge.users.send("QSPROD02;Stop session;CORP;anna")
     await sub.wait_json(USER_EVENTS, lambda p: p["event_type"] == "session_stop")
-    state = await sub.wait_json(SERVER, lambda p: p["active_sessions"] == 2)
+    state = await sub.wait_json(SERVER, lambda p: p["active_sessions"] == 2, since=mark)
     assert "CORP\\anna" not in state["users"]
 
     bridge.tasks.send(
