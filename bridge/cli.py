@@ -40,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--user-port", type=int, help="user activity port (from config: 9997)")
     send.add_argument("--task-port", type=int, help="task port (from config: 9998)")
 
+    appenders = commands.add_parser(
+        "appenders", help="write the log4net appender files for Qlik Sense, for this bridge"
+    )
+    _add_config_option(appenders)
+    appenders.add_argument(
+        "--bridge-host", required=True, help="this bridge's address as Qlik Sense reaches it"
+    )
+    appenders.add_argument("--user-port", type=int, help="user activity port (from config: 9997)")
+    appenders.add_argument("--task-port", type=int, help="task port (from config: 9998)")
+    appenders.add_argument("--out", type=Path, required=True, help="folder to write into")
+
     acknowledge = commands.add_parser(
         "acknowledge", help="turn the reload_failure flag off (through the broker)"
     )
@@ -75,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(config)
     if args.command == "send-test-events":
         return _send_test_events(args, config)
+    if args.command == "appenders":
+        return _appenders(args, config)
     return _command(args, config)
 
 
@@ -127,4 +140,30 @@ def _command(args: argparse.Namespace, config: Config) -> int:
         print(f"qlik2mqtt: {exc}", file=sys.stderr)
         return 1
     print(f"{done} ({topic})")
+    return 0
+
+
+def _appenders(args: argparse.Namespace, config: Config) -> int:
+    from bridge.appenders import Target, write_appenders
+
+    target = Target(
+        bridge_host=args.bridge_host,
+        user_port=args.user_port or config.udp.user_activity_port,
+        task_port=args.task_port or config.udp.task_port,
+    )
+    try:
+        written = write_appenders(target, args.out)
+    except ValueError as exc:
+        print(f"qlik2mqtt: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        print(f"qlik2mqtt: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    print(
+        "copy proxy/LocalLogConfig.xml to C:\\ProgramData\\Qlik\\Sense\\Proxy\\ and "
+        "scheduler/LocalLogConfig.xml to C:\\ProgramData\\Qlik\\Sense\\Scheduler\\ on each "
+        "node, then restart those services (docs/appenders.md)"
+    )
     return 0

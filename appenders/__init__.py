@@ -1,0 +1,1 @@
+"""log4net appender templates for Qlik Sense, shipped with the package for `qlik2mqtt appenders`."""

@@ -1,0 +1,267 @@
+"""The shipped appender files: well-formed templates that render for a bridge, and whose filters
+pass exactly the Qlik Sense events qlik2mqtt wants, as datagrams the bridge parses intact."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from bridge.appenders import TEMPLATES, Target, render, template_text, validate_host
+from bridge.events import TaskEvent, UserEvent
+from bridge.parse import parse_datagram
+from tests.bridge_runner import RunningBridge, bridge_config
+from tests.helpers import FIXTURES, Mosquitto, Subscriber
+from tests.log4net_model import LogEvent, load, render_log4j_xml
+
+TARGET = Target(bridge_host="10.20.0.5", user_port=19997, task_port=19998)
+PORTS = {"proxy/LocalLogConfig.xml": 19997, "scheduler/LocalLogConfig.xml": 19998}
+TASK_SESSION = "System.Scheduler.Scheduler.Master.Task.TaskSession"
+RELOAD_TASK = "System.Scheduler.Scheduler.Slave.Tasks.ReloadTask"
+PROXY = "AuditActivity.Proxy"
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_templates_are_well_formed_and_have_placeholders(name: str) -> None:
+    text = template_text(name)
+    ET.fromstring(text.encode())
+    assert "{{bridge_host}}" in text
+    assert "<IP of" not in text
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_rendered_files_target_the_bridge_in_utf8_xml_layout(name: str) -> None:
+    text = render(template_text(name), TARGET)
+    assert "{{" not in text
+    assert "}}" not in text
+    loggers = load(text)
+    appenders = [a for feeds in loggers.values() for a in feeds]
+    assert appenders
+    for appender in appenders:
+        assert (appender.remote_address, appender.remote_port) == ("10.20.0.5", PORTS[name])
+        assert appender.encoding == "utf-8"
+        assert appender.layout == "log4net.Layout.XmlLayoutSchemaLog4j"
+        assert appender.filters[-1].kind == "log4net.Filter.DenyAllFilter"
+
+
+def test_render_refuses_bad_hosts() -> None:
+    for bad in ("", "bad host", "exa_mple.com", "-x.com", "a..b", "1.2.3.999", "x" * 64 + ".com"):
+        with pytest.raises(ValueError, match="neither an IP address nor a valid DNS name"):
+            validate_host(bad)
+    assert validate_host("qlik2mqtt.corp.example") == "qlik2mqtt.corp.example"
+    assert validate_host("fd00::5") == "fd00::5"
+    with pytest.raises(ValueError, match="outside"):
+        render(template_text(TEMPLATES[0]), Target("10.0.0.1", 70000, 9998))
+
+
+def fixture_events() -> list[LogEvent]:
+    lines = (FIXTURES / "log4net-events.jsonl").read_text(encoding="utf-8").splitlines()
+    return [
+        LogEvent(e["logger"], e["level"], e["message"], e["properties"])
+        for e in map(json.loads, lines)
+    ]
+
+
+def task(message: str, level: str = "INFO", logger: str = TASK_SESSION) -> LogEvent:
+    return LogEvent(
+        logger,
+        level,
+        message,
+        {
+            "TaskName": "Reload Sales; € <daily>",
+            "AppName": 'Sales "FY" & more',
+            "User": "CORP\\svc",
+            "TaskId": "tid-1",
+            "AppId": "aid-1",
+            "ExecutionId": "eid-1",
+        },
+    )
+
+
+def command(name: str) -> LogEvent:
+    return LogEvent(
+        PROXY,
+        "INFO",
+        f"{name} for user 'CORP\\anna'",
+        {
+            "Command": name,
+            "UserDirectory": "CORP",
+            "UserId": "anna",
+            "Origin": "AppAccess",
+            "Context": "/hub/",
+        },
+    )
+
+
+# (event, the event_type it must become, or None: it must not be sent)
+INTENDED: list[tuple[LogEvent, str | None]] = [
+    *[(e, "user" if e.logger == PROXY else None) for e in fixture_events()[:5]],
+    (fixture_events()[5], "task_failed"),
+    (fixture_events()[6], "task_aborted"),
+    (fixture_events()[7], None),  # ReloadTask's own "Reload failed": TaskSession reports it
+    (fixture_events()[8], "task_failed"),
+    (task("Execution State Change to FinishedSuccess"), "task_succeeded"),
+    (task("Failed to start session", "ERROR"), "task_failed"),
+    (task("Could not reserve an executor for task", "WARN"), "task_failed"),
+    (
+        task("Exiting execute of Distribute task request.", logger=RELOAD_TASK),
+        "distribute_finished",
+    ),
+    (task("Execution State Change to Running"), None),
+    (task("Execution State Change to FinishedFail"), None),  # a retry follows
+    (task("Execution State Change to Queued"), None),
+    (task("Max retries reached", logger="System.Scheduler.Other"), None),
+    (command("Login"), None),
+    (command("Start session attempt"), None),
+    (command("Ticket request"), None),
+    (LogEvent("AuditSecurity.Proxy", "INFO", "x", {"Command": "Start session"}), None),
+]
+
+
+def sent(event: LogEvent) -> list[tuple[int, bytes]]:
+    """Every datagram the two rendered files make log4net send for one event."""
+    datagrams = []
+    for name in TEMPLATES:
+        for appender in load(render(template_text(name), TARGET)).get(event.logger, []):
+            if appender.accepts(event):
+                datagrams.append((appender.remote_port, render_log4j_xml(event, "QSPROD02", 1)))
+    return datagrams
+
+
+@pytest.mark.parametrize(("event", "expected"), INTENDED, ids=lambda v: getattr(v, "message", v))
+def test_each_qlik_event_is_sent_once_or_not_at_all(event: LogEvent, expected: str | None) -> None:
+    datagrams = sent(event)
+    if expected is None:
+        assert datagrams == []
+        return
+    assert len(datagrams) == 1
+    port, data = datagrams[0]
+    parsed = parse_datagram(data)
+    assert isinstance(parsed, UserEvent | TaskEvent), parsed
+    assert parsed.server == "QSPROD02"
+    assert parsed.message == event.message
+    props = event.properties
+    if isinstance(parsed, UserEvent):
+        assert port == TARGET.user_port
+        assert (
+            parsed.event_type.value
+            == {
+                "Start session": "session_start",
+                "Stop session": "session_stop",
+                "Open connection": "connection_open",
+                "Close connection": "connection_close",
+            }[props["Command"]]
+        )
+        assert (parsed.user_directory, parsed.user_id) == (
+            props.get("UserDirectory"),
+            props["UserId"],
+        )
+        assert (parsed.origin, parsed.context) == (props.get("Origin"), props.get("Context"))
+    else:
+        assert port == TARGET.task_port
+        assert parsed.event_type.value == expected
+        assert (parsed.task_name, parsed.app_name) == (props["TaskName"], props["AppName"])
+        assert (parsed.task_id, parsed.app_id, parsed.execution_id) == (
+            props["TaskId"],
+            props["AppId"],
+            props["ExecutionId"],
+        )
+        assert parsed.user == props["User"]
+
+
+def test_command_line_writes_ready_files(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "appenders",
+            "--bridge-host",
+            "qlik2mqtt.corp.example",
+            "--task-port",
+            "9999",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    proxy = load((tmp_path / "proxy/LocalLogConfig.xml").read_text(encoding="utf-8"))
+    scheduler = load((tmp_path / "scheduler/LocalLogConfig.xml").read_text(encoding="utf-8"))
+    assert proxy[PROXY][0].remote_address == "qlik2mqtt.corp.example"
+    assert proxy[PROXY][0].remote_port == 9997
+    assert scheduler[TASK_SESSION][0].remote_port == 9999
+
+
+def test_command_line_refuses_a_bad_host(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "appenders",
+            "--bridge-host",
+            "<IP of server>",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "neither an IP address nor a valid DNS name" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_what_the_appenders_send_comes_out_of_the_bridge_intact(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    config = bridge_config(tmp_path, mosquitto.port, homeassistant__enabled=False)
+    bridge = RunningBridge(config)
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/+/event/#")
+    target = Target("127.0.0.1", config.udp.user_activity_port, config.udp.task_port)
+    try:
+        await bridge.start()
+        expected = []
+        for event, kind in INTENDED:
+            for name in TEMPLATES:
+                for appender in load(render(template_text(name), target)).get(event.logger, []):
+                    if appender.accepts(event):
+                        sender = (
+                            bridge.users
+                            if appender.remote_port == target.user_port
+                            else (bridge.tasks)
+                        )
+                        sender.send(render_log4j_xml(event, "QSPROD02", 1795565191804))
+                        expected.append((event, kind))
+        assert len(expected) == 12
+        # 7 task datagrams, two of them the same task run failing twice: one event.
+        tasks = await sub.wait_count("qlik2mqtt/qsprod02/event/task", 6)
+        users = await sub.wait_count("qlik2mqtt/qsprod02/event/user", 5)
+        assert sorted((m.json()["event_type"], m.json()["task_name"]) for m in tasks) == sorted(
+            [
+                ("task_failed", "Reload Budget <2025> & more"),
+                ("task_aborted", "Reload HR"),
+                ("task_failed", "Reload <X>"),
+                ("task_succeeded", "Reload Sales; € <daily>"),
+                ("task_failed", "Reload Sales; € <daily>"),
+                ("distribute_finished", "Reload Sales; € <daily>"),
+            ]
+        )
+        assert {m.json()["app_name"] for m in tasks} == {
+            'Budget "final"',
+            "HR",
+            "A&B",
+            'Sales "FY" & more',
+        }
+        assert {m.json()["user_id"] for m in users} == {"mia", "Åsa Öberg", "svc"}
+    finally:
+        await sub.stop()
+        await bridge.close()
