@@ -50,6 +50,11 @@ class Topics:
     def site(self) -> str:
         return f"{self.base}/site"
 
+    @property
+    def site_last_event(self) -> str:
+        """Plain ISO time of the last event, published only once there is one."""
+        return f"{self.base}/site/last_event"
+
     def server(self, slug: str) -> str:
         return f"{self.base}/{slug}"
 

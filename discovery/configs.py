@@ -300,11 +300,12 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             state_class="measurement",
         ),
         diagnostic(
+            # Its own topic, published only once there was an event: a timestamp sensor
+            # warns about anything that is not a time, and HA 2024.3 reads "None" as such.
             "last_event",
             "Last event",
             "mdi:clock-outline",
-            state_topic=site_topic,
+            state_topic=f"{site_topic}/last_event",
             device_class="timestamp",
-            value_template="{{ value_json.last_event_at or None }}",
         ),
     ]

@@ -182,6 +182,3 @@ def test_value_templates_render_against_real_payloads(busy: bool) -> None:
         last = rendered["sensor.qlik_sense_qswin01_last_failed_task"]
         assert last.startswith("Reload xxx")
         assert len(last) == 255  # Home Assistant's state length limit
-        assert rendered["sensor.qlik2mqtt_last_event"] == "1970-01-01T00:01:41.000Z"
-    else:
-        assert rendered["sensor.qlik2mqtt_last_event"] == "None"  # HA: unknown

@@ -45,9 +45,13 @@ async def test_the_core_path_from_datagrams_to_topics(
     bridge: RunningBridge, sub: Subscriber, mosquitto: Mosquitto
 ) -> None:
     await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"online")
+    await sub.wait_json(f"{BASE}/site", lambda p: p["servers"] == 0)
+    assert not sub.on(f"{BASE}/site/last_event")  # no event yet: no time to show
 
     bridge.users.send("QSPROD02;Start session;CORP;anna")  # legacy
     login = await sub.wait_json(USER_EVENTS, lambda p: p["user_id"] == "anna")
+    last_event = await sub.wait_for(f"{BASE}/site/last_event")
+    assert last_event.payload.decode() <= login["timestamp"]
     assert login["event_type"] == "session_start"
     assert (login["server"], login["user_directory"]) == ("QSPROD02", "CORP")
 

@@ -46,7 +46,10 @@ class StateTopics(Extension):
             if server is not None:
                 self._publish(topics.server(slug), encode(server_payload(server)))
         if self._site_dirty:
-            self._publish(topics.site, encode(site_payload(state)))
+            site = site_payload(state)
+            self._publish(topics.site, encode(site))
+            if site["last_event_at"] is not None:
+                self._publish(topics.site_last_event, site["last_event_at"].encode())
         self._dirty_servers = set()
         self._site_dirty = False
 

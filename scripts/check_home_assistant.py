@@ -1,0 +1,204 @@
+"""Point a real Home Assistant at a real bridge and report what it made of the discovery configs.
+
+Usage: scripts/check-home-assistant [VENV]   (VENV: a virtualenv with `homeassistant` installed)
+
+Starts mosquitto, the bridge and Home Assistant on loopback (free ports, temporary folders),
+sends the test events, then checks: every expected entity exists with its entity id, the states
+follow the events (read through HA's own mqtt_statestream), and HA logged no warning or error
+that mentions MQTT or qlik2mqtt. Stops everything it started. Exit 0 when all holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = {
+    "binary_sensor.qlik_sense_reload_failure": "on",
+    "button.qlik_sense_acknowledge_failure": None,
+    "sensor.qlik_sense_site_active_sessions": "2",
+    "sensor.qlik_sense_site_active_users": "2",
+    "sensor.qlik_sense_site_active_connections": "2",
+    "sensor.qlik2mqtt_events_received": None,
+    "sensor.qlik2mqtt_datagrams_rejected": None,
+    "sensor.qlik2mqtt_outbox_depth": None,
+    "sensor.qlik2mqtt_last_event": None,
+    "sensor.qlik_sense_qswin01_active_sessions": "2",
+    "sensor.qlik_sense_qswin01_active_users": "2",
+    "sensor.qlik_sense_qswin01_active_connections": "2",
+    "sensor.qlik_sense_qswin01_last_failed_task": "Reload Sales; daily",
+    "sensor.qlik_sense_qswin01_failed_tasks": "1",
+    "event.qlik_sense_qswin01_user_activity": None,
+    "event.qlik_sense_qswin01_reload_task": None,
+}
+DEADLINE = 240.0
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check, what: str, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def main() -> int:
+    venv = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("HA_VENV", ".ha-venv"))
+    hass = venv / "bin" / "hass"
+    if not hass.exists():
+        raise SystemExit(
+            f"no Home Assistant in {venv}: python -m venv {venv} && "
+            f"{venv}/bin/pip install homeassistant"
+        )
+    work = Path(tempfile.mkdtemp(prefix="qlik2mqtt-ha-"))
+    mqtt_port = free_port()
+    user_port, task_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    (work / "mosquitto.conf").write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\n")
+    config = work / "ha"
+    (config / ".storage").mkdir(parents=True)
+    (config / "configuration.yaml").write_text(
+        "homeassistant:\n  name: qlik2mqtt check\n  latitude: 0\n  longitude: 0\n"
+        "  elevation: 0\n  unit_system: metric\n  time_zone: UTC\n"
+        "logger:\n  default: info\n"
+        "mqtt_statestream:\n  base_topic: hastate\n  publish_attributes: true\n"
+    )
+    entry = {
+        "entry_id": "qlik2mqttcheck",
+        "version": 1,
+        "minor_version": 1,
+        "domain": "mqtt",
+        "title": "127.0.0.1",
+        "options": {},
+        "pref_disable_new_entities": False,
+        "pref_disable_polling": False,
+        "source": "user",
+        "unique_id": None,
+        "disabled_by": None,
+        "data": {
+            "broker": "127.0.0.1",
+            "port": mqtt_port,
+            "discovery": True,
+            "discovery_prefix": "homeassistant",
+        },
+    }
+    (config / ".storage" / "core.config_entries").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "minor_version": 2,
+                "key": "core.config_entries",
+                "data": {"entries": [entry]},
+            }
+        )
+    )
+    (work / "bridge.yaml").write_text(
+        f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}}}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
+        f"state_file: {work}/state.json\nstats_interval: 1s\nlogging: {{format: console}}\n"
+    )
+    qlik2mqtt = [str(ROOT / ".venv/bin/qlik2mqtt")]
+    processes: list[subprocess.Popen[bytes]] = []
+    log = config / "home-assistant.log"
+    try:
+        for command, out in (
+            (["mosquitto", "-c", str(work / "mosquitto.conf")], "mosquitto.log"),
+            ([*qlik2mqtt, "run", "--config", str(work / "bridge.yaml")], "bridge.log"),
+            ([str(hass), "-c", str(config)], "hass.out"),
+        ):
+            with (work / out).open("wb") as output:
+                processes.append(subprocess.Popen(command, stdout=output, stderr=output))
+        wait_until(
+            lambda: log.exists() and "Home Assistant initialized" in log.read_text(),
+            "Home Assistant to start",
+            DEADLINE,
+        )
+        registry = config / ".storage" / "core.entity_registry"
+        wait_until(
+            lambda: registry.exists() and "qlik_sense_reload_failure" in registry.read_text(),
+            "the bridge's entities",
+            60,
+        )
+        subprocess.run(
+            [
+                *qlik2mqtt,
+                "send-test-events",
+                "--user-port",
+                str(user_port),
+                "--task-port",
+                str(task_port),
+            ],
+            check=True,
+        )
+        wait_until(
+            lambda: "qlik_sense_qswin01_reload_task" in registry.read_text(),
+            "the server's entities (HA saves its registry after about 10 s)",
+            60,
+        )
+        states = read_states(mqtt_port, settle=2.0)
+        return report(registry, states, log)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        print(f"logs and config kept in {work}")
+
+
+def read_states(port: int, settle: float) -> dict[str, str]:
+    time.sleep(settle)  # a one-off check script, not a test: let HA's state stream settle
+    result = subprocess.run(
+        ["mosquitto_sub", "-p", str(port), "-t", "hastate/+/+/state", "-v", "-W", "3"],
+        capture_output=True,
+        text=True,
+    )
+    states = {}
+    for line in result.stdout.splitlines():
+        topic, _, value = line.partition(" ")
+        _, domain, object_id, _ = topic.split("/")
+        states[f"{domain}.{object_id}"] = value
+    return states
+
+
+def report(registry: Path, states: dict[str, str], log: Path) -> int:
+    entities = json.loads(registry.read_text())["data"]["entities"]
+    created = {e["entity_id"] for e in entities if e["platform"] == "mqtt"}
+    problems = []
+    for entity_id, expected in EXPECTED.items():
+        state = states.get(entity_id)
+        mark = "ok"
+        if entity_id not in created:
+            mark = "MISSING"
+        elif expected is not None and state != expected:
+            mark = f"state {state!r}, expected {expected!r}"
+        if mark != "ok":
+            problems.append(f"{entity_id}: {mark}")
+        print(f"{entity_id:50} {state!s:28} {mark}")
+    for extra in sorted(created - EXPECTED.keys()):
+        problems.append(f"unexpected entity {extra}")
+    for line in log.read_text().splitlines():
+        if (" WARNING " in line or " ERROR " in line) and (
+            "mqtt" in line.lower() or "qlik" in line.lower()
+        ):
+            problems.append(line)
+    print("\n".join(["", *problems]) if problems else "\nall entities created, no warnings")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
