@@ -30,7 +30,12 @@ async def bridge(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningB
 
 
 async def retained(port: int, pattern: str, expect: str) -> Subscriber:
-    """A fresh subscriber (as HA is at start) that has received `expect` from the broker."""
+    """A subscriber that arrives (as HA does at its start) once the broker holds `expect`."""
+    watcher = await Subscriber(port).start(pattern)
+    try:
+        await watcher.wait_for(expect)  # published, live or retained: the broker has it
+    finally:
+        await watcher.stop()
     sub = await Subscriber(port).start(pattern)
     await sub.wait_for(expect)
     return sub
@@ -39,9 +44,10 @@ async def retained(port: int, pattern: str, expect: str) -> Subscriber:
 async def test_bridge_configs_are_retained_valid_json(
     bridge: RunningBridge, mosquitto: Mosquitto
 ) -> None:
-    sub = await retained(mosquitto.port, f"{PREFIX}/#", FLAG_CONFIG)
+    last_config = f"{PREFIX}/sensor/qlik2mqtt/last_event/config"  # the bridge sends it last
+    sub = await retained(mosquitto.port, f"{PREFIX}/#", last_config)
     try:
-        await sub.wait_for(BUTTON_CONFIG)
+        await sub.wait_for(FLAG_CONFIG)
         configs = [m for m in sub.messages if m.topic.startswith(f"{PREFIX}/")]
         assert all(m.retain for m in configs)
         payloads = [json.loads(m.payload) for m in configs]
