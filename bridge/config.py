@@ -15,14 +15,19 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
+
+from bridge.flags import validate_flag
 
 ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"
@@ -112,6 +117,67 @@ class TasksConfig(_Section):
     auto_clear_after: Duration | None = None
 
 
+def _on_off_keys(value: Any) -> Any:
+    """YAML 1.1 reads the keys `on:` and `off:` as booleans; name them again (recursively)."""
+    if isinstance(value, dict):
+        return {
+            ("on" if key else "off") if isinstance(key, bool) else key: _on_off_keys(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_on_off_keys(item) for item in value]
+    return value
+
+
+def _payload(value: Any) -> str | dict[str, Any]:
+    """Text, or a JSON object. YAML 1.1 reads an unquoted ON/OFF as a boolean: that means the
+    text ON/OFF here (Tasmota's commands)."""
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and all(isinstance(key, str | bool) for key in value):
+        fixed: dict[str, Any] = _on_off_keys(value)
+        return fixed
+    raise ValueError("must be text or a JSON object")
+
+
+Payload = Annotated[str | dict[str, Any], PlainValidator(_payload)]
+
+
+def _command_topic(value: str) -> str:
+    if not value or any(c in value for c in "+#\x00"):
+        raise ValueError("must be a topic without + # or NUL")
+    return value
+
+
+class BlinkConfig(_Section):
+    seconds: Duration = 30.0
+    interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 1.0
+
+
+class AlertOutputConfig(_Section):
+    name: str | None = None
+    topic: Annotated[str, AfterValidator(_command_topic)]
+    on: Payload
+    off: Payload
+    retain: bool = False
+    qos: Literal[0, 1, 2] = 1
+    when: Annotated[str, AfterValidator(validate_flag)] = "reload_failure"
+    blink: BlinkConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return _on_off_keys(value)
+
+
+class AlertsConfig(_Section):
+    outputs: list[AlertOutputConfig] = []
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -126,6 +192,7 @@ class Config(_Section):
     tasks: TasksConfig = TasksConfig()
     state_file: Path = Path("data/state.json")
     stats_interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0
+    alerts: AlertsConfig = AlertsConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

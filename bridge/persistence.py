@@ -25,6 +25,7 @@ def snapshot(state: BridgeState) -> dict[str, Any]:
         "version": FORMAT_VERSION,
         "servers": {slug: _server(server) for slug, server in state.servers.items()},
         "failing": dict(state.failing),
+        "aborted": dict(state.aborted),
         "last_failure_at": state.last_failure_at,
         "last_failed_task": _record(state.last_failed_task),
     }
@@ -57,6 +58,7 @@ def restore(data: Any) -> BridgeState:
         return BridgeState(
             servers={slug: _load_server(raw) for slug, raw in data["servers"].items()},
             failing={str(key): float(at) for key, at in data["failing"].items()},
+            aborted={str(key): float(at) for key, at in data.get("aborted", {}).items()},
             last_failure_at=_opt_float(data.get("last_failure_at")),
             last_failed_task=_load_record(data.get("last_failed_task")),
         )

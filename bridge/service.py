@@ -16,6 +16,7 @@ from bridge.config import Config
 from bridge.core import Bridge
 from bridge.embedded import EmbeddedBroker, start_embedded_broker
 from bridge.extensions import Context, Extension
+from bridge.extensions.alerts import AlertOutputs
 from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
@@ -195,6 +196,8 @@ def _extensions(context: Context) -> list[Extension]:
         EventTopics(context),
         StateTopics(context),
     ]
+    if context.config.alerts.outputs:
+        extensions.append(AlertOutputs(context))
     if context.config.homeassistant.enabled:
         extensions.append(HomeAssistantDiscovery(context))
     if context.config.butler_compat.enabled:

@@ -65,6 +65,8 @@ class BridgeState:
     """Keyed by the server's topic-safe slug."""
     failing: dict[str, float] = field(default_factory=dict)
     """Unacknowledged failures: task key → when it failed. The flag is ON while non-empty."""
+    aborted: dict[str, float] = field(default_factory=dict)
+    """Unacknowledged aborts, kept like `failing` (for alert outputs on any_task_aborted)."""
     last_failure_at: float | None = None
     last_failed_task: TaskRecord | None = None
     recent_task_events: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
@@ -165,9 +167,11 @@ def _apply_task(
         state.failing[key] = now
     elif kind is TaskEventType.TASK_ABORTED:
         server.aborted_tasks += 1
+        state.aborted[key] = now
     elif kind is TaskEventType.TASK_SUCCEEDED:
         server.succeeded_tasks += 1
         state.failing.pop(key, None)
+        state.aborted.pop(key, None)
     return Change(
         publish_event=True,
         servers=frozenset({slug}),
@@ -194,11 +198,13 @@ def _is_duplicate(
 
 
 def acknowledge(state: BridgeState) -> Change:
-    """Clear the failure flag (MQTT command, CLI, Home Assistant button)."""
-    if not state.failing:
+    """Clear the failure flag and the aborts (MQTT command, CLI, Home Assistant button)."""
+    if not state.failing and not state.aborted:
         return NO_CHANGE
+    was_on = state.reload_failure
     state.failing.clear()
-    return Change(site=True, flag_changed=True)
+    state.aborted.clear()
+    return Change(site=True, flag_changed=was_on)
 
 
 def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
@@ -232,8 +238,9 @@ def forget_server(state: BridgeState, slug: str) -> Change:
     if state.servers.pop(slug, None) is None:
         return NO_CHANGE
     was_on = state.reload_failure
-    for task in [task for task in state.failing if task.startswith(f"{slug}|")]:
-        del state.failing[task]
+    for flagged in (state.failing, state.aborted):
+        for task in [task for task in flagged if task.startswith(f"{slug}|")]:
+            del flagged[task]
     record = state.last_failed_task
     if record is not None and server_slug(record.event.server) == slug:
         state.last_failed_task = None
