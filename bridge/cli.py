@@ -51,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     appenders.add_argument("--task-port", type=int, help="task port (from config: 9998)")
     appenders.add_argument("--out", type=Path, required=True, help="folder to write into")
 
+    check = commands.add_parser(
+        "check", help="check the config, the broker, the UDP ports and the state folder"
+    )
+    _add_config_option(check)
+
+    status = commands.add_parser("status", help="show what the bridge publishes: servers, users")
+    _add_config_option(status)
+    status.add_argument("--watch", action="store_true", help="keep the view live (Ctrl-C ends)")
+
+    health = commands.add_parser(
+        "health", help="exit 0 when the running bridge is connected and listening (Docker)"
+    )
+    _add_config_option(health)
+
     acknowledge = commands.add_parser(
         "acknowledge", help="turn the reload_failure flag off (through the broker)"
     )
@@ -88,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         return _send_test_events(args, config)
     if args.command == "appenders":
         return _appenders(args, config)
+    if args.command == "check":
+        return _check(args, config)
+    if args.command == "status":
+        return _status(args, config)
+    if args.command == "health":
+        return _health(config)
     return _command(args, config)
 
 
@@ -167,3 +187,39 @@ def _appenders(args: argparse.Namespace, config: Config) -> int:
         "node, then restart those services (docs/appenders.md)"
     )
     return 0
+
+
+def _check(args: argparse.Namespace, config: Config) -> int:
+    from bridge.check import run_checks
+    from bridge.logs import setup_logging
+
+    setup_logging("error", "console")
+    results = asyncio.run(run_checks(config, args.config))
+    for result in results:
+        print(f"{'PASS' if result.ok else 'FAIL'}  {result.item:10} {result.detail}")
+    return 0 if all(result.ok for result in results) else 1
+
+
+def _status(args: argparse.Namespace, config: Config) -> int:
+    from rich.console import Console
+
+    from bridge.status import print_status
+
+    try:
+        print_status(config, args.watch, Console())
+    except KeyboardInterrupt:
+        return 0
+    except (OSError, TimeoutError, LookupError) as exc:
+        host = config.mqtt.host or "127.0.0.1"
+        reason = str(exc) or "no answer"
+        print(f"qlik2mqtt: status from {host}:{config.mqtt.port}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _health(config: Config) -> int:
+    from bridge.health import check_health, health_path
+
+    healthy, reason = check_health(health_path(config.state_file))
+    print(("healthy: " if healthy else "unhealthy: ") + reason)
+    return 0 if healthy else 1

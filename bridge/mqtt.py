@@ -299,6 +299,29 @@ class MqttLink:
                 self._idle.set()
 
 
+async def probe(settings: BrokerSettings, within: float) -> str | None:
+    """Connect once and disconnect: None when the broker took us, else what went wrong."""
+    client = _Client(settings.client_id)
+    if settings.username is not None:
+        client.set_auth_credentials(settings.username, settings.password)
+    try:
+        await asyncio.wait_for(
+            client.connect(
+                settings.host,
+                settings.port,
+                ssl=settings.tls or False,
+                keepalive=settings.keepalive,
+                version=MQTTv311,
+            ),
+            within,
+        )
+    except Exception as exc:  # every failure is reported, none is fatal here
+        await _abandon(client)
+        return _describe(exc)
+    await _abandon(client)
+    return None
+
+
 async def _abandon(client: _Client) -> None:
     with contextlib.suppress(Exception):  # the connection never came up; nothing to close
         await client.disconnect()

@@ -22,6 +22,8 @@ from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
 from bridge.extensions.state_topics import StateTopics
+from bridge.health import WRITE_INTERVAL as HEALTH_INTERVAL
+from bridge.health import health_path, write_health
 from bridge.listener import SourceFilter, open_listener
 from bridge.mqtt import BrokerSettings, MqttLink
 from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
@@ -170,6 +172,8 @@ async def run(
             ready.set()
         background.append(asyncio.create_task(_save_forever(bridge, config.state_file)))
         background.append(asyncio.create_task(_expire_forever(bridge, config)))
+        ports = sorted({config.udp.user_activity_port, config.udp.task_port})
+        background.append(asyncio.create_task(_report_health(config.state_file, link, ports)))
         await stop.wait()
         log.info("shutting down")
     finally:
@@ -226,6 +230,25 @@ async def _expire_forever(bridge: Bridge, config: Config) -> None:
     while True:
         await asyncio.sleep(every)
         bridge.expire()
+
+
+async def _report_health(state_file: Path, link: MqttLink, ports: list[int]) -> None:
+    """Every HEALTH_INTERVAL, and within a second of the MQTT connection going up or down."""
+    path = health_path(state_file)
+    reported: bool | None = None
+    last_write = 0.0
+    try:
+        while True:
+            now = time.time()
+            if link.connected is not reported or now - last_write >= HEALTH_INTERVAL:
+                try:
+                    write_health(path, mqtt_connected=link.connected, udp_ports=ports, now=now)
+                    reported, last_write = link.connected, now
+                except OSError as exc:
+                    log.error("cannot write the health file", path=str(path), error=str(exc))
+            await asyncio.sleep(1.0)
+    finally:
+        path.unlink(missing_ok=True)  # stopped: not healthy
 
 
 def _stop_on_signals() -> asyncio.Event:

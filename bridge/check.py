@@ -1,0 +1,79 @@
+"""`qlik2mqtt check`: everything the bridge needs, tried before it runs, one line per item."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.commands import broker_settings
+from bridge.config import Config
+from bridge.mqtt import probe
+
+PROBE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    item: str
+    ok: bool
+    detail: str
+
+
+async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
+    source = str(config_path) if config_path else "built-in defaults and the environment"
+    results = [Result("config", True, f"valid ({source})")]
+    results.append(await _broker(config))
+    for port in sorted({config.udp.user_activity_port, config.udp.task_port}):
+        results.append(_udp(config.udp.host, port))
+    results.append(_state_dir(config.state_file))
+    return results
+
+
+async def _broker(config: Config) -> Result:
+    if config.mqtt.host is None:
+        taken = _tcp_in_use("127.0.0.1", config.mqtt.port)
+        detail = (
+            f"no mqtt.host: the bridge starts its embedded broker on 127.0.0.1:{config.mqtt.port}"
+        )
+        if taken:
+            return Result("mqtt", False, f"{detail}, but that port is in use ({taken})")
+        return Result("mqtt", True, detail)
+    settings = broker_settings(config, f"qlik2mqtt-check-{os.getpid()}")
+    problem = await probe(settings, PROBE_TIMEOUT)
+    where = f"{settings.host}:{settings.port}"
+    auth = f" as {settings.username}" if settings.username else ""
+    if problem is not None:
+        return Result("mqtt", False, f"cannot connect to {where}{auth}: {problem}")
+    return Result("mqtt", True, f"connected to {where}{auth}")
+
+
+def _udp(host: str, port: int) -> Result:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            hint = " (is qlik2mqtt already running?)" if exc.errno == 98 else ""
+            return Result(f"udp {port}", False, f"cannot bind {host}:{port}: {exc.strerror}{hint}")
+    return Result(f"udp {port}", True, f"{host}:{port} can be bound")
+
+
+def _tcp_in_use(host: str, port: int) -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _state_dir(state_file: Path) -> Result:
+    directory = state_file.parent
+    probe_dir = directory
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    if not os.access(probe_dir, os.W_OK):
+        return Result("state", False, f"{probe_dir} is not writable (state_file: {state_file})")
+    return Result("state", True, f"{state_file} can be written")

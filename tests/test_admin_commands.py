@@ -1,0 +1,138 @@
+"""`qlik2mqtt check`, `status` and `health`, run as an administrator would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from bridge.health import check_health, write_health
+from tests.bridge_runner import RunningBridge, bridge_config
+from tests.helpers import Mosquitto, Subscriber, free_port
+
+
+def qlik2mqtt(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        cwd=Path(__file__).parent.parent,
+    )
+
+
+def env_for(mqtt_port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
+        "QLIK2MQTT_MQTT__PORT": str(mqtt_port),
+        "QLIK2MQTT_UDP__HOST": "127.0.0.1",
+        "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "QLIK2MQTT_STATE_FILE": str(tmp_path / "data" / "state.json"),
+        "COLUMNS": "160",
+        **extra,
+    }
+
+
+def test_check_passes_against_a_live_broker(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    result = qlik2mqtt("check", env=env_for(mosquitto.port, tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["PASS"] * 5
+    assert f"connected to 127.0.0.1:{mosquitto.port}" in result.stdout
+
+
+def test_check_reports_a_dead_broker_and_a_taken_port(tmp_path: Path) -> None:
+    env = env_for(free_port(), tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", int(env["QLIK2MQTT_UDP__TASK_PORT"])))
+        result = qlik2mqtt("check", env=env)
+    assert result.returncode == 1
+    assert "FAIL  mqtt       cannot connect to 127.0.0.1:" in result.stdout
+    assert "connection refused" in result.stdout
+    assert "Address already in use (is qlik2mqtt already running?)" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_check_reports_a_bad_key_as_a_config_error(tmp_path: Path) -> None:
+    result = qlik2mqtt("check", env={"QLIK2MQTT_MQTT__PROT": "1884"})
+    assert result.returncode == 2
+    assert "config error: mqtt.prot: unknown key" in result.stderr
+
+
+async def test_status_shows_what_the_bridge_published(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    config = bridge_config(tmp_path, mosquitto.port)
+    bridge = await RunningBridge(config).start()
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/#")
+    try:
+        env = env_for(mosquitto.port, tmp_path)
+        sent = await asyncio.to_thread(
+            qlik2mqtt,
+            "send-test-events",
+            "--user-port",
+            str(config.udp.user_activity_port),
+            "--task-port",
+            str(config.udp.task_port),
+            env=env,
+        )
+        assert sent.returncode == 0, sent.stderr
+        await sub.wait_json(
+            "qlik2mqtt/qswin01", lambda p: p["active_sessions"] == 2 and p["aborted_tasks"] == 1
+        )
+        await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 10)
+        result = await asyncio.to_thread(qlik2mqtt, "status", env=env)
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        assert "qlik2mqtt online" in out
+        assert "reload failure: ON" in out
+        row = next(line for line in out.splitlines() if "QSWIN01" in line and "last:" not in line)
+        # sessions, users, connections, failed, aborted
+        assert re.findall(r"\b\d+\b", row)[:5] == ["2", "2", "2", "1", "1"]
+        assert "Reload Sales; daily" in row
+        assert "10 (1 duplicates folded)" in out
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+def test_status_without_a_bridge_says_so(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    result = qlik2mqtt("status", env=env_for(mosquitto.port, tmp_path))
+    assert result.returncode == 1
+    assert "no qlik2mqtt bridge has published under qlik2mqtt/" in result.stderr
+
+
+async def test_health_follows_the_running_bridge(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    config = bridge_config(tmp_path, mosquitto.port)
+    env = {"QLIK2MQTT_STATE_FILE": str(config.state_file)}
+    assert (await asyncio.to_thread(qlik2mqtt, "health", env=env)).returncode == 1
+    bridge = await RunningBridge(config).start()
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/bridge/state")
+    try:
+        await sub.wait_for("qlik2mqtt/bridge/state", lambda m: m.payload == b"online")
+        health = config.state_file.with_name("health.json")
+        deadline = asyncio.get_running_loop().time() + 20
+        while '"mqtt_connected": true' not in (health.read_text() if health.exists() else ""):
+            assert asyncio.get_running_loop().time() < deadline, "no healthy report"
+            await asyncio.sleep(0.1)  # the file is written every 5 s; poll it, bounded
+        result = await asyncio.to_thread(qlik2mqtt, "health", env=env)
+        assert result.returncode == 0, result.stdout
+        assert "healthy: connected to MQTT, listening on UDP" in result.stdout
+    finally:
+        await sub.stop()
+        await bridge.close()
+    result = await asyncio.to_thread(qlik2mqtt, "health", env=env)
+    assert result.returncode == 1  # stopped: the report is gone
+
+
+def test_health_rules(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    write_health(path, mqtt_connected=True, udp_ports=[9997], now=1000.0)
+    assert check_health(path, now=1010.0) == (True, "connected to MQTT, listening on UDP 9997")
+    assert check_health(path, now=1100.0)[0] is False  # stale: the bridge hangs
+    write_health(path, mqtt_connected=False, udp_ports=[9997], now=1000.0)
+    assert check_health(path, now=1001.0) == (False, "not connected to the MQTT broker")
