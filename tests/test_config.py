@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,28 @@ def test_cli_missing_file_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "nope.yaml: cannot read: No such file or directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _documented_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every key a user can set, list items as `key[].sub`."""
+    keys = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        path = prefix + name
+        item = getattr(annotation, "__args__", (None,))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= _documented_keys(annotation, f"{path}.")
+            continue
+        keys.add(path)
+        for argument in item:
+            if isinstance(argument, type) and issubclass(argument, BaseModel):
+                keys |= _documented_keys(
+                    argument, f"{path}[]." if "list" in str(annotation) else f"{path}."
+                )
+    return keys
+
+
+def test_configuration_doc_lists_every_key() -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([a-z_.\[\]]+)` \|", doc, re.MULTILINE))
+    assert documented == _documented_keys(Config)

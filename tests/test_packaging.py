@@ -1,0 +1,70 @@
+"""The Dockerfile's build steps in a clean virtual environment (there is no Docker engine here):
+build every wheel as its build stage does, install them offline as its final stage does, and run
+what the image runs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=900, cwd=cwd
+    )
+    assert result.returncode == 0, f"{args}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+    return result
+
+
+def test_dockerfile_shape() -> None:
+    assert DOCKERFILE.count("FROM python:") == 2  # build stage, slim final stage
+    assert "USER qlik2mqtt" in DOCKERFILE
+    assert "EXPOSE 9997/udp 9998/udp" in DOCKERFILE
+    assert "HEALTHCHECK --interval=30s --timeout=10s" in DOCKERFILE
+    assert '"qlik2mqtt", "health"' in DOCKERFILE
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", DOCKERFILE, re.MULTILINE))
+    assert copied == {"bridge", "discovery", "appenders"}  # every package in pyproject
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv holding what the image holds, built the way the Dockerfile builds it."""
+    work = tmp_path_factory.mktemp("image")
+    source = work / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):  # the build stage's COPY lines
+        shutil.copy(ROOT / name, source / name)
+    for package in ("bridge", "discovery", "appenders"):
+        shutil.copytree(
+            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    wheels = work / "wheels"
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", wheels, ".", cwd=source)
+    target = work / "venv"
+    venv.EnvBuilder(with_pip=True).create(target)
+    run(target / "bin/pip", "install", "--quiet", "--no-index", "--find-links", wheels, "qlik2mqtt")
+    return target
+
+
+def test_the_installed_package_runs_its_commands(image: Path, tmp_path: Path) -> None:
+    qlik2mqtt = image / "bin/qlik2mqtt"
+    assert run(qlik2mqtt, "--version").stdout.startswith("qlik2mqtt ")
+    out = tmp_path / "appenders"
+    run(qlik2mqtt, "appenders", "--bridge-host", "10.0.0.5", "--out", out)  # package data
+    assert (out / "scheduler/LocalLogConfig.xml").read_text().count("10.0.0.5") >= 2
+    unhealthy = subprocess.run([qlik2mqtt, "health"], capture_output=True, text=True, cwd=tmp_path)
+    assert unhealthy.returncode == 1
+    assert "no health file" in unhealthy.stdout
+    imports = "import bridge.service, bridge.extensions.homeassistant, discovery, amqtt.broker"
+    run(image / "bin/python", "-c", imports)
+    dev_tools = [name for name in ("pytest", "ruff", "mypy") if (image / "bin" / name).exists()]
+    assert dev_tools == []  # no dev tools in the final image
