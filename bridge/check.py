@@ -7,8 +7,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.commands import broker_settings
 from bridge.config import Config
+from bridge.connection import broker_settings
 from bridge.mqtt import probe
 
 PROBE_TIMEOUT = 5.0
@@ -40,7 +40,7 @@ async def _broker(config: Config) -> Result:
         if taken:
             return Result("mqtt", False, f"{detail}, but that port is in use ({taken})")
         return Result("mqtt", True, detail)
-    settings = broker_settings(config, f"qlik2mqtt-check-{os.getpid()}")
+    settings = broker_settings(config, "check")
     problem = await probe(settings, PROBE_TIMEOUT)
     where = f"{settings.host}:{settings.port}"
     auth = f" as {settings.username}" if settings.username else ""

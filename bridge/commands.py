@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from bridge.config import Config
-from bridge.mqtt import BrokerSettings, MqttLink, OutMessage
+from bridge.connection import broker_settings
+from bridge.mqtt import MqttLink, OutMessage
 from bridge.stats import Stats
 from bridge.topics import Topics
 
@@ -18,21 +18,9 @@ class CommandError(Exception):
     """The command did not reach the broker."""
 
 
-def broker_settings(config: Config, client_id: str) -> BrokerSettings:
-    password = config.mqtt.password.get_secret_value() if config.mqtt.password else None
-    return BrokerSettings(
-        host=config.mqtt.host or "127.0.0.1",
-        port=config.mqtt.port,
-        client_id=client_id,
-        keepalive=config.mqtt.keepalive,
-        username=config.mqtt.username,
-        password=password,
-    )
-
-
 async def send_command(config: Config, topic: str, payload: bytes) -> None:
     """Publish one command (QoS 1) and return once the broker has acknowledged it."""
-    settings = broker_settings(config, f"qlik2mqtt-cli-{os.getpid()}")
+    settings = broker_settings(config, "cli")
     link = MqttLink(settings, Stats())
     link.start()
     try:

@@ -79,11 +79,36 @@ def _topic_part(value: str) -> str:
     return value
 
 
+def _existing_file(value: Path | None) -> Path | None:
+    if value is not None and not value.is_file():
+        raise ValueError(f"no such file: {value}")
+    return value
+
+
+ExistingFile = Annotated[Path | None, AfterValidator(_existing_file)]
+
+
+class TlsConfig(_Section):
+    enabled: bool = False
+    ca_file: ExistingFile = None
+    certfile: ExistingFile = None
+    keyfile: ExistingFile = None
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TlsConfig:
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile needs certfile (a client certificate and its key)")
+        return self
+
+
 class MqttConfig(_Section):
     host: str | None = None
     port: Port = 1883
     username: str | None = None
     password: SecretStr | None = None
+    password_file: ExistingFile = None
+    tls: TlsConfig = TlsConfig()
     client_id: str | None = None
     base_topic: str = "qlik2mqtt"
     qos: Literal[0, 1, 2] = 1
@@ -92,6 +117,19 @@ class MqttConfig(_Section):
     outbox_max_events: Annotated[int, Field(ge=100)] = 100_000
 
     _check_base_topic = field_validator("base_topic")(_topic_part)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        return self
+
+    def secret(self) -> str | None:
+        """The broker password, from `password` or the first line of `password_file`."""
+        if self.password_file is not None:
+            lines = self.password_file.read_text(encoding="utf-8").splitlines()
+            return lines[0] if lines else ""
+        return self.password.get_secret_value() if self.password is not None else None
 
 
 class HomeAssistantConfig(_Section):

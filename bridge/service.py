@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import socket
 import time
 from pathlib import Path
 
 import structlog
 
 from bridge.config import Config
+from bridge.connection import EMBEDDED_HOST, broker_settings
 from bridge.core import Bridge
 from bridge.embedded import EmbeddedBroker, start_embedded_broker
 from bridge.extensions import Context, Extension
@@ -25,7 +24,7 @@ from bridge.extensions.state_topics import StateTopics
 from bridge.health import WRITE_INTERVAL as HEALTH_INTERVAL
 from bridge.health import health_path, write_health
 from bridge.listener import SourceFilter, open_listener
-from bridge.mqtt import BrokerSettings, MqttLink
+from bridge.mqtt import MqttLink
 from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
 from bridge.state import BridgeState
 from bridge.stats import Stats
@@ -33,7 +32,6 @@ from bridge.topics import Topics
 
 log = structlog.get_logger("qlik2mqtt")
 
-EMBEDDED_HOST = "127.0.0.1"
 SAVE_INTERVAL = 5.0
 FLUSH_TIMEOUT = 5.0
 
@@ -107,16 +105,7 @@ async def run(
                 extension.on_message(topic, payload)
 
     link = MqttLink(
-        BrokerSettings(
-            host=host,
-            port=config.mqtt.port,
-            client_id=config.mqtt.client_id or f"qlik2mqtt-{socket.gethostname()}-{os.getpid()}",
-            keepalive=config.mqtt.keepalive,
-            username=config.mqtt.username,
-            password=config.mqtt.password.get_secret_value() if config.mqtt.password else None,
-            outbox_max=config.mqtt.outbox_max_events,
-            will_topic=topics.bridge_state,
-        ),
+        broker_settings(config, will_topic=topics.bridge_state),
         stats,
         on_connect=on_connect,
         on_message=on_message,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +13,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from bridge.commands import broker_settings
 from bridge.config import Config
+from bridge.connection import broker_settings
 
 SETTLE = 0.5
 """Retained messages arrive in a burst after subscribing; a pause this long ends it."""
@@ -29,7 +28,7 @@ async def watch(config: Config, on_update: Callable[[Snapshot], None], once: boo
     """Subscribe to `<base>/#`; call on_update as messages arrive. With `once`, return after
     the retained burst; else run until cancelled."""
     base = config.mqtt.base_topic
-    settings = broker_settings(config, f"qlik2mqtt-status-{os.getpid()}")
+    settings = broker_settings(config, "status")
     snapshot: Snapshot = {}
     arrived = asyncio.Event()
 

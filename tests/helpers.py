@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -39,15 +40,34 @@ def mosquitto_binary() -> str:
 class Mosquitto:
     """A real mosquitto on a loopback port; stop() and start() again keep the port."""
 
-    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        persistence: bool = False,
+        users: dict[str, str] | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+    ) -> None:
+        """users: a password file with these users (no anonymous access); tls: (ca, cert, key)
+        for a TLS-only listener."""
         self.port = port or free_port()
         self._conf = workdir / f"mosquitto-{self.port}.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+        lines = [f"listener {self.port} 127.0.0.1"]
+        if tls is not None:
+            lines += [f"cafile {tls[0]}", f"certfile {tls[1]}", f"keyfile {tls[2]}"]
+        lines += [
+            f"allow_anonymous {'false' if users else 'true'}",
             "max_queued_messages 100000",
             f"persistence {'true' if persistence else 'false'}",
         ]
+        if users:
+            password_file = workdir / f"passwords-{self.port}"
+            password_file.write_text("")
+            for user, password in users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(password_file), user, password], check=True
+                )
+            lines.append(f"password_file {password_file}")
         if persistence:  # sessions of clean_session=False clients survive a restart
             lines.append(f"persistence_location {workdir}/")
         if os.geteuid() == 0:  # mosquitto would drop to its own user, locked out of workdir
@@ -96,19 +116,29 @@ class Received:
 class Subscriber:
     """An MQTT 3.1.1 client that records everything it receives and lets tests await it."""
 
-    def __init__(self, port: int, client_id: str | None = None, clean: bool = True) -> None:
+    def __init__(
+        self,
+        port: int,
+        client_id: str | None = None,
+        clean: bool = True,
+        auth: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = port
+        self._tls = tls
         self.messages: list[Received] = []
         self._arrived = asyncio.Condition()
         client_id = client_id or f"test-sub-{uuid.uuid4().hex[:8]}"
         self._client = gmqtt.Client(client_id, clean_session=clean)
         self._client.reconnect_retries = 0
+        if auth is not None:
+            self._client.set_auth_credentials(*auth)
         self._client.on_message = self._on_message
         self._subscribed = asyncio.Event()
         self._client.on_subscribe = lambda *args: self._subscribed.set()
 
     async def start(self, *topics: str) -> Subscriber:
-        await self._client.connect("127.0.0.1", self.port, version=MQTTv311)
+        await self._client.connect("127.0.0.1", self.port, ssl=self._tls or False, version=MQTTv311)
         for topic in topics:
             self._subscribed.clear()
             self._client.subscribe(topic, qos=1)
