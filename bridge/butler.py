@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from bridge.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.privacy import PLAIN, Privacy
 from bridge.state import BridgeState
 
 _USER_TOPICS = {
@@ -26,24 +27,24 @@ _TASK_TOPICS = {
 Message = tuple[str, bytes]
 
 
-def event_messages(event: Event, base: str) -> list[Message]:
+def event_messages(event: Event, base: str, privacy: Privacy = PLAIN) -> list[Message]:
     """Butler's messages for one event (none for events Butler never published)."""
     if isinstance(event, UserEvent):
-        who = f"{event.user_directory or ''}/{event.user_id or ''}"
+        who = f"{event.user_directory or ''}/{privacy.user_id(event.user_id) or ''}"
         return [(f"{base}/{_USER_TOPICS[event.event_type]}", f"{event.server}: {who}".encode())]
     topic = _TASK_TOPICS.get(event.event_type)
     if topic is None:
         return []
     return [
         (f"{base}/{topic}", (event.task_name or "").encode()),
-        (f"{base}/{topic}_full", json.dumps(_full(event), ensure_ascii=False).encode()),
+        (f"{base}/{topic}_full", json.dumps(_full(event, privacy), ensure_ascii=False).encode()),
     ]
 
 
-def _full(event: TaskEvent) -> dict[str, str | None]:
+def _full(event: TaskEvent, privacy: Privacy) -> dict[str, str | None]:
     return {
         "hostName": event.server,
-        "user": event.user,
+        "user": privacy.account(event.user),
         "taskName": event.task_name,
         "taskId": event.task_id,
         "appName": event.app_name,
@@ -51,14 +52,16 @@ def _full(event: TaskEvent) -> dict[str, str | None]:
         "logTimeStamp": event.log_timestamp,
         "logLevel": event.log_level,
         "executionId": event.execution_id,
-        "logMessage": event.message,
+        "logMessage": privacy.redact(event.message, privacy.user_part(event.user)),
     }
 
 
-def active_user_messages(state: BridgeState, base: str) -> list[Message]:
+def active_user_messages(state: BridgeState, base: str, privacy: Privacy = PLAIN) -> list[Message]:
     """`users/active/count` and `users/active/usernames` (distinct user ids, as Butler)."""
-    names = sorted({user_id for server in state.servers.values() for _, user_id in server.users()})
+    ids = {user_id for server in state.servers.values() for _, user_id in server.users()}
+    treated = (privacy.user_id(user_id) for user_id in ids)
+    names = sorted(name for name in treated if name is not None)
     return [
-        (f"{base}/users/active/count", str(len(names)).encode()),
+        (f"{base}/users/active/count", str(len(ids)).encode()),
         (f"{base}/users/active/usernames", json.dumps(names, ensure_ascii=False).encode()),
     ]

@@ -216,6 +216,11 @@ class AlertsConfig(_Section):
     outputs: list[AlertOutputConfig] = []
 
 
+class PrivacyConfig(_Section):
+    user_ids: Literal["plain", "hashed", "omitted"] = "plain"
+    salt: SecretStr | None = None
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -231,6 +236,7 @@ class Config(_Section):
     state_file: Path = Path("data/state.json")
     stats_interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0
     alerts: AlertsConfig = AlertsConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.events import Event, TaskEvent, UserEvent
+from bridge.privacy import PLAIN, Privacy
 from bridge.state import BridgeState, ServerState, TaskRecord
 
 
@@ -21,40 +22,43 @@ def iso_time(unix_seconds: float | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def user_name(directory: str, user_id: str) -> str:
-    return f"{directory}\\{user_id}" if directory else user_id
+def user_name(directory: str, user_id: str, privacy: Privacy = PLAIN) -> str | None:
+    treated = privacy.user_id(user_id)
+    if treated is None:
+        return None
+    return f"{directory}\\{treated}" if directory else treated
 
 
-def event_payload(event: Event, received_at: float) -> dict[str, Any]:
+def event_payload(event: Event, received_at: float, privacy: Privacy = PLAIN) -> dict[str, Any]:
     """The payload of `<server>/event/user` or `<server>/event/task`."""
     if isinstance(event, UserEvent):
         return {
             "event_type": event.event_type.value,
             "server": event.server,
             "user_directory": event.user_directory,
-            "user_id": event.user_id,
+            "user_id": privacy.user_id(event.user_id),
             "origin": event.origin,
             "context": event.context,
-            "message": event.message,
+            "message": privacy.redact(event.message, event.user_id),
             "log_timestamp": event.log_timestamp,
             "timestamp": iso_time(received_at),
         }
-    return task_payload(event, received_at)
+    return task_payload(event, received_at, privacy)
 
 
-def task_payload(event: TaskEvent, received_at: float) -> dict[str, Any]:
+def task_payload(event: TaskEvent, received_at: float, privacy: Privacy = PLAIN) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "event_type": event.event_type.value,
         "server": event.server,
         "task_name": event.task_name,
         "app_name": event.app_name,
-        "user": event.user,
+        "user": privacy.account(event.user),
         "task_id": event.task_id,
         "app_id": event.app_id,
         "execution_id": event.execution_id,
         "log_timestamp": event.log_timestamp,
         "log_level": event.log_level,
-        "message": event.message,
+        "message": privacy.redact(event.message, privacy.user_part(event.user)),
         "timestamp": iso_time(received_at),
     }
     if event.session_id is not None:
@@ -62,28 +66,29 @@ def task_payload(event: TaskEvent, received_at: float) -> dict[str, Any]:
     return payload
 
 
-def _last_failed(record: TaskRecord | None) -> dict[str, Any] | None:
-    return None if record is None else task_payload(record.event, record.received_at)
+def _last_failed(record: TaskRecord | None, privacy: Privacy) -> dict[str, Any] | None:
+    return None if record is None else task_payload(record.event, record.received_at, privacy)
 
 
-def server_payload(server: ServerState) -> dict[str, Any]:
+def server_payload(server: ServerState, privacy: Privacy = PLAIN) -> dict[str, Any]:
     """Retained `<base>/<server>`: what is happening on one Qlik Sense node."""
     users = server.users()
+    names = (user_name(*key, privacy) for key in users)
     return {
         "server": server.host,
         "active_sessions": len(server.sessions),
         "active_users": len(users),
         "active_connections": server.active_connections,
-        "users": sorted(user_name(*key) for key in users),
+        "users": sorted(name for name in names if name is not None),
         "last_event_at": iso_time(server.last_event_at),
         "failed_tasks": server.failed_tasks,
         "aborted_tasks": server.aborted_tasks,
         "succeeded_tasks": server.succeeded_tasks,
-        "last_failed_task": _last_failed(server.last_failed_task),
+        "last_failed_task": _last_failed(server.last_failed_task, privacy),
     }
 
 
-def site_payload(state: BridgeState) -> dict[str, Any]:
+def site_payload(state: BridgeState, privacy: Privacy = PLAIN) -> dict[str, Any]:
     """Retained `<base>/site`: the whole Qlik Sense site, and the failure flag."""
     users: set[tuple[str, str]] = set()
     for server in state.servers.values():
@@ -101,5 +106,5 @@ def site_payload(state: BridgeState) -> dict[str, Any]:
         "aborted_tasks": sum(server.aborted_tasks for server in servers),
         "last_event_at": iso_time(max(seen, default=None)),
         "last_failure_at": iso_time(state.last_failure_at),
-        "last_failed_task": _last_failed(state.last_failed_task),
+        "last_failed_task": _last_failed(state.last_failed_task, privacy),
     }

@@ -26,6 +26,7 @@ from bridge.health import health_path, write_health
 from bridge.listener import SourceFilter, open_listener
 from bridge.mqtt import MqttLink
 from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
+from bridge.privacy import Privacy
 from bridge.state import BridgeState
 from bridge.stats import Stats
 from bridge.topics import Topics
@@ -119,6 +120,7 @@ async def run(
         clock=time.time,
         started_at=started_at,
         embedded_broker=broker is not None,
+        privacy=_privacy(config),
     )
     extensions.extend(_extensions(context))
     for topic in (topics.acknowledge, topics.forget):
@@ -181,6 +183,17 @@ async def run(
             with contextlib.suppress(Exception):
                 await broker.shutdown()
         log.info("stopped")
+
+
+def _privacy(config: Config) -> Privacy:
+    settings = config.privacy
+    salt = settings.salt.get_secret_value() if settings.salt is not None else ""
+    if settings.user_ids == "hashed" and not salt:
+        log.warning(
+            "privacy.user_ids is hashed but privacy.salt is not set: anyone can hash a list of "
+            "known user names and compare; set a secret salt"
+        )
+    return Privacy(settings.user_ids, salt)
 
 
 def _extensions(context: Context) -> list[Extension]:

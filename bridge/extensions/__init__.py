@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from bridge.config import Config
 from bridge.events import Event
 from bridge.mqtt import MqttLink
+from bridge.privacy import PLAIN, Privacy
 from bridge.state import BridgeState, Change
 from bridge.stats import Stats
 from bridge.topics import Topics
@@ -27,6 +28,7 @@ class Context:
     clock: Callable[[], float]
     started_at: float
     embedded_broker: bool = False
+    privacy: Privacy = PLAIN
 
 
 class Extension:

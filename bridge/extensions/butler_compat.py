@@ -18,7 +18,7 @@ class ButlerCompat(Extension):
 
     def on_event(self, event: Event, received_at: float) -> None:
         qos = self.context.config.mqtt.qos
-        for topic, payload in butler.event_messages(event, self._base):
+        for topic, payload in butler.event_messages(event, self._base, self.context.privacy):
             self.context.link.enqueue(OutMessage(topic, payload, qos))
 
     def on_change(self, change: Change) -> None:
@@ -32,5 +32,7 @@ class ButlerCompat(Extension):
         self._coalescer.flush_now()
 
     def _publish_users(self) -> None:
-        for topic, payload in butler.active_user_messages(self.context.state, self._base):
+        for topic, payload in butler.active_user_messages(
+            self.context.state, self._base, self.context.privacy
+        ):
             self.context.link.publish_now(topic, payload, retain=False)

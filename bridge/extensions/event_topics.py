@@ -37,7 +37,9 @@ class EventTopics(Extension):
         topics = self.context.topics
         slug = server_slug(event.server)
         topic = topics.user_event(slug) if isinstance(event, UserEvent) else topics.task_event(slug)
-        message = OutMessage(topic, encode(event_payload(event, received_at)), self._qos)
+        message = OutMessage(
+            topic, encode(event_payload(event, received_at, self.context.privacy)), self._qos
+        )
         held = self._held.get(slug)
         if held is not None:
             held.append(message)

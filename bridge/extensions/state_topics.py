@@ -44,9 +44,11 @@ class StateTopics(Extension):
         for slug in self._dirty_servers:
             server = state.servers.get(slug)
             if server is not None:
-                self._publish(topics.server(slug), encode(server_payload(server)))
+                self._publish(
+                    topics.server(slug), encode(server_payload(server, self.context.privacy))
+                )
         if self._site_dirty:
-            site = site_payload(state)
+            site = site_payload(state, self.context.privacy)
             self._publish(topics.site, encode(site))
             if site["last_event_at"] is not None:
                 self._publish(topics.site_last_event, site["last_event_at"].encode())

@@ -1,0 +1,67 @@
+"""privacy.user_ids: hashed or omitted user ids never leave the bridge in any payload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.privacy import Privacy
+from tests.bridge_runner import RunningBridge, bridge_config
+from tests.helpers import Mosquitto, Subscriber
+
+NAMES = (b"anna", b"mia", "Jöran".encode())
+
+
+def test_hashing_is_stable_keyed_and_keeps_the_directory() -> None:
+    salted = Privacy("hashed", "secret")
+    assert salted.user_id("anna") == salted.user_id("anna")
+    assert salted.user_id("anna") != Privacy("hashed", "other").user_id("anna")
+    assert salted.user_id("anna") != salted.user_id("bob")
+    account = salted.account("CORP\\anna")
+    assert account is not None
+    assert account.startswith("CORP\\user-")
+    assert "anna" not in account
+    assert Privacy("omitted").account("CORP\\anna") is None
+    assert Privacy("plain").account("CORP\\anna") == "CORP\\anna"
+    said = salted.redact("Start session for user 'CORP\\Anna'", "anna")
+    assert said == f"Start session for user 'CORP\\{salted.user_id('anna')}'"
+    assert Privacy("omitted").redact("for CORP\\anna", "anna") == "for CORP\\[user]"
+
+
+@pytest.mark.parametrize("mode", ["hashed", "omitted"])
+async def test_no_user_name_in_any_message(tmp_path: Path, mosquitto: Mosquitto, mode: str) -> None:
+    config = bridge_config(
+        tmp_path,
+        mosquitto.port,
+        privacy={"user_ids": mode, "salt": "s"},
+        butler_compat__enabled=True,
+    )
+    sub = await Subscriber(mosquitto.port).start("#")
+    bridge = await RunningBridge(config).start()
+    try:
+        bridge.users.send(
+            "/proxy-session/;QS1;Start session;CORP;anna;AppAccess;/hub/;"
+            "Start session for user 'CORP\\anna'"
+        )
+        bridge.users.send("QS1;Start session;CORP;Jöran".encode("cp1252"))
+        bridge.tasks.send(
+            "/scheduler-task-failed/;QS1;Reload;App;CORP\\mia;t;a;"
+            "2026-05-06 14:23:45,123;ERROR;e;Max retries reached for CORP\\mia"
+        )
+        server = await sub.wait_json("qlik2mqtt/qs1", lambda p: p["active_sessions"] == 2)
+        event = await sub.wait_json("qlik2mqtt/qs1/event/task", lambda p: True)
+        await sub.wait_for("qliksense/users/active/usernames")
+        await sub.wait_for("qliksense/task_failure_full")
+        if mode == "hashed":
+            assert len(server["users"]) == 2
+            assert all(name.startswith("CORP\\user-") for name in server["users"])
+            assert event["user"].startswith("CORP\\user-")
+        else:
+            assert server["users"] == []
+            assert event["user"] is None
+        leaked = [m.topic for m in sub.messages for name in NAMES if name in m.payload]
+        assert leaked == []
+    finally:
+        await bridge.close()
+        await sub.stop()
