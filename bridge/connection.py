@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 from bridge.config import Config
 from bridge.mqtt import BrokerSettings
 from bridge.tls import tls_context
 
 EMBEDDED_HOST = "127.0.0.1"
+
+
+def outbox_path(config: Config) -> Path:
+    return config.state_file.with_name("outbox.sqlite")
 
 
 def broker_settings(
@@ -29,5 +34,6 @@ def broker_settings(
         password=config.mqtt.secret(),
         tls=tls_context(config.mqtt.tls),
         outbox_max=config.mqtt.outbox_max_events,
+        outbox_path=None if role else outbox_path(config),
         will_topic=will_topic,
     )

@@ -16,9 +16,9 @@ import asyncio
 import contextlib
 import random
 import ssl
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gmqtt
@@ -26,6 +26,7 @@ import structlog
 from gmqtt.mqtt.constants import MQTTv311
 from gmqtt.storage import PersistentStorage
 
+from bridge.outbox import Outbox, OutMessage
 from bridge.stats import Stats
 
 log = structlog.get_logger("qlik2mqtt.mqtt")
@@ -39,16 +40,6 @@ SEND_BATCH = 500
 """Events sent before yielding to the event loop, so the UDP listener keeps reading."""
 
 
-@dataclass(slots=True)
-class OutMessage:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool = False
-    durable: bool = True
-    """Durable messages (events) are resent after a lost connection; state is not."""
-
-
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
     host: str
@@ -59,6 +50,8 @@ class BrokerSettings:
     password: str | None = None
     tls: ssl.SSLContext | None = None
     outbox_max: int = 100_000
+    outbox_path: Path | None = None
+    """SQLite file that keeps events across outages and restarts; None: memory only."""
     will_topic: str | None = None
 
 
@@ -97,7 +90,7 @@ class MqttLink:
         self._stats = stats
         self._on_connect = on_connect
         self._on_message = on_message
-        self._outbox: deque[OutMessage] = deque()
+        self._outbox = Outbox(settings.outbox_path, settings.outbox_max, self._dropped)
         self._inflight: dict[int, OutMessage] = {}
         self._client: _Client | None = None
         self._store: _AckStore | None = None
@@ -117,7 +110,7 @@ class MqttLink:
     @property
     def outbox_depth(self) -> int:
         """Events waiting for the broker: queued plus sent-but-unacknowledged."""
-        return len(self._outbox) + sum(1 for m in self._inflight.values() if m.durable)
+        return len(self._outbox) + self._inflight_events()
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
@@ -135,18 +128,18 @@ class MqttLink:
 
     def enqueue(self, message: OutMessage) -> None:
         """Queue an event for in-order delivery; the oldest is dropped past the bound."""
-        if len(self._outbox) >= self._settings.outbox_max:
-            self._outbox.popleft()
-            self._stats.outbox_dropped += 1
-            if self._stats.outbox_dropped % 1000 == 1:
-                log.warning(
-                    "outbox full: dropping the oldest events",
-                    limit=self._settings.outbox_max,
-                    dropped_total=self._stats.outbox_dropped,
-                )
-        self._outbox.append(message)
+        self._outbox.put(message)
         self._idle.clear()
         self._wake.set()
+
+    def _dropped(self, count: int) -> None:
+        self._stats.outbox_dropped += count
+        if self._stats.outbox_dropped % 1000 == 1:
+            log.warning(
+                "outbox full: dropping the oldest events",
+                limit=self._settings.outbox_max,
+                dropped_total=self._stats.outbox_dropped,
+            )
 
     def publish_now(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> bool:
         """Send at once if connected (state, commands' answers); False when not connected."""
@@ -171,7 +164,10 @@ class MqttLink:
                 self._send(OutMessage(final[0], final[1], 1, retain=True, durable=False))
             await client.disconnect()
         self._connected.clear()
-        return self.outbox_depth
+        left = self.outbox_depth
+        self._outbox.close(self._unacked())
+        self._inflight.clear()
+        return left
 
     # -- connection ---------------------------------------------------------------------
 
@@ -227,11 +223,13 @@ class MqttLink:
             for topic in self._subscriptions:
                 client.subscribe(topic, qos=1)
             self._connected.set()
+            self._outbox.set_online(True)
             log.info("MQTT connected", broker=f"{settings.host}:{settings.port}")
             self._on_connect()
             self._wake.set()
             await self._lost.wait()
             self._connected.clear()
+            self._outbox.set_online(False)
             self._requeue_inflight()
             if not self._closing.is_set():
                 log.warning("MQTT connection lost, reconnecting", queued=self.outbox_depth)
@@ -270,13 +268,17 @@ class MqttLink:
     def _acked(self, mid: int) -> None:
         message = self._inflight.pop(mid, None)
         if message is not None and message.durable:
+            self._outbox.acked(message)
             self._stats.events_published += 1
             self._wake.set()
 
+    def _unacked(self) -> list[OutMessage]:
+        return [message for message in self._inflight.values() if message.durable]
+
     def _requeue_inflight(self) -> None:
-        unacked = [message for message in self._inflight.values() if message.durable]
+        unacked = self._unacked()
         self._inflight.clear()
-        self._outbox.extendleft(reversed(unacked))
+        self._outbox.spill(unacked)
 
     def _can_send(self) -> bool:
         """Connected, and the socket not already closing (the loss is being reported)."""
@@ -289,13 +291,14 @@ class MqttLink:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            sent = 0
-            while self._can_send() and self._outbox and len(self._inflight) < MAX_INFLIGHT:
-                self._send(self._outbox.popleft())
-                sent += 1
-                if sent % SEND_BATCH == 0:
-                    await asyncio.sleep(0)
-            if not self._outbox and not self._inflight_events():
+            while self._can_send() and len(self._inflight) < MAX_INFLIGHT:
+                batch = self._outbox.take(min(SEND_BATCH, MAX_INFLIGHT - len(self._inflight)))
+                if not batch:
+                    break
+                for message in batch:
+                    self._send(message)
+                await asyncio.sleep(0)  # let the UDP listener read between batches
+            if not len(self._outbox) and not self._inflight_events():
                 self._idle.set()
 
 

@@ -35,6 +35,7 @@ log = structlog.get_logger("qlik2mqtt")
 
 SAVE_INTERVAL = 5.0
 FLUSH_TIMEOUT = 5.0
+BUFFER_DRAIN_PASSES = 200_000
 
 
 class StartupError(Exception):
@@ -168,6 +169,7 @@ async def run(
         await stop.wait()
         log.info("shutting down")
     finally:
+        await _read_what_is_buffered(bridge)
         for transport in transports:
             transport.close()
         for task in background:
@@ -177,7 +179,7 @@ async def run(
             await extension.stop()
         left = await link.close(FLUSH_TIMEOUT, final=(topics.bridge_state, b"offline"))
         if left:
-            log.warning("events not delivered before shutdown", count=left)
+            log.warning("broker did not take every event: kept for the next start", count=left)
         await asyncio.to_thread(save_state, config.state_file, bridge.state)
         if broker is not None:
             with contextlib.suppress(Exception):
@@ -194,6 +196,18 @@ def _privacy(config: Config) -> Privacy:
             "known user names and compare; set a secret salt"
         )
     return Privacy(settings.user_ids, salt)
+
+
+async def _read_what_is_buffered(bridge: Bridge) -> None:
+    """Before the sockets close, let the loop read the datagrams the kernel already holds:
+    each loop pass reads more, and three passes without a new one mean the buffers are empty."""
+    quiet = 0
+    for _ in range(BUFFER_DRAIN_PASSES):
+        seen = bridge.stats.datagrams
+        await asyncio.sleep(0)
+        quiet = quiet + 1 if bridge.stats.datagrams == seen else 0
+        if quiet >= 3:
+            return
 
 
 def _extensions(context: Context) -> list[Extension]:

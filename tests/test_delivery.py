@@ -128,3 +128,38 @@ async def test_butler_compatible_topics(tmp_path: Path, mosquitto: Mosquitto) ->
     finally:
         await sub.stop()
         await bridge.close()
+
+
+async def test_events_survive_a_bridge_restart_during_an_outage(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path, persistence=True)
+    broker.start()
+    config = bridge_config(tmp_path, broker.port)
+    bridge = RunningBridge(config)
+    watcher = await Subscriber(broker.port, client_id="restart-watcher", clean=False).start(
+        f"{BASE}/+/event/user"
+    )
+    try:
+        await bridge.start()
+        bridge.users.send("QS1;Start session;CORP;before")
+        await watcher.wait_json(f"{BASE}/qs1/event/user", lambda p: p["user_id"] == "before")
+        await watcher.stop()
+        broker.stop()
+        for number in range(100):
+            bridge.users.send(f"QS1;Start session;CORP;user{number:03d}")
+        # Stopped at once: it still reads what the socket holds, and keeps it on disk.
+        await bridge.stop()
+
+        broker.start()
+        await bridge.start()
+        watcher = await Subscriber(broker.port, client_id="restart-watcher", clean=False).start()
+        await watcher.wait_json(
+            f"{BASE}/qs1/event/user", lambda p: p["user_id"] == "user099", timeout=60
+        )
+        users = [m.json()["user_id"] for m in watcher.on(f"{BASE}/qs1/event/user")]
+        assert [user for user in users if user != "before"] == [
+            f"user{number:03d}" for number in range(100)
+        ]
+    finally:
+        await watcher.stop()
+        await bridge.close()
+        broker.stop()

@@ -1,0 +1,77 @@
+"""The outbox on a real SQLite file: order, spills, restarts and the bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bridge.outbox import Outbox, OutMessage
+
+
+def msg(number: int) -> OutMessage:
+    return OutMessage(f"t/{number}", str(number).encode(), qos=1)
+
+
+def drain(outbox: Outbox) -> list[str]:
+    sent = []
+    while batch := outbox.take(7):
+        for message in batch:
+            outbox.acked(message)
+            sent.append(message.payload.decode())
+    return sent
+
+
+def test_memory_while_online_disk_while_offline_in_order(tmp_path: Path) -> None:
+    dropped: list[int] = []
+    outbox = Outbox(tmp_path / "o.sqlite", 1000, dropped.append)
+    outbox.set_online(True)
+    outbox.put(msg(1))
+    outbox.set_online(False)  # broker gone: message 1 was taken and not acknowledged
+    first = outbox.take(10)
+    outbox.spill(first)
+    for number in range(2, 30):
+        outbox.put(msg(number))
+    assert len(outbox) == 29
+    outbox.set_online(True)
+    outbox.put(msg(30))  # older events wait on disk: this one goes behind them
+    assert drain(outbox) == [str(n) for n in range(1, 31)]
+    assert len(outbox) == 0
+    assert dropped == []
+
+
+def test_a_restart_keeps_what_was_not_acknowledged(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    outbox = Outbox(path, 1000, lambda n: None)
+    for number in range(100):
+        outbox.put(msg(number))  # offline from the start: all on disk
+    sent = outbox.take(10)
+    for message in sent[:4]:
+        outbox.acked(message)
+    outbox.close(sent[4:])  # six sent, never acknowledged
+
+    again = Outbox(path, 1000, lambda n: None)
+    again.set_online(True)
+    assert len(again) == 96
+    assert drain(again) == [str(n) for n in range(4, 100)]
+    again.close([])
+    assert len(Outbox(path, 1000, lambda n: None)) == 0
+
+
+def test_memory_only_spill_puts_unacked_back_in_front() -> None:
+    outbox = Outbox(None, 1000, lambda n: None)
+    outbox.set_online(True)
+    for number in range(5):
+        outbox.put(msg(number))
+    taken = outbox.take(3)
+    outbox.spill(taken)
+    assert drain(outbox) == ["0", "1", "2", "3", "4"]
+
+
+def test_past_the_bound_the_oldest_is_dropped_and_counted(tmp_path: Path) -> None:
+    dropped: list[int] = []
+    outbox = Outbox(tmp_path / "o.sqlite", 100, dropped.append)
+    for number in range(150):
+        outbox.put(msg(number))
+    assert len(outbox) == 100
+    assert sum(dropped) == 50
+    outbox.set_online(True)
+    assert drain(outbox) == [str(n) for n in range(50, 150)]
