@@ -216,6 +216,11 @@ class AlertsConfig(_Section):
     outputs: list[AlertOutputConfig] = []
 
 
+class CommandsConfig(_Section):
+    acknowledge: bool = True
+    forget: bool = True
+
+
 class PrivacyConfig(_Section):
     user_ids: Literal["plain", "hashed", "omitted"] = "plain"
     salt: SecretStr | None = None
@@ -237,6 +242,7 @@ class Config(_Section):
     stats_interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0
     alerts: AlertsConfig = AlertsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    commands: CommandsConfig = CommandsConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

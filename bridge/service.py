@@ -98,9 +98,9 @@ async def run(
             extension.on_connect()
 
     def on_message(topic: str, payload: bytes) -> None:
-        if topic == topics.acknowledge:
+        if topic == topics.acknowledge and config.commands.acknowledge:
             bridge.acknowledge("mqtt")
-        elif topic == topics.forget:
+        elif topic == topics.forget and config.commands.forget:
             bridge.forget(payload.decode("utf-8", errors="replace").strip(), "mqtt")
         for extension in extensions:
             if topic in extension.subscriptions():
@@ -124,8 +124,10 @@ async def run(
         privacy=_privacy(config),
     )
     extensions.extend(_extensions(context))
-    for topic in (topics.acknowledge, topics.forget):
-        link.subscribe(topic)
+    if config.commands.acknowledge:
+        link.subscribe(topics.acknowledge)
+    if config.commands.forget:
+        link.subscribe(topics.forget)
     for extension in extensions:
         for topic in extension.subscriptions():
             link.subscribe(topic)

@@ -31,6 +31,7 @@ class DiscoverySettings:
     base_topic: str
     version: str
     support_url: str
+    acknowledge_button: bool = True
 
     @property
     def node_id(self) -> str:
@@ -247,7 +248,7 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             **config,
         )
 
-    return [
+    configs = [
         entity(
             "binary_sensor",
             "reload_failure",
@@ -260,15 +261,6 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             device_class="problem",
             json_attributes_topic=site_topic,
             json_attributes_template="{{ (value_json.last_failed_task or {}) | tojson }}",
-        ),
-        entity(
-            "button",
-            "acknowledge",
-            "qlik_sense_acknowledge_failure",
-            "Acknowledge failure",
-            command_topic=f"{base}/bridge/acknowledge",
-            payload_press="acknowledge",
-            icon="mdi:check-circle-outline",
         ),
         site_counter("active_sessions", "Active sessions", "mdi:account-multiple", "sessions"),
         site_counter("active_users", "Active users", "mdi:account-group", "users"),
@@ -309,3 +301,15 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             device_class="timestamp",
         ),
     ]
+    button = entity(
+        "button",
+        "acknowledge",
+        "qlik_sense_acknowledge_failure",
+        "Acknowledge failure",
+        command_topic=f"{base}/bridge/acknowledge",
+        payload_press="acknowledge",
+        icon="mdi:check-circle-outline",
+    )
+    # With the acknowledge command switched off, an earlier button is removed (empty config).
+    configs.insert(1, button if settings.acknowledge_button else (button[0], {}))
+    return configs

@@ -26,6 +26,7 @@ class HomeAssistantDiscovery(Extension):
             base_topic=context.config.mqtt.base_topic,
             version=__version__,
             support_url=PROJECT_URL,
+            acknowledge_button=context.config.commands.acknowledge,
         )
         self._announced: set[str] = set()
 
