@@ -92,6 +92,8 @@ class MqttLink:
         self._on_message = on_message
         self._outbox = Outbox(settings.outbox_path, settings.outbox_max, self._dropped)
         self._inflight: dict[int, OutMessage] = {}
+        self._inflight_durable = 0
+        """Events among the in-flight messages (kept, not counted, on the hot path)."""
         self._client: _Client | None = None
         self._store: _AckStore | None = None
         self._connected = asyncio.Event()
@@ -167,6 +169,7 @@ class MqttLink:
         left = self.outbox_depth
         self._outbox.close(self._unacked())
         self._inflight.clear()
+        self._inflight_durable = 0
         return left
 
     # -- connection ---------------------------------------------------------------------
@@ -262,12 +265,14 @@ class MqttLink:
         self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
         if message.qos > 0:
             self._inflight[self._store.last_mid] = message
+            self._inflight_durable += message.durable
         elif message.durable:
             self._stats.events_published += 1
 
     def _acked(self, mid: int) -> None:
         message = self._inflight.pop(mid, None)
         if message is not None and message.durable:
+            self._inflight_durable -= 1
             self._outbox.acked(message)
             self._stats.events_published += 1
             self._wake.set()
@@ -278,6 +283,7 @@ class MqttLink:
     def _requeue_inflight(self) -> None:
         unacked = self._unacked()
         self._inflight.clear()
+        self._inflight_durable = 0
         self._outbox.spill(unacked)
 
     def _can_send(self) -> bool:
@@ -285,7 +291,7 @@ class MqttLink:
         return self.connected and self._client is not None and bool(self._client.is_connected)
 
     def _inflight_events(self) -> int:
-        return sum(1 for message in self._inflight.values() if message.durable)
+        return self._inflight_durable
 
     async def _drain(self) -> None:
         while True:

@@ -1,0 +1,207 @@
+"""Processes for the benchmark and the soak test: mosquitto, a target, a subscriber, a load."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else sys.executable
+EVENTS = "qlik2mqtt/+/event/user"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing listens on {port}")
+        time.sleep(0.05)
+
+
+class Broker:
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        self.conf = work / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "max_queued_messages 1000000",
+            "max_inflight_messages 0",
+            "persistence true",
+            f"persistence_location {work}/",
+        ]
+        if os.geteuid() == 0:
+            lines.append("user root")
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+def start_target(kind: str, work: Path, mqtt_port: int, udp_port: int) -> subprocess.Popen[bytes]:
+    if kind == "bridge":
+        config = work / "bridge.yaml"
+        config.write_text(
+            f"udp: {{host: 127.0.0.1, user_activity_port: {udp_port}, "
+            f"task_port: {free_port(socket.SOCK_DGRAM)}}}\n"
+            f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
+            f"homeassistant: {{enabled: false}}\nstate_file: {work}/state.json\n"
+            f"stats_interval: 1s\nlogging: {{format: json, level: warning}}\n"
+        )
+        command = [PYTHON, "-m", "bridge", "run", "--config", str(config)]
+    else:
+        command = [
+            PYTHON,
+            str(ROOT / "bench/forwarder.py"),
+            "--udp-port",
+            str(udp_port),
+            "--mqtt-port",
+            str(mqtt_port),
+        ] + (["--tuned"] if kind == "tuned" else [])
+    with (work / f"{kind}.log").open("ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
+
+
+class Subscription:
+    """mosquitto_sub (C, not the bottleneck) writing `<receive time> <payload>` lines."""
+
+    def __init__(self, work: Path, port: int, client_id: str) -> None:
+        self.path = work / f"received-{client_id}.txt"
+        self.command = [
+            "mosquitto_sub",
+            "-p",
+            str(port),
+            "-t",
+            EVENTS,
+            "-q",
+            "1",
+            "-i",
+            client_id,
+            "-c",
+            "-F",
+            "%U %p",
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.path.open("ab")
+        self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.DEVNULL)
+
+    def ready(self, port: int, timeout: float = 10.0) -> None:
+        """Subscribed: a marker published now comes back."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            subprocess.run(
+                [
+                    "mosquitto_pub",
+                    "-p",
+                    str(port),
+                    "-t",
+                    "qlik2mqtt/marker/event/user",
+                    "-m",
+                    '{"marker": true}',
+                ],
+                check=True,
+            )
+            time.sleep(0.2)
+            if self.path.exists() and b'"marker"' in self.path.read_bytes():
+                return
+        raise RuntimeError("mosquitto_sub did not subscribe")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def received(self) -> list[tuple[float, dict[str, Any]]]:
+        rows = []
+        for line in self.path.read_text(errors="replace").splitlines():
+            stamp, _, payload = line.partition(" ")
+            with contextlib.suppress(ValueError):
+                message = json.loads(payload)
+                if "marker" not in message:
+                    rows.append((float(stamp), message))
+        return rows
+
+
+def load(
+    udp_port: int, rate: int, seconds: float, junk: float = 0.0, start: int = 0
+) -> dict[str, Any]:
+    result = subprocess.run(
+        [
+            PYTHON,
+            str(ROOT / "bench/loadgen.py"),
+            "--port",
+            str(udp_port),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--junk",
+            str(junk),
+            "--start",
+            str(start),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    return dict(json.loads(result.stdout))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int, key: str = "VmHWM") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_settled(subscription: Subscription, expected: int, timeout: float) -> int:
+    """Until every expected message arrived, or nothing new came for 2 s, or the timeout."""
+    deadline = time.monotonic() + timeout
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = sum(1 for _ in subscription.path.open("rb"))
+        if count >= expected:
+            return count
+        if count != last:
+            last, still_since = count, time.monotonic()
+        elif time.monotonic() - still_since > 2.0:
+            return count
+        time.sleep(0.2)
+    return last

@@ -1,0 +1,131 @@
+"""The benchmark: fixed offered rates against the bridge and the two yardsticks.
+
+    .venv/bin/python -m bench.run [--rates 5000,10000,20000,40000] [--seconds 3]
+        [--targets bridge,naive,tuned] [--json bench/results/run.json]
+
+For each target and rate: a fresh mosquitto, the target, a mosquitto_sub subscriber and the
+load generator (separate processes, loopback only, bounded). Reports offered, delivered, lost,
+delivered rate, latency from datagram sent to event received (p50/p99), the target's CPU and
+peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    Broker,
+    Subscription,
+    cpu_seconds,
+    free_port,
+    load,
+    rss_mb,
+    start_target,
+    wait_settled,
+)
+
+
+def measure(target: str, rate: int, seconds: float) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{target}-{rate}-"))
+    broker = Broker(work)
+    broker.start()
+    udp_port = free_port(socket.SOCK_DGRAM)
+    process = start_target(target, work, broker.port, udp_port)
+    subscription = Subscription(work, broker.port, f"bench-{target}-{rate}")
+    try:
+        subscription.start()
+        subscription.ready(broker.port)
+        time.sleep(1.5)  # the target connects and binds (a benchmark, not a test)
+        cpu_before = cpu_seconds(process.pid)
+        offered = load(udp_port, rate, seconds)
+        wait_settled(subscription, offered["valid"] + 1, timeout=seconds + 30)
+        cpu = cpu_seconds(process.pid) - cpu_before
+        peak = rss_mb(process.pid)
+        received = subscription.received()
+    finally:
+        subscription.stop()
+        process.terminate()
+        process.wait(30)
+        broker.stop()
+    latencies = sorted(
+        (stamp - int(message["message"]) / 1e9) * 1000
+        for stamp, message in received
+        if str(message.get("message", "")).isdigit()
+    )
+    unique = {message.get("origin") for _, message in received}
+    delivered = len(unique)
+    result = {
+        "target": target,
+        "offered_rate": rate,
+        "offered": offered["valid"],
+        "delivered": delivered,
+        "lost": offered["valid"] - delivered,
+        "duplicates": len(received) - delivered,
+        "delivered_rate": round(delivered / offered["seconds"]),
+        "latency_ms_p50": round(statistics.median(latencies), 2) if latencies else None,
+        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 2)
+        if latencies
+        else None,
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mb": round(peak, 1),
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="5000,10000,20000,40000")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--targets", default="bridge,naive,tuned")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = []
+    for rate in [int(r) for r in args.rates.split(",")]:
+        for target in args.targets.split(","):
+            result = measure(target, rate, args.seconds)
+            results.append(result)
+            print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+    report = {
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
+        "seconds": args.seconds,
+        "results": results,
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    print_table(results)
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    columns = [
+        "target",
+        "offered_rate",
+        "offered",
+        "delivered",
+        "lost",
+        "delivered_rate",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "cpu_seconds",
+        "peak_rss_mb",
+    ]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for result in results:
+        print("| " + " | ".join(str(result.get(c)) for c in columns) + " |")
+
+
+if __name__ == "__main__":
+    main()
