@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(status)
     status.add_argument("--watch", action="store_true", help="keep the view live (Ctrl-C ends)")
 
+    test_slack = commands.add_parser(
+        "test-slack", help="post one sample message per configured Slack kind"
+    )
+    _add_config_option(test_slack)
+
     health = commands.add_parser(
         "health", help="exit 0 when the running bridge is connected and listening (Docker)"
     )
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(args, config)
     if args.command == "health":
         return _health(config)
+    if args.command == "test-slack":
+        return _test_slack(config)
     return _command(args, config)
 
 
@@ -223,3 +230,52 @@ def _health(config: Config) -> int:
     healthy, reason = check_health(health_path(config.state_file))
     print(("healthy: " if healthy else "unhealthy: ") + reason)
     return 0 if healthy else 1
+
+
+def _test_slack(config: Config) -> int:
+    import time
+
+    from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+    from bridge.payloads import iso_time
+    from bridge.slack_client import Kind, SlackPoster
+    from bridge.slack_messages import SlackMessage, task_message, user_message
+
+    slack = config.slack
+    if not slack.enabled:
+        print("qlik2mqtt: slack.enabled is false: nothing to test", file=sys.stderr)
+        return 1
+    sample_task = TaskEvent(
+        event_type=TaskEventType.TASK_FAILED,
+        server="QSTEST",
+        source_format=SourceFormat.XML,
+        task_name="Reload Sales (qlik2mqtt test message)",
+        app_name="Sales",
+        user="CORP\\svc_reload",
+        task_id="00000000-0000-4000-8000-000000000001",
+        app_id="00000000-0000-4000-8000-000000000002",
+        execution_id="test",
+        message="This is a test message from qlik2mqtt test-slack.",
+        log_level="ERROR",
+    )
+    sample_user = UserEvent(
+        event_type=UserEventType.SESSION_START,
+        server="QSTEST",
+        source_format=SourceFormat.XML,
+        user_directory="CORP",
+        user_id="test-user",
+        context="/hub/",
+    )
+    samples: list[tuple[Kind, SlackMessage]] = []
+    if slack.task_events.enabled:
+        now = iso_time(time.time())
+        samples.append(("task_events", task_message(sample_task, now, 0, config.qlik.base_url)))
+    if slack.user_activity.enabled:
+        samples.append(("user_activity", user_message(sample_user)))
+    poster = SlackPoster(slack)
+    failed = 0
+    for kind, message in samples:
+        outcome = poster.post(kind, message)
+        failed += not outcome.ok
+        verdict = "PASS" if outcome.ok else "FAIL"
+        print(f"{verdict}  {kind:14} {poster.target(kind)}: {outcome.detail}")
+    return 1 if failed or not samples else 0

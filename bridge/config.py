@@ -216,6 +216,55 @@ class AlertsConfig(_Section):
     outputs: list[AlertOutputConfig] = []
 
 
+class SlackKindConfig(_Section):
+    enabled: bool
+    channel: str | None = None
+    webhook_url: SecretStr | None = None
+
+
+class SlackTaskEventsConfig(SlackKindConfig):
+    enabled: bool = True
+    min_interval: Duration = 300.0
+    include_successes: bool = False
+
+
+class SlackUserActivityConfig(SlackKindConfig):
+    enabled: bool = False
+
+
+class SlackConfig(_Section):
+    enabled: bool = False
+    webhook_url: SecretStr | None = None
+    token: SecretStr | None = None
+    base_url: str | None = None
+    timeout: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=120)] = 10.0
+    task_events: SlackTaskEventsConfig = SlackTaskEventsConfig()
+    user_activity: SlackUserActivityConfig = SlackUserActivityConfig()
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SlackConfig:
+        """Each kind that is on needs a webhook (its own or the global one) or token + channel."""
+        if not self.enabled:
+            return self
+        for name, kind in (
+            ("task_events", self.task_events),
+            ("user_activity", self.user_activity),
+        ):
+            if not kind.enabled or kind.webhook_url or self.webhook_url:
+                continue
+            if self.token is None or not kind.channel:
+                raise ValueError(
+                    f"{name} is on but has nowhere to post: set slack.{name}.webhook_url, "
+                    f"slack.webhook_url, or slack.token with slack.{name}.channel"
+                )
+        return self
+
+
+class QlikConfig(_Section):
+    base_url: str | None = None
+    """The site's address (https://qlik.corp.example), for links in messages."""
+
+
 class CommandsConfig(_Section):
     acknowledge: bool = True
     forget: bool = True
@@ -243,6 +292,8 @@ class Config(_Section):
     alerts: AlertsConfig = AlertsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     commands: CommandsConfig = CommandsConfig()
+    slack: SlackConfig = SlackConfig()
+    qlik: QlikConfig = QlikConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

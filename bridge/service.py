@@ -218,6 +218,10 @@ def _extensions(context: Context) -> list[Extension]:
         EventTopics(context),
         StateTopics(context),
     ]
+    if context.config.slack.enabled:
+        from bridge.extensions.slack import SlackSink  # slack_sdk only when Slack is used
+
+        extensions.append(SlackSink(context))
     if context.config.alerts.outputs:
         extensions.append(AlertOutputs(context))
     if context.config.homeassistant.enabled:

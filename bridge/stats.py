@@ -20,6 +20,9 @@ class Stats:
     outbox_dropped: int = 0
     state_publishes: int = 0
     mqtt_connects: int = 0
+    slack_sent: int = 0
+    slack_failed: int = 0
+    slack_dropped: int = 0
 
     def reject(self, reason: RejectReason) -> None:
         self.rejected[reason.value] += 1
@@ -36,4 +39,7 @@ class Stats:
             "outbox_dropped": self.outbox_dropped,
             "state_publishes": self.state_publishes,
             "mqtt_connects": self.mqtt_connects,
+            "slack_sent": self.slack_sent,
+            "slack_failed": self.slack_failed,
+            "slack_dropped": self.slack_dropped,
         }

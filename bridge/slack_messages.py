@@ -1,0 +1,113 @@
+"""Slack messages (Block Kit, with plain `text` for notifications) for events. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.privacy import PLAIN, Privacy
+
+MAX_MESSAGE_CHARS = 2800  # a section's text may hold 3000
+_TASK_TITLES = {
+    TaskEventType.TASK_FAILED: ("Reload task failed", ":red_circle:"),
+    TaskEventType.ENGINE_RELOAD_FAILED: ("Reload failed in the engine", ":red_circle:"),
+    TaskEventType.TASK_ABORTED: ("Reload task aborted", ":large_orange_circle:"),
+    TaskEventType.TASK_SUCCEEDED: ("Reload task succeeded", ":large_green_circle:"),
+    TaskEventType.DISTRIBUTE_FINISHED: ("Distribution task finished", ":information_source:"),
+}
+_USER_VERBS = {
+    UserEventType.SESSION_START: ("started a session", ":arrow_right:"),
+    UserEventType.SESSION_STOP: ("ended a session", ":arrow_left:"),
+    UserEventType.CONNECTION_OPEN: ("opened a connection", ":link:"),
+    UserEventType.CONNECTION_CLOSE: ("closed a connection", ":heavy_minus_sign:"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def _escape(text: str) -> str:
+    """Slack's mrkdwn needs &, < and > escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def task_message(
+    event: TaskEvent,
+    received_at_iso: str | None,
+    folded: int = 0,
+    qlik_base_url: str | None = None,
+    privacy: Privacy = PLAIN,
+) -> SlackMessage:
+    title, icon = _TASK_TITLES[event.event_type]
+    task = event.task_name or event.app_id or "unknown task"
+    text = f"{title}: {task}" + (f" (app {event.app_name})" if event.app_name else "")
+    text += f" on {event.server}"
+    if folded:
+        text += f" — {folded} failures of this task since the last message"
+    user = privacy.account(event.user)
+    fields = [
+        ("Task", event.task_name),
+        ("App", event.app_name),
+        ("Server", event.server),
+        ("User", user),
+        ("Time", event.log_timestamp or received_at_iso),
+        ("Execution id", event.execution_id),
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{title}"[:150]}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"{icon} *{_escape(task)}*"},
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{name}*\n{_escape(value)}"}
+                for name, value in fields
+                if value
+            ],
+        },
+    ]
+    message = privacy.redact(event.message, privacy.user_part(event.user))
+    if message:
+        shown = message[:MAX_MESSAGE_CHARS] + ("…" if len(message) > MAX_MESSAGE_CHARS else "")
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"```{_escape(shown)}```"}}
+        )
+    links = _links(event, qlik_base_url)
+    context = [f"{folded} times since the last message"] if folded else []
+    if links:
+        context.append(" · ".join(links))
+    if context:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": part} for part in context]}
+        )
+    return SlackMessage(text=text, blocks=blocks)
+
+
+def _links(event: TaskEvent, base: str | None) -> list[str]:
+    if not base:
+        return []
+    base = base.rstrip("/")
+    links = []
+    if event.app_id:
+        links.append(f"<{base}/sense/app/{event.app_id}|Open the app>")
+    if event.task_id:
+        links.append(f"<{base}/qmc/tasks|Tasks in the QMC>")
+    return links
+
+
+def user_message(event: UserEvent, privacy: Privacy = PLAIN) -> SlackMessage:
+    verb, icon = _USER_VERBS[event.event_type]
+    user_id = privacy.user_id(event.user_id) or "a user"
+    who = f"{event.user_directory}\\{user_id}" if event.user_directory else user_id
+    text = f"{who} {verb} on {event.server}"
+    if event.context:
+        text += f" ({event.context})"
+    return SlackMessage(
+        text=text,
+        blocks=[
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{icon} {_escape(text)}"}]}
+        ],
+    )

@@ -1,0 +1,204 @@
+"""Slack against a local server that answers as Slack does: webhook and Web API, 429, 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.config import ConfigError, load_config
+from tests.bridge_runner import RunningBridge, bridge_config
+from tests.helpers import Mosquitto, Subscriber
+from tests.slack_server import SlackServer
+
+FAILURE = (
+    "/scheduler-task-failed/;QSPROD02;Reload Sales;Sales;CORP\\svc;{task};aid-1;"
+    "2026-05-06 14:23:45,123;ERROR;{execution};Max retries reached: script error"
+)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+def webhook_config(slack: SlackServer, **extra: Any) -> dict[str, Any]:
+    return {"enabled": True, "webhook_url": f"{slack.url}/services/T0/B0/SECRETPATH", **extra}
+
+
+def texts(requests: list[Any]) -> list[str]:
+    return [request.body.get("text", "") for request in requests]
+
+
+async def start(
+    tmp_path: Path, mosquitto: Mosquitto, slack_settings: dict[str, Any]
+) -> tuple[RunningBridge, Subscriber]:
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/#")
+    config = bridge_config(
+        tmp_path,
+        mosquitto.port,
+        slack=slack_settings,
+        homeassistant__enabled=False,
+        qlik={"base_url": "https://qlik.corp.example"},
+    )
+    return await RunningBridge(config).start(), sub
+
+
+async def test_a_failure_is_posted_once_with_its_fields(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    bridge, sub = await start(tmp_path, mosquitto, webhook_config(slack))
+    try:
+        bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+        bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))  # Qlik logs it twice
+        bridge.tasks.send(FAILURE.format(task="tid-2", execution="eid-2").replace("Sales;", "HR;"))
+        requests = await asyncio.to_thread(slack.wait_for, 2)
+        first = requests[0]
+        assert first.path == "/services/T0/B0/SECRETPATH"
+        assert first.body["text"] == "Reload task failed: Reload Sales (app Sales) on QSPROD02"
+        blocks = str(first.body["blocks"])
+        for field in (
+            "Reload Sales",
+            "QSPROD02",
+            "CORP\\\\svc",
+            "eid-1",
+            "2026-05-06T14:23:45.123",
+            "Max retries reached: script error",
+            "https://qlik.corp.example/sense/app/aid-1",
+        ):
+            assert field in blocks, field
+        assert "tid-2" not in blocks
+        assert texts(requests)[1].startswith("Reload task failed: Reload HR")  # not a duplicate
+        stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 2)
+        assert (stats["slack_failed"], stats["slack_dropped"]) == (0, 0)
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+async def test_user_activity_when_enabled(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    settings = webhook_config(slack, user_activity={"enabled": True})
+    bridge, sub = await start(tmp_path, mosquitto, settings)
+    try:
+        bridge.users.send("/proxy-session/;QSPROD02;Start session;CORP;anna;AppAccess;/hub/;x")
+        requests = await asyncio.to_thread(slack.wait_for, 1)
+        assert texts(requests) == ["CORP\\anna started a session on QSPROD02 (/hub/)"]
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+async def test_429_waits_for_retry_after_and_delivers_once(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    slack.scripted.extend([(429, {"Retry-After": "1"}), (503, {})])
+    bridge, sub = await start(tmp_path, mosquitto, webhook_config(slack))
+    try:
+        bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+        requests = await asyncio.to_thread(slack.wait_for, 3)
+        assert len(set(texts(requests))) == 1  # the same message, tried three times
+        stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 1)
+        assert stats["slack_failed"] == 0
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+async def test_a_dead_slack_costs_mqtt_nothing(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    slack.stop()  # nothing answers at that address any more
+    bridge, sub = await start(tmp_path, mosquitto, webhook_config(slack))
+    try:
+        for number in range(20):
+            bridge.tasks.send(FAILURE.format(task=f"tid-{number}", execution="e"))
+        for number in range(50):
+            bridge.users.send(f"QSPROD02;Start session;CORP;user{number}")
+        await sub.wait_json("qlik2mqtt/qsprod02", lambda p: p["active_sessions"] == 50)
+        events = await sub.wait_count("qlik2mqtt/qsprod02/event/task", 20)
+        assert len(events) == 20
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+async def test_token_mode_sends_the_bearer_token_and_the_channel(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    settings = {
+        "enabled": True,
+        "token": "xoxb-test-token",
+        "base_url": f"{slack.url}/api/",
+        "task_events": {"channel": "#qlik-alerts"},
+    }
+    bridge, sub = await start(tmp_path, mosquitto, settings)
+    try:
+        bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+        request = (await asyncio.to_thread(slack.wait_for, 1))[0]
+        assert request.path == "/api/chat.postMessage"
+        assert request.headers["Authorization"] == "Bearer xoxb-test-token"
+        assert request.body["channel"] == "#qlik-alerts"
+        assert request.body["text"].startswith("Reload task failed")
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+async def test_a_flapping_task_is_folded(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    settings = webhook_config(slack, task_events={"min_interval": 1.5})
+    bridge, sub = await start(tmp_path, mosquitto, settings)
+    try:
+        for execution in ("e1", "e2", "e3", "e4"):  # four runs of one task failing
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution=execution))
+        requests = await asyncio.to_thread(slack.wait_for, 2)
+        assert texts(requests) == [
+            "Reload task failed: Reload Sales (app Sales) on QSPROD02",
+            "Reload task failed: Reload Sales (app Sales) on QSPROD02 — "
+            "3 failures of this task since the last message",
+        ]
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+def test_test_slack_command(tmp_path: Path, slack: SlackServer) -> None:
+    env = {
+        **os.environ,
+        "QLIK2MQTT_SLACK__ENABLED": "true",
+        "QLIK2MQTT_SLACK__WEBHOOK_URL": f"{slack.url}/services/SECRET",
+        "QLIK2MQTT_SLACK__USER_ACTIVITY__ENABLED": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "test-slack"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASS") == 2
+    assert "SECRET" not in result.stdout + result.stderr
+    assert len(slack.wait_for(2)) == 2
+
+
+def test_slack_needs_somewhere_to_post() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            None,
+            environ={"QLIK2MQTT_SLACK__ENABLED": "true", "QLIK2MQTT_SLACK__TOKEN": "xoxb-secret"},
+        )
+    problem = caught.value.problems[0]
+    assert problem.startswith("slack: task_events is on but has nowhere to post")
+    assert "xoxb-secret" not in problem
