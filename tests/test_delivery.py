@@ -27,18 +27,18 @@ async def test_events_sent_while_the_broker_is_down_arrive_in_order_after_it_ret
         await watcher.stop()
         broker.stop()
 
-        for number in range(300):
+        for number in range(500):
             bridge.users.send(f"QS1;Start session;CORP;user{number:03d}")
         broker.start()
 
         watcher = await Subscriber(broker.port, client_id="outage-watcher", clean=False).start()
         await watcher.wait_json(
-            f"{BASE}/qs1/event/user", lambda p: p["user_id"] == "user299", timeout=60
+            f"{BASE}/qs1/event/user", lambda p: p["user_id"] == "user499", timeout=60
         )
         users = [m.json()["user_id"] for m in watcher.on(f"{BASE}/qs1/event/user")]
         # QoS 1 is at-least-once: "before" may come again if its PUBACK was lost in the outage.
         assert [user for user in users if user != "before"] == [
-            f"user{number:03d}" for number in range(300)
+            f"user{number:03d}" for number in range(500)
         ]
     finally:
         await watcher.stop()
