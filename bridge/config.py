@@ -216,10 +216,21 @@ class AlertsConfig(_Section):
     outputs: list[AlertOutputConfig] = []
 
 
+def _slack_template(value: Path | None) -> Path | None:
+    """A Jinja2 template file for a kind's messages: it must exist and compile."""
+    if value is None:
+        return None
+    from bridge.slack_messages import compile_template  # jinja2 only when templates are used
+
+    compile_template(value)
+    return value
+
+
 class SlackKindConfig(_Section):
     enabled: bool
     channel: str | None = None
     webhook_url: SecretStr | None = None
+    template: Annotated[Path | None, AfterValidator(_slack_template)] = None
 
 
 class SlackTaskEventsConfig(SlackKindConfig):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.privacy import PLAIN, Privacy
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 MAX_MESSAGE_CHARS = 2800  # a section's text may hold 3000
 _TASK_TITLES = {
@@ -110,4 +115,42 @@ def user_message(event: UserEvent, privacy: Privacy = PLAIN) -> SlackMessage:
         blocks=[
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{icon} {_escape(text)}"}]}
         ],
+    )
+
+
+def compile_template(path: Path) -> Template:
+    """A user's Jinja2 template (sandboxed: it can read the event, not the bridge)."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return SandboxedEnvironment(autoescape=False).from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"{path} line {exc.lineno}: {exc.message}") from None
+
+
+def templated(
+    template: Template, variables: dict[str, Any], built_in: SlackMessage
+) -> SlackMessage:
+    """The user's layout: rendered text (mrkdwn) as one section, or JSON: a list of blocks, or
+    an object with `blocks` and/or `text`. Plain `text` falls back to the built-in one."""
+    rendered = template.render(**variables).strip()
+    if rendered.startswith(("[", "{")):
+        try:
+            data = json.loads(rendered)
+        except ValueError:
+            data = None
+        if isinstance(data, list):
+            return SlackMessage(text=built_in.text, blocks=data)
+        if isinstance(data, dict):
+            return SlackMessage(
+                text=str(data.get("text") or built_in.text), blocks=list(data.get("blocks", []))
+            )
+    return SlackMessage(
+        text=built_in.text,
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": rendered[:3000]}}],
     )

@@ -202,3 +202,48 @@ def test_slack_needs_somewhere_to_post() -> None:
     problem = caught.value.problems[0]
     assert problem.startswith("slack: task_events is on but has nowhere to post")
     assert "xoxb-secret" not in problem
+
+
+async def test_a_template_replaces_the_layout(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    template = tmp_path / "task.j2"
+    template.write_text(
+        '[{"type": "section", "text": {"type": "mrkdwn", "text": '
+        '"*{{ event.task_name }}* broke on {{ event.server }}: {{ event.message }}"}}]'
+    )
+    user_template = tmp_path / "user.j2"
+    user_template.write_text("{{ event.user_id }} → {{ event.event_type }}")
+    settings = webhook_config(
+        slack,
+        task_events={"template": str(template)},
+        user_activity={"enabled": True, "template": str(user_template)},
+    )
+    bridge, sub = await start(tmp_path, mosquitto, settings)
+    try:
+        bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+        request = (await asyncio.to_thread(slack.wait_for, 1))[0]
+        assert request.body["blocks"] == [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "*Reload Sales* broke on QSPROD02: Max retries reached: script error",
+                },
+            }
+        ]
+        assert request.body["text"].startswith("Reload task failed: Reload Sales")  # plain text
+        bridge.users.send("QSPROD02;Start session;CORP;anna")
+        user = (await asyncio.to_thread(slack.wait_for, 2))[1]
+        assert user.body["blocks"][0]["text"]["text"] == "anna → session_start"
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+def test_a_broken_template_is_a_config_error(tmp_path: Path) -> None:
+    template = tmp_path / "bad.j2"
+    template.write_text("{% if %}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE": str(template)})
+    assert caught.value.problems[0].startswith(f"slack.task_events.template: {template} line 1:")
