@@ -22,13 +22,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qlik2mqtt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the bridge")
-    _add_config_option(run)
+    def command(name: str, summary: str, ports: bool = False) -> argparse.ArgumentParser:
+        """A subcommand; every one reads the config (for the broker, ports, paths)."""
+        sub = commands.add_parser(name, help=summary)
+        default = os.environ.get(CONFIG_ENV)
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=Path(default) if default else None,
+            help=f"YAML config file (default: ${CONFIG_ENV}, else built-in defaults)",
+        )
+        if ports:
+            sub.add_argument("--user-port", type=int, help="user activity port (config: 9997)")
+            sub.add_argument("--task-port", type=int, help="task port (config: 9998)")
+        return sub
 
-    send = commands.add_parser(
-        "send-test-events", help="send a realistic burst of Qlik Sense datagrams to a bridge"
+    command("run", "run the bridge")
+    send = command(
+        "send-test-events", "send a realistic burst of Qlik Sense datagrams to a bridge", True
     )
-    _add_config_option(send)
     send.add_argument("--host", default="127.0.0.1", help="the bridge's address (127.0.0.1)")
     send.add_argument(
         "--format",
@@ -37,60 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="appender layout to imitate (xml)",
     )
     send.add_argument("--server", default="QSWIN01", help="Qlik Sense host name to claim")
-    send.add_argument("--user-port", type=int, help="user activity port (from config: 9997)")
-    send.add_argument("--task-port", type=int, help="task port (from config: 9998)")
-
-    appenders = commands.add_parser(
-        "appenders", help="write the log4net appender files for Qlik Sense, for this bridge"
+    appenders = command(
+        "appenders", "write the log4net appender files for Qlik Sense, for this bridge", True
     )
-    _add_config_option(appenders)
     appenders.add_argument(
         "--bridge-host", required=True, help="this bridge's address as Qlik Sense reaches it"
     )
-    appenders.add_argument("--user-port", type=int, help="user activity port (from config: 9997)")
-    appenders.add_argument("--task-port", type=int, help="task port (from config: 9998)")
     appenders.add_argument("--out", type=Path, required=True, help="folder to write into")
-
-    check = commands.add_parser(
-        "check", help="check the config, the broker, the UDP ports and the state folder"
-    )
-    _add_config_option(check)
-
-    status = commands.add_parser("status", help="show what the bridge publishes: servers, users")
-    _add_config_option(status)
+    command("check", "check the config, the broker, the UDP ports and the state folder")
+    status = command("status", "show what the bridge publishes: servers, users, failures")
     status.add_argument("--watch", action="store_true", help="keep the view live (Ctrl-C ends)")
-
-    test_slack = commands.add_parser(
-        "test-slack", help="post one sample message per configured Slack kind"
+    command("test-slack", "post one sample message per configured Slack kind")
+    command("health", "exit 0 when the running bridge is connected and listening (Docker)")
+    command("acknowledge", "turn the reload_failure flag off (through the broker)")
+    forget = command(
+        "forget", "remove a Qlik Sense server: its state, topics and Home Assistant device"
     )
-    _add_config_option(test_slack)
-
-    health = commands.add_parser(
-        "health", help="exit 0 when the running bridge is connected and listening (Docker)"
-    )
-    _add_config_option(health)
-
-    acknowledge = commands.add_parser(
-        "acknowledge", help="turn the reload_failure flag off (through the broker)"
-    )
-    _add_config_option(acknowledge)
-
-    forget = commands.add_parser(
-        "forget", help="remove a Qlik Sense server: its state, topics and Home Assistant device"
-    )
-    _add_config_option(forget)
     forget.add_argument("server", help="the server's host name or its topic name (qsprod02)")
     return parser
-
-
-def _add_config_option(parser: argparse.ArgumentParser) -> None:
-    default = os.environ.get(CONFIG_ENV)
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=Path(default) if default else None,
-        help=f"YAML config file (default: ${CONFIG_ENV}, else built-in defaults)",
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

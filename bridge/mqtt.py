@@ -180,9 +180,7 @@ class MqttLink:
         if settings.will_topic is not None:
             will = gmqtt.Message(settings.will_topic, b"offline", qos=1, retain=True)
         self._store = _AckStore(self._acked)
-        client = _Client(settings.client_id, will_message=will, persistent_storage=self._store)
-        if settings.username is not None:
-            client.set_auth_credentials(settings.username, settings.password)
+        client = _client(settings, will, self._store)
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_gmqtt_message
         return client
@@ -195,16 +193,7 @@ class MqttLink:
             client = self._new_client()
             self._lost.clear()
             try:
-                await asyncio.wait_for(
-                    client.connect(
-                        settings.host,
-                        settings.port,
-                        ssl=settings.tls or False,
-                        keepalive=settings.keepalive,
-                        version=MQTTv311,
-                    ),
-                    CONNECT_TIMEOUT,
-                )
+                await _connect(client, settings, CONNECT_TIMEOUT)
             except Exception as exc:  # gmqtt raises OSError, TimeoutError and its own errors
                 failures += 1
                 await _abandon(client)
@@ -310,25 +299,37 @@ class MqttLink:
 
 async def probe(settings: BrokerSettings, within: float) -> str | None:
     """Connect once and disconnect: None when the broker took us, else what went wrong."""
-    client = _Client(settings.client_id)
-    if settings.username is not None:
-        client.set_auth_credentials(settings.username, settings.password)
+    client = _client(settings)
     try:
-        await asyncio.wait_for(
-            client.connect(
-                settings.host,
-                settings.port,
-                ssl=settings.tls or False,
-                keepalive=settings.keepalive,
-                version=MQTTv311,
-            ),
-            within,
-        )
+        await _connect(client, settings, within)
     except Exception as exc:  # every failure is reported, none is fatal here
         await _abandon(client)
         return _describe(exc)
     await _abandon(client)
     return None
+
+
+def _client(
+    settings: BrokerSettings, will: Any = None, storage: PersistentStorage | None = None
+) -> _Client:
+    client = _Client(settings.client_id, will_message=will, persistent_storage=storage)
+    if settings.username is not None:
+        client.set_auth_credentials(settings.username, settings.password)
+    return client
+
+
+async def _connect(client: _Client, settings: BrokerSettings, within: float) -> None:
+    """MQTT 3.1.1: gmqtt's default MQTT 5 connect hangs against some brokers (amqtt)."""
+    await asyncio.wait_for(
+        client.connect(
+            settings.host,
+            settings.port,
+            ssl=settings.tls or False,
+            keepalive=settings.keepalive,
+            version=MQTTv311,
+        ),
+        within,
+    )
 
 
 async def _abandon(client: _Client) -> None:
