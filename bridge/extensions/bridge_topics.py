@@ -7,9 +7,12 @@ import contextlib
 from typing import Any
 
 from bridge import __version__
+from bridge.coalesce import Coalescer
 from bridge.extensions import Context, Extension
 from bridge.payloads import encode, iso_time
 from bridge.state import Change
+
+STATS_AFTER_CHANGE = 1.0
 
 
 class BridgeTopics(Extension):
@@ -17,11 +20,15 @@ class BridgeTopics(Extension):
         super().__init__(context)
         self._task: asyncio.Task[None] | None = None
         self._known_servers = set(context.state.servers)
+        # Besides every stats_interval: soon after a change, at most once a second, so the
+        # counters a new user looks at move with the events.
+        self._stats_soon = Coalescer(STATS_AFTER_CHANGE, self.publish_stats)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._publish_stats_forever(), name="bridge-stats")
 
     async def stop(self) -> None:
+        self._stats_soon.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -42,6 +49,7 @@ class BridgeTopics(Extension):
         )
 
     def on_change(self, change: Change) -> None:
+        self._stats_soon.mark()
         if change.servers - self._known_servers:  # a new server: info lists the servers
             self._known_servers = set(self.context.state.servers)
             self.context.link.publish_now(
