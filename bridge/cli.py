@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from bridge import __version__
 from bridge.config import CONFIG_ENV, Config, ConfigError, load_config
@@ -100,7 +102,7 @@ def _run(config: Config) -> int:
 
     setup_logging(config.logging.level, config.logging.format)
     try:
-        asyncio.run(run(config))
+        _event_loop_runner()(run(config))
     except StartupError as exc:
         print(f"qlik2mqtt: {exc}", file=sys.stderr)
         return 1
@@ -255,3 +257,12 @@ def _test_slack(config: Config) -> int:
         verdict = "PASS" if outcome.ok else "FAIL"
         print(f"{verdict}  {kind:14} {poster.target(kind)}: {outcome.detail}")
     return 1 if failed or not samples else 0
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop where it is installed (not on Windows), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run

@@ -92,11 +92,18 @@ async def open_listener(
 ) -> asyncio.DatagramTransport:
     """Bind one UDP port; OSError (port in use, no such address) propagates to the caller."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Protocol(port, sources, on_datagram, on_refused), local_addr=(host, port)
-    )
-    sock = transport.get_extra_info("socket")
+    # Bound here rather than by the loop: the same OSError (with its reason) from any loop.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     granted = _grow_receive_buffer(sock, receive_buffer)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Protocol(port, sources, on_datagram, on_refused), sock=sock
+    )
     log.info("listening for log4net datagrams", address=f"{host}:{port}/udp", rcvbuf=granted)
     return transport
 
