@@ -16,6 +16,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else sys.executable
 EVENTS = "qlik2mqtt/+/event/user"
+SERVER_STATE = "qlik2mqtt/bench"
+"""The load generator's server; its retained state topic, to count state publishes."""
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -101,6 +103,8 @@ class Subscription:
             str(port),
             "-t",
             EVENTS,
+            "-t",
+            SERVER_STATE,
             "-q",
             "1",
             "-i",
@@ -143,12 +147,20 @@ class Subscription:
             self.process = None
 
     def received(self) -> list[tuple[float, dict[str, Any]]]:
+        """The events received, with their receive times."""
+        return [row for row in self._rows() if "event_type" in row[1]]
+
+    def state_publishes(self) -> list[float]:
+        """When the load's server state topic was published (the bridge only)."""
+        return [stamp for stamp, message in self._rows() if "active_sessions" in message]
+
+    def _rows(self) -> list[tuple[float, dict[str, Any]]]:
         rows = []
         for line in self.path.read_text(errors="replace").splitlines():
             stamp, _, payload = line.partition(" ")
             with contextlib.suppress(ValueError):
                 message = json.loads(payload)
-                if "marker" not in message:
+                if isinstance(message, dict) and "marker" not in message:
                     rows.append((float(stamp), message))
         return rows
 
@@ -196,7 +208,7 @@ def wait_settled(subscription: Subscription, expected: int, timeout: float) -> i
     deadline = time.monotonic() + timeout
     last, still_since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        count = sum(1 for _ in subscription.path.open("rb"))
+        count = sum(1 for line in subscription.path.open("rb") if b'"event_type"' in line)
         if count >= expected:
             return count
         if count != last:

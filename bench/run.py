@@ -6,7 +6,7 @@
 For each target and rate: a fresh mosquitto, the target, a mosquitto_sub subscriber and the
 load generator (separate processes, loopback only, bounded). Reports offered, delivered, lost,
 delivered rate, latency from datagram sent to event received (p50/p99), the target's CPU and
-peak RSS.
+peak RSS, and for the bridge its retained-state publishes per second.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def measure(target: str, rate: int, seconds: float) -> dict[str, Any]:
         cpu = cpu_seconds(process.pid) - cpu_before
         peak = rss_mb(process.pid)
         received = subscription.received()
+        states = subscription.state_publishes()
     finally:
         subscription.stop()
         process.terminate()
@@ -77,6 +78,9 @@ def measure(target: str, rate: int, seconds: float) -> dict[str, Any]:
         "cpu_seconds": round(cpu, 2),
         "peak_rss_mb": round(peak, 1),
     }
+    if target == "bridge":  # retained state is coalesced: a handful a second, whatever the load
+        span = (max(states) - min(states)) if len(states) > 1 else 0.0
+        result["state_publishes_per_s"] = round(len(states) / span, 1) if span else len(states)
     return result
 
 
