@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
@@ -11,6 +12,7 @@ MAX_SLUG_CHARS = 64
 RESERVED_SLUGS = frozenset({"bridge", "site"})
 
 
+@lru_cache(maxsize=4096)  # per datagram, twice; a site has a handful of host names
 def server_slug(host: str) -> str:
     """A host name made topic-safe: lower case, `[a-z0-9_-]` only, never empty.
 
