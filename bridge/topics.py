@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
 MAX_SLUG_CHARS = 64
