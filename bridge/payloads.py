@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -18,9 +19,15 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 def iso_time(unix_seconds: float | None) -> str | None:
+    """ISO 8601 in UTC to the millisecond; a burst within one millisecond formats once."""
     if unix_seconds is None:
         return None
-    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
+    return _iso_millisecond(int(unix_seconds * 1000))
+
+
+@lru_cache(maxsize=1)
+def _iso_millisecond(milliseconds: int) -> str:
+    moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
