@@ -255,7 +255,8 @@ class MqttLink:
         if message.qos > 0:
             self._inflight[self._store.last_mid] = message
             self._inflight_durable += message.durable
-        elif message.durable:
+        elif message.durable:  # QoS 0: sent is all there is; its disk row, if any, goes too
+            self._outbox.acked(message)
             self._stats.events_published += 1
 
     def _acked(self, mid: int) -> None:

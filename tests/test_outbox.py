@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.outbox import Outbox, OutMessage
+from tests.bridge_runner import RunningBridge, bridge_config
+from tests.helpers import Mosquitto, Subscriber
 
 
 def msg(number: int) -> OutMessage:
@@ -75,3 +77,23 @@ def test_past_the_bound_the_oldest_is_dropped_and_counted(tmp_path: Path) -> Non
     assert sum(dropped) == 50
     outbox.set_online(True)
     assert drain(outbox) == [str(n) for n in range(50, 150)]
+
+
+async def test_qos_0_events_from_disk_are_not_sent_again_after_a_restart(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """With mqtt.qos 0 nothing is acknowledged: sending must be what removes a disk row."""
+    config = bridge_config(tmp_path, mosquitto.port, mqtt__qos=0, homeassistant__enabled=False)
+    path = config.state_file.with_name("outbox.sqlite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    waiting = Outbox(path, 100, lambda n: None)
+    waiting.put(OutMessage("qlik2mqtt/qs1/event/user", b'{"event_type": "session_start"}', 0))
+    waiting.close([])
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/qs1/event/user")
+    bridge = await RunningBridge(config).start()
+    try:
+        await sub.wait_for("qlik2mqtt/qs1/event/user")
+    finally:
+        await bridge.close()
+        await sub.stop()
+    assert len(Outbox(path, 100, lambda n: None)) == 0
