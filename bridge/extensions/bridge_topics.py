@@ -7,7 +7,6 @@ import contextlib
 from typing import Any
 
 from bridge import __version__
-from bridge.coalesce import Coalescer
 from bridge.extensions import Context, Extension
 from bridge.payloads import encode, iso_time
 from bridge.state import Change
@@ -20,15 +19,16 @@ class BridgeTopics(Extension):
         super().__init__(context)
         self._task: asyncio.Task[None] | None = None
         self._known_servers = set(context.state.servers)
-        # Besides every stats_interval: soon after a change, at most once a second, so the
-        # counters a new user looks at move with the events.
-        self._stats_soon = Coalescer(STATS_AFTER_CHANGE, self.publish_stats)
+        # Besides every stats_interval: a second after a change (trailing, so the outbox has
+        # been sent by then), at most once a second, so the counters move with the events.
+        self._stats_soon: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._publish_stats_forever(), name="bridge-stats")
 
     async def stop(self) -> None:
-        self._stats_soon.cancel()
+        if self._stats_soon is not None:
+            self._stats_soon.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -49,7 +49,9 @@ class BridgeTopics(Extension):
         )
 
     def on_change(self, change: Change) -> None:
-        self._stats_soon.mark()
+        if self._stats_soon is None:
+            loop = asyncio.get_running_loop()
+            self._stats_soon = loop.call_later(STATS_AFTER_CHANGE, self._publish_soon)
         if change.servers - self._known_servers:  # a new server: info lists the servers
             self._known_servers = set(self.context.state.servers)
             self.context.link.publish_now(
@@ -75,6 +77,10 @@ class BridgeTopics(Extension):
                 slug: server.host for slug, server in sorted(self.context.state.servers.items())
             },
         }
+
+    def _publish_soon(self) -> None:
+        self._stats_soon = None
+        self.publish_stats()
 
     def publish_stats(self) -> None:
         payload = self.context.stats.as_payload(self.context.link.outbox_depth)
