@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,11 +291,37 @@ class MqttLink:
                 batch = self._outbox.take(min(SEND_BATCH, MAX_INFLIGHT - len(self._inflight)))
                 if not batch:
                     break
-                for message in batch:
-                    self._send(message)
+                with _one_write(self._client):
+                    for message in batch:
+                        self._send(message)
                 await asyncio.sleep(0)  # let the UDP listener read between batches
             if not len(self._outbox) and not self._inflight_events():
                 self._idle.set()
+
+
+@contextlib.contextmanager
+def _one_write(client: Any) -> Iterator[None]:
+    """Send a batch of publishes as one socket write instead of one write each.
+
+    A profile put a quarter of the bridge's time in gmqtt writing each packet on its own.
+    gmqtt has no public hook for this, so it reaches its protocol object; where that is not
+    there (another gmqtt version) it does nothing and every packet is written as before.
+    Packets lost to a connection that drops meanwhile are QoS 1 in-flight messages, which the
+    link sends again after the reconnect.
+    """
+    protocol = getattr(getattr(client, "_connection", None), "_protocol", None)
+    transport = getattr(protocol, "_transport", None)
+    if protocol is None or transport is None or "write_data" in vars(protocol):
+        yield
+        return
+    chunks: list[bytes] = []
+    protocol.write_data = chunks.append  # shadows the method for this batch only
+    try:
+        yield
+    finally:
+        del protocol.write_data
+        if chunks:
+            protocol.write_data(b"".join(chunks))
 
 
 async def probe(settings: BrokerSettings, within: float) -> str | None:
