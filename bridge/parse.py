@@ -68,7 +68,7 @@ def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | Rejected:
     text = decode(data)
     if text is None:
         return Rejected(reason=RejectReason.NOT_TEXT, detail="neither UTF-8 nor windows-1252")
-    text = text.rstrip("\r\n")
+    text = text.lstrip("\ufeff").rstrip("\r\n")  # a byte-order mark some encoders write
     if not text.strip():
         return Rejected(reason=RejectReason.EMPTY, detail="no text")
     if text.lstrip().startswith("<"):

@@ -80,6 +80,12 @@ def test_legacy_ten_field_task_is_a_failure() -> None:
     assert (event.task_id, event.execution_id, event.message) == ("tid-1", "eid-1", "boom")
 
 
+def test_a_byte_order_mark_is_ignored() -> None:
+    assert user("\ufeffQS1;Start session;CORP;mia".encode()).user_id == "mia"
+    xml = xml_event(TASK_LOGGER, "ERROR", "Max retries reached", TaskName="T")
+    assert task(b"\xef\xbb\xbf" + xml.encode()).task_name == "T"
+
+
 def test_legacy_login_and_crlf() -> None:
     event = user("QS1;Start session;CORP;mia\r\n")
     assert event.event_type is UserEventType.SESSION_START
