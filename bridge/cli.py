@@ -213,46 +213,57 @@ def _health(config: Config) -> int:
 def _test_slack(config: Config) -> int:
     import time
 
-    from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
-    from bridge.payloads import iso_time
-    from bridge.slack_client import Kind, SlackPoster
-    from bridge.slack_messages import SlackMessage, task_message, user_message
+    from bridge.events import (
+        Event,
+        SourceFormat,
+        TaskEvent,
+        TaskEventType,
+        UserEvent,
+        UserEventType,
+    )
+    from bridge.privacy import configured_privacy
+    from bridge.slack_client import SlackPoster
+    from bridge.slack_layout import SlackLayout, kind_of
 
     slack = config.slack
     if not slack.enabled:
         print("qlik2mqtt: slack.enabled is false: nothing to test", file=sys.stderr)
         return 1
-    sample_task = TaskEvent(
-        event_type=TaskEventType.TASK_FAILED,
-        server="QSTEST",
-        source_format=SourceFormat.XML,
-        task_name="Reload Sales (qlik2mqtt test message)",
-        app_name="Sales",
-        user="CORP\\svc_reload",
-        task_id="00000000-0000-4000-8000-000000000001",
-        app_id="00000000-0000-4000-8000-000000000002",
-        execution_id="test",
-        message="This is a test message from qlik2mqtt test-slack.",
-        log_level="ERROR",
-    )
-    sample_user = UserEvent(
-        event_type=UserEventType.SESSION_START,
-        server="QSTEST",
-        source_format=SourceFormat.XML,
-        user_directory="CORP",
-        user_id="test-user",
-        context="/hub/",
-    )
-    samples: list[tuple[Kind, SlackMessage]] = []
+    samples: list[Event] = []
     if slack.task_events.enabled:
-        now = iso_time(time.time())
-        samples.append(("task_events", task_message(sample_task, now, 0, config.qlik.base_url)))
+        samples.append(
+            TaskEvent(
+                event_type=TaskEventType.TASK_FAILED,
+                server="QSTEST",
+                source_format=SourceFormat.XML,
+                task_name="Reload Sales (qlik2mqtt test message)",
+                app_name="Sales",
+                user="CORP\\svc_reload",
+                task_id="00000000-0000-4000-8000-000000000001",
+                app_id="00000000-0000-4000-8000-000000000002",
+                execution_id="test",
+                message="This is a test message from qlik2mqtt test-slack.",
+                log_level="ERROR",
+            )
+        )
     if slack.user_activity.enabled:
-        samples.append(("user_activity", user_message(sample_user)))
+        samples.append(
+            UserEvent(
+                event_type=UserEventType.SESSION_START,
+                server="QSTEST",
+                source_format=SourceFormat.XML,
+                user_directory="CORP",
+                user_id="test-user",
+                context="/hub/",
+            )
+        )
+    # The sink's own layout: templates, links and privacy as in real messages.
+    layout = SlackLayout(slack, config.qlik.base_url, configured_privacy(config.privacy))
     poster = SlackPoster(slack)
     failed = 0
-    for kind, message in samples:
-        outcome = poster.post(kind, message)
+    for event in samples:
+        kind = kind_of(event)
+        outcome = poster.post(kind, layout.message(event, time.time()))
         failed += not outcome.ok
         verdict = "PASS" if outcome.ok else "FAIL"
         print(f"{verdict}  {kind:14} {poster.target(kind)}: {outcome.detail}")

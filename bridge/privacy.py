@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bridge.config import PrivacyConfig
+
 Mode = Literal["plain", "hashed", "omitted"]
 
 
@@ -62,3 +64,8 @@ class Privacy:
 
 
 PLAIN = Privacy()
+
+
+def configured_privacy(config: PrivacyConfig) -> Privacy:
+    salt = config.salt.get_secret_value() if config.salt is not None else ""
+    return Privacy(config.user_ids, salt)

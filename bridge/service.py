@@ -26,7 +26,7 @@ from bridge.health import health_path, write_health
 from bridge.listener import SourceFilter, open_listener
 from bridge.mqtt import MqttLink
 from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
-from bridge.privacy import Privacy
+from bridge.privacy import Privacy, configured_privacy
 from bridge.state import BridgeState
 from bridge.stats import Stats
 from bridge.topics import Topics
@@ -190,14 +190,12 @@ async def run(
 
 
 def _privacy(config: Config) -> Privacy:
-    settings = config.privacy
-    salt = settings.salt.get_secret_value() if settings.salt is not None else ""
-    if settings.user_ids == "hashed" and not salt:
+    if config.privacy.user_ids == "hashed" and config.privacy.salt is None:
         log.warning(
             "privacy.user_ids is hashed but privacy.salt is not set: anyone can hash a list of "
             "known user names and compare; set a secret salt"
         )
-    return Privacy(settings.user_ids, salt)
+    return configured_privacy(config.privacy)
 
 
 async def _read_what_is_buffered(bridge: Bridge) -> None:

@@ -247,3 +247,24 @@ def test_a_broken_template_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(None, environ={"QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE": str(template)})
     assert caught.value.problems[0].startswith(f"slack.task_events.template: {template} line 1:")
+
+
+def test_test_slack_posts_in_the_configured_layout(tmp_path: Path, slack: SlackServer) -> None:
+    template = tmp_path / "task.j2"
+    template.write_text("custom: {{ event.task_name }}")
+    env = {
+        **os.environ,
+        "QLIK2MQTT_SLACK__ENABLED": "true",
+        "QLIK2MQTT_SLACK__WEBHOOK_URL": f"{slack.url}/services/X",
+        "QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE": str(template),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "test-slack"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    block = slack.wait_for(1)[0].body["blocks"][0]
+    assert block["text"]["text"] == "custom: Reload Sales (qlik2mqtt test message)"

@@ -17,15 +17,9 @@ import structlog
 from bridge.events import Event, TaskEvent, TaskEventType, UserEvent
 from bridge.extensions import Context, Extension
 from bridge.logs import RateLimiter
-from bridge.payloads import event_payload, iso_time
 from bridge.slack_client import Kind, SlackPoster
-from bridge.slack_messages import (
-    SlackMessage,
-    compile_template,
-    task_message,
-    templated,
-    user_message,
-)
+from bridge.slack_layout import SlackLayout
+from bridge.slack_messages import SlackMessage
 from bridge.state import task_key
 from bridge.topics import server_slug
 
@@ -58,14 +52,7 @@ class SlackSink(Extension):
         self._folded: dict[str, tuple[int, TaskEvent, float]] = {}
         self._next_allowed: dict[str, float] = {}
         self._drop_log = RateLimiter(10.0, context.clock)
-        self._templates = {
-            kind: compile_template(settings.template)
-            for kind, settings in (
-                ("task_events", self._config.task_events),
-                ("user_activity", self._config.user_activity),
-            )
-            if settings.template is not None
-        }
+        self._layout = SlackLayout(self._config, context.config.qlik.base_url, context.privacy)
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._work(), name="slack")
@@ -82,10 +69,7 @@ class SlackSink(Extension):
     def on_event(self, event: Event, received_at: float) -> None:
         if isinstance(event, UserEvent):
             if self._config.user_activity.enabled:
-                message = user_message(event, self.context.privacy)
-                self._enqueue(
-                    "user_activity", self._custom("user_activity", event, 0, message, received_at)
-                )
+                self._enqueue("user_activity", self._layout.message(event, received_at))
             return
         settings = self._config.task_events
         wanted = event.event_type in _FOLDED_TYPES or (
@@ -107,7 +91,7 @@ class SlackSink(Extension):
             self._folded[key] = (count, event, received_at)
             return
         self._last_post[key] = received_at
-        self._enqueue("task_events", self._task_message(event, received_at, 0))
+        self._enqueue("task_events", self._layout.message(event, received_at))
 
     def _summary(self, key: str) -> None:
         """The end of a task's quiet interval: one message for the failures it folded."""
@@ -116,40 +100,7 @@ class SlackSink(Extension):
             return
         count, event, received_at = folded
         self._last_post[key] = self.context.clock()
-        self._enqueue("task_events", self._task_message(event, received_at, count))
-
-    def _task_message(self, event: TaskEvent, received_at: float, folded: int) -> SlackMessage:
-        message = task_message(
-            event,
-            iso_time(received_at),
-            folded,
-            self.context.config.qlik.base_url,
-            self.context.privacy,
-        )
-        return self._custom("task_events", event, folded, message, received_at)
-
-    def _custom(
-        self,
-        kind: Kind,
-        event: Event,
-        folded: int,
-        built_in: SlackMessage,
-        received_at: float = 0.0,
-    ) -> SlackMessage:
-        template = self._templates.get(kind)
-        if template is None:
-            return built_in
-        variables = {
-            "event": event_payload(event, received_at, self.context.privacy),
-            "folded": folded,
-            "text": built_in.text,
-            "qlik_base_url": self.context.config.qlik.base_url,
-        }
-        try:
-            return templated(template, variables, built_in)
-        except Exception as exc:  # a broken template must not lose the message
-            log.warning("Slack template failed; built-in layout used", kind=kind, error=str(exc))
-            return built_in
+        self._enqueue("task_events", self._layout.message(event, received_at, count))
 
     def _enqueue(self, kind: Kind, message: SlackMessage) -> None:
         try:

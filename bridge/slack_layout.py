@@ -1,0 +1,64 @@
+"""The Slack message for an event as configured: the built-in layout, or the kind's template.
+
+One place for what the sink posts and what `qlik2mqtt test-slack` posts, so the test message
+looks like the real ones (templates, links and privacy included).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from bridge.config import SlackConfig
+from bridge.events import Event, UserEvent
+from bridge.payloads import event_payload, iso_time
+from bridge.privacy import Privacy
+from bridge.slack_client import Kind
+from bridge.slack_messages import (
+    SlackMessage,
+    compile_template,
+    task_message,
+    templated,
+    user_message,
+)
+
+log = structlog.get_logger("qlik2mqtt.slack")
+
+
+def kind_of(event: Event) -> Kind:
+    return "user_activity" if isinstance(event, UserEvent) else "task_events"
+
+
+class SlackLayout:
+    def __init__(self, config: SlackConfig, qlik_base_url: str | None, privacy: Privacy) -> None:
+        self._qlik_base_url = qlik_base_url
+        self._privacy = privacy
+        self._templates: dict[Kind, Any] = {}
+        if config.task_events.template is not None:
+            self._templates["task_events"] = compile_template(config.task_events.template)
+        if config.user_activity.template is not None:
+            self._templates["user_activity"] = compile_template(config.user_activity.template)
+
+    def message(self, event: Event, received_at: float, folded: int = 0) -> SlackMessage:
+        if isinstance(event, UserEvent):
+            built_in = user_message(event, self._privacy)
+        else:
+            built_in = task_message(
+                event, iso_time(received_at), folded, self._qlik_base_url, self._privacy
+            )
+        kind = kind_of(event)
+        template = self._templates.get(kind)
+        if template is None:
+            return built_in
+        variables = {
+            "event": event_payload(event, received_at, self._privacy),
+            "folded": folded,
+            "text": built_in.text,
+            "qlik_base_url": self._qlik_base_url,
+        }
+        try:
+            return templated(template, variables, built_in)
+        except Exception as exc:  # a broken template must not lose the message
+            log.warning("Slack template failed; built-in layout used", kind=kind, error=str(exc))
+            return built_in
