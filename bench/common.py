@@ -217,3 +217,26 @@ def wait_settled(subscription: Subscription, expected: int, timeout: float) -> i
             return count
         time.sleep(0.2)
     return last
+
+
+def wait_online(port: int, timeout: float = 15.0) -> None:
+    """Until the target has published `online` (retained): it is connected and, for the
+    bridge, its UDP ports are bound."""
+    result = subprocess.run(
+        [
+            "mosquitto_sub",
+            "-p",
+            str(port),
+            "-t",
+            "qlik2mqtt/bridge/state",
+            "-C",
+            "1",
+            "-W",
+            str(int(timeout)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 5,
+    )
+    if result.stdout.strip() != "online":
+        raise RuntimeError(f"the target did not come online: {result.stdout!r}")

@@ -45,7 +45,6 @@ async def run(args: argparse.Namespace) -> None:
         dumps = orjson.dumps
     client = gmqtt.Client(f"forwarder-{args.mqtt_port}")
     await client.connect("127.0.0.1", args.mqtt_port, version=MQTTv311)
-    client.publish("qlik2mqtt/bridge/state", b"online", qos=1, retain=True)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
         lambda: Forwarder(client, dumps), local_addr=("127.0.0.1", args.udp_port)
@@ -54,6 +53,7 @@ async def run(args: argparse.Namespace) -> None:
         transport.get_extra_info("socket").setsockopt(
             socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024
         )
+    client.publish("qlik2mqtt/bridge/state", b"online", qos=1, retain=True)  # bound: ready
     await asyncio.Event().wait()
 
 

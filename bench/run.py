@@ -17,7 +17,6 @@ import platform
 import socket
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from bench.common import (
     load,
     rss_mb,
     start_target,
+    wait_online,
     wait_settled,
 )
 
@@ -43,7 +43,7 @@ def measure(target: str, rate: int, seconds: float) -> dict[str, Any]:
     try:
         subscription.start()
         subscription.ready(broker.port)
-        time.sleep(1.5)  # the target connects and binds (a benchmark, not a test)
+        wait_online(broker.port)
         cpu_before = cpu_seconds(process.pid)
         offered = load(udp_port, rate, seconds)
         wait_settled(subscription, offered["valid"] + 1, timeout=seconds + 30)

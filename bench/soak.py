@@ -13,7 +13,6 @@ import argparse
 import json
 import socket
 import tempfile
-import time
 from pathlib import Path
 
 from bench.common import (
@@ -23,6 +22,7 @@ from bench.common import (
     load,
     rss_mb,
     start_target,
+    wait_online,
     wait_settled,
 )
 
@@ -44,7 +44,7 @@ def main() -> None:
     try:
         subscription.start()
         subscription.ready(broker.port)
-        time.sleep(1.5)  # the bridge connects and binds
+        wait_online(broker.port)
         rss_start = rss_mb(bridge.pid, "VmRSS")
         half = args.seconds / 2
         first = load(udp_port, args.rate, half, args.junk)

@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -237,3 +238,41 @@ class UdpSender:
 def fixture_datagrams() -> list[dict[str, Any]]:
     lines = (FIXTURES / "log4net-datagrams.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def qlik2mqtt(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The command line as a user runs it: a separate process, extra environment on top."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+
+
+def bridge_env(mqtt_port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """QLIK2MQTT_* variables for a bridge (or command) on loopback: this broker, free UDP
+    ports, state in tmp_path; `extra` adds or overrides."""
+    return {
+        "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
+        "QLIK2MQTT_MQTT__PORT": str(mqtt_port),
+        "QLIK2MQTT_UDP__HOST": "127.0.0.1",
+        "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "QLIK2MQTT_STATE_FILE": str(tmp_path / "data" / "state.json"),
+        **extra,
+    }
+
+
+def log4j_xml(logger: str, level: str, message: str, host: str = "QSPROD02", **props: str) -> bytes:
+    """A datagram as log4net's XmlLayoutSchemaLog4j sends it (see tests/log4net_model.py)."""
+    from tests.log4net_model import LogEvent, render_log4j_xml
+
+    return render_log4j_xml(LogEvent(logger, level, message, props), host, 1795565191804)

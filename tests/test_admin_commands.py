@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 from bridge.health import check_health, write_health
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber, free_port
-
-
-def qlik2mqtt(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
-        cwd=Path(__file__).parent.parent,
-    )
+from tests.helpers import Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
 
 def env_for(mqtt_port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
-        "QLIK2MQTT_MQTT__PORT": str(mqtt_port),
-        "QLIK2MQTT_UDP__HOST": "127.0.0.1",
-        "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "QLIK2MQTT_STATE_FILE": str(tmp_path / "data" / "state.json"),
-        "COLUMNS": "160",
-        **extra,
-    }
+    return bridge_env(mqtt_port, tmp_path, COLUMNS="160", **extra)
 
 
 def test_check_passes_against_a_live_broker(tmp_path: Path, mosquitto: Mosquitto) -> None:

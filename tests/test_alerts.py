@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,7 @@ import pytest
 
 from bridge.config import ConfigError, load_config
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber
+from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
 
 LAMP = "cmnd/office_lamp/POWER"
 STRIP = "wled/desk/api"
@@ -83,19 +80,8 @@ async def test_acknowledge_from_the_command_line_turns_the_lamp_off(
         bridge.tasks.send(FAILURE.format(execution="eid-1"))
         await sub.wait_for(LAMP, lambda m: m.payload == b"ON")
         mark = sub.mark()
-        env = {
-            **os.environ,
-            "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
-            "QLIK2MQTT_MQTT__PORT": str(mosquitto.port),
-        }
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "bridge", "acknowledge"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-        )
+        env = {"QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(mosquitto.port)}
+        result = await asyncio.to_thread(qlik2mqtt, "acknowledge", env=env)
         assert result.returncode == 0, result.stderr
         await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark)
     finally:

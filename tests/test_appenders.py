@@ -4,8 +4,6 @@ pass exactly the Qlik Sense events qlik2mqtt wants, as datagrams the bridge pars
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from bridge.appenders import TEMPLATES, Target, render, template_text, validate_
 from bridge.events import TaskEvent, UserEvent
 from bridge.parse import parse_datagram
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import FIXTURES, Mosquitto, Subscriber
+from tests.helpers import FIXTURES, Mosquitto, Subscriber, qlik2mqtt
 from tests.log4net_model import LogEvent, load, render_log4j_xml
 
 TARGET = Target(bridge_host="10.20.0.5", user_port=19997, task_port=19998)
@@ -174,22 +172,14 @@ def test_each_qlik_event_is_sent_once_or_not_at_all(event: LogEvent, expected: s
 
 
 def test_command_line_writes_ready_files(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bridge",
-            "appenders",
-            "--bridge-host",
-            "qlik2mqtt.corp.example",
-            "--task-port",
-            "9999",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = qlik2mqtt(
+        "appenders",
+        "--bridge-host",
+        "qlik2mqtt.corp.example",
+        "--task-port",
+        "9999",
+        "--out",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     proxy = load((tmp_path / "proxy/LocalLogConfig.xml").read_text(encoding="utf-8"))
@@ -200,20 +190,12 @@ def test_command_line_writes_ready_files(tmp_path: Path) -> None:
 
 
 def test_command_line_refuses_a_bad_host(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bridge",
-            "appenders",
-            "--bridge-host",
-            "<IP of server>",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = qlik2mqtt(
+        "appenders",
+        "--bridge-host",
+        "<IP of server>",
+        "--out",
+        str(tmp_path),
     )
     assert result.returncode == 2
     assert "neither an IP address nor a valid DNS name" in result.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.certs import make_certificates
-from tests.helpers import Mosquitto, Subscriber, free_port
+from tests.helpers import Mosquitto, Subscriber, bridge_env
 
 SECRET = "s3cr3t-Pa55"
 
@@ -68,17 +67,13 @@ def run_cli(args: list[str], env: dict[str, str], seconds: float | None = None) 
 def test_a_wrong_password_is_reported_and_no_secret_is_logged(
     tmp_path: Path, locked: Mosquitto
 ) -> None:
-    env = {
-        "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
-        "QLIK2MQTT_MQTT__PORT": str(locked.port),
-        "QLIK2MQTT_MQTT__USERNAME": "qlik2mqtt",
-        "QLIK2MQTT_MQTT__PASSWORD": SECRET + "-wrong",
-        "QLIK2MQTT_UDP__HOST": "127.0.0.1",
-        "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
-        "QLIK2MQTT_LOGGING__LEVEL": "debug",
-    }
+    env = bridge_env(
+        locked.port,
+        tmp_path,
+        QLIK2MQTT_MQTT__USERNAME="qlik2mqtt",
+        QLIK2MQTT_MQTT__PASSWORD=SECRET + "-wrong",
+        QLIK2MQTT_LOGGING__LEVEL="debug",
+    )
     check = run_cli(["check"], env)
     assert "FAIL  mqtt       cannot connect to 127.0.0.1:" in check
     assert "as qlik2mqtt" in check

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,15 +17,9 @@ from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.parse import parse_datagram
 from bridge.testevents import sample_events
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber, free_port
+from tests.helpers import Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
 BASE = "qlik2mqtt"
-
-
-def qlik2mqtt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=60
-    )
 
 
 def test_version() -> None:
@@ -108,15 +101,9 @@ async def test_send_test_events_fills_the_topics(tmp_path: Path, mosquitto: Mosq
 @pytest.fixture
 async def embedded_run(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     mqtt_port = free_port()
-    env = {
-        **os.environ,
-        "QLIK2MQTT_MQTT__PORT": str(mqtt_port),
-        "QLIK2MQTT_UDP__HOST": "127.0.0.1",
-        "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
-        "QLIK2MQTT_LOGGING__FORMAT": "json",
-    }
+    settings = bridge_env(mqtt_port, tmp_path, QLIK2MQTT_LOGGING__FORMAT="json")
+    del settings["QLIK2MQTT_MQTT__HOST"]  # no broker named: the embedded one starts
+    env = {**os.environ, **settings}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -167,21 +154,8 @@ def test_a_port_in_use_exits_1_with_a_clear_message(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "bridge", "run"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={
-                **os.environ,
-                "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
-                "QLIK2MQTT_MQTT__PORT": str(free_port()),
-                "QLIK2MQTT_UDP__HOST": "127.0.0.1",
-                "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(port),
-                "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
-                "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
-            },
-        )
+        env = bridge_env(free_port(), tmp_path, QLIK2MQTT_UDP__USER_ACTIVITY_PORT=str(port))
+        result = qlik2mqtt("run", env=env)
     assert result.returncode == 1
     assert f"qlik2mqtt: cannot listen on UDP 127.0.0.1:{port}: Address already in use" in (
         result.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import yaml
 from pydantic import BaseModel
 
 from bridge.config import Config, ConfigError, load_config
+from tests.helpers import qlik2mqtt
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
@@ -127,12 +126,7 @@ def test_unreadable_files(tmp_path: Path, text: str, expected: str) -> None:
 
 def test_cli_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, "mqtt:\n  port: nope\nudp:\n  tsk_port: 1\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "run", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = qlik2mqtt("run", "--config", str(path))
     assert result.returncode == 2
     lines = sorted(result.stderr.strip().splitlines())
     assert lines == [
@@ -145,12 +139,7 @@ def test_cli_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) 
 
 
 def test_cli_missing_file_exits_2(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "run", "--config", str(tmp_path / "nope.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = qlik2mqtt("run", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "nope.yaml: cannot read: No such file or directory" in result.stderr
     assert "Traceback" not in result.stderr

@@ -8,22 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber
+from tests.helpers import Mosquitto, Subscriber, log4j_xml
 
 BASE = "qlik2mqtt"
 SERVER = f"{BASE}/qsprod02"
 USER_EVENTS = f"{SERVER}/event/user"
 TASK_EVENTS = f"{SERVER}/event/task"
-
-
-def xml(logger: str, level: str, message: str, **props: str) -> bytes:
-    data = "".join(f'<log4j:data name="{k}" value="{v}" />' for k, v in props.items())
-    return (
-        f'<log4j:event logger="{logger}" timestamp="1795565191804" level="{level}" thread="1">'
-        f"<log4j:message>{message}</log4j:message><log4j:properties>"
-        f'<log4j:data name="log4jmachinename" value="QSPROD02" />{data}'
-        "</log4j:properties></log4j:event>\r\n"
-    ).encode()
 
 
 @pytest.fixture
@@ -62,7 +52,7 @@ async def test_the_core_path_from_datagrams_to_topics(
     assert (tagged["origin"], tagged["context"]) == ("AppAccess", "/hub/")
 
     bridge.users.send(
-        xml(
+        log4j_xml(
             "AuditActivity.Proxy",
             "INFO",
             "WebSocket connection Opened",
@@ -101,7 +91,7 @@ async def test_the_core_path_from_datagrams_to_topics(
     assert failed["log_timestamp"] == "2026-05-06T14:23:45.123"
 
     bridge.tasks.send(
-        xml(
+        log4j_xml(
             "System.Scheduler.Scheduler.Master.Task.TaskSession",
             "ERROR",
             "Max retries reached",

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber
+from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
 
 PREFIX = "homeassistant"
 SERVER_CONFIG = f"{PREFIX}/sensor/qlik2mqtt/qsprod02_active_sessions/config"
@@ -111,9 +109,8 @@ async def test_the_button_acknowledges_the_failure(
 
 
 def cli(*args: str, port: int) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(port)}
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=60, env=env
+    return qlik2mqtt(
+        *args, env={"QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(port)}
     )
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import sys
 from pathlib import Path
 
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber, UdpSender, free_port
+from tests.helpers import Mosquitto, Subscriber, UdpSender, bridge_env
 
 BOMB = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
@@ -33,18 +32,11 @@ def rss_peak_mb(pid: int) -> float:
 async def test_a_flood_of_junk_and_entity_bombs_is_survived(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    user_port = free_port(socket.SOCK_DGRAM)
-    env = {
-        **os.environ,
-        "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
-        "QLIK2MQTT_MQTT__PORT": str(mosquitto.port),
-        "QLIK2MQTT_UDP__HOST": "127.0.0.1",
-        "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(user_port),
-        "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
-        "QLIK2MQTT_STATS_INTERVAL": "0.5",
-        "QLIK2MQTT_LOGGING__FORMAT": "json",
-    }
+    settings = bridge_env(
+        mosquitto.port, tmp_path, QLIK2MQTT_STATS_INTERVAL="0.5", QLIK2MQTT_LOGGING__FORMAT="json"
+    )
+    user_port = int(settings["QLIK2MQTT_UDP__USER_ACTIVITY_PORT"])
+    env = {**os.environ, **settings}
     sub = await Subscriber(mosquitto.port).start("qlik2mqtt/#")
     log_path = tmp_path / "bridge.log"
     log_file = log_path.open("wb")  # a file, not a pipe: a full pipe would block the bridge

@@ -16,6 +16,7 @@ from bridge.events import (
     UserEventType,
 )
 from bridge.parse import MAX_FIELD_CHARS, log_date, parse_datagram
+from tests.helpers import log4j_xml
 
 TASK_TAIL = "QS1;Reload Sales;Sales;CORP\\mia;tid-1;aid-1;2026-05-06 14:23:45,123;ERROR;eid-1;boom"
 
@@ -83,7 +84,7 @@ def test_legacy_ten_field_task_is_a_failure() -> None:
 def test_a_byte_order_mark_is_ignored() -> None:
     assert user("\ufeffQS1;Start session;CORP;mia".encode()).user_id == "mia"
     xml = xml_event(TASK_LOGGER, "ERROR", "Max retries reached", TaskName="T")
-    assert task(b"\xef\xbb\xbf" + xml.encode()).task_name == "T"
+    assert task(b"\xef\xbb\xbf" + xml).task_name == "T"
 
 
 def test_legacy_login_and_crlf() -> None:
@@ -137,14 +138,8 @@ def test_null_fields_become_none() -> None:
     )
 
 
-def xml_event(logger: str, level: str, message: str, **props: str) -> str:
-    data = "".join(f'<log4j:data name="{k}" value="{v}" />' for k, v in props.items())
-    return (
-        f'<log4j:event logger="{logger}" timestamp="1795565191804" level="{level}" thread="1">'
-        f"<log4j:message>{message}</log4j:message><log4j:properties>"
-        f'<log4j:data name="log4jmachinename" value="QS1" />{data}'
-        "</log4j:properties></log4j:event>\r\n"
-    )
+def xml_event(logger: str, level: str, message: str, **props: str) -> bytes:
+    return log4j_xml(logger, level, message, host="QS1", **props)
 
 
 TASK_LOGGER = "System.Scheduler.Scheduler.Master.Task.TaskSession"
@@ -175,9 +170,7 @@ def test_xml_task_events_are_classified(
 
 
 def test_xml_keeps_semicolons_and_any_character() -> None:
-    event = task(
-        xml_event(TASK_LOGGER, "ERROR", "Max retries reached", TaskName="Reload; €; &amp; ✓")
-    )
+    event = task(xml_event(TASK_LOGGER, "ERROR", "Max retries reached", TaskName="Reload; €; & ✓"))
     assert event.task_name == "Reload; €; & ✓"
 
 
@@ -222,7 +215,7 @@ def test_too_large() -> None:
 
 def test_a_64_kib_xml_datagram_parses() -> None:
     big = xml_event(TASK_LOGGER, "ERROR", "Max retries reached " + "e" * 65_000, TaskName="T")
-    event = task(big.encode())
+    event = task(big)
     assert event.message is not None
     assert event.message.startswith("Max retries reached")
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +11,7 @@ import pytest
 
 from bridge.config import ConfigError, load_config
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber
+from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
 from tests.slack_server import SlackServer
 
 FAILURE = (
@@ -175,18 +172,11 @@ async def test_a_flapping_task_is_folded(
 
 def test_test_slack_command(tmp_path: Path, slack: SlackServer) -> None:
     env = {
-        **os.environ,
         "QLIK2MQTT_SLACK__ENABLED": "true",
         "QLIK2MQTT_SLACK__WEBHOOK_URL": f"{slack.url}/services/SECRET",
         "QLIK2MQTT_SLACK__USER_ACTIVITY__ENABLED": "true",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "test-slack"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = qlik2mqtt("test-slack", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PASS") == 2
     assert "SECRET" not in result.stdout + result.stderr
@@ -253,18 +243,11 @@ def test_test_slack_posts_in_the_configured_layout(tmp_path: Path, slack: SlackS
     template = tmp_path / "task.j2"
     template.write_text("custom: {{ event.task_name }}")
     env = {
-        **os.environ,
         "QLIK2MQTT_SLACK__ENABLED": "true",
         "QLIK2MQTT_SLACK__WEBHOOK_URL": f"{slack.url}/services/X",
         "QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE": str(template),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "test-slack"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = qlik2mqtt("test-slack", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     block = slack.wait_for(1)[0].body["blocks"][0]
     assert block["text"]["text"] == "custom: Reload Sales (qlik2mqtt test message)"
