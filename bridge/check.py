@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from bridge.config import Config
 from bridge.connection import broker_settings
+from bridge.listener import bind_udp
 from bridge.mqtt import probe
 
 PROBE_TIMEOUT = 5.0
@@ -50,13 +52,12 @@ async def _broker(config: Config) -> Result:
 
 
 def _udp(host: str, port: int) -> Result:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            hint = " (is qlik2mqtt already running?)" if exc.errno == 98 else ""
-            return Result(f"udp {port}", False, f"cannot bind {host}:{port}: {exc.strerror}{hint}")
+    """Bound as the bridge binds its listeners, then released."""
+    try:
+        bind_udp(host, port).close()
+    except OSError as exc:
+        hint = " (is qlik2mqtt already running?)" if exc.errno == errno.EADDRINUSE else ""
+        return Result(f"udp {port}", False, f"cannot bind {host}:{port}: {exc.strerror}{hint}")
     return Result(f"udp {port}", True, f"{host}:{port} can be bound")
 
 

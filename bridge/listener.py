@@ -93,6 +93,17 @@ async def open_listener(
     """Bind one UDP port; OSError (port in use, no such address) propagates to the caller."""
     loop = asyncio.get_running_loop()
     # Bound here rather than by the loop: the same OSError (with its reason) from any loop.
+    sock = bind_udp(host, port)
+    granted = _grow_receive_buffer(sock, receive_buffer)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Protocol(port, sources, on_datagram, on_refused), sock=sock
+    )
+    log.info("listening for log4net datagrams", address=f"{host}:{port}/udp", rcvbuf=granted)
+    return transport
+
+
+def bind_udp(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to host:port; OSError (with its reason) when it cannot."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
@@ -100,12 +111,7 @@ async def open_listener(
     except OSError:
         sock.close()
         raise
-    granted = _grow_receive_buffer(sock, receive_buffer)
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Protocol(port, sources, on_datagram, on_refused), sock=sock
-    )
-    log.info("listening for log4net datagrams", address=f"{host}:{port}/udp", rcvbuf=granted)
-    return transport
+    return sock
 
 
 def _grow_receive_buffer(sock: socket.socket, size: int) -> int:
