@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto
 
 
@@ -16,3 +17,12 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningBridge]:
+    """The bridge, running in-process against `mosquitto`, with the test defaults."""
+    running = RunningBridge(bridge_config(tmp_path, mosquitto.port))
+    await running.start()
+    yield running
+    await running.close()

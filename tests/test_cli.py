@@ -16,7 +16,7 @@ from bridge import __version__
 from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.parse import parse_datagram
 from bridge.testevents import sample_events
-from tests.bridge_runner import RunningBridge, bridge_config
+from tests.bridge_runner import RunningBridge
 from tests.helpers import Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
 BASE = "qlik2mqtt"
@@ -69,11 +69,11 @@ def test_send_test_events_datagrams_parse_to_the_intended_events(layout: str) ->
     assert len(sample_events("X")) == 10
 
 
-async def test_send_test_events_fills_the_topics(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    bridge = RunningBridge(bridge_config(tmp_path, mosquitto.port))
+async def test_send_test_events_fills_the_topics(
+    bridge: RunningBridge, mosquitto: Mosquitto
+) -> None:
     sub = await Subscriber(mosquitto.port).start(f"{BASE}/#")
     try:
-        await bridge.start()
         result = await asyncio.to_thread(
             qlik2mqtt,
             "send-test-events",
@@ -95,7 +95,6 @@ async def test_send_test_events_fills_the_topics(tmp_path: Path, mosquitto: Mosq
         await sub.wait_count(f"{BASE}/qswin01/event/task", 2)  # the repeated failure folded
     finally:
         await sub.stop()
-        await bridge.close()
 
 
 @pytest.fixture

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from tests.bridge_runner import RunningBridge, bridge_config
+from tests.bridge_runner import RunningBridge
 from tests.helpers import Mosquitto, Subscriber, log4j_xml
 
 BASE = "qlik2mqtt"
 SERVER = f"{BASE}/qsprod02"
 USER_EVENTS = f"{SERVER}/event/user"
 TASK_EVENTS = f"{SERVER}/event/task"
-
-
-@pytest.fixture
-async def bridge(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningBridge]:
-    running = RunningBridge(bridge_config(tmp_path, mosquitto.port))
-    await running.start()
-    yield running
-    await running.close()
 
 
 @pytest.fixture

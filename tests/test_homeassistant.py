@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
@@ -17,14 +14,6 @@ PREFIX = "homeassistant"
 SERVER_CONFIG = f"{PREFIX}/sensor/qlik2mqtt/qsprod02_active_sessions/config"
 FLAG_CONFIG = f"{PREFIX}/binary_sensor/qlik2mqtt/reload_failure/config"
 BUTTON_CONFIG = f"{PREFIX}/button/qlik2mqtt/acknowledge/config"
-
-
-@pytest.fixture
-async def bridge(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningBridge]:
-    running = RunningBridge(bridge_config(tmp_path, mosquitto.port))
-    await running.start()
-    yield running
-    await running.close()
 
 
 async def retained(port: int, pattern: str, expect: str) -> Subscriber:

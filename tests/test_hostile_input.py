@@ -84,9 +84,8 @@ async def test_a_flood_of_junk_and_entity_bombs_is_survived(
 
 
 async def test_host_names_never_make_wildcards_or_extra_levels(
-    tmp_path: Path, mosquitto: Mosquitto
+    bridge: RunningBridge, mosquitto: Mosquitto
 ) -> None:
-    bridge = await RunningBridge(bridge_config(tmp_path, mosquitto.port)).start()
     sub = await Subscriber(mosquitto.port).start("#")
     try:
         for host in ("QS/+#EVIL", "qs\x00nul", "a/b/c", "+", "#", "bridge", "site", "\u00e9\u00e8"):
@@ -100,7 +99,6 @@ async def test_host_names_never_make_wildcards_or_extra_levels(
         assert all(len(t.split("/")) <= 4 for t in topics if t.startswith("qlik2mqtt/"))
     finally:
         await sub.stop()
-        await bridge.close()
 
 
 async def test_command_topics_can_be_switched_off(tmp_path: Path, mosquitto: Mosquitto) -> None:
