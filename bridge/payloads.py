@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -18,17 +17,21 @@ def encode(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload)
 
 
+_last_formatted: tuple[int, str] = (-1, "")
+"""The last millisecond formatted, and its text (one entry: lru_cache's bookkeeping cost more)."""
+
+
 def iso_time(unix_seconds: float | None) -> str | None:
     """ISO 8601 in UTC to the millisecond; a burst within one millisecond formats once."""
+    global _last_formatted
     if unix_seconds is None:
         return None
-    return _iso_millisecond(int(unix_seconds * 1000))
-
-
-@lru_cache(maxsize=1)
-def _iso_millisecond(milliseconds: int) -> str:
-    moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    milliseconds = int(unix_seconds * 1000)
+    if _last_formatted[0] != milliseconds:
+        moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+        text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        _last_formatted = (milliseconds, text)
+    return _last_formatted[1]
 
 
 def user_name(directory: str, user_id: str, privacy: Privacy = PLAIN) -> str | None:

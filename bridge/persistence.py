@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.events import TaskEvent
+from bridge.events import TASK_EVENT_ADAPTER
 from bridge.state import BridgeState, Connections, ServerState, TaskRecord
 
 FORMAT_VERSION = 1
@@ -47,7 +47,8 @@ def _server(server: ServerState) -> dict[str, Any]:
 def _record(record: TaskRecord | None) -> dict[str, Any] | None:
     if record is None:
         return None
-    return {"event": record.event.model_dump(mode="json"), "received_at": record.received_at}
+    event = TASK_EVENT_ADAPTER.dump_python(record.event, mode="json")
+    return {"event": event, "received_at": record.received_at}
 
 
 def restore(data: Any) -> BridgeState:
@@ -85,9 +86,8 @@ def _load_server(raw: dict[str, Any]) -> ServerState:
 def _load_record(raw: dict[str, Any] | None) -> TaskRecord | None:
     if raw is None:
         return None
-    return TaskRecord(
-        event=TaskEvent.model_validate(raw["event"]), received_at=float(raw["received_at"])
-    )
+    event = TASK_EVENT_ADAPTER.validate_python(raw["event"])
+    return TaskRecord(event=event, received_at=float(raw["received_at"]))
 
 
 def _opt_float(value: Any) -> float | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from bridge.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.topics import server_slug
@@ -103,8 +104,14 @@ def apply_event(state: BridgeState, event: Event, now: float, settings: StateSet
     server.last_event_at = now
     if isinstance(event, UserEvent):
         _apply_user(server, event, now)
-        return Change(publish_event=True, servers=frozenset({slug}), site=True)
+        return _user_change(slug)
     return _apply_task(state, server, slug, event, now, settings)
+
+
+@lru_cache(maxsize=1024)
+def _user_change(slug: str) -> Change:
+    """What a user event on `slug` changes; made once per server, as it is the same each time."""
+    return Change(publish_event=True, servers=frozenset({slug}), site=True)
 
 
 def _user_key(event: UserEvent) -> UserKey:

@@ -52,7 +52,7 @@ class BridgeTopics(Extension):
         if self._stats_soon is None:
             loop = asyncio.get_running_loop()
             self._stats_soon = loop.call_later(STATS_AFTER_CHANGE, self._publish_soon)
-        if change.servers - self._known_servers:  # a new server: info lists the servers
+        if not change.servers <= self._known_servers:  # a new server: info lists the servers
             self._known_servers = set(self.context.state.servers)
             self.context.link.publish_now(
                 self.context.topics.bridge_info, encode(self.info()), retain=True

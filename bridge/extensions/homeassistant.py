@@ -42,6 +42,8 @@ class HomeAssistantDiscovery(Extension):
         self._publish_all()
 
     def on_change(self, change: Change) -> None:
+        if change.servers <= self._announced:
+            return  # the usual case, checked without building a set
         state = self.context.state
         for slug in change.servers - self._announced:
             server = state.servers.get(slug)
