@@ -32,6 +32,7 @@ def main() -> None:
     target = ("127.0.0.1", args.port)
     junk = random.Random(1)
     sent = valid = 0
+    started = time.time()
     began = time.perf_counter()
     deadline = began + args.seconds + 5.0  # hard stop even if the pacing falls behind
     while sent < count and time.perf_counter() < deadline:
@@ -51,7 +52,8 @@ def main() -> None:
             sent += 1
         time.sleep(0.0005)
     elapsed = time.perf_counter() - began
-    print(json.dumps({"sent": sent, "valid": valid, "seconds": round(elapsed, 3)}))
+    report = {"sent": sent, "valid": valid, "seconds": round(elapsed, 3), "started": started}
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

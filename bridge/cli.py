@@ -6,14 +6,17 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from bridge import __version__
 from bridge.config import CONFIG_ENV, Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
+
+
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +105,7 @@ def _run(config: Config) -> int:
 
     setup_logging(config.logging.level, config.logging.format)
     try:
-        _event_loop_runner()(run(config))
+        event_loop_runner()(run(config))
     except StartupError as exc:
         print(f"qlik2mqtt: {exc}", file=sys.stderr)
         return 1
@@ -270,7 +273,11 @@ def _test_slack(config: Config) -> int:
     return 1 if failed or not samples else 0
 
 
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+class Runner(Protocol):
+    def __call__(self, main: Coroutine[Any, Any, T], /) -> T: ...
+
+
+def event_loop_runner() -> Runner:
     """uvloop where it is installed (not on Windows), else asyncio's own loop."""
     try:
         import uvloop

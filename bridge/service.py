@@ -123,7 +123,7 @@ async def run(
         embedded_broker=broker is not None,
         privacy=_privacy(config),
     )
-    extensions.extend(_extensions(context))
+    extensions.extend(build_extensions(context))
     if config.commands.acknowledge:
         link.subscribe(topics.acknowledge)
     if config.commands.forget:
@@ -210,7 +210,7 @@ async def _read_what_is_buffered(bridge: Bridge) -> None:
             return
 
 
-def _extensions(context: Context) -> list[Extension]:
+def build_extensions(context: Context) -> list[Extension]:
     extensions: list[Extension] = [
         BridgeTopics(context),
         EventTopics(context),
