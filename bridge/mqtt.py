@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import random
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,12 @@ from typing import Any
 import gmqtt
 import structlog
 from gmqtt.mqtt.constants import MQTTv311
+from gmqtt.mqtt.package import Package
 from gmqtt.storage import PersistentStorage
 
 from bridge.outbox import Outbox, OutMessage
 from bridge.stats import Stats
+from bridge.wire import publish_packet, read_packets
 
 log = structlog.get_logger("qlik2mqtt.mqtt")
 
@@ -96,6 +99,7 @@ class MqttLink:
         """Events among the in-flight messages (kept, not counted, on the hot path)."""
         self._client: _Client | None = None
         self._store: _AckStore | None = None
+        self._lane: _FastLane | None = None
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
         self._wake = asyncio.Event()
@@ -116,6 +120,10 @@ class MqttLink:
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
+
+    async def wait_idle(self) -> None:
+        """Until every queued event has been acknowledged by the broker."""
+        await self._idle.wait()
 
     def subscribe(self, topic: str) -> None:
         """Subscribe (QoS 1) on every connection from now on; call before start()."""
@@ -211,6 +219,7 @@ class MqttLink:
                 continue
             failures, delay = 0, BACKOFF_FIRST
             self._client = client
+            self._lane = _FastLane.attach(client)
             self._stats.mqtt_connects += 1
             for topic in self._subscriptions:
                 client.subscribe(topic, qos=1)
@@ -251,6 +260,10 @@ class MqttLink:
     def _send(self, message: OutMessage) -> None:
         assert self._client is not None
         assert self._store is not None
+        if self._lane is not None and message.qos > 0:
+            self._inflight[self._lane.publish(message)] = message
+            self._inflight_durable += message.durable
+            return
         self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
         if message.qos > 0:
             self._inflight[self._store.last_mid] = message
@@ -297,6 +310,54 @@ class MqttLink:
                 await asyncio.sleep(0)  # let the UDP listener read between batches
             if not len(self._outbox) and not self._inflight_events():
                 self._idle.set()
+
+
+class _FastLane:
+    """QoS 1/2 publishes and PUBACKs beside gmqtt (see bridge.wire): the packet ids come from
+    gmqtt's own allocator and the packets go into its in-flight store, so gmqtt's publishes
+    and ours never collide and its resend and QoS 2 logic still hold. Attached only where the
+    gmqtt internals it uses are there; otherwise every packet takes gmqtt's own path."""
+
+    def __init__(self, connection: Any, protocol: Any, client: Any) -> None:
+        self._connection = connection
+        self._protocol = protocol
+        self._ids = protocol.id_generator
+        self._store = client._persistent_storage
+        self._package = Package
+
+    @classmethod
+    def attach(cls, client: Any) -> _FastLane | None:
+        connection = getattr(client, "_connection", None)
+        protocol = getattr(connection, "_protocol", None)
+        needed = ("id_generator", "write_data", "_read_packet")
+        if protocol is None or not all(hasattr(protocol, name) for name in needed):
+            return None
+        if not hasattr(connection, "put_package") or not hasattr(client, "_persistent_storage"):
+            return None
+        lane = cls(connection, protocol, client)
+        protocol._read_packet = lane._read  # gmqtt's read loop frames through us from now on
+        return lane
+
+    def publish(self, message: OutMessage) -> int:
+        packet_id: int = self._ids.next_id()
+        packet = publish_packet(
+            message.topic.encode(), message.payload, message.qos, message.retain, packet_id
+        )
+        self._store.push_message(packet_id, packet)
+        self._protocol.write_data(packet)  # looked up each time: _one_write may shadow it
+        return packet_id
+
+    def _read(self, data: bytes) -> int:
+        consumed = read_packets(data, self._puback, self._other)
+        self._connection._last_data_in = time.monotonic()  # gmqtt's keepalive bookkeeping
+        return consumed
+
+    def _puback(self, packet_id: int) -> None:
+        self._ids.free_id(packet_id)
+        self._store.remove_message_by_mid(packet_id)
+
+    def _other(self, command: int, body: bytes) -> None:
+        self._connection.put_package(self._package(command, body))
 
 
 @contextlib.contextmanager
