@@ -70,7 +70,7 @@ class UdpConfig(_Section):
     task_port: Port = 9998
     allowed_sources: list[Network] = []
     max_datagram_bytes: Annotated[int, Field(ge=512, le=65535)] = 65535
-    receive_buffer_bytes: Annotated[int, Field(ge=65536)] = 4 * 1024 * 1024
+    receive_buffer_bytes: Annotated[int, Field(ge=65536)] = 32 * 1024 * 1024
 
 
 def _topic_part(value: str) -> str:

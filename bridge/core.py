@@ -48,11 +48,16 @@ class Bridge:
         self._clock = clock
         self._reject_log = RateLimiter(REJECT_LOG_INTERVAL, monotonic)
         self._extensions: Sequence[Extension] = ()
+        self._on_event: list[Callable[[Event, float], None]] = []
+        self._on_change: list[Callable[[Change], None]] = []
         self.dirty = False
         """True when state changed since it was last saved."""
 
     def attach(self, extensions: Sequence[Extension]) -> None:
         self._extensions = extensions
+        # Per event, only the extensions that do something with it are called.
+        self._on_event = [e.on_event for e in extensions if _overrides(e, "on_event")]
+        self._on_change = [e.on_change for e in extensions if _overrides(e, "on_change")]
 
     def handle_datagram(self, data: bytes, source: str) -> None:
         self.stats.datagrams += 1
@@ -86,8 +91,8 @@ class Bridge:
         self.stats.events += 1
         change = apply_event(self.state, event, now, self._settings)
         if change.publish_event:
-            for extension in self._extensions:
-                extension.on_event(event, now)
+            for on_event in self._on_event:
+                on_event(event, now)
         else:
             self.stats.duplicates += 1
         self._changed(change)
@@ -120,5 +125,9 @@ class Bridge:
         if not change.any:
             return
         self.dirty = True
-        for extension in self._extensions:
-            extension.on_change(change)
+        for on_change in self._on_change:
+            on_change(change)
+
+
+def _overrides(extension: Extension, hook: str) -> bool:
+    return getattr(type(extension), hook) is not getattr(Extension, hook)

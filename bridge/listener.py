@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any
@@ -21,6 +23,7 @@ DatagramHandler = Callable[[bytes, str], None]
 """Called with the datagram and the sender's IP address."""
 
 _ALLOW_CACHE_MAX = 4096
+_GENERIC_ABI_MACHINES = ("x86_64", "i686", "i386", "aarch64", "armv7l", "armv6l", "riscv64")
 
 
 class SourceFilter:
@@ -99,6 +102,14 @@ async def open_listener(
         lambda: _Protocol(port, sources, on_datagram, on_refused), sock=sock
     )
     log.info("listening for log4net datagrams", address=f"{host}:{port}/udp", rcvbuf=granted)
+    if granted < receive_buffer:
+        log.warning(
+            "the kernel granted a smaller UDP receive buffer than udp.receive_buffer_bytes: "
+            "a burst of events may be dropped; raise net.core.rmem_max (see docs/performance.md)",
+            port=port,
+            wanted=receive_buffer,
+            granted=granted,
+        )
     return transport
 
 
@@ -114,9 +125,15 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+_GENERIC_LINUX = sys.platform == "linux" and platform.machine() in _GENERIC_ABI_MACHINES
+SO_RCVBUFFORCE: int | None = getattr(socket, "SO_RCVBUFFORCE", 33 if _GENERIC_LINUX else None)
+"""Python's socket module leaves it out (3.11); 33 on Linux's generic ABI (x86, ARM, RISC-V)."""
+
+
 def _grow_receive_buffer(sock: socket.socket, size: int) -> int:
-    """A large buffer absorbs bursts (a login storm) while the loop is busy."""
-    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    """A large buffer absorbs bursts (a login storm) while the loop is busy. Linux reports
+    twice the size asked for (it counts its own bookkeeping), so `size` or more is granted."""
+    force = SO_RCVBUFFORCE
     try:
         if force is None:
             raise PermissionError

@@ -30,7 +30,7 @@ from gmqtt.storage import PersistentStorage
 
 from bridge.outbox import Outbox, OutMessage
 from bridge.stats import Stats
-from bridge.wire import publish_packet, read_packets
+from bridge.wire import next_packet_id, publish_packet, read_packets
 
 log = structlog.get_logger("qlik2mqtt.mqtt")
 
@@ -40,6 +40,9 @@ CONNECT_TIMEOUT = 10.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 SEND_BATCH = 500
+LANE_FIRST_ID = 16_384
+"""Packet ids from here up are the fast lane's; gmqtt numbers its own packets below."""
+MAX_PACKET_ID = 65_535
 """Events sent before yielding to the event loop, so the UDP listener keeps reading."""
 
 
@@ -219,7 +222,7 @@ class MqttLink:
                 continue
             failures, delay = 0, BACKOFF_FIRST
             self._client = client
-            self._lane = _FastLane.attach(client)
+            self._lane = _FastLane.attach(client, self._inflight, self._acked)
             self._stats.mqtt_connects += 1
             for topic in self._subscriptions:
                 client.subscribe(topic, qos=1)
@@ -260,7 +263,7 @@ class MqttLink:
     def _send(self, message: OutMessage) -> None:
         assert self._client is not None
         assert self._store is not None
-        if self._lane is not None and message.qos > 0:
+        if self._lane is not None and message.qos == 1:
             self._inflight[self._lane.publish(message)] = message
             self._inflight_durable += message.durable
             return
@@ -313,37 +316,53 @@ class MqttLink:
 
 
 class _FastLane:
-    """QoS 1/2 publishes and PUBACKs beside gmqtt (see bridge.wire): the packet ids come from
-    gmqtt's own allocator and the packets go into its in-flight store, so gmqtt's publishes
-    and ours never collide and its resend and QoS 2 logic still hold. Attached only where the
-    gmqtt internals it uses are there; otherwise every packet takes gmqtt's own path."""
+    """QoS 1 publishes and their PUBACKs beside gmqtt (see bridge.wire).
 
-    def __init__(self, connection: Any, protocol: Any, client: Any) -> None:
+    Packet ids are split: gmqtt's allocator keeps 1..LANE_FIRST_ID-1 for what it sends itself
+    (subscriptions, QoS 2), the lane numbers its publishes from LANE_FIRST_ID up, skipping
+    ids still in flight. The link keeps the in-flight messages and sends them again after a
+    reconnect, so the lane needs no store of its own. Attached only where the gmqtt internals
+    it uses are there; otherwise every packet takes gmqtt's own path.
+    """
+
+    def __init__(
+        self, connection: Any, protocol: Any, client: Any, inflight: dict[int, OutMessage]
+    ) -> None:
         self._connection = connection
         self._protocol = protocol
-        self._ids = protocol.id_generator
-        self._store = client._persistent_storage
-        self._package = Package
+        self._gmqtt_ids = protocol.id_generator
+        self._gmqtt_store = client._persistent_storage
+        self._inflight = inflight
+        self._on_ack: Callable[[int], None] = lambda packet_id: None
+        self._next_id = LANE_FIRST_ID
 
     @classmethod
-    def attach(cls, client: Any) -> _FastLane | None:
-        connection = getattr(client, "_connection", None)
-        protocol = getattr(connection, "_protocol", None)
-        needed = ("id_generator", "write_data", "_read_packet")
-        if protocol is None or not all(hasattr(protocol, name) for name in needed):
+    def attach(
+        cls, client: Any, inflight: dict[int, OutMessage], on_ack: Callable[[int], None]
+    ) -> _FastLane | None:
+        connection: Any = getattr(client, "_connection", None)
+        protocol: Any = getattr(connection, "_protocol", None)
+        ids: Any = getattr(protocol, "id_generator", None)
+        needed = (
+            hasattr(protocol, "write_data")
+            and hasattr(protocol, "_read_packet")
+            and hasattr(connection, "put_package")
+            and hasattr(client, "_persistent_storage")
+            and isinstance(getattr(ids, "_max", None), int)
+        )
+        if not needed:
             return None
-        if not hasattr(connection, "put_package") or not hasattr(client, "_persistent_storage"):
-            return None
-        lane = cls(connection, protocol, client)
+        lane = cls(connection, protocol, client, inflight)
+        lane._on_ack = on_ack
+        ids._max = LANE_FIRST_ID  # gmqtt's ids stay below ours
         protocol._read_packet = lane._read  # gmqtt's read loop frames through us from now on
         return lane
 
     def publish(self, message: OutMessage) -> int:
-        packet_id: int = self._ids.next_id()
-        packet = publish_packet(
-            message.topic.encode(), message.payload, message.qos, message.retain, packet_id
-        )
-        self._store.push_message(packet_id, packet)
+        packet_id = next_packet_id(self._next_id, LANE_FIRST_ID, MAX_PACKET_ID, self._inflight)
+        self._next_id = packet_id + 1
+        topic = message.topic.encode()
+        packet = publish_packet(topic, message.payload, 1, message.retain, packet_id)
         self._protocol.write_data(packet)  # looked up each time: _one_write may shadow it
         return packet_id
 
@@ -353,11 +372,14 @@ class _FastLane:
         return consumed
 
     def _puback(self, packet_id: int) -> None:
-        self._ids.free_id(packet_id)
-        self._store.remove_message_by_mid(packet_id)
+        if packet_id >= LANE_FIRST_ID:
+            self._on_ack(packet_id)
+        else:  # one of gmqtt's own
+            self._gmqtt_ids.free_id(packet_id)
+            self._gmqtt_store.remove_message_by_mid(packet_id)
 
     def _other(self, command: int, body: bytes) -> None:
-        self._connection.put_package(self._package(command, body))
+        self._connection.put_package(Package(command, body))
 
 
 @contextlib.contextmanager

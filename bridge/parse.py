@@ -69,9 +69,10 @@ def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | Rejected:
     if text is None:
         return Rejected(reason=RejectReason.NOT_TEXT, detail="neither UTF-8 nor windows-1252")
     text = text.lstrip("\ufeff").rstrip("\r\n")  # a byte-order mark some encoders write
-    if not text.strip():
+    start = text.lstrip()[:1]
+    if not start:
         return Rejected(reason=RejectReason.EMPTY, detail="no text")
-    if text.lstrip().startswith("<"):
+    if start == "<":
         return _parse_xml(text)
     if _CONTROL_CHARS.search(text):
         return Rejected(reason=RejectReason.NOT_TEXT, detail="control characters in a text line")
@@ -334,7 +335,7 @@ def _opt(value: str | None) -> str | None:
     value = value.strip()
     if not value or value == NULL:
         return None
-    return _clip(value, MAX_FIELD_CHARS)
+    return value if len(value) <= MAX_FIELD_CHARS else _clip(value, MAX_FIELD_CHARS)
 
 
 def _message(parts: Sequence[str]) -> str | None:

@@ -8,7 +8,7 @@ acknowledging PUBACKs directly and handing every other packet back to gmqtt. Pur
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 PUBLISH = 0x30
 PUBACK = 0x40
@@ -45,6 +45,15 @@ def publish_packet(topic: bytes, payload: bytes, qos: int, retain: bool, packet_
             payload,
         )
     )
+
+
+def next_packet_id(candidate: int, first: int, last: int, in_flight: Container[int]) -> int:
+    """The first packet id from `candidate` on, within first..last and wrapping around, that is
+    not in flight. The caller keeps fewer ids in flight than the range holds."""
+    packet_id = candidate if first <= candidate <= last else first
+    while packet_id in in_flight:
+        packet_id = packet_id + 1 if packet_id < last else first
+    return packet_id
 
 
 def read_packets(

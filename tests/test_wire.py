@@ -11,7 +11,7 @@ from gmqtt.mqtt.utils import IdGenerator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.wire import publish_packet, read_packets, remaining_length
+from bridge.wire import next_packet_id, publish_packet, read_packets, remaining_length
 
 
 class _Protocol:
@@ -117,3 +117,11 @@ def test_framing_holds_for_any_number_of_cuts(cuts: list[int]) -> None:
 def test_a_length_longer_than_four_bytes_is_broken_framing() -> None:
     broken = b"\x30\xff\xff\xff\xff\x01"
     assert read_packets(broken, lambda _: None, lambda _c, _b: None) == -1
+
+
+def test_packet_ids_count_up_skip_those_in_flight_and_wrap_around() -> None:
+    assert next_packet_id(20_000, 16_384, 65_535, {}) == 20_000
+    assert next_packet_id(20_000, 16_384, 65_535, {20_000, 20_001}) == 20_002
+    assert next_packet_id(65_536, 16_384, 65_535, set()) == 16_384  # past the end: wrap
+    assert next_packet_id(65_535, 16_384, 65_535, {65_535, 16_384}) == 16_385
+    assert next_packet_id(1, 16_384, 65_535, set()) == 16_384  # below the range: its start

@@ -25,6 +25,7 @@ class EventTopics(Extension):
         self._hold = NEW_SERVER_HOLD if context.config.homeassistant.enabled else 0.0
         self._known: set[str] = set()
         self._held: dict[str, list[OutMessage]] = {}
+        self._qos = context.config.mqtt.qos
 
     def start(self) -> None:
         self._known = set(self.context.state.servers)
@@ -53,10 +54,6 @@ class EventTopics(Extension):
 
     def on_forget(self, slug: str) -> None:
         self._known.discard(slug)
-
-    @property
-    def _qos(self) -> int:
-        return self.context.config.mqtt.qos
 
     def _release(self, slug: str) -> None:
         for message in self._held.pop(slug, []):
