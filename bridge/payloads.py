@@ -82,16 +82,29 @@ def _last_failed(record: TaskRecord | None, privacy: Privacy) -> dict[str, Any] 
     return None if record is None else task_payload(record.event, record.received_at, privacy)
 
 
-def server_payload(server: ServerState, privacy: Privacy = PLAIN) -> dict[str, Any]:
-    """Retained `<base>/<server>`: what is happening on one Qlik Sense node."""
-    users = server.users()
-    names = (user_name(*key, privacy) for key in users)
+def user_names(server: ServerState, privacy: Privacy = PLAIN) -> list[str]:
+    """The users with a session on `server`, as published, sorted."""
+    if privacy.plain:
+        keys = server.sessions
+        names = [f"{directory}\\{user}" if directory else user for directory, user in keys]
+    else:
+        treated = (user_name(directory, user, privacy) for directory, user in server.sessions)
+        names = [name for name in treated if name is not None]
+    names.sort()
+    return names
+
+
+def server_payload(
+    server: ServerState, privacy: Privacy = PLAIN, users: list[str] | None = None
+) -> dict[str, Any]:
+    """Retained `<base>/<server>`: what is happening on one Qlik Sense node. `users` is
+    `user_names(server, privacy)` when the caller has it already."""
     return {
         "server": server.host,
         "active_sessions": len(server.sessions),
-        "active_users": len(users),
+        "active_users": len(server.sessions),  # sessions are per user: one each
         "active_connections": server.active_connections,
-        "users": sorted(name for name in names if name is not None),
+        "users": user_names(server, privacy) if users is None else users,
         "last_event_at": iso_time(server.last_event_at),
         "failed_tasks": server.failed_tasks,
         "aborted_tasks": server.aborted_tasks,
@@ -100,17 +113,28 @@ def server_payload(server: ServerState, privacy: Privacy = PLAIN) -> dict[str, A
     }
 
 
-def site_payload(state: BridgeState, privacy: Privacy = PLAIN) -> dict[str, Any]:
-    """Retained `<base>/site`: the whole Qlik Sense site, and the failure flag."""
+def distinct_users(state: BridgeState) -> int:
+    """Users with a session anywhere on the site, each counted once."""
+    servers = list(state.servers.values())
+    if len(servers) == 1:
+        return len(servers[0].sessions)
     users: set[tuple[str, str]] = set()
-    for server in state.servers.values():
-        users |= server.users()
+    for server in servers:
+        users.update(server.sessions)
+    return len(users)
+
+
+def site_payload(
+    state: BridgeState, privacy: Privacy = PLAIN, active_users: int | None = None
+) -> dict[str, Any]:
+    """Retained `<base>/site`: the whole Qlik Sense site, and the failure flag.
+    `active_users` is `distinct_users(state)` when the caller has it already."""
     servers = state.servers.values()
     seen = [server.last_event_at for server in servers if server.last_event_at is not None]
     return {
         "servers": len(state.servers),
         "active_sessions": sum(len(server.sessions) for server in servers),
-        "active_users": len(users),
+        "active_users": distinct_users(state) if active_users is None else active_users,
         "active_connections": sum(server.active_connections for server in servers),
         "reload_failure": "ON" if state.reload_failure else "OFF",
         "failing_tasks": len(state.failing),

@@ -51,6 +51,9 @@ class ServerState:
     aborted_tasks: int = 0
     succeeded_tasks: int = 0
     last_failed_task: TaskRecord | None = None
+    membership: int = 0
+    """Counts changes to the set of users with a session (not their refreshes): what the
+    user list was rendered from is still current while this has not moved. Not persisted."""
 
     @property
     def active_connections(self) -> int:
@@ -122,9 +125,12 @@ def _apply_user(server: ServerState, event: UserEvent, now: float) -> None:
     key = _user_key(event)
     kind = event.event_type
     if kind is UserEventType.SESSION_START:
+        if key not in server.sessions:
+            server.membership += 1
         server.sessions[key] = now
     elif kind is UserEventType.SESSION_STOP:
-        server.sessions.pop(key, None)
+        if server.sessions.pop(key, None) is not None:
+            server.membership += 1
         server.connections.pop(key, None)
     elif kind is UserEventType.CONNECTION_OPEN:
         entry = server.connections.get(key)
@@ -225,6 +231,7 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
             gone = [key for key, entry in server.connections.items() if entry.last_seen < cutoff]
             for key in stale:
                 del server.sessions[key]
+            server.membership += bool(stale)
             for key in gone:
                 del server.connections[key]
             if stale or gone:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.payloads import server_payload, site_payload
+from bridge.payloads import distinct_users, server_payload, site_payload, user_name, user_names
+from bridge.privacy import PLAIN, Privacy
 from bridge.state import BridgeState, StateSettings, acknowledge, apply_event, expire
 
 SETTINGS = StateSettings(stale_after=3600.0, dedup_window=60.0, auto_clear_after=None)
@@ -147,3 +148,43 @@ def test_server_names_are_topic_safe_keys() -> None:
     apply_event(state, user(UserEventType.SESSION_START, "x", server="QS/+#\0EVIL"), 0.0, SETTINGS)
     assert list(state.servers) == ["qs_evil"]
     assert state.servers["qs_evil"].host == "QS/+#\0EVIL"
+
+
+def test_membership_moves_only_when_the_set_of_users_changes() -> None:
+    """The rendered user list is reused while `membership` stands still."""
+    state = BridgeState()
+    seen = []
+    for kind, who, at in (
+        (UserEventType.SESSION_START, "mia", 1.0),  # new user: moves
+        (UserEventType.SESSION_START, "mia", 2.0),  # the same user again: refresh only
+        (UserEventType.CONNECTION_OPEN, "mia", 3.0),  # refresh only
+        (UserEventType.SESSION_START, "ole", 4.0),  # new user: moves
+        (UserEventType.SESSION_STOP, "mia", 5.0),  # gone: moves
+        (UserEventType.SESSION_STOP, "mia", 6.0),  # already gone: stands
+    ):
+        apply_event(state, user(kind, who), at, SETTINGS)
+        seen.append(state.servers["qs1"].membership)
+    assert seen == [1, 1, 1, 2, 3, 3]
+    expire(state, 4.0 + 3600.0 + 1, SETTINGS)  # ole expires: moves
+    assert state.servers["qs1"].membership == 4
+    assert state.servers["qs1"].sessions == {}
+
+
+def test_user_lists_are_the_same_whichever_way_they_are_rendered() -> None:
+    state = BridgeState()
+    for who, directory in (("zoe", "CORP"), ("anna", "CORP"), ("svc", ""), ("bob", "LAB")):
+        apply_event(
+            state, user(UserEventType.SESSION_START, who, directory=directory), 1.0, SETTINGS
+        )
+    server = state.servers["qs1"]
+    hashed = Privacy("hashed", "salt")
+    for privacy in (PLAIN, hashed, Privacy("omitted")):
+        expected = sorted(
+            name for key in server.sessions if (name := user_name(*key, privacy)) is not None
+        )
+        assert user_names(server, privacy) == expected
+        assert server_payload(server, privacy)["users"] == expected
+    assert user_names(server) == ["CORP\\anna", "CORP\\zoe", "LAB\\bob", "svc"]
+    apply_event(state, user(UserEventType.SESSION_START, "anna", "QS2"), 1.0, SETTINGS)
+    assert distinct_users(state) == 4  # anna on two servers is one user
+    assert site_payload(state)["active_users"] == 4

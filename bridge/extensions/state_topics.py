@@ -1,11 +1,16 @@
-"""Retained `<base>/site` and `<base>/<server>`, coalesced to one publish per interval."""
+"""Retained `<base>/site` and `<base>/<server>`, coalesced to one publish per interval.
+
+Rendering a server's user list is the costly part of a state publish (sorting 50,000 names
+takes tens of milliseconds), so the list and the site's distinct-user count are kept until the
+set of users changes (`ServerState.membership`), not rebuilt on every flush.
+"""
 
 from __future__ import annotations
 
 from bridge.coalesce import Coalescer
 from bridge.extensions import Context, Extension
-from bridge.payloads import encode, server_payload, site_payload
-from bridge.state import Change
+from bridge.payloads import distinct_users, encode, server_payload, site_payload, user_names
+from bridge.state import Change, ServerState
 
 
 class StateTopics(Extension):
@@ -15,6 +20,10 @@ class StateTopics(Extension):
         self._site_dirty = False
         self._published: dict[str, bytes] = {}
         self._coalescer = Coalescer(context.config.mqtt.state_interval, self._flush)
+        self._names: dict[str, tuple[ServerState, int, list[str]]] = {}
+        """Per server slug: the user list, and the server and membership it was made from."""
+        self._site_users: tuple[list[tuple[ServerState, int]], int] = ([], 0)
+        """The servers and memberships the site's distinct-user count was made from."""
 
     async def stop(self) -> None:
         self._coalescer.flush_now()
@@ -26,6 +35,7 @@ class StateTopics(Extension):
         self._coalescer.flush_now()
 
     def on_forget(self, slug: str) -> None:
+        self._names.pop(slug, None)
         topic = self.context.topics.server(slug)
         self._dirty_servers.discard(slug)
         self._published.pop(topic, None)
@@ -44,11 +54,10 @@ class StateTopics(Extension):
         for slug in self._dirty_servers:
             server = state.servers.get(slug)
             if server is not None:
-                self._publish(
-                    topics.server(slug), encode(server_payload(server, self.context.privacy))
-                )
+                payload = server_payload(server, self.context.privacy, self._user_names(slug))
+                self._publish(topics.server(slug), encode(payload))
         if self._site_dirty:
-            site = site_payload(state, self.context.privacy)
+            site = site_payload(state, self.context.privacy, self._distinct_users())
             self._publish(topics.site, encode(site))
             if site["last_event_at"] is not None:
                 self._publish(topics.site_last_event, site["last_event_at"].encode())
@@ -61,3 +70,23 @@ class StateTopics(Extension):
         if self.context.link.publish_now(topic, payload, retain=True):
             self._published[topic] = payload
             self.context.stats.state_publishes += 1
+
+    def _user_names(self, slug: str) -> list[str]:
+        server = self.context.state.servers[slug]
+        cached = self._names.get(slug)
+        if cached is None or cached[0] is not server or cached[1] != server.membership:
+            cached = (server, server.membership, user_names(server, self.context.privacy))
+            self._names[slug] = cached
+        return cached[2]
+
+    def _distinct_users(self) -> int:
+        seen = [(server, server.membership) for server in self.context.state.servers.values()]
+        counted, count = self._site_users
+        current = len(seen) == len(counted) and all(
+            server is was and membership == then
+            for (server, membership), (was, then) in zip(seen, counted, strict=True)
+        )
+        if not current:
+            count = distinct_users(self.context.state)
+            self._site_users = (seen, count)
+        return count
