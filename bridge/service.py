@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from pathlib import Path
@@ -160,6 +161,10 @@ async def run(
                 raise StartupError(
                     f"cannot listen on UDP {config.udp.host}:{port}: {exc.strerror or exc}"
                 ) from None
+        # Everything built so far (modules, config, restored state) lives as long as the
+        # bridge: out of the collector's sight, its full collections stop walking it.
+        gc.collect()
+        gc.freeze()
         # Listening before connecting: `online` on the broker then means datagrams are read.
         link.start()
         if ready is not None:
@@ -186,6 +191,7 @@ async def run(
         if broker is not None:
             with contextlib.suppress(Exception):
                 await broker.shutdown()
+        gc.unfreeze()  # run() may be called again in this process (tests do)
         log.info("stopped")
 
 
