@@ -13,8 +13,12 @@ from bridge.state import BridgeState, ServerState, TaskRecord
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON (orjson: about three times faster than json on this path)."""
-    return orjson.dumps(payload)
+    """Compact UTF-8 JSON (orjson: about three times faster than json on this path).
+
+    orjson hands back its whole working buffer: 4 KiB for a 300-byte event, 500 KiB for a
+    36 KB user list. Payloads wait in the outbox and the publish cache, so they are copied to
+    their exact size (a copy of a few hundred bytes, against 4 KiB held per queued event)."""
+    return memoryview(orjson.dumps(payload)).tobytes()
 
 
 _last_formatted: tuple[int, str] = (-1, "")

@@ -6,6 +6,7 @@ given in O(1) per event, returning what changed so publishers know which topics 
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -118,7 +119,8 @@ def _user_change(slug: str) -> Change:
 
 
 def _user_key(event: UserEvent) -> UserKey:
-    return (event.user_directory or "", event.user_id or "")
+    """The directory is shared by thousands of users: interned, each key does not hold a copy."""
+    return (sys.intern(event.user_directory or ""), event.user_id or "")
 
 
 def _apply_user(server: ServerState, event: UserEvent, now: float) -> None:
