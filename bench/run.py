@@ -1,12 +1,13 @@
 """The benchmark: fixed offered rates against the bridge and the two yardsticks.
 
-    .venv/bin/python -m bench.run [--rates 5000,10000,20000,40000] [--seconds 3]
-        [--targets bridge,naive,tuned] [--json bench/results/run.json]
+    .venv/bin/python -m bench.run [--rates 5000,10000,20000,40000] [--seconds 2]
+        [--targets bridge,naive,tuned] [--repeat 3] [--json bench/results/run.json]
 
 For each target and rate: a fresh mosquitto, the target, a mosquitto_sub subscriber and the
 load generator (separate processes, loopback only, bounded). Reports offered, delivered, lost,
 delivered rate, latency from datagram sent to event received (p50/p99), the target's CPU and
-peak RSS, and for the bridge its retained-state publishes per second.
+peak RSS, and for the bridge its retained-state publishes per second. With --repeat the table
+shows medians (and the worst loss) over the runs; the JSON keeps every run.
 """
 
 from __future__ import annotations
@@ -97,16 +98,23 @@ def delivered_rate(received: list[tuple[float, dict[str, Any]]], offered: dict[s
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="5000,10000,20000,40000")
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--targets", default="bridge,naive,tuned")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per rate and target; the table's medians"
+    )
     args = parser.parse_args()
-    results = []
-    for rate in [int(r) for r in args.rates.split(",")]:
-        for target in args.targets.split(","):
-            result = measure(target, rate, args.seconds)
-            results.append(result)
-            print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+    if not 1 <= args.repeat <= 10:
+        raise SystemExit("repeat 1-10")
+    runs = []
+    for _ in range(args.repeat):  # round-robin, so a noisy minute hits every target alike
+        for rate in [int(r) for r in args.rates.split(",")]:
+            for target in args.targets.split(","):
+                result = measure(target, rate, args.seconds)
+                runs.append(result)
+                print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+    results = medians(runs)
     report = {
         "machine": {
             "cpus": __import__("os").cpu_count(),
@@ -114,7 +122,9 @@ def main() -> None:
             "system": platform.platform(),
         },
         "seconds": args.seconds,
+        "repeat": args.repeat,
         "results": results,
+        "runs": runs,
     }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -122,9 +132,28 @@ def main() -> None:
     print_table(results)
 
 
+def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per target and rate: the median of each number over its runs, the worst loss."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["target"], run["offered_rate"]), []).append(run)
+    rows = []
+    for (target, rate), group in groups.items():
+        row: dict[str, Any] = {"target": target, "offered_rate": rate, "runs": len(group)}
+        for key, value in group[0].items():
+            if key in row or not isinstance(value, int | float):
+                continue
+            values = [run[key] for run in group if run.get(key) is not None]
+            row[key] = statistics.median(values) if values else None
+        row["lost"] = max(run["lost"] for run in group)
+        rows.append(row)
+    return rows
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     columns = [
         "target",
+        "runs",
         "offered_rate",
         "offered",
         "delivered",
@@ -134,6 +163,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         "latency_ms_p99",
         "cpu_seconds",
         "peak_rss_mb",
+        "state_publishes_per_s",
     ]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
