@@ -1,0 +1,63 @@
+"""The benchmarks still run and still count right: tiny loads, no timing asserted (timing
+targets live in the benchmark's own output, docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import ROOT
+
+
+def bench(*args: str, timeout: float = 180) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_the_full_benchmark_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    bench(
+        "bench.run",
+        "--rates",
+        "500",
+        "--seconds",
+        "0.5",
+        "--targets",
+        "bridge,tuned",
+        "--json",
+        str(out),
+    )
+    report = json.loads(out.read_text())
+    rows = {row["target"]: row for row in report["results"]}
+    assert set(rows) == {"bridge", "tuned"}
+    for row in rows.values():
+        assert row["offered"] == 250
+        assert row["delivered"] == 250
+        assert row["lost"] == 0
+        assert row["latency_ms_p50"] is not None
+        assert row["peak_rss_mb"] > 0
+    assert rows["bridge"]["state_publishes_per_s"] > 0
+
+
+def test_the_hot_path_benchmark_accounts_for_every_event() -> None:
+    lines = bench("bench.hotpath", "--events", "2000", "--rounds", "1").splitlines()
+    rounds = [json.loads(line) for line in lines if line.startswith("{")]
+    assert rounds[0]["events"] == 2000
+    assert rounds[0]["cpu_us_per_event"] > 0
+    assert "best_cpu_us_per_event" in rounds[-1]
+
+
+def test_the_scale_benchmark_counts_the_storm_and_the_restart() -> None:
+    report = json.loads(
+        bench("bench.scale", "--sessions", "600", "--servers", "3", "--storm", "300")
+    )
+    assert report["sessions"] == 600
+    assert report["sessions_saved"] == 600
+    assert report["servers"] == 3
+    assert 1 <= report["storm_server_state_publishes"] <= 50
+    assert report["restart_to_online_s"] > 0
