@@ -24,28 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, ROOT, Broker, free_port, rss_mb, wait_online
+from bench.common import Broker, free_port, rss_mb, start_target, wait_online
 from bridge.persistence import load_state, save_state
 
 SEND_DEADLINE = 60.0
-
-
-def bridge_config(work: Path, mqtt_port: int, udp_port: int) -> Path:
-    config = work / "bridge.yaml"
-    config.write_text(
-        f"udp: {{host: 127.0.0.1, user_activity_port: {udp_port}, "
-        f"task_port: {free_port(socket.SOCK_DGRAM)}}}\n"
-        f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
-        f"homeassistant: {{enabled: true}}\nstate_file: {work}/state.json\n"
-        f"logging: {{format: json, level: warning}}\n"
-    )
-    return config
-
-
-def start_bridge(work: Path, config: Path) -> subprocess.Popen[bytes]:
-    with (work / "bridge.log").open("ab") as log:
-        command = [PYTHON, "-m", "bridge", "run", "--config", str(config)]
-        return subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
 
 
 def send_paced(udp_port: int, lines: list[bytes], per_second: int) -> float:
@@ -127,10 +109,10 @@ def sessions(watch: Watch, udp_port: int, count: int, servers: int, already: int
     watch.wait("qlik2mqtt/site", lambda p: p.get("active_sessions") == total, 120)
 
 
-def restart_seconds(work: Path, config: Path, watch: Watch) -> float:
+def restart_seconds(work: Path, ports: tuple[int, int], watch: Watch) -> float:
     """From starting the process to `online` arriving at the watching subscriber."""
     began = time.time()
-    process = start_bridge(work, config)
+    process = start_target("bridge", work, *ports)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -158,9 +140,8 @@ def main() -> None:
     broker = Broker(work)
     broker.start()
     udp_port = free_port(socket.SOCK_DGRAM)
-    config = bridge_config(work, broker.port, udp_port)
     watch = Watch(work, broker.port)
-    process = start_bridge(work, config)
+    process = start_target("bridge", work, broker.port, udp_port)
     result: dict[str, Any] = {}
     try:
         wait_online(broker.port)
@@ -185,7 +166,8 @@ def main() -> None:
         result["state_save_ms"] = round((time.perf_counter() - began) * 1000, 1)
         result["state_file_mb"] = round((work / "state.json").stat().st_size / 1e6, 1)
         result["sessions_saved"] = saved
-        result["restart_to_online_s"] = round(restart_seconds(work, config, watch), 2)
+        restart = restart_seconds(work, (broker.port, udp_port), watch)
+        result["restart_to_online_s"] = round(restart, 2)
     finally:
         watch.stop()
         broker.stop()
