@@ -40,10 +40,10 @@ CONNECT_TIMEOUT = 10.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 SEND_BATCH = 500
+"""Events sent before yielding to the event loop, so the UDP listener keeps reading."""
 LANE_FIRST_ID = 16_384
 """Packet ids from here up are the fast lane's; gmqtt numbers its own packets below."""
 MAX_PACKET_ID = 65_535
-"""Events sent before yielding to the event loop, so the UDP listener keeps reading."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,14 +326,18 @@ class _FastLane:
     """
 
     def __init__(
-        self, connection: Any, protocol: Any, client: Any, inflight: dict[int, OutMessage]
+        self,
+        client: Any,
+        inflight: dict[int, OutMessage],
+        on_ack: Callable[[int], None],
     ) -> None:
-        self._connection = connection
-        self._protocol = protocol
-        self._gmqtt_ids = protocol.id_generator
+        self._connection = client._connection
+        self._protocol = client._connection._protocol
+        self._gmqtt_ids = self._protocol.id_generator
         self._gmqtt_store = client._persistent_storage
         self._inflight = inflight
-        self._on_ack: Callable[[int], None] = lambda packet_id: None
+        """The link's in-flight messages by packet id: ids in it are not handed out again."""
+        self._on_ack = on_ack
         self._next_id = LANE_FIRST_ID
 
     @classmethod
@@ -352,8 +356,7 @@ class _FastLane:
         )
         if not needed:
             return None
-        lane = cls(connection, protocol, client, inflight)
-        lane._on_ack = on_ack
+        lane = cls(client, inflight, on_ack)
         ids._max = LANE_FIRST_ID  # gmqtt's ids stay below ours
         protocol._read_packet = lane._read  # gmqtt's read loop frames through us from now on
         return lane
