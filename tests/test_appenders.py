@@ -3,24 +3,19 @@ pass exactly the Qlik Sense events qlik2mqtt wants, as datagrams the bridge pars
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from bridge.appenders import TEMPLATES, Target, render, template_text, validate_host
-from bridge.events import TaskEvent, UserEvent
-from bridge.parse import parse_datagram
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import FIXTURES, Mosquitto, Subscriber, qlik2mqtt
+from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
 from tests.log4net_model import LogEvent, load, render_log4j_xml
+from tests.qlik_events import INTENDED, PROXY, TASK_SESSION, assert_datagram_is
 
 TARGET = Target(bridge_host="10.20.0.5", user_port=19997, task_port=19998)
 PORTS = {"proxy/LocalLogConfig.xml": 19997, "scheduler/LocalLogConfig.xml": 19998}
-TASK_SESSION = "System.Scheduler.Scheduler.Master.Task.TaskSession"
-RELOAD_TASK = "System.Scheduler.Scheduler.Slave.Tasks.ReloadTask"
-PROXY = "AuditActivity.Proxy"
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
@@ -56,70 +51,6 @@ def test_render_refuses_bad_hosts() -> None:
         render(template_text(TEMPLATES[0]), Target("10.0.0.1", 70000, 9998))
 
 
-def fixture_events() -> list[LogEvent]:
-    lines = (FIXTURES / "log4net-events.jsonl").read_text(encoding="utf-8").splitlines()
-    return [
-        LogEvent(e["logger"], e["level"], e["message"], e["properties"])
-        for e in map(json.loads, lines)
-    ]
-
-
-def task(message: str, level: str = "INFO", logger: str = TASK_SESSION) -> LogEvent:
-    return LogEvent(
-        logger,
-        level,
-        message,
-        {
-            "TaskName": "Reload Sales; € <daily>",
-            "AppName": 'Sales "FY" & more',
-            "User": "CORP\\svc",
-            "TaskId": "tid-1",
-            "AppId": "aid-1",
-            "ExecutionId": "eid-1",
-        },
-    )
-
-
-def command(name: str) -> LogEvent:
-    return LogEvent(
-        PROXY,
-        "INFO",
-        f"{name} for user 'CORP\\anna'",
-        {
-            "Command": name,
-            "UserDirectory": "CORP",
-            "UserId": "anna",
-            "Origin": "AppAccess",
-            "Context": "/hub/",
-        },
-    )
-
-
-# (event, the event_type it must become, or None: it must not be sent)
-INTENDED: list[tuple[LogEvent, str | None]] = [
-    *[(e, "user" if e.logger == PROXY else None) for e in fixture_events()[:5]],
-    (fixture_events()[5], "task_failed"),
-    (fixture_events()[6], "task_aborted"),
-    (fixture_events()[7], None),  # ReloadTask's own "Reload failed": TaskSession reports it
-    (fixture_events()[8], "task_failed"),
-    (task("Execution State Change to FinishedSuccess"), "task_succeeded"),
-    (task("Failed to start session", "ERROR"), "task_failed"),
-    (task("Could not reserve an executor for task", "WARN"), "task_failed"),
-    (
-        task("Exiting execute of Distribute task request.", logger=RELOAD_TASK),
-        "distribute_finished",
-    ),
-    (task("Execution State Change to Running"), None),
-    (task("Execution State Change to FinishedFail"), None),  # a retry follows
-    (task("Execution State Change to Queued"), None),
-    (task("Max retries reached", logger="System.Scheduler.Other"), None),
-    (command("Login"), None),
-    (command("Start session attempt"), None),
-    (command("Ticket request"), None),
-    (LogEvent("AuditSecurity.Proxy", "INFO", "x", {"Command": "Start session"}), None),
-]
-
-
 def sent(event: LogEvent) -> list[tuple[int, bytes]]:
     """Every datagram the two rendered files make log4net send for one event."""
     datagrams = []
@@ -138,37 +69,8 @@ def test_each_qlik_event_is_sent_once_or_not_at_all(event: LogEvent, expected: s
         return
     assert len(datagrams) == 1
     port, data = datagrams[0]
-    parsed = parse_datagram(data)
-    assert isinstance(parsed, UserEvent | TaskEvent), parsed
-    assert parsed.server == "QSPROD02"
-    assert parsed.message == event.message
-    props = event.properties
-    if isinstance(parsed, UserEvent):
-        assert port == TARGET.user_port
-        assert (
-            parsed.event_type.value
-            == {
-                "Start session": "session_start",
-                "Stop session": "session_stop",
-                "Open connection": "connection_open",
-                "Close connection": "connection_close",
-            }[props["Command"]]
-        )
-        assert (parsed.user_directory, parsed.user_id) == (
-            props.get("UserDirectory"),
-            props["UserId"],
-        )
-        assert (parsed.origin, parsed.context) == (props.get("Origin"), props.get("Context"))
-    else:
-        assert port == TARGET.task_port
-        assert parsed.event_type.value == expected
-        assert (parsed.task_name, parsed.app_name) == (props["TaskName"], props["AppName"])
-        assert (parsed.task_id, parsed.app_id, parsed.execution_id) == (
-            props["TaskId"],
-            props["AppId"],
-            props["ExecutionId"],
-        )
-        assert parsed.user == props["User"]
+    assert port == (TARGET.user_port if expected == "user" else TARGET.task_port)
+    assert_datagram_is(data, event, expected, server="QSPROD02")
 
 
 def test_command_line_writes_ready_files(tmp_path: Path) -> None:
