@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bridge.config import Config
 from bridge.connection import broker_settings
-from bridge.listener import bind_udp
+from bridge.listener import KERNEL_BYTES_PER_DATAGRAM, bind_udp, grow_receive_buffer
 from bridge.mqtt import probe
 
 PROBE_TIMEOUT = 5.0
@@ -21,6 +21,8 @@ class Result:
     item: str
     ok: bool
     detail: str
+    warning: bool = False
+    """Works, but not as well as it could (printed WARN; the exit code stays 0)."""
 
 
 async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
@@ -28,7 +30,7 @@ async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
     results = [Result("config", True, f"valid ({source})")]
     results.append(await _broker(config))
     for port in sorted({config.udp.user_activity_port, config.udp.task_port}):
-        results.append(_udp(config.udp.host, port))
+        results.append(_udp(config.udp.host, port, config.udp.receive_buffer_bytes))
     results.append(_state_dir(config.state_file))
     return results
 
@@ -51,14 +53,34 @@ async def _broker(config: Config) -> Result:
     return Result("mqtt", True, f"connected to {where}{auth}")
 
 
-def _udp(host: str, port: int) -> Result:
-    """Bound as the bridge binds its listeners, then released."""
+def _udp(host: str, port: int, receive_buffer: int) -> Result:
+    """Bound as the bridge binds its listeners, with the receive buffer it asks for, then
+    released."""
     try:
-        bind_udp(host, port).close()
+        sock = bind_udp(host, port)
     except OSError as exc:
         hint = " (is qlik2mqtt already running?)" if exc.errno == errno.EADDRINUSE else ""
         return Result(f"udp {port}", False, f"cannot bind {host}:{port}: {exc.strerror}{hint}")
-    return Result(f"udp {port}", True, f"{host}:{port} can be bound")
+    with sock:
+        granted = grow_receive_buffer(sock, receive_buffer)
+    holds = (
+        f"holds about {granted // KERNEL_BYTES_PER_DATAGRAM:,} queued events "
+        f"(receive buffer {_kib(granted)} as the kernel counts it)"
+    )
+    if granted < receive_buffer:
+        return Result(
+            f"udp {port}",
+            True,
+            f"{host}:{port} can be bound; {holds} (udp.receive_buffer_bytes asks "
+            f"{_kib(receive_buffer)}): a burst beyond that is dropped by the kernel; raise "
+            "net.core.rmem_max or run as root (docs/performance.md)",
+            warning=True,
+        )
+    return Result(f"udp {port}", True, f"{host}:{port} can be bound; {holds}")
+
+
+def _kib(size: int) -> str:
+    return f"{size // 1024:,} KiB"
 
 
 def _tcp_in_use(host: str, port: int) -> str | None:
@@ -73,8 +95,11 @@ def _tcp_in_use(host: str, port: int) -> str | None:
 def _state_dir(state_file: Path) -> Result:
     directory = state_file.parent
     probe_dir = directory
-    while not probe_dir.exists() and probe_dir != probe_dir.parent:
-        probe_dir = probe_dir.parent
+    try:
+        while not probe_dir.exists() and probe_dir != probe_dir.parent:
+            probe_dir = probe_dir.parent
+    except OSError as exc:  # a folder on the way that this user may not enter
+        return Result("state", False, f"cannot reach {probe_dir}: {exc.strerror}")
     if not os.access(probe_dir, os.W_OK):
         return Result("state", False, f"{probe_dir} is not writable (state_file: {state_file})")
     return Result("state", True, f"{state_file} can be written")

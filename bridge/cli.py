@@ -184,7 +184,8 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     setup_logging("error", "console")
     results = asyncio.run(run_checks(config, args.config))
     for result in results:
-        print(f"{'PASS' if result.ok else 'FAIL'}  {result.item:10} {result.detail}")
+        verdict = "FAIL" if not result.ok else "WARN" if result.warning else "PASS"
+        print(f"{verdict}  {result.item:10} {result.detail}")
     return 0 if all(result.ok for result in results) else 1
 
 

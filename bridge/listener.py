@@ -97,7 +97,7 @@ async def open_listener(
     loop = asyncio.get_running_loop()
     # Bound here rather than by the loop: the same OSError (with its reason) from any loop.
     sock = bind_udp(host, port)
-    granted = _grow_receive_buffer(sock, receive_buffer)
+    granted = grow_receive_buffer(sock, receive_buffer)
     transport, _ = await loop.create_datagram_endpoint(
         lambda: _Protocol(port, sources, on_datagram, on_refused), sock=sock
     )
@@ -127,10 +127,12 @@ def bind_udp(host: str, port: int) -> socket.socket:
 
 _GENERIC_LINUX = sys.platform == "linux" and platform.machine() in _GENERIC_ABI_MACHINES
 SO_RCVBUFFORCE: int | None = getattr(socket, "SO_RCVBUFFORCE", 33 if _GENERIC_LINUX else None)
+KERNEL_BYTES_PER_DATAGRAM = 832
+"""What Linux counts against the receive buffer for one small datagram (measured)."""
 """Python's socket module leaves it out (3.11); 33 on Linux's generic ABI (x86, ARM, RISC-V)."""
 
 
-def _grow_receive_buffer(sock: socket.socket, size: int) -> int:
+def grow_receive_buffer(sock: socket.socket, size: int) -> int:
     """A large buffer absorbs bursts (a login storm) while the loop is busy. Linux reports
     twice the size asked for (it counts its own bookkeeping), so `size` or more is granted."""
     force = SO_RCVBUFFORCE

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from bridge.health import check_health, write_health
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
+from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
 
 def env_for(mqtt_port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -19,9 +25,40 @@ def env_for(mqtt_port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_check_passes_against_a_live_broker(tmp_path: Path, mosquitto: Mosquitto) -> None:
     result = qlik2mqtt("check", env=env_for(mosquitto.port, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["PASS"] * 5
+    verdicts = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()}
+    assert verdicts["config"] == verdicts["mqtt"] == verdicts["state"] == "PASS"
+    assert {verdicts["udp"]} <= {"PASS", "WARN"}  # WARN: a capped receive buffer (not root)
     assert f"connected to 127.0.0.1:{mosquitto.port}" in result.stdout
+    assert "queued events" in result.stdout
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root, to drop it"
+)
+def test_check_warns_when_the_kernel_caps_the_receive_buffer(tmp_path: Path) -> None:
+    """Not root, the kernel grants at most net.core.rmem_max: check says so, and passes.
+    A state folder this user cannot reach is a FAIL with the reason, not a traceback."""
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    env = env_for(free_port(), tmp_path, QLIK2MQTT_UDP__RECEIVE_BUFFER_BYTES=str(4 * rmem_max))
+    env.pop("QLIK2MQTT_MQTT__HOST")  # the embedded broker's port is only checked, not used
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    result = subprocess.run(
+        [*nobody, sys.executable, "-m", "bridge", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "FAIL  state      cannot reach" in result.stdout  # pytest's folders are root's
+    assert "Permission denied" in result.stdout
+    udp_lines = [line for line in result.stdout.splitlines() if " udp " in f" {line} "]
+    assert udp_lines
+    for line in udp_lines:
+        assert line.startswith("WARN  udp")
+        assert "raise net.core.rmem_max or run as root" in line
 
 
 def test_check_reports_a_dead_broker_and_a_taken_port(tmp_path: Path) -> None:
