@@ -23,14 +23,8 @@ from bench.common import Broker
 from bench.loadgen import COMMANDS
 from bridge.cli import event_loop_runner
 from bridge.config import load_config
-from bridge.connection import broker_settings
-from bridge.core import Bridge
-from bridge.extensions import Context
-from bridge.mqtt import MqttLink
-from bridge.service import build_extensions
+from bridge.service import wire
 from bridge.state import BridgeState
-from bridge.stats import Stats
-from bridge.topics import Topics
 
 
 def datagrams(count: int, users: int = 5000) -> list[bytes]:
@@ -53,15 +47,8 @@ async def measure(mqtt_port: int, work: Path, count: int, burst: int) -> dict[st
             "QLIK2MQTT_HOMEASSISTANT__ENABLED": "true",
         },
     )
-    topics = Topics(config.mqtt.base_topic)
-    stats, state = Stats(), BridgeState()
-    bridge = Bridge(config, state, stats, clock=time.time, monotonic=time.monotonic)
-    link = MqttLink(broker_settings(config, will_topic=topics.bridge_state), stats)
-    context = Context(config, topics, link, state, stats, time.time, time.time())
-    extensions = build_extensions(context)
-    bridge.attach(extensions)
-    for extension in extensions:
-        extension.start()
+    wired = wire(config, BridgeState(), time.time(), embedded_broker=False)
+    bridge, link, extensions, stats = wired.bridge, wired.link, wired.extensions, wired.bridge.stats
     link.start()
     await link.wait_connected()
     warm = datagrams(1)[0].replace(b";s0;", b";warm;")
