@@ -108,7 +108,7 @@ def _run(config: Config) -> int:
         event_loop_runner()(run(config))
     except StartupError as exc:
         print(f"qlik2mqtt: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         pass
     return 0

@@ -7,7 +7,7 @@ import asyncio
 from bridge.config import Config
 from bridge.connection import broker_settings
 from bridge.mqtt import MqttLink
-from bridge.outbox import OutMessage
+from bridge.mqtt.outbox import OutMessage
 from bridge.stats import Stats
 from bridge.topics import Topics
 

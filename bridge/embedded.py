@@ -1,25 +1,184 @@
-"""The embedded MQTT broker (amqtt), started when the config names no `mqtt.host`.
+"""The embedded MQTT broker: Debian's mosquitto as a child process, when no `mqtt.host` is set.
 
-It makes `scripts/run` work on a bare machine. For production point `mqtt.host` at a real
-broker (mosquitto, EMQX, Home Assistant's add-on): amqtt is imported only when used.
+It makes `scripts/run` work on a machine with nothing else running. The bridge writes the
+broker a private config (loopback only, persistence beside the state file), starts it, waits
+until it accepts connections, and stops it when the bridge stops. On Linux the child is also
+told to end when the bridge dies without stopping it (SIGKILL, a crash): no stray broker keeps
+the port. For production point `mqtt.host` at the site's broker.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+import contextlib
+import ctypes
+import getpass
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger("qlik2mqtt.embedded")
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+INSTALL_HINT = (
+    "install Debian's mosquitto (apt-get install mosquitto; scripts/setup does it) "
+    "or set mqtt.host to an existing broker"
+)
+PR_SET_PDEATHSIG = 1
 
 
-class EmbeddedBroker(Protocol):
-    async def shutdown(self) -> None: ...
+class EmbeddedBrokerError(Exception):
+    """The embedded broker cannot start."""
 
 
-async def start_embedded_broker(host: str, port: int) -> EmbeddedBroker:
-    from amqtt.broker import Broker  # heavy; only for the embedded default
+class MosquittoMissingError(EmbeddedBrokerError):
+    """No mosquitto executable: a setup problem, reported like a config error (exit 2)."""
 
-    config: dict[str, Any] = {
-        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
-    broker = Broker(config)
-    await broker.start()
-    return broker  # type: ignore[no-any-return]
+
+def find_mosquitto() -> str | None:
+    """The mosquitto executable: on PATH, else where Debian puts it (sbin is not on every
+    user's PATH)."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return next((path for path in CANDIDATES if os.access(path, os.X_OK)), None)
+
+
+def broker_config(host: str, port: int, data_dir: Path) -> str:
+    """mosquitto.conf for the embedded broker: one loopback listener, anonymous clients,
+    retained messages kept across restarts in `data_dir`."""
+    lines = [
+        f"listener {port} {host}",
+        "allow_anonymous true",
+        "persistence true",
+        f"persistence_location {data_dir}/",
+        "autosave_interval 60",
+        "log_dest stderr",
+        "log_type error",
+        "log_type warning",
+    ]
+    if hasattr(os, "getuid") and os.getuid() == 0:
+        # As root mosquitto switches to the `mosquitto` user, which cannot write our folder.
+        lines.append(f"user {getpass.getuser()}")
+    return "\n".join(lines) + "\n"
+
+
+class EmbeddedBroker:
+    """A running mosquitto child process."""
+
+    def __init__(self, process: asyncio.subprocess.Process, address: str) -> None:
+        self.process = process
+        self.address = address
+        self._log_relay: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT; returns once the process is gone."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+                await self.process.wait()
+        if self._log_relay is not None:
+            await self._log_relay  # ends with the process's stderr
+
+    def relay_log(self) -> None:
+        """From now on the broker's warnings and errors go to the bridge's log."""
+        assert self.process.stderr is not None
+        self._log_relay = asyncio.create_task(_relay(self.process.stderr), name="mosquitto-log")
+
+
+async def start_embedded_broker(host: str, port: int, data_dir: Path) -> EmbeddedBroker:
+    """Start mosquitto on host:port and return once it accepts connections."""
+    executable = find_mosquitto()
+    if executable is None:
+        raise MosquittoMissingError(f"no mosquitto for the embedded MQTT broker: {INSTALL_HINT}")
+    config_file = await asyncio.to_thread(_write_config, host, port, data_dir)
+    process = await asyncio.create_subprocess_exec(
+        executable,
+        "-c",
+        str(config_file),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_end_with_parent() if sys.platform == "linux" else None,
+    )
+    broker = EmbeddedBroker(process, f"{host}:{port}")
+    try:
+        await asyncio.wait_for(_until_listening(process, host, port), START_TIMEOUT)
+    except (TimeoutError, EmbeddedBrokerError) as exc:
+        await broker.stop()
+        if isinstance(exc, EmbeddedBrokerError):
+            raise
+        raise EmbeddedBrokerError(
+            f"mosquitto did not listen within {START_TIMEOUT:.0f} s"
+        ) from None
+    broker.relay_log()
+    return broker
+
+
+def _write_config(host: str, port: int, data_dir: Path) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_file = data_dir / "mosquitto.conf"
+    config_file.write_text(broker_config(host, port, data_dir))
+    return config_file
+
+
+async def _until_listening(process: asyncio.subprocess.Process, host: str, port: int) -> None:
+    while True:
+        if process.returncode is not None:
+            raise EmbeddedBrokerError(await _why_it_ended(process))
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 0.05)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+
+
+async def _why_it_ended(process: asyncio.subprocess.Process) -> str:
+    assert process.stderr is not None
+    text = (await process.stderr.read()).decode("utf-8", errors="replace")
+    lines = [line.split(": ", 1)[-1] for line in text.splitlines() if line.strip()]
+    reason = "; ".join(lines[-2:]) or f"exit code {process.returncode}"
+    return f"mosquitto ended at start: {reason}"
+
+
+async def _relay(stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        text = line.decode("utf-8", errors="replace").strip()
+        if text:
+            log.warning("embedded broker", message=text.split(": ", 1)[-1])
+
+
+def _end_with_parent() -> Callable[[], None]:
+    """What the child runs before exec: ask Linux for SIGTERM when the bridge's thread that
+    started it ends (prctl PR_SET_PDEATHSIG). Looked up here, in the parent: nothing but the
+    call itself runs between fork and exec."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the bridge died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child

@@ -34,7 +34,7 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     )
     # Libraries log through the standard library; only their warnings are of use here.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
-    for name in ("gmqtt", "amqtt", "transitions"):
+    for name in ("gmqtt",):
         logging.getLogger(name).setLevel(logging.WARNING if level != "debug" else logging.INFO)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
 import time
@@ -15,7 +14,12 @@ import structlog
 from bridge.config import Config
 from bridge.connection import EMBEDDED_HOST, broker_settings
 from bridge.core import Bridge
-from bridge.embedded import EmbeddedBroker, start_embedded_broker
+from bridge.embedded import (
+    EmbeddedBroker,
+    EmbeddedBrokerError,
+    MosquittoMissingError,
+    start_embedded_broker,
+)
 from bridge.extensions import Context, Extension
 from bridge.extensions.alerts import AlertOutputs
 from bridge.extensions.bridge_topics import BridgeTopics
@@ -41,7 +45,16 @@ BUFFER_DRAIN_PASSES = 200_000
 
 
 class StartupError(Exception):
-    """The bridge cannot start (a port in use, a broker that cannot bind); exit code 1."""
+    """The bridge cannot start (a port in use, a broker that cannot bind)."""
+
+    exit_code = 1
+
+
+class MissingPartError(StartupError):
+    """Something the configuration needs is not installed (mosquitto); exit code 2, as for
+    a bad config: the fix is in the setup, not in waiting."""
+
+    exit_code = 2
 
 
 def restore_state(path: Path) -> BridgeState:
@@ -74,22 +87,14 @@ async def run(
     stop = stop or _stop_on_signals()
     started_at = time.time()
     broker: EmbeddedBroker | None = None
-    host = config.mqtt.host
-    if host is None:
-        host = EMBEDDED_HOST
-        try:
-            broker = await start_embedded_broker(host, config.mqtt.port)
-        except Exception as exc:
-            raise StartupError(
-                f"cannot start the embedded MQTT broker on {host}:{config.mqtt.port}: {exc} "
-                "(set mqtt.host to use an existing broker)"
-            ) from None
-        log.info(
-            "no mqtt.host configured: started the embedded MQTT broker (amqtt)",
-            address=f"{host}:{config.mqtt.port}",
-        )
-
-    wired = wire(config, restore_state(config.state_file), started_at, broker is not None)
+    if config.mqtt.host is None:
+        broker = await _start_embedded_broker(config)
+    try:
+        wired = wire(config, restore_state(config.state_file), started_at, broker is not None)
+    except BaseException:
+        if broker is not None:
+            await broker.stop()
+        raise
     bridge, link, extensions, topics = wired.bridge, wired.link, wired.extensions, wired.topics
 
     transports: list[asyncio.DatagramTransport] = []
@@ -145,10 +150,30 @@ async def run(
             log.warning("broker did not take every event: kept for the next start", count=left)
         await asyncio.to_thread(save_state, config.state_file, bridge.state)
         if broker is not None:
-            with contextlib.suppress(Exception):
-                await broker.shutdown()
+            await broker.stop()
         gc.unfreeze()  # run() may be called again in this process (tests do)
         log.info("stopped")
+
+
+async def _start_embedded_broker(config: Config) -> EmbeddedBroker:
+    address = f"{EMBEDDED_HOST}:{config.mqtt.port}"
+    try:
+        broker = await start_embedded_broker(
+            EMBEDDED_HOST, config.mqtt.port, config.state_file.parent / "mosquitto"
+        )
+    except MosquittoMissingError as exc:
+        raise MissingPartError(str(exc)) from None
+    except (EmbeddedBrokerError, OSError) as exc:
+        raise StartupError(
+            f"cannot start the embedded MQTT broker on {address}: {exc} "
+            "(set mqtt.host to use an existing broker)"
+        ) from None
+    log.info(
+        "no mqtt.host configured: started the embedded MQTT broker (mosquitto)",
+        address=address,
+        pid=broker.pid,
+    )
+    return broker
 
 
 @dataclass(frozen=True, slots=True)

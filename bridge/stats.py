@@ -23,6 +23,15 @@ class Stats:
     slack_sent: int = 0
     slack_failed: int = 0
     slack_dropped: int = 0
+    outbox_disk_errors: int = 0
+    """Outbox writes, reads or deletes the disk refused (events waited in memory)."""
+    publish_refused: int = 0
+    """State publishes held back because the broker left too many unacknowledged."""
+    state_save_errors: int = 0
+    extension_errors: Counter[str] = field(default_factory=Counter)
+    """Exceptions raised in an extension's hook (or an MQTT callback), by `name.hook`."""
+    task_restarts: Counter[str] = field(default_factory=Counter)
+    """Background tasks that failed or ended and were restarted, by name."""
 
     def reject(self, reason: RejectReason) -> None:
         self.rejected[reason.value] += 1
@@ -42,4 +51,10 @@ class Stats:
             "slack_sent": self.slack_sent,
             "slack_failed": self.slack_failed,
             "slack_dropped": self.slack_dropped,
+            "outbox_disk_errors": self.outbox_disk_errors,
+            "publish_refused": self.publish_refused,
+            "state_save_errors": self.state_save_errors,
+            "extension_errors": dict(self.extension_errors),
+            "extension_errors_total": sum(self.extension_errors.values()),
+            "task_restarts": dict(self.task_restarts),
         }

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gmqtt
-from gmqtt.mqtt.constants import MQTTv311
+from gmqtt import constants as mqtt_constants
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -50,7 +50,7 @@ async def watch(config: Config, on_update: Callable[[Snapshot], None], once: boo
     if settings.username is not None:
         client.set_auth_credentials(settings.username, settings.password)
     await asyncio.wait_for(
-        client.connect(settings.host, settings.port, ssl=settings.tls or False, version=MQTTv311),
+        client.connect(settings.host, settings.port, ssl=settings.tls or False, version=mqtt_constants.MQTTv311),
         TIMEOUT,
     )
     try:

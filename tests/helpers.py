@@ -93,6 +93,13 @@ class Mosquitto:
                 raise RuntimeError(f"mosquitto did not start: {self._log.read_text()[-2000:]}")
             time.sleep(0.02)
 
+    def kill(self) -> None:
+        """SIGKILL: the broker dies mid-work, as in a crash or an OOM kill."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(5)
+        self._process = None
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
@@ -102,6 +109,67 @@ class Mosquitto:
                 self._process.kill()
                 self._process.wait(5)
         self._process = None
+
+
+class Gate:
+    """A TCP forwarder in front of a broker that a test opens and shuts: while shut it closes
+    every new connection at once, so a test decides when a client may reconnect."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.open = True
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> Gate:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    def crash(self) -> None:
+        """Reset every forwarded connection at once (RST both ways), as a broker host that
+        dies does; bytes on their way are lost, acknowledgements included."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.crash()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.close()
+            return
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                "127.0.0.1", self.target_port
+            )
+        except OSError:
+            writer.close()
+            return
+        self._writers += [writer, upstream_writer]
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
 
 
 @dataclass(frozen=True)

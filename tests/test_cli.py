@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -11,8 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
 from bridge import __version__
+from bridge.cli import main
 from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.parse import parse_datagram
 from bridge.testevents import sample_events
@@ -120,20 +124,66 @@ async def embedded_run(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess
             await process.wait()
 
 
+async def read_log_until(process: asyncio.subprocess.Process, marker: bytes) -> str:
+    assert process.stderr is not None
+    lines: list[bytes] = []
+    async with asyncio.timeout(30):
+        while marker not in b"".join(lines):
+            line = await process.stderr.readline()
+            assert line, b"".join(lines).decode()
+            lines.append(line)
+    return b"".join(lines).decode()
+
+
+def embedded_broker_pid(log: str) -> int:
+    for line in log.splitlines():
+        if "started the embedded MQTT broker" in line:
+            return int(json.loads(line)["pid"])
+    raise AssertionError(f"no embedded broker in the log: {log}")
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for every purpose here (it holds no port); it waits for its parent.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
+async def wait_gone(pid: int) -> None:
+    """Until the process has ended: its pidfd becomes readable then (Linux)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    ended = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(pidfd, ended.set)
+    try:
+        async with asyncio.timeout(10):
+            await ended.wait()
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+def executable_of(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+
+
 async def test_run_without_mqtt_host_starts_the_embedded_broker(
     embedded_run: tuple[asyncio.subprocess.Process, int],
 ) -> None:
     process, mqtt_port = embedded_run
-    assert process.stderr is not None
-    lines: list[bytes] = []
-    async with asyncio.timeout(30):
-        while b"MQTT connected" not in b"".join(lines):
-            line = await process.stderr.readline()
-            assert line, b"".join(lines).decode()
-            lines.append(line)
-    log = b"".join(lines).decode()
-    assert "started the embedded MQTT broker (amqtt)" in log
+    log = await read_log_until(process, b"MQTT connected")
+    assert "started the embedded MQTT broker (mosquitto)" in log
     assert f"127.0.0.1:{mqtt_port}" in log
+    broker_pid = embedded_broker_pid(log)
+    assert executable_of(broker_pid).endswith(b"mosquitto")
 
     sub = await Subscriber(mqtt_port).start(f"{BASE}/bridge/#")
     try:
@@ -147,6 +197,58 @@ async def test_run_without_mqtt_host_starts_the_embedded_broker(
     process.send_signal(signal.SIGTERM)
     async with asyncio.timeout(30):
         assert await process.wait() == 0
+    assert not process_exists(broker_pid)  # stopped with the bridge, not left behind
+
+
+async def test_the_embedded_broker_gives_each_subscriber_its_own_retained_messages(
+    embedded_run: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    """amqtt, the earlier embedded broker, handed each new subscriber the previous one's
+    retained message first."""
+    process, mqtt_port = embedded_run
+    await read_log_until(process, b"MQTT connected")
+    publisher = await Subscriber(mqtt_port).start("a/3")
+    try:
+        for name in ("a/1", "a/2", "a/3"):
+            publisher.publish(name, f"val-{name}".encode(), retain=True)
+        await publisher.wait_for("a/3")  # the broker has all three once the last is back
+        for name in ("a/2", "a/3", "a/1", f"{BASE}/bridge/stats"):
+            sub = await Subscriber(mqtt_port).start(name)
+            try:
+                first = await sub.wait_for(name)
+                assert first.retain
+                if name.startswith("a/"):
+                    assert first.payload == f"val-{name}".encode()
+                # Nothing of another topic came before or with it.
+                assert {message.topic for message in sub.messages} == {name}
+            finally:
+                await sub.stop()
+    finally:
+        await publisher.stop()
+
+
+async def test_sigkill_of_the_bridge_takes_the_embedded_broker_with_it(
+    embedded_run: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    process, _ = embedded_run
+    broker_pid = embedded_broker_pid(await read_log_until(process, b"MQTT connected"))
+    process.kill()
+    await process.wait()
+    await wait_gone(broker_pid)
+
+
+def test_without_mosquitto_run_exits_2_saying_what_to_do(
+    tmp_path: Path, mocker: MockerFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mosquitto cannot be uninstalled for a test: its lookup is told it found none."""
+    mocker.patch("bridge.embedded.find_mosquitto", return_value=None)
+    settings = bridge_env(free_port(), tmp_path)
+    del settings["QLIK2MQTT_MQTT__HOST"]
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("QLIK2MQTT_CONFIG", raising=False)
+    assert main(["run"]) == 2
+    assert not (tmp_path / "mosquitto").exists()
 
 
 def test_a_port_in_use_exits_1_with_a_clear_message(tmp_path: Path) -> None:

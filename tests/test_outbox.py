@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.outbox import Outbox, OutMessage
+from bridge.mqtt.outbox import Outbox, OutMessage
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber
 
@@ -17,7 +17,7 @@ def drain(outbox: Outbox) -> list[str]:
     sent = []
     while batch := outbox.take(7):
         for message in batch:
-            outbox.acked(message)
+            outbox.acked([message])
             sent.append(message.payload.decode())
     return sent
 
@@ -47,7 +47,7 @@ def test_a_restart_keeps_what_was_not_acknowledged(tmp_path: Path) -> None:
         outbox.put(msg(number))  # offline from the start: all on disk
     sent = outbox.take(10)
     for message in sent[:4]:
-        outbox.acked(message)
+        outbox.acked([message])
     outbox.close(sent[4:])  # six sent, never acknowledged
 
     again = Outbox(path, 1000, lambda n: None)

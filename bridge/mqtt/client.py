@@ -1,0 +1,95 @@
+"""One gmqtt client for one connection: settings, connect, probe, and errors said plainly.
+
+gmqtt is used only through its public API. Its own reconnect is switched off by overriding
+its public `reconnect` method: it replays unacknowledged messages only when the broker kept
+the session, and a restarted broker usually has not. The link (bridge.mqtt.link) makes a new
+client for each connection instead, so nothing of one connection can act on the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import gmqtt
+from gmqtt import constants as mqtt_constants
+from gmqtt.storage import PersistentStorage
+
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    host: str
+    port: int
+    client_id: str
+    keepalive: int
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+    outbox_max: int = 100_000
+    outbox_path: Path | None = None
+    """SQLite file that keeps events across outages and restarts; None: memory only."""
+    will_topic: str | None = None
+
+
+class Client(gmqtt.Client):  # type: ignore[misc]
+    """A gmqtt client that never reconnects by itself."""
+
+    async def reconnect(self, delay: bool = False) -> None:
+        """Disabled: the link owns reconnection (see the module docstring)."""
+
+
+def new_client(
+    settings: BrokerSettings,
+    will: gmqtt.Message | None = None,
+    storage: PersistentStorage | None = None,
+) -> Client:
+    client = Client(settings.client_id, will_message=will, persistent_storage=storage)
+    if settings.username is not None:
+        client.set_auth_credentials(settings.username, settings.password)
+    return client
+
+
+async def connect(client: Client, settings: BrokerSettings, within: float) -> None:
+    """MQTT 3.1.1, which every broker a site may run speaks (gmqtt's default is MQTT 5)."""
+    await asyncio.wait_for(
+        client.connect(
+            settings.host,
+            settings.port,
+            ssl=settings.tls or False,
+            keepalive=settings.keepalive,
+            version=mqtt_constants.MQTTv311,
+        ),
+        within,
+    )
+
+
+async def abandon(client: Client) -> None:
+    """Close a client whose connection failed or is being given up; never raises."""
+    with contextlib.suppress(Exception):  # nothing useful can be done with a failed close
+        await client.disconnect()
+
+
+async def probe(settings: BrokerSettings, within: float) -> str | None:
+    """Connect once and disconnect: None when the broker took us, else what went wrong."""
+    client = new_client(settings)
+    try:
+        await connect(client, settings, within)
+    except Exception as exc:  # every failure is reported, none is fatal here
+        await abandon(client)
+        return describe(exc)
+    await abandon(client)
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    """A connection failure in one short phrase for the log and `check`."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the broker running on that host and port?)"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
+    return str(exc) or exc.__class__.__name__

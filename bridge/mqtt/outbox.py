@@ -1,0 +1,266 @@
+"""The event outbox: events wait here, in order, until the broker has acknowledged them.
+
+While the broker is up and nothing waits on disk, events pass through memory only. While it is
+away (or older events still wait on disk), they are appended to SQLite (WAL), so a bridge
+restart during an outage loses nothing; rows are deleted once the broker acknowledged them.
+The bound counts memory and disk together; past it the oldest event is dropped and counted.
+
+The disk may fail (full, read-only, gone). Then events wait in memory instead, behind those on
+disk and within the same bound; the fault is reported through `on_disk_error` (the link logs
+and counts it) and the disk is tried again every DISK_RETRY seconds. Nothing is lost that the
+bound does not say so; only a crash while the disk is failing loses what waits in memory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+LOAD_BATCH = 500
+DISK_RETRY = 5.0
+"""Seconds between attempts to use a disk that failed."""
+
+
+@dataclass(slots=True)
+class OutMessage:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool = False
+    durable: bool = True
+    """Durable messages (events) are kept until acknowledged; state is not."""
+    row: int | None = None
+    """Its row in the disk outbox, while it has one."""
+
+
+class Outbox:
+    def __init__(
+        self,
+        path: Path | None,
+        max_events: int,
+        on_drop: Callable[[int], None],
+        *,
+        on_disk_error: Callable[[str, Exception], None] = lambda action, exc: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._path = path
+        self._max = max_events
+        self._on_drop = on_drop
+        self._on_disk_error = on_disk_error
+        self._clock = clock
+        self._memory: deque[OutMessage] = deque()
+        """The oldest events: rows loaded from disk, or all there is while nothing is on disk."""
+        self._overflow: deque[OutMessage] = deque()
+        """Events that should be on disk, behind its rows, while the disk fails."""
+        self._online = False
+        self._db: sqlite3.Connection | None = None
+        self._loaded_up_to = 0
+        self._disk_waiting = 0
+        self._disk_failed_at: float | None = None
+        if path is not None:
+            self._open()
+
+    def __len__(self) -> int:
+        """Events waiting to be sent (not counting those sent and not yet acknowledged)."""
+        return len(self._memory) + self._disk_waiting + len(self._overflow)
+
+    @property
+    def disk_ok(self) -> bool:
+        return self._path is None or self._disk_failed_at is None
+
+    def set_online(self, online: bool) -> None:
+        self._online = online
+
+    def put(self, message: OutMessage) -> None:
+        if len(self) >= self._max:
+            self._drop_oldest()
+        if self._path is None or (self._online and not self._disk_waiting and not self._overflow):
+            self._memory.append(message)
+            return
+        self._overflow.append(message)
+        self._spool()
+
+    def take(self, limit: int) -> list[OutMessage]:
+        """The next messages to send, oldest first."""
+        if not self._memory:
+            if self._disk_waiting:
+                self._load()
+            if not self._memory and not self._disk_waiting and self._overflow:
+                self._memory, self._overflow = self._overflow, deque()
+        taken: list[OutMessage] = []
+        while self._memory and len(taken) < limit:
+            taken.append(self._memory.popleft())
+        return taken
+
+    def unsend(self, messages: list[OutMessage]) -> None:
+        """Messages just taken and not sent after all go back to the front, as they were."""
+        self._memory.extendleft(reversed(messages))
+
+    def acked(self, messages: Iterable[OutMessage]) -> None:
+        """The broker has these: their disk rows go. A failed delete is reported and the event
+        is sent again after a restart (QoS 1 allows a duplicate, never a loss)."""
+        rows = [(message.row,) for message in messages if message.row is not None]
+        if not rows or self._db is None:
+            return
+        try:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", rows)
+        except sqlite3.Error as exc:
+            self._disk_error("delete", exc)
+
+    def spill(self, unacked: list[OutMessage]) -> None:
+        """The connection is gone: `unacked` (in send order) and everything waiting in memory
+        go back in line ahead of newer events, on disk when there is one."""
+        waiting = [message for message in (*unacked, *self._memory) if message.durable]
+        self._memory.clear()
+        if self._db is None and self._path is not None:
+            self._retry_disk()
+        if self._db is None or not self.disk_ok:
+            self._memory.extend(waiting)
+            return
+        inserted = [message for message in waiting if message.row is None]
+        try:
+            self._insert_all(inserted)
+        except sqlite3.Error as exc:
+            self._memory.extend(waiting)
+            self._disk_error("write", exc)
+            return
+        self._loaded_up_to = 0  # rows loaded but not acknowledged are sent again
+        self._disk_waiting = self._count()
+        self._spool()
+
+    def close(self, unacked: list[OutMessage]) -> int:
+        """Shutdown: keep everything not acknowledged on disk for the next start. Returns how
+        many could not be kept (the disk failed)."""
+        self.spill(unacked)
+        self._spool()
+        if self._path is None:
+            lost = len(self._memory) + len(self._overflow)
+        else:
+            lost = len(self._overflow) + sum(1 for m in self._memory if m.row is None)
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        return lost
+
+    # -- disk ---------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        assert self._path is not None
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, "
+                "retain INTEGER NOT NULL)"
+            )
+            self._db = db
+            self._disk_waiting = self._count()
+        except (sqlite3.Error, OSError) as exc:
+            self._db = None
+            self._disk_error("open", exc)
+
+    def _spool(self) -> None:
+        """Move what waits in overflow to disk, in order, when the disk takes it."""
+        if not self._overflow:
+            return
+        if (not self.disk_ok or self._db is None) and not self._retry_disk():
+            return
+        try:
+            self._insert_all(self._overflow)
+        except sqlite3.Error as exc:
+            self._disk_error("write", exc)
+            return
+        self._disk_waiting += len(self._overflow)
+        self._overflow.clear()
+
+    def _retry_disk(self) -> bool:
+        """True when the disk may be used again (DISK_RETRY passed since it failed)."""
+        if self._disk_failed_at is not None:
+            if self._clock() - self._disk_failed_at < DISK_RETRY:
+                return False
+            self._disk_failed_at = None
+        if self._db is None:
+            self._open()
+        return self._db is not None and self._disk_failed_at is None
+
+    def _disk_error(self, action: str, exc: Exception) -> None:
+        self._disk_failed_at = self._clock()
+        self._on_disk_error(action, exc)
+
+    def _insert_all(self, messages: Iterable[OutMessage]) -> None:
+        """Append rows in one transaction: all of them or, on an error, none (rows unset)."""
+        assert self._db is not None
+        done: list[OutMessage] = []
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                for message in messages:
+                    self._insert(message)
+                    done.append(message)
+        except sqlite3.Error:
+            for message in done:
+                message.row = None
+            raise
+
+    def _insert(self, message: OutMessage) -> None:
+        assert self._db is not None
+        cursor = self._db.execute(
+            "INSERT INTO outbox (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
+            (message.topic, message.payload, message.qos, int(message.retain)),
+        )
+        message.row = cursor.lastrowid
+
+    def _load(self) -> None:
+        if self._db is None:
+            return
+        try:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, qos, retain FROM outbox WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (self._loaded_up_to, LOAD_BATCH),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._disk_error("read", exc)
+            return
+        for row, topic, payload, qos, retain in rows:
+            self._memory.append(OutMessage(topic, bytes(payload), qos, bool(retain), True, row))
+            self._loaded_up_to = row
+        self._disk_waiting = max(0, self._disk_waiting - len(rows))
+        if not rows:
+            self._disk_waiting = 0
+
+    def _drop_oldest(self) -> None:
+        """Memory holds what is oldest (rows loaded from disk, or all there is), then disk,
+        then what waits for the disk in overflow."""
+        if self._memory:
+            self.acked([self._memory.popleft()])  # deletes its row too, if it had one
+        elif self._disk_waiting and self._db is not None:
+            try:
+                self._db.execute(
+                    "DELETE FROM outbox WHERE id = (SELECT MIN(id) FROM outbox WHERE id > ?)",
+                    (self._loaded_up_to,),
+                )
+                self._disk_waiting -= 1
+            except sqlite3.Error as exc:
+                self._disk_error("delete", exc)
+                if not self._overflow:
+                    return  # nothing else to drop: one over the bound until the disk recovers
+                self._overflow.popleft()  # the oldest that can go; still within the bound
+        elif self._overflow:
+            self._overflow.popleft()
+        self._on_drop(1)
+
+    def _count(self) -> int:
+        assert self._db is not None
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE id > ?", (self._loaded_up_to,)
+            ).fetchone()[0]
+        )
