@@ -9,6 +9,11 @@ COPY appenders ./appenders
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.12-slim
+# Debian's mosquitto: the embedded broker when no mqtt.host is set (a first try; production
+# names its broker). Its packaged service is not started in the container.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends mosquitto \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin qlik2mqtt \
     && mkdir -p /data /config \
     && chown qlik2mqtt /data

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bridge.config import Config
 from bridge.connection import broker_settings
+from bridge.embedded import INSTALL_HINT, find_mosquitto
 from bridge.listener import KERNEL_BYTES_PER_DATAGRAM, bind_udp, grow_receive_buffer
 from bridge.mqtt import probe
 
@@ -38,8 +39,12 @@ async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
 async def _broker(config: Config) -> Result:
     if config.mqtt.host is None:
         taken = _tcp_in_use("127.0.0.1", config.mqtt.port)
+        mosquitto = find_mosquitto()
+        if mosquitto is None:
+            return Result("mqtt", False, f"no mqtt.host and no mosquitto: {INSTALL_HINT}")
         detail = (
-            f"no mqtt.host: the bridge starts its embedded broker on 127.0.0.1:{config.mqtt.port}"
+            f"no mqtt.host: the bridge starts {mosquitto} as its embedded broker on "
+            f"127.0.0.1:{config.mqtt.port}"
         )
         if taken:
             return Result("mqtt", False, f"{detail}, but that port is in use ({taken})")

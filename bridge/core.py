@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import structlog
 
 from bridge.config import Config
 from bridge.events import Event, Rejected, RejectReason
 from bridge.extensions import Extension
+from bridge.guard import Guard
 from bridge.logs import RateLimiter
 from bridge.parse import parse_datagram
 from bridge.state import (
@@ -47,17 +49,20 @@ class Bridge:
         self.stats = stats
         self._clock = clock
         self._reject_log = RateLimiter(REJECT_LOG_INTERVAL, monotonic)
+        self.guard = Guard(stats, monotonic)
         self._extensions: Sequence[Extension] = ()
-        self._on_event: list[Callable[[Event, float], None]] = []
-        self._on_change: list[Callable[[Change], None]] = []
+        self._on_event: list[tuple[str, Callable[[Event, float], None]]] = []
+        self._on_change: list[tuple[str, Callable[[Change], None]]] = []
         self.dirty = False
         """True when state changed since it was last saved."""
+        self.state_saved = True
+        """False while saving the state file fails (a full or read-only disk)."""
 
     def attach(self, extensions: Sequence[Extension]) -> None:
         self._extensions = extensions
         # Per event, only the extensions that do something with it are called.
-        self._on_event = [e.on_event for e in extensions if _overrides(e, "on_event")]
-        self._on_change = [e.on_change for e in extensions if _overrides(e, "on_change")]
+        self._on_event = [(e.name, e.on_event) for e in extensions if _overrides(e, "on_event")]
+        self._on_change = [(e.name, e.on_change) for e in extensions if _overrides(e, "on_change")]
 
     def handle_datagram(self, data: bytes, source: str) -> None:
         self.stats.datagrams += 1
@@ -91,8 +96,11 @@ class Bridge:
         self.stats.events += 1
         change = apply_event(self.state, event, now, self._settings)
         if change.publish_event:
-            for on_event in self._on_event:
-                on_event(event, now)
+            for name, on_event in self._on_event:
+                try:
+                    on_event(event, now)
+                except Exception:  # one extension's fault never skips the others
+                    self.guard.failed(name, "on_event")
         else:
             self.stats.duplicates += 1
         self._changed(change)
@@ -111,7 +119,7 @@ class Bridge:
             return False
         log.info("server forgotten", server=slug, via=source)
         for extension in self._extensions:
-            extension.on_forget(slug)
+            self.guard.call(extension.name, "on_forget", partial(extension.on_forget, slug))
         self._changed(change)
         return True
 
@@ -125,8 +133,11 @@ class Bridge:
         if not change.any:
             return
         self.dirty = True
-        for on_change in self._on_change:
-            on_change(change)
+        for name, on_change in self._on_change:
+            try:
+                on_change(change)
+            except Exception:
+                self.guard.failed(name, "on_change")
 
 
 def _overrides(extension: Extension, hook: str) -> bool:

@@ -1,8 +1,14 @@
-"""The bridge's health, for `qlik2mqtt health` and Docker's HEALTHCHECK.
+"""The bridge's health, for `qlik2mqtt health`, Docker's HEALTHCHECK and Home Assistant.
 
 The running bridge writes a small JSON file next to its state file every few seconds; the check
-reads it, so it needs no network and cannot disturb the bridge. Healthy: the file is fresh, the
-MQTT connection is up and the UDP ports are bound.
+reads it, so it needs no network and cannot disturb the bridge. Unhealthy (the check fails):
+the report is stale, the MQTT connection is down or its supervisor is dead, a UDP listener is
+gone, or events have waited undelivered for UNDELIVERED_LIMIT seconds while the broker is
+connected. A failing disk (the outbox or the state file cannot be written) is a problem that
+`bridge/stats` and Home Assistant show, but not unhealthy: the bridge still delivers.
+
+The file is rewritten in place at a fixed size once it exists, so it stays current when the
+disk is full (a full disk refuses new blocks, not writes into blocks a file already has).
 """
 
 from __future__ import annotations
@@ -10,45 +16,116 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 WRITE_INTERVAL = 5.0
 STALE_AFTER = 30.0
+UNDELIVERED_LIMIT = 300
+"""Seconds events may wait undelivered while the broker is connected before health fails."""
+FILE_SIZE = 1024
+"""The health file's fixed size: the JSON padded with spaces."""
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    mqtt_connected: bool
+    mqtt_alive: bool = True
+    udp_ports: list[int] = field(default_factory=list)
+    """Ports still listening."""
+    udp_expected: int = 0
+    undelivered_for: int = 0
+    """Seconds the oldest waiting event has gone without delivery progress."""
+    outbox_disk_ok: bool = True
+    state_saved: bool = True
+
+    def failures(self) -> list[str]:
+        """What makes the bridge unhealthy: it does not do its job."""
+        found = []
+        if not self.mqtt_alive:
+            found.append("the MQTT supervisor is not running")
+        elif not self.mqtt_connected:
+            found.append("not connected to the MQTT broker")
+        if len(self.udp_ports) < self.udp_expected or not self.udp_ports:
+            found.append("a UDP listener is not listening")
+        if self.mqtt_connected and self.undelivered_for >= UNDELIVERED_LIMIT:
+            found.append(
+                f"events undelivered for {self.undelivered_for} s while connected "
+                f"(limit {UNDELIVERED_LIMIT} s)"
+            )
+        return found
+
+    def problems(self) -> list[str]:
+        """Everything wrong: the failures, and faults the bridge works around."""
+        found = self.failures()
+        if not self.outbox_disk_ok:
+            found.append("the outbox cannot write to disk: events wait in memory")
+        if not self.state_saved:
+            found.append("the state file cannot be saved: state is kept in memory")
+        return found
 
 
 def health_path(state_file: Path) -> Path:
     return state_file.with_name("health.json")
 
 
-def write_health(path: Path, *, mqtt_connected: bool, udp_ports: list[int], now: float) -> None:
-    data = {
-        "pid": os.getpid(),
-        "updated_at": now,
-        "mqtt_connected": mqtt_connected,
-        "udp_ports": udp_ports,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(data))
-    temp.replace(path)
+class HealthWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def write(self, facts: Facts, now: float) -> None:
+        data = {"pid": os.getpid(), "updated_at": now, **asdict(facts)}
+        data["problems"] = facts.problems()
+        text = json.dumps(data).encode()
+        if len(text) > FILE_SIZE:
+            data["problems"] = data["problems"][:1]
+            text = json.dumps(data).encode()
+        content = text.ljust(FILE_SIZE)
+        if self._fd is None:
+            self._create(content)
+        else:
+            os.pwrite(self._fd, content, 0)
+
+    def remove(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.path.unlink(missing_ok=True)
+
+    def _create(self, content: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.tmp")
+        temp.write_bytes(content)
+        temp.replace(self.path)
+        self._fd = os.open(self.path, os.O_WRONLY)
 
 
 def check_health(path: Path, now: float | None = None) -> tuple[bool, str]:
     """(healthy, a one-line reason)."""
     now = time.time() if now is None else now
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        return False, f"no health file at {path}: is the bridge running?"
-    except (OSError, ValueError) as exc:
-        return False, f"unreadable health file {path}: {exc}"
+    data: dict[str, Any] | None = None
+    for _ in range(3):  # a read may meet a rewrite in progress; the next one does not
+        try:
+            data = json.loads(path.read_bytes())
+            break
+        except FileNotFoundError:
+            return False, f"no health file at {path}: is the bridge running?"
+        except ValueError:
+            continue
+        except OSError as exc:
+            return False, f"unreadable health file {path}: {exc}"
+    if data is None:
+        return False, f"unreadable health file {path}"
     age = now - float(data.get("updated_at", 0))
     if age > STALE_AFTER:
         return False, f"the bridge has not reported for {age:.0f} s"
-    if not data.get("udp_ports"):
-        return False, "not listening for datagrams"
-    if not data.get("mqtt_connected"):
-        return False, "not connected to the MQTT broker"
-    ports = ", ".join(str(port) for port in data["udp_ports"])
-    return True, f"connected to MQTT, listening on UDP {ports}"
+    facts = Facts(**{key: data[key] for key in Facts.__dataclass_fields__ if key in data})
+    failures = facts.failures()
+    if failures:
+        return False, "; ".join(failures)
+    ports = ", ".join(str(port) for port in facts.udp_ports)
+    summary = f"connected to MQTT, listening on UDP {ports}"
+    problems = facts.problems()
+    return True, summary + ("" if not problems else f" (but {'; '.join(problems)})")

@@ -6,7 +6,9 @@ import asyncio
 import gc
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -28,13 +30,15 @@ from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
 from bridge.extensions.state_topics import StateTopics
 from bridge.health import WRITE_INTERVAL as HEALTH_INTERVAL
-from bridge.health import health_path, write_health
+from bridge.health import Facts, HealthWriter, health_path
 from bridge.listener import SourceFilter, open_listener
+from bridge.logs import RateLimiter
 from bridge.mqtt import MqttLink
 from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
 from bridge.privacy import Privacy, configured_privacy
 from bridge.state import BridgeState
 from bridge.stats import Stats
+from bridge.supervise import supervised
 from bridge.topics import Topics
 
 log = structlog.get_logger("qlik2mqtt")
@@ -106,7 +110,7 @@ async def run(
                 "listening beyond loopback with no udp.allowed_sources: any host can send events",
                 host=config.udp.host,
             )
-        for port in dict.fromkeys((config.udp.user_activity_port, config.udp.task_port)):
+        for port in listen_ports(config):
             try:
                 transports.append(
                     await open_listener(
@@ -130,10 +134,16 @@ async def run(
         link.start()
         if ready is not None:
             ready.set()
-        background.append(asyncio.create_task(_save_forever(bridge, config.state_file)))
-        background.append(asyncio.create_task(_expire_forever(bridge, config)))
-        ports = sorted({config.udp.user_activity_port, config.udp.task_port})
-        background.append(asyncio.create_task(_report_health(config.state_file, link, ports)))
+        stats = bridge.stats
+        jobs: dict[str, Callable[[], Awaitable[None]]] = {
+            "state-save": partial(_save_forever, bridge, config.state_file),
+            "session-expiry": partial(_expire_forever, bridge, config),
+            "health-report": partial(
+                _report_health, config.state_file, link, transports, listen_ports(config), bridge
+            ),
+        }
+        for name, job in jobs.items():
+            background.append(asyncio.create_task(supervised(name, job, stats), name=name))
         await stop.wait()
         log.info("shutting down")
     finally:
@@ -144,11 +154,17 @@ async def run(
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         for extension in extensions:
-            await extension.stop()
+            try:
+                await extension.stop()
+            except Exception:  # its fault must not cost the others their stop, or the events
+                bridge.guard.failed(extension.name, "stop")
         left = await link.close(FLUSH_TIMEOUT, final=(topics.bridge_state, b"offline"))
         if left:
             log.warning("broker did not take every event: kept for the next start", count=left)
-        await asyncio.to_thread(save_state, config.state_file, bridge.state)
+        try:
+            await asyncio.to_thread(save_state, config.state_file, bridge.state)
+        except Exception as exc:
+            log.error("cannot save state at shutdown", path=str(config.state_file), error=str(exc))
         if broker is not None:
             await broker.stop()
         gc.unfreeze()  # run() may be called again in this process (tests do)
@@ -196,7 +212,7 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
 
     def on_connect() -> None:
         for extension in extensions:
-            extension.on_connect()
+            bridge.guard.call(extension.name, "on_connect", extension.on_connect)
 
     def on_message(topic: str, payload: bytes) -> None:
         if topic == topics.acknowledge and config.commands.acknowledge:
@@ -205,7 +221,9 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
             bridge.forget(payload.decode("utf-8", errors="replace").strip(), "mqtt")
         for extension in extensions:
             if topic in extension.subscriptions():
-                extension.on_message(topic, payload)
+                bridge.guard.call(
+                    extension.name, "on_message", partial(extension.on_message, topic, payload)
+                )
 
     link = MqttLink(
         broker_settings(config, will_topic=topics.bridge_state),
@@ -234,7 +252,7 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
             link.subscribe(topic)
     bridge.attach(extensions)
     for extension in extensions:
-        extension.start()
+        bridge.guard.call(extension.name, "start", extension.start)
     return Wired(bridge, link, extensions, topics)
 
 
@@ -280,6 +298,7 @@ def _build_extensions(context: Context) -> list[Extension]:
 
 async def _save_forever(bridge: Bridge, path: Path) -> None:
     """Save state every few seconds when it changed; the write happens off the event loop."""
+    save_log = RateLimiter(60.0, time.monotonic)
     while True:
         await asyncio.sleep(SAVE_INTERVAL)
         if bridge.dirty:
@@ -289,7 +308,16 @@ async def _save_forever(bridge: Bridge, path: Path) -> None:
                 await asyncio.to_thread(write_snapshot, path, data)
             except OSError as exc:
                 bridge.dirty = True
-                log.error("cannot save state", path=str(path), error=str(exc))
+                bridge.stats.state_save_errors += 1
+                bridge.state_saved = False
+                if save_log.allow("state") is not None:
+                    log.error(
+                        "cannot save state; kept in memory, retrying",
+                        path=str(path),
+                        error=str(exc),
+                    )
+            else:
+                bridge.state_saved = True
 
 
 async def _expire_forever(bridge: Bridge, config: Config) -> None:
@@ -301,23 +329,47 @@ async def _expire_forever(bridge: Bridge, config: Config) -> None:
         bridge.expire()
 
 
-async def _report_health(state_file: Path, link: MqttLink, ports: list[int]) -> None:
-    """Every HEALTH_INTERVAL, and within a second of the MQTT connection going up or down."""
-    path = health_path(state_file)
-    reported: bool | None = None
+def listen_ports(config: Config) -> list[int]:
+    return list(dict.fromkeys((config.udp.user_activity_port, config.udp.task_port)))
+
+
+async def _report_health(
+    state_file: Path,
+    link: MqttLink,
+    transports: list[asyncio.DatagramTransport],
+    ports: list[int],
+    bridge: Bridge,
+) -> None:
+    """Every HEALTH_INTERVAL, and within a second of a change in what it reports."""
+    writer = HealthWriter(health_path(state_file))
+    write_log = RateLimiter(60.0, time.monotonic)
+    reported: Facts | None = None
     last_write = 0.0
     try:
         while True:
             now = time.time()
-            if link.connected is not reported or now - last_write >= HEALTH_INTERVAL:
+            facts = Facts(
+                mqtt_connected=link.connected,
+                mqtt_alive=link.alive,
+                udp_ports=[p for p, t in zip(ports, transports, strict=True) if not t.is_closing()],
+                udp_expected=len(ports),
+                undelivered_for=int(link.waiting_for()),
+                outbox_disk_ok=link.disk_ok,
+                state_saved=bridge.state_saved,
+            )
+            bridge.stats.problems = facts.problems()
+            if facts != reported or now - last_write >= HEALTH_INTERVAL:
                 try:
-                    write_health(path, mqtt_connected=link.connected, udp_ports=ports, now=now)
-                    reported, last_write = link.connected, now
+                    writer.write(facts, now)
+                    reported, last_write = facts, now
                 except OSError as exc:
-                    log.error("cannot write the health file", path=str(path), error=str(exc))
+                    if write_log.allow("health") is not None:
+                        log.error(
+                            "cannot write the health file", path=str(writer.path), error=str(exc)
+                        )
             await asyncio.sleep(1.0)
     finally:
-        path.unlink(missing_ok=True)  # stopped: not healthy
+        writer.remove()  # stopped: not healthy
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -30,8 +30,11 @@ class Stats:
     state_save_errors: int = 0
     extension_errors: Counter[str] = field(default_factory=Counter)
     """Exceptions raised in an extension's hook (or an MQTT callback), by `name.hook`."""
+    last_extension_error_at: float | None = None
     task_restarts: Counter[str] = field(default_factory=Counter)
     """Background tasks that failed or ended and were restarted, by name."""
+    problems: list[str] = field(default_factory=list)
+    """What is wrong now, as the health report last found it (bridge.health.Facts)."""
 
     def reject(self, reason: RejectReason) -> None:
         self.rejected[reason.value] += 1
@@ -57,4 +60,5 @@ class Stats:
             "extension_errors": dict(self.extension_errors),
             "extension_errors_total": sum(self.extension_errors.values()),
             "task_restarts": dict(self.task_restarts),
+            "problems": self.problems,
         }

@@ -50,7 +50,9 @@ async def watch(config: Config, on_update: Callable[[Snapshot], None], once: boo
     if settings.username is not None:
         client.set_auth_credentials(settings.username, settings.password)
     await asyncio.wait_for(
-        client.connect(settings.host, settings.port, ssl=settings.tls or False, version=mqtt_constants.MQTTv311),
+        client.connect(
+            settings.host, settings.port, ssl=settings.tls or False, version=mqtt_constants.MQTTv311
+        ),
         TIMEOUT,
     )
     try:

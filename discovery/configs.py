@@ -220,6 +220,7 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
     base = settings.base_topic
     site_topic = f"{base}/site"
     stats_topic = f"{base}/bridge/stats"
+    problems = "value_json.problems | default([])"
 
     def entity(component: str, key: str, slug: str, name: str, **config: Any) -> DiscoveryMessage:
         return _entity(settings, device, component, key, slug, name, config)
@@ -265,6 +266,20 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
         site_counter("active_sessions", "Active sessions", "mdi:account-multiple", "sessions"),
         site_counter("active_users", "Active users", "mdi:account-group", "users"),
         site_counter("active_connections", "Active connections", "mdi:lan-connect", "connections"),
+        entity(
+            "binary_sensor",
+            "problem",
+            "qlik2mqtt_problem",
+            "Bridge problem",
+            state_topic=stats_topic,
+            value_template=f"{{{{ 'ON' if ({problems}) else 'OFF' }}}}",
+            payload_on="ON",
+            payload_off="OFF",
+            device_class="problem",
+            entity_category="diagnostic",
+            json_attributes_topic=stats_topic,
+            json_attributes_template=f"{{{{ {{'problems': {problems}}} | tojson }}}}",
+        ),
         diagnostic(
             "events_received",
             "Events received",

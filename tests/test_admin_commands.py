@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.health import check_health, write_health
+from bridge.health import Facts, HealthWriter, check_health
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
@@ -145,8 +145,33 @@ async def test_health_follows_the_running_bridge(tmp_path: Path, mosquitto: Mosq
 
 def test_health_rules(tmp_path: Path) -> None:
     path = tmp_path / "health.json"
-    write_health(path, mqtt_connected=True, udp_ports=[9997], now=1000.0)
+    writer = HealthWriter(path)
+    healthy = Facts(mqtt_connected=True, udp_ports=[9997], udp_expected=1)
+    writer.write(healthy, now=1000.0)
     assert check_health(path, now=1010.0) == (True, "connected to MQTT, listening on UDP 9997")
     assert check_health(path, now=1100.0)[0] is False  # stale: the bridge hangs
-    write_health(path, mqtt_connected=False, udp_ports=[9997], now=1000.0)
+    writer.write(Facts(mqtt_connected=False, udp_ports=[9997], udp_expected=1), now=1000.0)
     assert check_health(path, now=1001.0) == (False, "not connected to the MQTT broker")
+    dead = Facts(mqtt_connected=True, mqtt_alive=False, udp_ports=[9997], udp_expected=1)
+    writer.write(dead, now=1000.0)
+    assert check_health(path, now=1001.0) == (False, "the MQTT supervisor is not running")
+    writer.write(Facts(mqtt_connected=True, udp_ports=[9997], udp_expected=2), now=1000.0)
+    assert check_health(path, now=1001.0) == (False, "a UDP listener is not listening")
+    stalled = Facts(mqtt_connected=True, udp_ports=[9997], udp_expected=1, undelivered_for=301)
+    writer.write(stalled, now=1000.0)
+    assert check_health(path, now=1001.0)[1].startswith("events undelivered for 301 s")
+    # A full disk is a problem shown, not a failure: the bridge still delivers.
+    full = Facts(
+        mqtt_connected=True,
+        udp_ports=[9997],
+        udp_expected=1,
+        outbox_disk_ok=False,
+        state_saved=False,
+    )
+    writer.write(full, now=1000.0)
+    healthy_still, reason = check_health(path, now=1001.0)
+    assert healthy_still
+    assert "the outbox cannot write to disk" in reason
+    assert "the state file cannot be saved" in reason
+    writer.remove()
+    assert not path.exists()

@@ -76,6 +76,7 @@ def test_entity_ids_read_as_documented() -> None:
         "sensor.qlik_sense_site_active_sessions",
         "sensor.qlik_sense_site_active_users",
         "sensor.qlik_sense_site_active_connections",
+        "binary_sensor.qlik2mqtt_problem",
         "sensor.qlik2mqtt_events_received",
         "sensor.qlik2mqtt_datagrams_rejected",
         "sensor.qlik2mqtt_outbox_depth",

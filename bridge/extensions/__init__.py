@@ -6,12 +6,13 @@ and the `on_*` hooks are its whole life cycle. The core does not know what an ex
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.config import Config
 from bridge.events import Event
-from bridge.mqtt import MqttLink
+from bridge.mqtt.link import MqttLink
 from bridge.privacy import PLAIN, Privacy
 from bridge.state import BridgeState, Change
 from bridge.stats import Stats
@@ -34,6 +35,11 @@ class Context:
 class Extension:
     def __init__(self, context: Context) -> None:
         self.context = context
+
+    @property
+    def name(self) -> str:
+        """For the log and `extension_errors`: the class name in snake case."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
 
     def start(self) -> None:
         """Called once the event loop runs, before the first datagram."""

@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from bridge.guard import Guard
 from bridge.logs import RateLimiter
 from bridge.mqtt.client import (
     CONNECT_TIMEOUT,
@@ -62,6 +63,7 @@ class MqttLink:
         self._on_message = on_message
         self._monotonic = monotonic
         self._log_limit = RateLimiter(LOG_INTERVAL, monotonic)
+        self._guard = Guard(stats, monotonic)
         outbox = Outbox(
             settings.outbox_path,
             settings.outbox_max,
@@ -224,20 +226,12 @@ class MqttLink:
     def _on_gmqtt_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: Any
     ) -> int:
-        self._guarded("on_message", lambda: self._on_message(topic, payload), topic=topic)
+        self._guarded("on_message", lambda: self._on_message(topic, payload))
         return 0
 
-    def _guarded(self, hook: str, call: Callable[[], None], **context: str) -> None:
+    def _guarded(self, hook: str, call: Callable[[], None]) -> None:
         """Run a callback the link does not own: an exception is logged and counted."""
-        try:
-            call()
-        except Exception:
-            self._stats.extension_errors[f"mqtt.{hook}"] += 1
-            suppressed = self._log_limit.allow(hook)
-            if suppressed is not None:
-                log.exception(
-                    "error in an MQTT callback", hook=hook, similar_suppressed=suppressed, **context
-                )
+        self._guard.call("mqtt", hook, call)
 
     # -- outbox faults ------------------------------------------------------------------
 
