@@ -16,6 +16,7 @@ import getpass
 import os
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,10 @@ class EmbeddedBrokerError(Exception):
 
 class MosquittoMissingError(EmbeddedBrokerError):
     """No mosquitto executable: a setup problem, reported like a config error (exit 2)."""
+
+
+class BrokerPortTakenError(EmbeddedBrokerError):
+    """Something else listens on the embedded broker's port: a config choice (exit 2)."""
 
 
 def find_mosquitto() -> str | None:
@@ -107,6 +112,7 @@ async def start_embedded_broker(host: str, port: int, data_dir: Path) -> Embedde
     executable = find_mosquitto()
     if executable is None:
         raise MosquittoMissingError(f"no mosquitto for the embedded MQTT broker: {INSTALL_HINT}")
+    _ensure_free(host, port)
     config_file = await asyncio.to_thread(_write_config, host, port, data_dir)
     process = await asyncio.create_subprocess_exec(
         executable,
@@ -129,6 +135,20 @@ async def start_embedded_broker(host: str, port: int, data_dir: Path) -> Embedde
         ) from None
     broker.relay_log()
     return broker
+
+
+def _ensure_free(host: str, port: int) -> None:
+    """Refuse a port another program listens on: the bridge would talk to that program."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise BrokerPortTakenError(
+                f"{host}:{port} is in use ({exc.strerror or exc}), so the embedded MQTT broker "
+                f"cannot listen there: another broker (Debian's mosquitto service listens on "
+                f"1883) can be used with mqtt.host: {host}, or set mqtt.port to a free port"
+            ) from None
 
 
 def _write_config(host: str, port: int, data_dir: Path) -> Path:

@@ -17,6 +17,7 @@ from bridge.config import Config
 from bridge.connection import EMBEDDED_HOST, broker_settings
 from bridge.core import Bridge
 from bridge.embedded import (
+    BrokerPortTakenError,
     EmbeddedBroker,
     EmbeddedBrokerError,
     MosquittoMissingError,
@@ -55,8 +56,8 @@ class StartupError(Exception):
 
 
 class MissingPartError(StartupError):
-    """Something the configuration needs is not installed (mosquitto); exit code 2, as for
-    a bad config: the fix is in the setup, not in waiting."""
+    """The configuration cannot work here (no mosquitto for the embedded broker, or its port
+    taken); exit code 2, as for a bad config: the fix is in the setup, not in waiting."""
 
     exit_code = 2
 
@@ -177,7 +178,7 @@ async def _start_embedded_broker(config: Config) -> EmbeddedBroker:
         broker = await start_embedded_broker(
             EMBEDDED_HOST, config.mqtt.port, config.state_file.parent / "mosquitto"
         )
-    except MosquittoMissingError as exc:
+    except (MosquittoMissingError, BrokerPortTakenError) as exc:
         raise MissingPartError(str(exc)) from None
     except (EmbeddedBrokerError, OSError) as exc:
         raise StartupError(

@@ -262,3 +262,20 @@ def test_a_port_in_use_exits_1_with_a_clear_message(tmp_path: Path) -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_taken_embedded_broker_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Debian's mosquitto service on 1883 is the likely first thing a new user meets."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = bridge_env(port, tmp_path)
+        del env["QLIK2MQTT_MQTT__HOST"]
+        result = qlik2mqtt("run", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"qlik2mqtt: 127.0.0.1:{port} is in use")
+    assert "mqtt.host" in lines[0]
+    assert "mqtt.port" in lines[0]
