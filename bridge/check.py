@@ -7,10 +7,12 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bridge.config import Config
 from bridge.connection import broker_settings
 from bridge.embedded import INSTALL_HINT, find_mosquitto
+from bridge.health import health_path, running_report
 from bridge.listener import KERNEL_BYTES_PER_DATAGRAM, bind_udp, grow_receive_buffer
 from bridge.mqtt import probe
 
@@ -30,8 +32,9 @@ async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
     source = str(config_path) if config_path else "built-in defaults and the environment"
     results = [Result("config", True, f"valid ({source})")]
     results.append(await _broker(config))
+    running = running_report(health_path(config.state_file))
     for port in sorted({config.udp.user_activity_port, config.udp.task_port}):
-        results.append(_udp(config.udp.host, port, config.udp.receive_buffer_bytes))
+        results.append(_udp(config.udp.host, port, config.udp.receive_buffer_bytes, running))
     results.append(_state_dir(config.state_file))
     return results
 
@@ -39,6 +42,18 @@ async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
 async def _broker(config: Config) -> Result:
     if config.mqtt.host is None:
         taken = _tcp_in_use("127.0.0.1", config.mqtt.port)
+        running = running_report(health_path(config.state_file))
+        if taken and running is not None:  # its embedded broker, most likely: ask it
+            settings = broker_settings(config, "check")
+            problem = await probe(settings, PROBE_TIMEOUT)
+            where = f"127.0.0.1:{config.mqtt.port}"
+            if problem is None:
+                return Result(
+                    "mqtt",
+                    True,
+                    f"the running bridge (pid {running['pid']}) has {where}: it answers",
+                )
+            return Result("mqtt", False, f"cannot connect to {where}: {problem}")
         mosquitto = find_mosquitto()
         if mosquitto is None:
             return Result("mqtt", False, f"no mqtt.host and no mosquitto: {INSTALL_HINT}")
@@ -58,12 +73,19 @@ async def _broker(config: Config) -> Result:
     return Result("mqtt", True, f"connected to {where}{auth}")
 
 
-def _udp(host: str, port: int, receive_buffer: int) -> Result:
+def _udp(host: str, port: int, receive_buffer: int, running: dict[str, Any] | None) -> Result:
     """Bound as the bridge binds its listeners, with the receive buffer it asks for, then
-    released."""
+    released. A port the running bridge listens on passes: that is where it should be."""
     try:
         sock = bind_udp(host, port)
     except OSError as exc:
+        if running is not None and port in running.get("udp_ports", []):
+            return Result(
+                f"udp {port}",
+                True,
+                f"{host}:{port} is held by the running bridge (pid {running['pid']}), "
+                "which listens there",
+            )
         hint = " (is qlik2mqtt already running?)" if exc.errno == errno.EADDRINUSE else ""
         return Result(f"udp {port}", False, f"cannot bind {host}:{port}: {exc.strerror}{hint}")
     with sock:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from bridge import __version__
-from bridge.config import CONFIG_ENV, Config, ConfigError, load_config
+from bridge.config import CONFIG_ENV, ENV_PREFIX, Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
 
@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--config",
             type=Path,
             default=Path(default) if default else None,
-            help=f"YAML config file (default: ${CONFIG_ENV}, else built-in defaults)",
+            help=f"YAML config file (default: ${CONFIG_ENV}, else the running bridge's, "
+            "else built-in defaults)",
         )
         if ports:
             sub.add_argument("--user-port", type=int, help="user activity port (config: 9997)")
@@ -76,14 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    environ: dict[str, str] = dict(os.environ)
+    if args.config is None and args.command not in ("run", "appenders"):
+        args.config = _running_bridge_config(environ)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, environ)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"qlik2mqtt: config error: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "run":
-        return _run(config)
+        return _run(config, args.config)
     if args.command == "send-test-events":
         return _send_test_events(args, config)
     if args.command == "appenders":
@@ -99,11 +103,40 @@ def main(argv: list[str] | None = None) -> int:
     return _command(args, config)
 
 
-def _run(config: Config) -> int:
+def _running_bridge_config(environ: dict[str, str]) -> Path | None:
+    """No config named: the running bridge's, when exactly one runs (see bridge.running).
+    A bridge that runs on defaults lends its state file (for `health` and `check`)."""
+    from bridge.running import running_bridges
+
+    bridges = running_bridges()
+    if len(bridges) > 1:
+        pids = ", ".join(str(bridge.pid) for bridge in bridges)
+        print(
+            f"qlik2mqtt: {len(bridges)} bridges are running (pids {pids}): name one with "
+            "--config; using the built-in defaults",
+            file=sys.stderr,
+        )
+        return None
+    if not bridges:
+        return None
+    bridge = bridges[0]
+    if bridge.config is None:
+        environ.setdefault(f"{ENV_PREFIX}STATE_FILE", str(bridge.state_file))
+        return None
+    print(
+        f"qlik2mqtt: using the running bridge's config {bridge.config} (pid {bridge.pid})",
+        file=sys.stderr,
+    )
+    return bridge.config
+
+
+def _run(config: Config, config_path: Path | None) -> int:
     from bridge.logs import setup_logging
+    from bridge.running import leave_note, remove_note
     from bridge.service import StartupError, run
 
     setup_logging(config.logging.level, config.logging.format)
+    note = leave_note(config_path, config.state_file)
     try:
         event_loop_runner()(run(config))
     except StartupError as exc:
@@ -111,6 +144,8 @@ def _run(config: Config) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         pass
+    finally:
+        remove_note(note)
     return 0
 
 

@@ -23,6 +23,7 @@ from pydantic import (
     PlainValidator,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -79,13 +80,29 @@ def _topic_part(value: str) -> str:
     return value
 
 
+def _relative_to_config(value: Any, info: ValidationInfo) -> Any:
+    """A relative path is read from the config file's folder (the working directory when
+    there is no config file), so the bridge and every command find the same files wherever
+    they are started."""
+    if value is None or not isinstance(value, str | Path):
+        return value
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base")
+    if path.is_absolute() or base is None:
+        return path
+    return Path(base) / path
+
+
 def _existing_file(value: Path | None) -> Path | None:
     if value is not None and not value.is_file():
         raise ValueError(f"no such file: {value}")
     return value
 
 
-ExistingFile = Annotated[Path | None, AfterValidator(_existing_file)]
+FilePath = Annotated[Path, BeforeValidator(_relative_to_config)]
+ExistingFile = Annotated[
+    Path | None, BeforeValidator(_relative_to_config), AfterValidator(_existing_file)
+]
 
 
 class TlsConfig(_Section):
@@ -230,7 +247,9 @@ class SlackKindConfig(_Section):
     enabled: bool
     channel: str | None = None
     webhook_url: SecretStr | None = None
-    template: Annotated[Path | None, AfterValidator(_slack_template)] = None
+    template: Annotated[
+        Path | None, BeforeValidator(_relative_to_config), AfterValidator(_slack_template)
+    ] = None
 
 
 class SlackTaskEventsConfig(SlackKindConfig):
@@ -298,7 +317,7 @@ class Config(_Section):
     butler_compat: ButlerCompatConfig = ButlerCompatConfig()
     sessions: SessionsConfig = SessionsConfig()
     tasks: TasksConfig = TasksConfig()
-    state_file: Path = Path("data/state.json")
+    state_file: Annotated[FilePath, Field(validate_default=True)] = Path("data/state.json")
     stats_interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0
     alerts: AlertsConfig = AlertsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
@@ -320,8 +339,9 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     """Read YAML (if any), apply environment overrides, validate. Raises ConfigError."""
     raw: dict[str, Any] = _read_yaml(path) if path is not None else {}
     sources = _apply_env(raw, os.environ if environ is None else environ)
+    base = path.resolve().parent if path is not None else Path.cwd()
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context={"base": base})
     except ValidationError as exc:
         raise ConfigError([_describe(error, sources) for error in exc.errors()]) from None
 

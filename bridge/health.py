@@ -13,6 +13,7 @@ disk is full (a full disk refuses new blocks, not writes into blocks a file alre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -102,22 +103,42 @@ class HealthWriter:
         self._fd = os.open(self.path, os.O_WRONLY)
 
 
+def read_report(path: Path) -> dict[str, Any]:
+    """The running bridge's last report. Raises FileNotFoundError, or ValueError/OSError for
+    a file that cannot be read."""
+    for _ in range(2):  # a read may meet a rewrite in progress; the next one does not
+        with contextlib.suppress(ValueError):
+            data = json.loads(path.read_bytes())
+            if isinstance(data, dict):
+                return data
+    data = json.loads(path.read_bytes())
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def running_report(path: Path, now: float | None = None) -> dict[str, Any] | None:
+    """The report of a bridge that is running now (fresh, its process alive), else None."""
+    now = time.time() if now is None else now
+    try:
+        data = read_report(path)
+        if now - float(data.get("updated_at", 0)) > STALE_AFTER:
+            return None
+        os.kill(int(data["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return data
+
+
 def check_health(path: Path, now: float | None = None) -> tuple[bool, str]:
     """(healthy, a one-line reason)."""
     now = time.time() if now is None else now
-    data: dict[str, Any] | None = None
-    for _ in range(3):  # a read may meet a rewrite in progress; the next one does not
-        try:
-            data = json.loads(path.read_bytes())
-            break
-        except FileNotFoundError:
-            return False, f"no health file at {path}: is the bridge running?"
-        except ValueError:
-            continue
-        except OSError as exc:
-            return False, f"unreadable health file {path}: {exc}"
-    if data is None:
-        return False, f"unreadable health file {path}"
+    try:
+        data = read_report(path)
+    except FileNotFoundError:
+        return False, f"no health file at {path}: is the bridge running?"
+    except (OSError, ValueError) as exc:
+        return False, f"unreadable health file {path}: {exc}"
     age = now - float(data.get("updated_at", 0))
     if age > STALE_AFTER:
         return False, f"the bridge has not reported for {age:.0f} s"

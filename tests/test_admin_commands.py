@@ -175,3 +175,67 @@ def test_health_rules(tmp_path: Path) -> None:
     assert "the state file cannot be saved" in reason
     writer.remove()
     assert not path.exists()
+
+
+async def test_commands_from_another_folder_find_the_bridge_started_with_config(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """README's flow: `run --config config.yaml` in one folder, then `health`, `check` and
+    `acknowledge` from another, naming no config (issue 18 #2, #3, #4)."""
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    user_port, task_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    (site / "config.yaml").write_text(
+        f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}}}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {mosquitto.port}}}\n"
+        "state_file: data/state.json\n"
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("QLIK2MQTT_")  # only what the config file says
+    }
+    bridge = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", "run", "--config", "config.yaml",
+        cwd=site, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bridge", *args],
+            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    try:
+        health_file = site / "data" / "health.json"
+        deadline = asyncio.get_running_loop().time() + 30
+        while '"mqtt_connected": true' not in (
+            health_file.read_text() if health_file.exists() else ""
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "no healthy report"
+            await asyncio.sleep(0.1)  # the report is a file: poll it, bounded
+        healthy = await asyncio.to_thread(command, "health")
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert f"using the running bridge's config {site / 'config.yaml'}" in healthy.stderr
+        assert not (elsewhere / "data").exists()  # no second data folder
+
+        checked = await asyncio.to_thread(command, "check")
+        assert checked.returncode == 0, checked.stdout
+        assert f"127.0.0.1:{user_port} is held by the running bridge" in checked.stdout
+        assert f"127.0.0.1:{task_port} is held by the running bridge" in checked.stdout
+
+        sub = await Subscriber(mosquitto.port).start("qlik2mqtt/bridge/acknowledge")
+        try:
+            acknowledged = await asyncio.to_thread(command, "acknowledge")
+            assert acknowledged.returncode == 0, acknowledged.stderr
+            await sub.wait_for("qlik2mqtt/bridge/acknowledge")
+        finally:
+            await sub.stop()
+    finally:
+        bridge.terminate()
+        assert await asyncio.wait_for(bridge.wait(), 30) == 0
+    # Stopped: its note is gone, so a command no longer finds it.
+    after = await asyncio.to_thread(command, "health")
+    assert after.returncode == 1
+    assert "using the running bridge's config" not in after.stderr

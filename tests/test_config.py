@@ -37,7 +37,35 @@ def test_defaults() -> None:
 
 
 def test_example_file_loads_and_equals_the_defaults() -> None:
-    assert load_config(EXAMPLE, environ={}) == Config()
+    defaults = Config.model_validate({}, context={"base": EXAMPLE.resolve().parent})
+    assert load_config(EXAMPLE, environ={}) == defaults
+
+
+def test_relative_paths_are_read_from_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bridge and a command started elsewhere find the same state file (issue 18 #4)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "ca.pem").write_text("x")
+    (site / "config.yaml").write_text(
+        "state_file: data/state.json\nmqtt:\n  tls:\n    ca_file: ca.pem\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(Path("../site/config.yaml"), environ={})
+    assert config.state_file == site.absolute() / "data/state.json"
+    assert config.mqtt.tls.ca_file == site.absolute() / "ca.pem"
+    from_env = load_config(
+        site / "config.yaml", environ={"QLIK2MQTT_STATE_FILE": "other/state.json"}
+    )
+    assert from_env.state_file == site / "other/state.json"
+    # No config file: the working directory, as before.
+    assert load_config(None, environ={}).state_file == elsewhere / "data/state.json"
+    assert load_config(None, environ={"QLIK2MQTT_STATE_FILE": "/abs/s.json"}).state_file == (
+        Path("/abs/s.json")
+    )
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
