@@ -3,10 +3,22 @@ working, and nothing a datagram can create grows without end."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from bridge import PROJECT_URL, __version__
+from bridge.config import LimitsConfig
 from bridge.events import RejectReason, TaskEventType, UserEventType
 from bridge.persistence import restore, snapshot
 from bridge.state import BridgeState, StateSettings, acknowledge, apply_event, expire
+from discovery import DiscoverySettings, bridge_configs, server_configs
+from tests.helpers import Mosquitto, Subscriber, UdpSender, bridge_env
 from tests.test_state import task, user
+
+MAX_SERVERS = LimitsConfig().max_servers
+DISCOVERY = DiscoverySettings("homeassistant", "qlik2mqtt", __version__, PROJECT_URL)
 
 CAPPED = StateSettings(
     stale_after=None,
@@ -103,3 +115,104 @@ def test_the_dedup_memory_is_bounded_within_its_window() -> None:
     # The newest are still remembered: their repeats are duplicates.
     repeat = apply_event(state, task(TaskEventType.TASK_SUCCEEDED, "t999"), 2.0, settings)
     assert not repeat.publish_event
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+FLOOD_HOSTS = 3_000
+CHUNK = 200  # datagrams between two round trips: far below what the receive buffer holds
+
+
+async def flood(sender: UdpSender, sub: Subscriber, prefix: str, probe: str) -> None:
+    """FLOOD_HOSTS session starts, each from a new host name, paced in chunks: after each, a
+    session event of the legitimate server QS1 must come through (bounded by its timeout)."""
+    for start in range(0, FLOOD_HOSTS, CHUNK):
+        for number in range(start, start + CHUNK):
+            sender.send(f"{prefix}-{number:05};Start session;CORP;spoof")
+        who = f"{probe}{start}"
+
+        def is_probe(payload: dict[str, str], who: str = who) -> bool:
+            return payload["user_id"] == who
+
+        mark = sub.mark()
+        sender.send(f"QS1;Start session;CORP;{who}")
+        await sub.wait_json("qlik2mqtt/qs1/event/user", is_probe, since=mark)
+
+
+async def retained_under(port: int, prefix: str) -> set[str]:
+    """The topics with a retained message under `prefix`/: a fresh subscriber gets them all
+    first, then a message it publishes itself after subscribing (a barrier, not a sleep)."""
+    reader = await Subscriber(port).start(f"{prefix}/#")
+    try:
+        reader.publish(f"{prefix}/zz-barrier", b"x")
+        await reader.wait_for(f"{prefix}/zz-barrier")
+        return {m.topic for m in reader.messages if m.retain and m.payload}
+    finally:
+        await reader.stop()
+
+
+async def test_a_flood_of_host_names_stays_within_the_caps(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    settings = bridge_env(
+        mosquitto.port, tmp_path, QLIK2MQTT_STATS_INTERVAL="0.2", QLIK2MQTT_LOGGING__FORMAT="json"
+    )
+    sender = UdpSender(int(settings["QLIK2MQTT_UDP__USER_ACTIVITY_PORT"]))
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/#")
+    log_path = tmp_path / "bridge.log"
+    with log_path.open("wb") as log_file:  # a file, not a pipe, which could fill and block
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bridge",
+            "run",
+            env={**os.environ, **settings},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log_file,
+        )
+        try:
+            await sub.wait_for("qlik2mqtt/bridge/state", lambda m: m.payload == b"online")
+            sender.send("QS1;Start session;CORP;anna")  # the legitimate server, there first
+            await sub.wait_json("qlik2mqtt/qs1", lambda p: p["users"] == ["CORP\\anna"])
+            before = rss_mb(process.pid)
+            await flood(sender, sub, "SPOOF", "probe")
+            after_first = rss_mb(process.pid)
+            await flood(sender, sub, "OTHER", "again")  # 3,000 more: nothing more is kept
+            after_second = rss_mb(process.pid)
+            refused = FLOOD_HOSTS * 2 - (MAX_SERVERS - 1)
+            stats = await sub.wait_json(
+                "qlik2mqtt/bridge/stats",
+                lambda p: p["rejected"]["too_many_servers"] >= refused,
+                timeout=10,
+            )
+            assert stats["rejected"]["too_many_servers"] == refused  # every datagram counted
+            site = await sub.wait_json("qlik2mqtt/site", lambda p: p["servers"] == MAX_SERVERS)
+            assert site["servers"] == MAX_SERVERS
+            qs1 = await sub.wait_json("qlik2mqtt/qs1", lambda p: len(p["users"]) == 31)
+            assert "CORP\\anna" in qs1["users"]  # the known server kept every session
+            configs = await retained_under(mosquitto.port, "homeassistant")
+            per_server = len(server_configs(DISCOVERY, "x", "x"))
+            assert len(configs) == len(bridge_configs(DISCOVERY)) + MAX_SERVERS * per_server
+            servers = await retained_under(mosquitto.port, "qlik2mqtt")
+            assert len({topic.split("/")[1] for topic in servers}) <= MAX_SERVERS + 2
+            print(
+                f"\nRSS {before:.1f} MB before, {after_first:.1f} MB after {FLOOD_HOSTS} host "
+                f"names, {after_second:.1f} MB after {FLOOD_HOSTS} more; "
+                f"{len(configs)} discovery configs, {len(servers)} retained qlik2mqtt topics"
+            )
+            assert after_second - after_first < 5.0  # refused names cost no memory
+            assert after_first - before < 40.0
+        finally:
+            sender.close()
+            await sub.stop()
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0
+    log = log_path.read_text()
+    assert 1 <= log.count('"reason": "too_many_servers"') < 10  # warned, then rate-limited
+    assert "Traceback" not in log
