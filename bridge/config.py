@@ -172,6 +172,15 @@ class TasksConfig(_Section):
     auto_clear_after: Duration | None = None
 
 
+class LimitsConfig(_Section):
+    """Caps on what datagrams can create, far above any real site: a stray sender or a
+    misconfigured appender cannot grow memory or bury Home Assistant in devices."""
+
+    max_servers: Annotated[int, Field(ge=1)] = 100
+    max_sessions_per_server: Annotated[int, Field(ge=1)] = 100_000
+    max_tasks_per_server: Annotated[int, Field(ge=1)] = 10_000
+
+
 def _on_off_keys(value: Any) -> Any:
     """YAML 1.1 reads the keys `on:` and `off:` as booleans; name them again (recursively)."""
     if isinstance(value, dict):
@@ -317,6 +326,7 @@ class Config(_Section):
     butler_compat: ButlerCompatConfig = ButlerCompatConfig()
     sessions: SessionsConfig = SessionsConfig()
     tasks: TasksConfig = TasksConfig()
+    limits: LimitsConfig = LimitsConfig()
     state_file: Annotated[FilePath, Field(validate_default=True)] = Path("data/state.json")
     stats_interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0
     alerts: AlertsConfig = AlertsConfig()

@@ -20,6 +20,7 @@ from bridge.state import (
     acknowledge,
     apply_event,
     expire,
+    find_server,
     forget_server,
 )
 from bridge.stats import Stats
@@ -28,6 +29,11 @@ from bridge.topics import server_slug
 log = structlog.get_logger("qlik2mqtt.core")
 
 REJECT_LOG_INTERVAL = 10.0
+_LIMIT_KEYS = {
+    RejectReason.TOO_MANY_SERVERS: "limits.max_servers",
+    RejectReason.TOO_MANY_SESSIONS: "limits.max_sessions_per_server",
+    RejectReason.TOO_MANY_TASKS: "limits.max_tasks_per_server",
+}
 
 
 class Bridge:
@@ -44,6 +50,9 @@ class Bridge:
             stale_after=config.sessions.stale_after,
             dedup_window=config.tasks.dedup_window,
             auto_clear_after=config.tasks.auto_clear_after,
+            max_servers=config.limits.max_servers,
+            max_sessions_per_server=config.limits.max_sessions_per_server,
+            max_tasks_per_server=config.limits.max_tasks_per_server,
         )
         self.state = state
         self.stats = stats
@@ -93,8 +102,12 @@ class Bridge:
 
     def handle_event(self, event: Event) -> None:
         now = self._clock()
-        self.stats.events += 1
         change = apply_event(self.state, event, now, self._settings)
+        if change.refused is not None:  # a cap of `limits:`; nothing changed
+            detail = f"past {_LIMIT_KEYS[change.refused]}, host {event.server[:64]!r}"
+            self.reject(Rejected(reason=change.refused, detail=detail), "-")
+            return
+        self.stats.events += 1
         if change.publish_event:
             for name, on_event in self._on_event:
                 try:
@@ -112,7 +125,7 @@ class Bridge:
 
     def forget(self, server: str, source: str) -> bool:
         """Forget a server (its host name or slug): state, retained topics, HA entities."""
-        slug = server_slug(server)
+        slug = find_server(self.state, server) or server_slug(server)
         change = forget_server(self.state, slug)
         if not change.any:
             log.warning("forget: no such server", server=server, via=source)

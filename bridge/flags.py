@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from bridge.events import Event, TaskEvent, TaskEventType
-from bridge.state import FAILURE_TYPES, BridgeState
-from bridge.topics import server_slug
+from bridge.state import FAILURE_TYPES, BridgeState, find_server, slug_of
+from bridge.topics import host_key
 
 RELOAD_FAILURE = "reload_failure"
 ANY_TASK_ABORTED = "any_task_aborted"
 SERVER_PREFIX = "server:"
-"""`server:<name>`: a reload failure on that one server."""
+"""`server:<name>`: a reload failure on that one server; the name is its host name (any case)
+or its slug, found when the flag is read (`state.find_server`)."""
 
 
 def validate_flag(name: str) -> str:
     if name in (RELOAD_FAILURE, ANY_TASK_ABORTED):
         return name
     if name.startswith(SERVER_PREFIX) and name[len(SERVER_PREFIX) :].strip():
-        return SERVER_PREFIX + server_slug(name[len(SERVER_PREFIX) :])
+        return SERVER_PREFIX + host_key(name[len(SERVER_PREFIX) :])
     raise ValueError(f"{name!r}: expected reload_failure, any_task_aborted or server:<host name>")
 
 
@@ -25,11 +26,11 @@ def flag_is_on(state: BridgeState, flag: str) -> bool:
         return state.reload_failure
     if flag == ANY_TASK_ABORTED:
         return bool(state.aborted)
-    slug = flag[len(SERVER_PREFIX) :]
-    return any(task.startswith(f"{slug}|") for task in state.failing)
+    slug = find_server(state, flag[len(SERVER_PREFIX) :])
+    return slug is not None and any(task.startswith(f"{slug}|") for task in state.failing)
 
 
-def raises(flag: str, event: Event) -> bool:
+def raises(state: BridgeState, flag: str, event: Event) -> bool:
     """Whether this (new, not duplicate) event is one that turns the flag on."""
     if not isinstance(event, TaskEvent):
         return False
@@ -37,4 +38,6 @@ def raises(flag: str, event: Event) -> bool:
         return event.event_type is TaskEventType.TASK_ABORTED
     if event.event_type not in FAILURE_TYPES:
         return False
-    return flag == RELOAD_FAILURE or flag == SERVER_PREFIX + server_slug(event.server)
+    if flag == RELOAD_FAILURE:
+        return True
+    return find_server(state, flag[len(SERVER_PREFIX) :]) == slug_of(state, event.server)

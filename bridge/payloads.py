@@ -98,17 +98,40 @@ def user_names(server: ServerState, privacy: Privacy = PLAIN) -> list[str]:
     return names
 
 
+ATTRIBUTE_USERS_BYTES = 8192
+"""The most JSON bytes of user names a server's Home Assistant entity carries as attributes:
+Home Assistant's recorder stores at most 16,384 bytes of attributes per state, and warns."""
+
+
+def users_preview(names: list[str], budget: int = ATTRIBUTE_USERS_BYTES) -> list[str]:
+    """The first of `names` whose JSON array takes at most `budget` bytes (UTF-8, as Home
+    Assistant stores it): what a site has, however many users and however long their names."""
+    shown: list[str] = []
+    used = 2  # []
+    for name in names:
+        used += len(orjson.dumps(name)) + (1 if shown else 0)  # the name, and its comma
+        if used > budget:
+            break
+        shown.append(name)
+    return shown
+
+
 def server_payload(
     server: ServerState, privacy: Privacy = PLAIN, users: list[str] | None = None
 ) -> dict[str, Any]:
     """Retained `<base>/<server>`: what is happening on one Qlik Sense node. `users` is
-    `user_names(server, privacy)` when the caller has it already."""
+    `user_names(server, privacy)` when the caller has it already. `users` lists everyone;
+    `users_preview`, the first of them within `ATTRIBUTE_USERS_BYTES`, is for attributes."""
+    names = user_names(server, privacy) if users is None else users
+    preview = users_preview(names)
     return {
         "server": server.host,
         "active_sessions": len(server.sessions),
         "active_users": len(server.sessions),  # sessions are per user: one each
         "active_connections": server.active_connections,
-        "users": user_names(server, privacy) if users is None else users,
+        "users": names,
+        "users_preview": preview,
+        "users_truncated": len(preview) < len(names),
         "last_event_at": iso_time(server.last_event_at),
         "failed_tasks": server.failed_tasks,
         "aborted_tasks": server.aborted_tasks,

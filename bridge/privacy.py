@@ -53,14 +53,25 @@ class Privacy:
         return self.user_id(account)
 
     def redact(self, text: str | None, *user_ids: str | None) -> str | None:
-        """A log message with these users' ids replaced as `user_id` would publish them."""
+        """A log message with these users' ids replaced as `user_id` would publish them.
+
+        Only whole occurrences (any case): the user `ad` is redacted in `CORP\\ad`, `'ad'`
+        or `ad.` but not in `loaded`, `Admin`, `ad-hoc` or `x.ad`."""
         if text is None or self.plain:
             return text
         for user_id in user_ids:
             if user_id:
-                pattern = re.compile(re.escape(user_id), re.IGNORECASE)
+                pattern = re.compile(
+                    _NOT_AFTER_TOKEN + re.escape(user_id) + _NOT_BEFORE_TOKEN, re.IGNORECASE
+                )
                 text = pattern.sub(self.user_id(user_id) or "[user]", text)
         return text
+
+
+_NOT_AFTER_TOKEN = r"(?<!\w)(?<!\w[.-])"
+"""Not inside a longer token: no word character before it, nor a `.` or `-` joined to one
+(as user ids such as `j.doe` or `ad-admin` are joined)."""
+_NOT_BEFORE_TOKEN = r"(?![\w]|[.-]\w)"
 
 
 PLAIN = Privacy()

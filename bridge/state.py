@@ -11,13 +11,24 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from bridge.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.topics import server_slug
+from bridge.events import (
+    Event,
+    RejectReason,
+    TaskEvent,
+    TaskEventType,
+    UserEvent,
+    UserEventType,
+)
+from bridge.topics import distinct_slug, host_key, server_slug
 
 UserKey = tuple[str, str]
 """(user_directory, user_id); a missing part is ''."""
 
 FAILURE_TYPES = frozenset({TaskEventType.TASK_FAILED, TaskEventType.ENGINE_RELOAD_FAILED})
+DEDUP_MEMORY = 10_000
+"""The most task events the duplicate check remembers: past it (a flood of distinct task
+events within `dedup_window`), the oldest is forgotten first and a late repeat of it counts as
+new. A real site logs a few task events a minute."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +36,12 @@ class StateSettings:
     stale_after: float | None
     dedup_window: float
     auto_clear_after: float | None
+    max_servers: int = 100
+    max_sessions_per_server: int = 100_000
+    """Caps users with a session, and users with open connections, on one server (each)."""
+    max_tasks_per_server: int = 10_000
+    """Caps the failing and aborted tasks tracked for one server (together)."""
+    dedup_memory: int = DEDUP_MEMORY
 
 
 @dataclass(slots=True)
@@ -55,6 +72,9 @@ class ServerState:
     membership: int = 0
     """Counts changes to the set of users with a session (not their refreshes): what the
     user list was rendered from is still current while this has not moved. Not persisted."""
+    tracked_tasks: int = 0
+    """This server's entries in `BridgeState.failing` plus `.aborted` (for the task cap).
+    Not persisted: `BridgeState` counts them again when it is built."""
 
     @property
     def active_connections(self) -> int:
@@ -76,10 +96,41 @@ class BridgeState:
     last_failed_task: TaskRecord | None = None
     recent_task_events: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
     """Dedup memory: (server, type, task, execution) → first seen; not persisted."""
+    slugs: dict[str, str] = field(default_factory=dict)
+    """Host key (`topics.host_key`) → the slug its server was given. Not persisted: built from
+    the servers' host names, so a restored state gives every host the slug it had."""
+
+    def __post_init__(self) -> None:
+        if not self.slugs:
+            self.slugs = {host_key(server.host): slug for slug, server in self.servers.items()}
+        for server in self.servers.values():
+            server.tracked_tasks = 0
+        for flagged in (self.failing, self.aborted):
+            for task in flagged:
+                owner = self.servers.get(task.partition("|")[0])
+                if owner is not None:
+                    owner.tracked_tasks += 1
 
     @property
     def reload_failure(self) -> bool:
         return bool(self.failing)
+
+
+def slug_of(state: BridgeState, host: str) -> str:
+    """The slug of the server a host name belongs to (`server_slug` for a host not seen)."""
+    return state.slugs.get(host_key(host)) or server_slug(host)
+
+
+def find_server(state: BridgeState, name: str) -> str | None:
+    """The slug of the server `name` names: a host name in any case, else a slug."""
+    slug = state.slugs.get(host_key(name))
+    if slug is not None:
+        return slug
+    candidate = name.strip().lower()
+    if candidate in state.servers:
+        return candidate
+    candidate = server_slug(name)
+    return candidate if candidate in state.servers else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +141,8 @@ class Change:
     servers: frozenset[str] = frozenset()
     site: bool = False
     flag_changed: bool = False
+    refused: RejectReason | None = None
+    """Set when the event was refused (a cap was reached); then nothing changed."""
 
     @property
     def any(self) -> bool:
@@ -97,17 +150,28 @@ class Change:
 
 
 NO_CHANGE = Change()
+TOO_MANY_SERVERS = Change(refused=RejectReason.TOO_MANY_SERVERS)
+TOO_MANY_SESSIONS = Change(refused=RejectReason.TOO_MANY_SESSIONS)
+TOO_MANY_TASKS = Change(refused=RejectReason.TOO_MANY_TASKS)
 
 
 def apply_event(state: BridgeState, event: Event, now: float, settings: StateSettings) -> Change:
-    """Fold one event into the state."""
-    slug = server_slug(event.server)
-    server = state.servers.get(slug)
-    if server is None:
+    """Fold one event into the state. Past a cap of `settings`, an event that would add a
+    server, a user or a tracked task is refused (`Change.refused`) and changes nothing."""
+    key = host_key(event.server)
+    slug = state.slugs.get(key)
+    if slug is None:
+        if len(state.servers) >= settings.max_servers:
+            return TOO_MANY_SERVERS
+        slug = distinct_slug(event.server, state.servers)
+        state.slugs[key] = slug
         server = state.servers[slug] = ServerState(host=event.server)
-    server.last_event_at = now
+    else:
+        server = state.servers[slug]
     if isinstance(event, UserEvent):
-        _apply_user(server, event, now)
+        if not _apply_user(server, event, now, settings.max_sessions_per_server):
+            return TOO_MANY_SESSIONS
+        server.last_event_at = now
         return _user_change(slug)
     return _apply_task(state, server, slug, event, now, settings)
 
@@ -123,11 +187,14 @@ def _user_key(event: UserEvent) -> UserKey:
     return (sys.intern(event.user_directory or ""), event.user_id or "")
 
 
-def _apply_user(server: ServerState, event: UserEvent, now: float) -> None:
+def _apply_user(server: ServerState, event: UserEvent, now: float, cap: int) -> bool:
+    """False, changing nothing, when the event would add a user past `cap`."""
     key = _user_key(event)
     kind = event.event_type
     if kind is UserEventType.SESSION_START:
         if key not in server.sessions:
+            if len(server.sessions) >= cap:
+                return False
             server.membership += 1
         server.sessions[key] = now
     elif kind is UserEventType.SESSION_STOP:
@@ -137,6 +204,8 @@ def _apply_user(server: ServerState, event: UserEvent, now: float) -> None:
     elif kind is UserEventType.CONNECTION_OPEN:
         entry = server.connections.get(key)
         if entry is None:
+            if len(server.connections) >= cap:
+                return False
             server.connections[key] = Connections(count=1, last_seen=now)
         else:
             entry.count += 1
@@ -152,6 +221,7 @@ def _apply_user(server: ServerState, event: UserEvent, now: float) -> None:
                 del server.connections[key]
         if key in server.sessions:
             server.sessions[key] = now
+    return True
 
 
 def task_key(slug: str, event: TaskEvent) -> str:
@@ -168,25 +238,41 @@ def _apply_task(
     now: float,
     settings: StateSettings,
 ) -> Change:
-    if _is_duplicate(state, slug, event, now, settings.dedup_window):
-        return Change(servers=frozenset({slug}))
-    was_on = state.reload_failure
     kind = event.event_type
     key = task_key(slug, event)
+    flagged = (
+        state.failing
+        if kind in FAILURE_TYPES
+        else state.aborted
+        if kind is TaskEventType.TASK_ABORTED
+        else None
+    )
+    if (
+        flagged is not None
+        and key not in flagged
+        and server.tracked_tasks >= settings.max_tasks_per_server
+    ):
+        return TOO_MANY_TASKS
+    server.last_event_at = now
+    if _is_duplicate(state, slug, event, now, settings):
+        return Change(servers=frozenset({slug}))
+    was_on = state.reload_failure
+    if flagged is not None:
+        server.tracked_tasks += key not in flagged
+        flagged[key] = now
     if kind in FAILURE_TYPES:
         record = TaskRecord(event=event, received_at=now)
         server.failed_tasks += 1
         server.last_failed_task = record
         state.last_failed_task = record
         state.last_failure_at = now
-        state.failing[key] = now
     elif kind is TaskEventType.TASK_ABORTED:
         server.aborted_tasks += 1
-        state.aborted[key] = now
     elif kind is TaskEventType.TASK_SUCCEEDED:
         server.succeeded_tasks += 1
-        state.failing.pop(key, None)
-        state.aborted.pop(key, None)
+        for cleared in (state.failing, state.aborted):
+            if cleared.pop(key, None) is not None:
+                server.tracked_tasks -= 1
     return Change(
         publish_event=True,
         servers=frozenset({slug}),
@@ -196,13 +282,14 @@ def _apply_task(
 
 
 def _is_duplicate(
-    state: BridgeState, slug: str, event: TaskEvent, now: float, window: float
+    state: BridgeState, slug: str, event: TaskEvent, now: float, settings: StateSettings
 ) -> bool:
-    """Qlik logs one failure several times: the same key within `window` is one event."""
+    """Qlik logs one failure several times: the same key within the window is one event.
+    The memory holds at most `settings.dedup_memory` keys, the oldest forgotten first."""
     recent = state.recent_task_events
     while recent:
         oldest_key, seen_at = next(iter(recent.items()))
-        if now - seen_at <= window:
+        if now - seen_at <= settings.dedup_window and len(recent) < settings.dedup_memory:
             break
         del recent[oldest_key]
     key = (slug, event.event_type.value, task_key(slug, event), event.execution_id or "")
@@ -219,12 +306,14 @@ def acknowledge(state: BridgeState) -> Change:
     was_on = state.reload_failure
     state.failing.clear()
     state.aborted.clear()
+    for server in state.servers.values():
+        server.tracked_tasks = 0
     return Change(site=True, flag_changed=was_on)
 
 
 def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
     """Drop sessions and connections not seen for `stale_after` (UDP loses stop events), and
-    clear the failure flag after `auto_clear_after` when that is set."""
+    clear failures and aborts older than `auto_clear_after` when that is set."""
     changed: set[str] = set()
     if settings.stale_after is not None:
         cutoff = now - settings.stale_after
@@ -238,26 +327,36 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
                 del server.connections[key]
             if stale or gone:
                 changed.add(slug)
-    flag_changed = False
-    if settings.auto_clear_after is not None and state.failing:
+    was_on = state.reload_failure
+    cleared = False
+    if settings.auto_clear_after is not None:
         cutoff = now - settings.auto_clear_after
-        for task in [task for task, at in state.failing.items() if at < cutoff]:
-            del state.failing[task]
-        flag_changed = not state.failing
-    if not changed and not flag_changed:
+        for flagged in (state.failing, state.aborted):
+            for task in [task for task, at in flagged.items() if at < cutoff]:
+                del flagged[task]
+                cleared = True
+                owner = state.servers.get(task.partition("|")[0])
+                if owner is not None:
+                    owner.tracked_tasks -= 1
+    if not changed and not cleared:
         return NO_CHANGE
-    return Change(servers=frozenset(changed), site=True, flag_changed=flag_changed)
+    return Change(
+        servers=frozenset(changed), site=True, flag_changed=was_on != state.reload_failure
+    )
 
 
 def forget_server(state: BridgeState, slug: str) -> Change:
     """Remove a server and everything known about it (its failures included)."""
-    if state.servers.pop(slug, None) is None:
+    server = state.servers.get(slug)
+    if server is None:
         return NO_CHANGE
+    record = state.last_failed_task
+    if record is not None and slug_of(state, record.event.server) == slug:
+        state.last_failed_task = None
+    del state.servers[slug]
+    state.slugs = {key: kept for key, kept in state.slugs.items() if kept != slug}
     was_on = state.reload_failure
     for flagged in (state.failing, state.aborted):
         for task in [task for task in flagged if task.startswith(f"{slug}|")]:
             del flagged[task]
-    record = state.last_failed_task
-    if record is not None and server_slug(record.event.server) == slug:
-        state.last_failed_task = None
     return Change(site=True, flag_changed=was_on != state.reload_failure)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,6 +22,31 @@ def server_slug(host: str) -> str:
     """
     slug = _UNSAFE.sub("_", host.strip().lower()).strip("_")[:MAX_SLUG_CHARS] or "unknown"
     return f"server_{slug}" if slug in RESERVED_SLUGS else slug
+
+
+@lru_cache(maxsize=4096)
+def host_key(host: str) -> str:
+    """What makes two host names the same server: Windows host names ignore case."""
+    return host.strip().lower()
+
+
+def distinct_slug(host: str, taken: Container[str]) -> str:
+    """The slug of a host name seen for the first time, given the slugs other hosts hold.
+
+    Without a collision it is `server_slug(host)`, so a host's topics never move when others
+    come and go. A host whose slug another host already holds (`QS.01` after `qs_01`) gets
+    that slug with a short hash of its own name appended: distinct, and the same every time.
+    """
+    slug = server_slug(host)
+    if slug not in taken:
+        return slug
+    digest = hashlib.sha256(host_key(host).encode()).hexdigest()
+    for length in range(6, len(digest) + 1, 2):  # longer only if a host is named like a hash
+        suffix = f"_{digest[:length]}"
+        candidate = slug[: MAX_SLUG_CHARS - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+    raise AssertionError("unreachable: sha256 prefixes of every length are taken")
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,7 +158,13 @@ def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[Di
             "mdi:account-multiple",
             "sessions",
             json_attributes_topic=state_topic,
-            json_attributes_template="{{ {'users': value_json.users} | tojson }}",
+            # A bounded list: HA stores at most 16 KiB of attributes (the full list stays
+            # on the state topic).
+            json_attributes_template=(
+                "{{ {'users': value_json.users_preview, "
+                "'user_count': value_json.active_users, "
+                "'users_truncated': value_json.users_truncated} | tojson }}"
+            ),
         ),
         counter("active_users", "Active users", "mdi:account-group", "users"),
         counter("active_connections", "Active connections", "mdi:lan-connect", "connections"),

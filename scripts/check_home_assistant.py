@@ -1,11 +1,14 @@
 """Point a real Home Assistant at a real bridge and report what it made of the discovery configs.
 
 Usage: scripts/check-home-assistant [VENV]   (VENV: a virtualenv with `homeassistant` installed)
+SESSIONS=5000 scripts/check-home-assistant  adds that many sessions on one server (QSWIN01), to
+see that no entity's attributes pass the recorder's 16 KiB ("exceed maximum size").
 
 Starts mosquitto, the bridge and Home Assistant on loopback (free ports, temporary folders),
 sends the test events, then checks: every expected entity exists with its entity id, the states
 follow the events (read through HA's own mqtt_statestream), and HA logged no warning or error
-that mentions MQTT or qlik2mqtt. Stops everything it started. Exit 0 when all holds.
+that mentions MQTT or qlik2mqtt, or any attribute size. The recorder is on, as in a usual
+installation. Stops everything it started. Exit 0 when all holds.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +43,12 @@ EXPECTED = {
     "event.qlik_sense_qswin01_reload_task": None,
 }
 DEADLINE = 240.0
+SESSION_COUNTS = (
+    "sensor.qlik_sense_site_active_sessions",
+    "sensor.qlik_sense_site_active_users",
+    "sensor.qlik_sense_qswin01_active_sessions",
+    "sensor.qlik_sense_qswin01_active_users",
+)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -73,6 +83,7 @@ def main() -> int:
         "homeassistant:\n  name: qlik2mqtt check\n  latitude: 0\n  longitude: 0\n"
         "  elevation: 0\n  unit_system: metric\n  time_zone: UTC\n"
         "logger:\n  default: info\n"
+        "recorder:\n  commit_interval: 1\n"
         "mqtt_statestream:\n  base_topic: hastate\n  publish_attributes: true\n"
     )
     entry = {
@@ -142,13 +153,20 @@ def main() -> int:
             ],
             check=True,
         )
+        sessions = int(os.environ.get("SESSIONS", "0"))
+        send_sessions(user_port, sessions)
         wait_until(
             lambda: "qlik_sense_qswin01_reload_task" in registry.read_text(),
             "the server's entities (HA saves its registry after about 10 s)",
             60,
         )
-        states = read_states(mqtt_port, settle=2.0)
-        return report(registry, states, log)
+        states = read_states(mqtt_port, settle=2.0 + sessions / 1000)
+        expected = dict(EXPECTED)
+        for entity_id in SESSION_COUNTS:
+            expected[entity_id] = str(2 + sessions)
+        # First: a warning about the attributes comes when the recorder writes them.
+        stored = check_recorded(config / "home-assistant_v2.db", 2 + sessions) if sessions else 0
+        return report(registry, states, log, expected) | stored
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -158,6 +176,35 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
         print(f"logs and config kept in {work}")
+
+
+def send_sessions(port: int, count: int) -> None:
+    """`count` session starts on QSWIN01, long names, paced below what a receive buffer holds."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for number in range(count):
+            name = f"user{number:05}-" + "x" * 40
+            sock.sendto(f"QSWIN01;Start session;CORP;{name}".encode(), ("127.0.0.1", port))
+            if number % 200 == 199:
+                time.sleep(0.05)
+
+
+def check_recorded(database: Path, users: int) -> int:
+    """That the recorder stored the sessions sensor's attributes (it drops what is too big).
+    The recorder writes thousands of event states first: it is waited for (bounded)."""
+    rows: list[tuple[str]] = []
+
+    def recorded() -> bool:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            rows[:] = db.execute(
+                "SELECT shared_attrs FROM state_attributes WHERE shared_attrs LIKE ?",
+                (f'%"user_count":{users}%',),
+            ).fetchall()
+        return bool(rows)
+
+    wait_until(recorded, "the recorder to store the sessions sensor's attributes", 120)
+    sizes = [len(row[0].encode()) for row in rows]
+    print(f"recorded attributes with user_count {users}: {len(rows)} rows, bytes {sizes}")
+    return 0 if rows and max(sizes) < 16384 else 1
 
 
 def read_states(port: int, settle: float) -> dict[str, str]:
@@ -175,11 +222,13 @@ def read_states(port: int, settle: float) -> dict[str, str]:
     return states
 
 
-def report(registry: Path, states: dict[str, str], log: Path) -> int:
+def report(
+    registry: Path, states: dict[str, str], log: Path, expected_states: dict[str, str | None]
+) -> int:
     entities = json.loads(registry.read_text())["data"]["entities"]
     created = {e["entity_id"] for e in entities if e["platform"] == "mqtt"}
     problems = []
-    for entity_id, expected in EXPECTED.items():
+    for entity_id, expected in expected_states.items():
         state = states.get(entity_id)
         mark = "ok"
         if entity_id not in created:
@@ -193,7 +242,7 @@ def report(registry: Path, states: dict[str, str], log: Path) -> int:
         problems.append(f"unexpected entity {extra}")
     for line in log.read_text().splitlines():
         if (" WARNING " in line or " ERROR " in line) and (
-            "mqtt" in line.lower() or "qlik" in line.lower()
+            "mqtt" in line.lower() or "qlik" in line.lower() or "maximum size" in line
         ):
             problems.append(line)
     print("\n".join(["", *problems]) if problems else "\nall entities created, no warnings")

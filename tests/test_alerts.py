@@ -196,3 +196,28 @@ def test_every_example_in_the_alert_lights_doc_is_a_valid_output(tmp_path: Path)
         "params": {"id": 0, "on": True},
     }
     assert loaded[3].on == {"state": "ON", "color": {"hex": "#ff0000"}, "brightness": 254}
+
+
+async def test_an_abort_lamp_goes_off_by_itself_with_auto_clear(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    sub = await Subscriber(mosquitto.port).start("cmnd/#")
+    config = bridge_config(
+        tmp_path,
+        mosquitto.port,
+        alerts={"outputs": [{"topic": LAMP, "on": "ON", "off": "OFF", "when": "any_task_aborted"}]},
+        homeassistant__enabled=False,
+        sessions__stale_after=4.0,  # the expiry runs every second
+        tasks__auto_clear_after=1.0,
+    )
+    bridge = await RunningBridge(config).start()
+    try:
+        await sub.wait_for(LAMP, lambda m: m.payload == b"OFF")
+        mark = sub.mark()
+        bridge.tasks.send(ABORT)
+        await sub.wait_for(LAMP, lambda m: m.payload == b"ON", since=mark)
+        mark = sub.mark()
+        await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark, timeout=10)
+    finally:
+        await sub.stop()
+        await bridge.close()

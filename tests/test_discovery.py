@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import jinja2
+import orjson
 import pytest
 
 from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
@@ -183,3 +184,57 @@ def test_value_templates_render_against_real_payloads(busy: bool) -> None:
         last = rendered["sensor.qlik_sense_qswin01_last_failed_task"]
         assert last.startswith("Reload xxx")
         assert len(last) == 255  # Home Assistant's state length limit
+
+
+HA_MAX_ATTRIBUTE_BYTES = 16_384
+"""Home Assistant's recorder stores no attributes past this (MAX_STATE_ATTRS_BYTES), and warns."""
+
+
+def sessions_attributes(names: list[tuple[str, str]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The server payload of these (directory, user) sessions, and the attributes Home
+    Assistant's active-sessions sensor would store from it (its own keys included)."""
+    state = BridgeState()
+    for directory, who in names:
+        event = UserEvent(
+            event_type=UserEventType.SESSION_START,
+            server="QSWIN01",
+            source_format=SourceFormat.XML,
+            user_directory=directory,
+            user_id=who,
+        )
+        apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
+    payload = server_payload(state.servers["qswin01"])
+    sensor = next(p for _, p in ENTITIES if p["unique_id"] == "qlik2mqtt_qswin01_active_sessions")
+    attributes = json.loads(render(sensor["json_attributes_template"], payload))
+    stored = {
+        **attributes,
+        "state_class": sensor["state_class"],
+        "unit_of_measurement": sensor["unit_of_measurement"],
+        "icon": sensor["icon"],
+        "friendly_name": "Qlik Sense QSWIN01 Active sessions",
+    }
+    return payload, stored
+
+
+@pytest.mark.parametrize("length", [8, 250, 20_000])
+def test_the_sessions_sensor_attributes_stay_under_16_kib_with_5000_users(length: int) -> None:
+    """Long names with characters that take more than a byte each (`€`, `\\`, `"`)."""
+    names = [("DOMÄNE", f'{number:05}"€' + "ü" * length) for number in range(5_000)]
+    payload, stored = sessions_attributes(names)
+    assert len(orjson.dumps(stored)) < HA_MAX_ATTRIBUTE_BYTES
+    assert len(payload["users"]) == 5_000  # the full list stays on the state topic
+    assert stored["user_count"] == 5_000
+    assert stored["users_truncated"] is True
+    shown = stored["users"]
+    assert shown == payload["users"][: len(shown)]  # the first ones, sorted
+    if length < 1_000:
+        assert len(shown) > 10
+    else:
+        assert shown == []  # one name alone would not fit: none, and the count still says
+
+
+def test_a_small_site_shows_every_user() -> None:
+    payload, stored = sessions_attributes([("CORP", "anna"), ("CORP", "bob")])
+    assert stored["users"] == ["CORP\\anna", "CORP\\bob"] == payload["users"]
+    assert stored["user_count"] == 2
+    assert stored["users_truncated"] is False

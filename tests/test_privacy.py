@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.privacy import Privacy
+from bridge.privacy import Mode, Privacy
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber
 
@@ -65,3 +65,19 @@ async def test_no_user_name_in_any_message(tmp_path: Path, mosquitto: Mosquitto,
     finally:
         await bridge.close()
         await sub.stop()
+
+
+@pytest.mark.parametrize("mode", ["hashed", "omitted"])
+def test_redaction_replaces_the_user_id_only_where_it_stands_alone(mode: Mode) -> None:
+    privacy = Privacy(mode, "s")
+    token = privacy.user_id("ad") or "[user]"
+    text = "User CORP\\ad loaded Admin's app for ad-hoc use by x.ad, then AD logged off (ad)."
+    expected = (
+        f"User CORP\\{token} loaded Admin's app for ad-hoc use by x.ad, "
+        f"then {token} logged off ({token})."
+    )
+    assert privacy.redact(text, "ad") == expected
+    assert (
+        privacy.redact("Reloaded 'Sales' for j.doe.", "j.doe")
+        == f"Reloaded 'Sales' for {privacy.user_id('j.doe') or '[user]'}."
+    )

@@ -143,6 +143,22 @@ def test_auto_clear_after() -> None:
     assert not state.reload_failure
 
 
+def test_auto_clear_after_clears_aborts_too() -> None:
+    """An any_task_aborted lamp goes off by itself, like the failure flag."""
+    settings = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=300.0)
+    state = BridgeState()
+    apply_event(state, task(TaskEventType.TASK_ABORTED, "t1"), 0.0, settings)
+    apply_event(state, task(TaskEventType.TASK_ABORTED, "t2"), 250.0, settings)
+    assert not expire(state, 200.0, settings).any
+    first = expire(state, 301.0, settings)
+    assert first.site  # the site topic (failing and aborted counts) is published again
+    assert not first.flag_changed  # reload_failure was never on
+    assert list(state.aborted) == ["qs1|t2"]
+    assert expire(state, 551.0, settings).site
+    assert not state.aborted
+    assert state.servers["qs1"].tracked_tasks == 0
+
+
 def test_server_names_are_topic_safe_keys() -> None:
     state = BridgeState()
     apply_event(state, user(UserEventType.SESSION_START, "x", server="QS/+#\0EVIL"), 0.0, SETTINGS)

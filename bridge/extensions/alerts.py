@@ -45,7 +45,7 @@ class AlertOutputs(Extension):
 
     def on_event(self, event: Event, received_at: float) -> None:
         for index, output in enumerate(self._outputs):
-            if output.blink is not None and raises(output.when, event):
+            if output.blink is not None and raises(self.context.state, output.when, event):
                 self._start_blink(index, output)
 
     def on_change(self, change: Change) -> None:

@@ -13,7 +13,7 @@ from bridge.events import Event, UserEvent
 from bridge.extensions import Context, Extension
 from bridge.mqtt.outbox import OutMessage
 from bridge.payloads import encode, event_payload
-from bridge.topics import server_slug
+from bridge.state import slug_of
 
 NEW_SERVER_HOLD = 1.0
 """Seconds a new server's first events wait for Home Assistant to subscribe."""
@@ -36,7 +36,7 @@ class EventTopics(Extension):
 
     def on_event(self, event: Event, received_at: float) -> None:
         topics = self.context.topics
-        slug = server_slug(event.server)
+        slug = slug_of(self.context.state, event.server)
         topic = topics.user_event(slug) if isinstance(event, UserEvent) else topics.task_event(slug)
         message = OutMessage(
             topic, encode(event_payload(event, received_at, self.context.privacy)), self._qos
