@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -288,6 +289,49 @@ def test_test_slack_posts_in_the_configured_layout(tmp_path: Path, slack: SlackS
 # Faults: each of these lost messages or stopped the sink before the sink was made robust.
 
 
+@pytest.mark.usefixtures("quick_retries")
+async def test_a_hanging_slack_times_out_is_retried_within_bounds_and_shutdown_does_not_wait(
+    tmp_path: Path, mosquitto: Mosquitto, hanging: HangingServer
+) -> None:
+    settings = {
+        "enabled": True,
+        "webhook_url": f"{hanging.url}/services/T0/B0/SECRETPATH",
+        "timeout": "1s",
+        "task_events": {"min_interval": 60},
+    }
+    with capture_logs() as logs:
+        bridge, sub = await start(tmp_path, mosquitto, settings)
+        try:
+            started = time.monotonic()
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution="e1"))
+            stats = await sub.wait_json(
+                "qlik2mqtt/bridge/stats", lambda p: p["slack_failed"] == 1, timeout=15
+            )
+            gave_up_after = time.monotonic() - started
+            assert stats["slack_sent"] == 0
+            assert hanging.connections == 3  # MAX_ATTEMPTS, each timed out, then no more
+            # Three timeouts of 1 s and two short backoffs: bounded, not minutes.
+            assert 3.0 <= gave_up_after < 6.0
+            # One more failure in flight and one folded behind it when the bridge stops.
+            bridge.tasks.send(FAILURE.format(task="tid-2", execution="e1"))
+            await asyncio.to_thread(hanging.wait_for, 4)
+            bridge.tasks.send(FAILURE.format(task="tid-2", execution="e2"))
+            await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 3)
+            stopping = time.monotonic()
+            await bridge.stop()
+            stopped_in = time.monotonic() - stopping
+        finally:
+            await sub.stop()
+            await bridge.close()
+    assert stopped_in < sink.STOP_GRACE + 1.0, stopped_in  # the grace, not Slack's timeout
+    failed = logged(logs, "Slack message not delivered")
+    assert failed
+    assert "timed out" in failed[0]["reason"]
+    assert "SECRETPATH" not in str(logs)
+    left = logged(logs, "Slack messages not posted before shutdown")
+    assert [entry["count"] for entry in left] == [2]  # the one in flight and the folded summary
+
+
 async def test_an_answer_cut_short_is_retried_and_later_messages_still_go(
     tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
 ) -> None:
@@ -332,6 +376,45 @@ async def test_a_request_slack_sdk_refuses_fails_that_message_only_and_names_no_
     assert len(failed) == 1
     assert "SlackRequestError" in failed[0]["reason"]
     assert "SECRETPATH" not in str(logs)
+
+
+async def test_a_slack_worker_that_ends_is_restarted(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    with capture_logs() as logs:
+        bridge, sub = await start(tmp_path, mosquitto, webhook_config(slack))
+        try:
+            workers = [task for task in asyncio.all_tasks() if task.get_name() == "slack"]
+            assert len(workers) == 1
+            workers[0].cancel()  # something ends the worker
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+            requests = await asyncio.to_thread(slack.wait_for, 1, 10.0)
+            assert texts(requests)[0].startswith("Reload task failed: Reload Sales")
+        finally:
+            await sub.stop()
+            await bridge.close()
+    assert len(logged(logs, "Slack worker ended: restarting it")) == 1
+
+
+async def test_folded_failures_pending_at_shutdown_are_posted(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    settings = webhook_config(slack, task_events={"min_interval": 600})
+    bridge, sub = await start(tmp_path, mosquitto, settings)
+    try:
+        for execution in ("e1", "e2", "e3"):
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution=execution))
+        await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 3)
+        await asyncio.to_thread(slack.wait_for, 1)
+        await bridge.stop()  # ten minutes before the summary was due
+        assert texts(slack.requests) == [
+            "Reload task failed: Reload Sales (app Sales) on QSPROD02",
+            "Reload task failed: Reload Sales (app Sales) on QSPROD02 — "
+            "2 failures of this task since the last message",
+        ]
+    finally:
+        await sub.stop()
+        await bridge.close()
 
 
 # Slack's Web API answers HTTP 200 with {"ok": false, "error": …}.
