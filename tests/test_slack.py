@@ -368,7 +368,8 @@ async def test_a_request_slack_sdk_refuses_fails_that_message_only_and_names_no_
             bridge.users.send("QSPROD02;Start session;CORP;anna")
             requests = await asyncio.to_thread(slack.wait_for, 1, 10.0)
             assert texts(requests) == ["CORP\\anna started a session on QSPROD02"]
-            await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 1)
+            stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 1)
+            assert stats["extension_errors"] == {"slack_sink.post": 1}
         finally:
             await sub.stop()
             await bridge.close()
@@ -390,6 +391,9 @@ async def test_a_slack_worker_that_ends_is_restarted(
             bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
             requests = await asyncio.to_thread(slack.wait_for, 1, 10.0)
             assert texts(requests)[0].startswith("Reload task failed: Reload Sales")
+            stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 1)
+            assert stats["task_restarts"] == {"slack": 1}
+            assert stats["slack_failed"] == 0  # it held no message when it ended
         finally:
             await sub.stop()
             await bridge.close()

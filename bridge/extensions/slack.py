@@ -10,8 +10,11 @@ errors retry with backoff and give up after a bound; anything else fails that me
 
 Nothing is lost without a trace: a message that is not posted is counted (`slack_failed`,
 or `slack_dropped` when the queue is full or the bridge stops first) and logged, rate-limited.
-If the worker task ends anyway it is logged and restarted. At stop, folded failures still
-waiting for their summary are posted then, within a grace period.
+If the worker task ends anyway it is logged, counted (`task_restarts`, as `slack`) and
+restarted. Exceptions that are not Slack's answers (in the sink, or raised by the client) are
+also counted in `extension_errors`, as `slack_sink.deliver` and `slack_sink.post`.
+At stop, folded failures still waiting for their summary are posted then, within a grace
+period.
 """
 
 from __future__ import annotations
@@ -167,6 +170,7 @@ class SlackSink(Extension):
         else:
             error = worker.exception()
             reason = f"{type(error).__name__}: {error}" if error else "returned"
+        self.context.stats.task_restarts["slack"] += 1
         lost = self._current is not None
         if self._current is not None:  # taken from the queue, never finished
             self._current = None
@@ -190,6 +194,7 @@ class SlackSink(Extension):
                 await self._deliver(kind, message)
             except Exception as exc:  # a fault in the sink itself: this message only
                 self.context.stats.slack_failed += 1
+                self._count_error("deliver")
                 self._warn(
                     f"fault:{type(exc).__name__}",
                     "Slack message not delivered: fault in the Slack sink",
@@ -207,6 +212,8 @@ class SlackSink(Extension):
         for attempt in range(1, MAX_ATTEMPTS + 1):
             await self._pace(target)
             outcome = await self._post(kind, message)
+            if outcome.unexpected:
+                self._count_error("post")
             if outcome.ok:
                 self.context.stats.slack_sent += 1
                 self._restart_delay = RESTART_FIRST  # delivering again: restarts start short
@@ -274,6 +281,12 @@ class SlackSink(Extension):
         if allowed > now:
             await asyncio.sleep(allowed - now)
         self._next_allowed[target] = max(now, allowed) + CHANNEL_GAP
+
+    def _count_error(self, where: str) -> None:
+        """In `extension_errors` (`slack_sink.deliver`, `slack_sink.post`), beside the message
+        counters: a fault, not Slack saying no."""
+        self.context.stats.extension_errors[f"{self.name}.{where}"] += 1
+        self.context.stats.last_extension_error_at = self.context.clock()
 
     def _warn(self, key: str, event: str, **fields: object) -> None:
         """A warning, at most one per `key` in LOG_INTERVAL; the next says how many were held."""
