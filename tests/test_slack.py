@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+import bridge.extensions.slack as sink
 from bridge.config import ConfigError, load_config
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
-from tests.slack_server import SlackServer
+from tests.slack_server import HangingServer, Reply, SlackServer
 
 FAILURE = (
     "/scheduler-task-failed/;QSPROD02;Reload Sales;Sales;CORP\\svc;{task};aid-1;"
@@ -25,6 +28,36 @@ def slack() -> Iterator[SlackServer]:
     server = SlackServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingServer]:
+    server = HangingServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sink's retry and shutdown bounds, shortened so a test waits seconds, not minutes."""
+    monkeypatch.setattr(sink, "MAX_ATTEMPTS", 3)
+    monkeypatch.setattr(sink, "BACKOFF_FIRST", 0.05)
+    monkeypatch.setattr(sink, "STOP_GRACE", 1.0)
+    monkeypatch.setattr(sink, "CHANNEL_GAP", 0.05)
+
+
+def token_config(slack: SlackServer, **extra: Any) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "token": "xoxb-test-token",
+        "base_url": f"{slack.url}/api/",
+        "task_events": {"channel": "#qlik-alerts"},
+        **extra,
+    }
+
+
+def logged(logs: list[MutableMapping[str, Any]], event: str) -> list[MutableMapping[str, Any]]:
+    return [entry for entry in logs if entry["event"] == event]
 
 
 def webhook_config(slack: SlackServer, **extra: Any) -> dict[str, Any]:
@@ -251,3 +284,196 @@ def test_test_slack_posts_in_the_configured_layout(tmp_path: Path, slack: SlackS
     assert result.returncode == 0, result.stdout + result.stderr
     block = slack.wait_for(1)[0].body["blocks"][0]
     assert block["text"]["text"] == "custom: Reload Sales (qlik2mqtt test message)"
+
+
+# Faults: each of these lost messages or stopped the sink before the sink was made robust.
+
+
+@pytest.mark.usefixtures("quick_retries")
+async def test_a_hanging_slack_times_out_is_retried_within_bounds_and_shutdown_does_not_wait(
+    tmp_path: Path, mosquitto: Mosquitto, hanging: HangingServer
+) -> None:
+    settings = {
+        "enabled": True,
+        "webhook_url": f"{hanging.url}/services/T0/B0/SECRETPATH",
+        "timeout": "1s",
+        "task_events": {"min_interval": 60},
+    }
+    with capture_logs() as logs:
+        bridge, sub = await start(tmp_path, mosquitto, settings)
+        try:
+            started = time.monotonic()
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution="e1"))
+            stats = await sub.wait_json(
+                "qlik2mqtt/bridge/stats", lambda p: p["slack_failed"] == 1, timeout=15
+            )
+            gave_up_after = time.monotonic() - started
+            assert stats["slack_sent"] == 0
+            assert hanging.connections == 3  # MAX_ATTEMPTS, each timed out, then no more
+            # Three timeouts of 1 s and two short backoffs: bounded, not minutes.
+            assert 3.0 <= gave_up_after < 6.0
+            # One more failure in flight and one folded behind it when the bridge stops.
+            bridge.tasks.send(FAILURE.format(task="tid-2", execution="e1"))
+            await asyncio.to_thread(hanging.wait_for, 4)
+            bridge.tasks.send(FAILURE.format(task="tid-2", execution="e2"))
+            await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 3)
+            stopping = time.monotonic()
+            await bridge.stop()
+            stopped_in = time.monotonic() - stopping
+        finally:
+            await sub.stop()
+            await bridge.close()
+    assert stopped_in < sink.STOP_GRACE + 1.0, stopped_in  # the grace, not Slack's timeout
+    failed = logged(logs, "Slack message not delivered")
+    assert failed
+    assert "timed out" in failed[0]["reason"]
+    assert "SECRETPATH" not in str(logs)
+    left = logged(logs, "Slack messages not posted before shutdown")
+    assert [entry["count"] for entry in left] == [2]  # the one in flight and the folded summary
+
+
+async def test_an_answer_cut_short_is_retried_and_later_messages_still_go(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    slack.scripted.append(Reply(truncate=True))  # IncompleteRead in the client
+    bridge, sub = await start(tmp_path, mosquitto, webhook_config(slack))
+    try:
+        bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+        bridge.tasks.send(FAILURE.format(task="tid-2", execution="eid-2").replace("Sales;", "HR;"))
+        requests = await asyncio.to_thread(slack.wait_for, 3, 10.0)
+        sent = texts(requests)
+        assert sent[0] == sent[1]  # the first, cut short, then again
+        assert sent[2].startswith("Reload task failed: Reload HR")
+        stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 2)
+        assert (stats["slack_failed"], stats["slack_dropped"]) == (0, 0)
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+async def test_a_request_slack_sdk_refuses_fails_that_message_only_and_names_no_secret(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    """slack_sdk raises SlackRequestError, quoting the URL, for a webhook URL that is not http."""
+    settings = webhook_config(
+        slack,
+        task_events={"webhook_url": "ftp://hooks.slack.example/services/T0/B0/SECRETPATH"},
+        user_activity={"enabled": True},
+    )
+    with capture_logs() as logs:
+        bridge, sub = await start(tmp_path, mosquitto, settings)
+        try:
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+            await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_failed"] == 1)
+            bridge.users.send("QSPROD02;Start session;CORP;anna")
+            requests = await asyncio.to_thread(slack.wait_for, 1, 10.0)
+            assert texts(requests) == ["CORP\\anna started a session on QSPROD02"]
+            stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 1)
+            assert stats["extension_errors"] == {"slack_sink.post": 1}
+        finally:
+            await sub.stop()
+            await bridge.close()
+    failed = logged(logs, "Slack message not delivered")
+    assert len(failed) == 1
+    assert "SlackRequestError" in failed[0]["reason"]
+    assert "SECRETPATH" not in str(logs)
+
+
+async def test_a_slack_worker_that_ends_is_restarted(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    with capture_logs() as logs:
+        bridge, sub = await start(tmp_path, mosquitto, webhook_config(slack))
+        try:
+            workers = [task for task in asyncio.all_tasks() if task.get_name() == "slack"]
+            assert len(workers) == 1
+            workers[0].cancel()  # something ends the worker
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+            requests = await asyncio.to_thread(slack.wait_for, 1, 10.0)
+            assert texts(requests)[0].startswith("Reload task failed: Reload Sales")
+            stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 1)
+            assert stats["task_restarts"] == {"slack": 1}
+            assert stats["slack_failed"] == 0  # it held no message when it ended
+        finally:
+            await sub.stop()
+            await bridge.close()
+    assert len(logged(logs, "Slack worker ended: restarting it")) == 1
+
+
+async def test_folded_failures_pending_at_shutdown_are_posted(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    settings = webhook_config(slack, task_events={"min_interval": 600})
+    bridge, sub = await start(tmp_path, mosquitto, settings)
+    try:
+        for execution in ("e1", "e2", "e3"):
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution=execution))
+        await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 3)
+        await asyncio.to_thread(slack.wait_for, 1)
+        await bridge.stop()  # ten minutes before the summary was due
+        assert texts(slack.requests) == [
+            "Reload task failed: Reload Sales (app Sales) on QSPROD02",
+            "Reload task failed: Reload Sales (app Sales) on QSPROD02 — "
+            "2 failures of this task since the last message",
+        ]
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+# Slack's Web API answers HTTP 200 with {"ok": false, "error": …}.
+
+
+async def test_a_web_api_error_is_a_failure_not_a_post(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    slack.scripted.append(Reply(error="channel_not_found"))
+    with capture_logs() as logs:
+        bridge, sub = await start(tmp_path, mosquitto, token_config(slack))
+        try:
+            bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+            stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_failed"] == 1)
+            assert stats["slack_sent"] == 0
+            assert len(slack.requests) == 1  # retrying cannot find the channel
+        finally:
+            await sub.stop()
+            await bridge.close()
+    failed = logged(logs, "Slack message not delivered")
+    assert [(entry["target"], entry["reason"]) for entry in failed] == [
+        ("#qlik-alerts", "Slack error: channel_not_found")
+    ]
+
+
+async def test_a_web_api_ratelimited_answer_waits_for_retry_after(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    slack.scripted.extend(
+        [Reply(error="ratelimited", headers={"Retry-After": "1"}), Reply(status=502)]
+    )
+    bridge, sub = await start(tmp_path, mosquitto, token_config(slack))
+    try:
+        bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+        stats = await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["slack_sent"] == 1)
+        assert stats["slack_failed"] == 0
+        assert len(slack.requests) == 3
+        assert len(set(texts(slack.requests))) == 1
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+def test_test_slack_reports_a_web_api_error(slack: SlackServer) -> None:
+    slack.scripted.append(Reply(error="channel_not_found"))
+    env = {
+        "QLIK2MQTT_SLACK__ENABLED": "true",
+        "QLIK2MQTT_SLACK__TOKEN": "xoxb-test-token",
+        "QLIK2MQTT_SLACK__BASE_URL": f"{slack.url}/api/",
+        "QLIK2MQTT_SLACK__TASK_EVENTS__CHANNEL": "#qlik-alerts",
+    }
+    result = qlik2mqtt("test-slack", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "FAIL  task_events    #qlik-alerts: Slack error: channel_not_found"
+    ]
+    assert "xoxb-test-token" not in result.stdout + result.stderr
+    assert len(slack.requests) == 1

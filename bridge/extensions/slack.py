@@ -1,23 +1,34 @@
 """The Slack sink: failed and aborted reloads (and, if wanted, successes and user activity)
 as Slack messages, without spam and without ever blocking the MQTT path.
 
-A bounded queue sits between the pipeline and Slack; one worker posts from a thread. Each
-channel gets at most one message a second; a task that fails again within
-`task_events.min_interval` is folded into one later message ("4 failures since…"); 429 waits
-for Retry-After, 5xx and network errors retry with backoff and give up after a bound.
+A bounded queue sits between the pipeline and Slack; one worker task takes messages from it in
+order, and each post runs in a short-lived daemon thread, so neither the event loop nor the
+process's exit ever waits on Slack. Each channel gets at most one message a second; a task
+that fails again within `task_events.min_interval` is folded into one later message ("4
+failures since…"); 429 and `ratelimited` wait for Retry-After; timeouts, 5xx and network
+errors retry with backoff and give up after a bound; anything else fails that message only.
+
+Nothing is lost without a trace: a message that is not posted is counted (`slack_failed`,
+or `slack_dropped` when the queue is full or the bridge stops first) and logged, rate-limited.
+If the worker task ends anyway it is logged, counted (`task_restarts`, as `slack`) and
+restarted. Exceptions that are not Slack's answers (in the sink, or raised by the client) are
+also counted in `extension_errors`, as `slack_sink.deliver` and `slack_sink.post`.
+At stop, folded failures still waiting for their summary are posted then, within a grace
+period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 import structlog
 
 from bridge.events import Event, TaskEvent, TaskEventType, UserEvent
 from bridge.extensions import Context, Extension
 from bridge.logs import RateLimiter
-from bridge.slack_client import Kind, SlackPoster
+from bridge.slack_client import Kind, Outcome, SlackPoster
 from bridge.slack_layout import SlackLayout
 from bridge.slack_messages import SlackMessage
 from bridge.state import task_key
@@ -32,6 +43,13 @@ MAX_RETRY_AFTER = 300.0
 CHANNEL_GAP = 1.0
 """Slack allows about one message a second per channel."""
 STOP_GRACE = 3.0
+"""At stop, how long what is queued (and the folded summaries) may take to post."""
+LOG_INTERVAL = 10.0
+"""At most one log line per kind of trouble and target in this many seconds."""
+RESTART_FIRST = 0.5
+RESTART_MAX = 60.0
+MAX_HANGING_POSTS = 4
+"""Posts past their deadline whose threads still wait on Slack; beyond this, none is started."""
 _FOLDED_TYPES = frozenset(
     {
         TaskEventType.TASK_FAILED,
@@ -48,23 +66,45 @@ class SlackSink(Extension):
         self.poster = SlackPoster(self._config)
         self._queue: asyncio.Queue[tuple[Kind, SlackMessage]] = asyncio.Queue(QUEUE_MAX)
         self._worker: asyncio.Task[None] | None = None
+        self._current: tuple[Kind, SlackMessage] | None = None
+        """The message the worker is delivering (taken from the queue, not yet done)."""
+        self._stopping = False
+        self._restart: asyncio.TimerHandle | None = None
+        self._restart_delay = RESTART_FIRST
         self._last_post: dict[str, float] = {}
         self._folded: dict[str, tuple[int, TaskEvent, float]] = {}
+        self._summary_due: dict[str, asyncio.TimerHandle] = {}
         self._next_allowed: dict[str, float] = {}
-        self._drop_log = RateLimiter(10.0, context.clock)
+        self._posting: set[threading.Thread] = set()
+        self._log_limit = RateLimiter(LOG_INTERVAL, context.clock)
         self._layout = SlackLayout(self._config, context.config.qlik.base_url, context.privacy)
+        # A post may take the client's timeout for its connect and again for its answer;
+        # past this the worker stops waiting for it (the thread ends on its own).
+        self._post_deadline = 2.0 * self.poster.timeout + 1.0
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._work(), name="slack")
+        self._start_worker()
 
     async def stop(self) -> None:
-        if self._worker is None:
-            return
+        """Post the folded summaries now, give the queue STOP_GRACE to drain, then count and log
+        what is left as dropped: never lost without a word, never a hang on Slack."""
+        for key, handle in list(self._summary_due.items()):
+            handle.cancel()
+            self._summary(key)
+        # A worker that ended just now is restarted within the grace and drains the queue too.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), STOP_GRACE)
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+        left = self._queue.qsize() + int(self._current is not None)
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._worker
+        if left:
+            self.context.stats.slack_dropped += left
+            log.warning("Slack messages not posted before shutdown", count=left, waited=STOP_GRACE)
 
     def on_event(self, event: Event, received_at: float) -> None:
         if isinstance(event, UserEvent):
@@ -87,7 +127,9 @@ class SlackSink(Extension):
             count = self._folded.get(key, (0, event, received_at))[0] + 1
             if count == 1:
                 loop = asyncio.get_running_loop()
-                loop.call_later(last + settings.min_interval - received_at, self._summary, key)
+                self._summary_due[key] = loop.call_later(
+                    last + settings.min_interval - received_at, self._summary, key
+                )
             self._folded[key] = (count, event, received_at)
             return
         self._last_post[key] = received_at
@@ -95,6 +137,7 @@ class SlackSink(Extension):
 
     def _summary(self, key: str) -> None:
         """The end of a task's quiet interval: one message for the failures it folded."""
+        self._summary_due.pop(key, None)
         folded = self._folded.pop(key, None)
         if folded is None:
             return
@@ -107,42 +150,129 @@ class SlackSink(Extension):
             self._queue.put_nowait((kind, message))
         except asyncio.QueueFull:
             self.context.stats.slack_dropped += 1
-            suppressed = self._drop_log.allow("dropped")
-            if suppressed is not None:
-                log.warning("Slack queue full: message dropped", held_back=suppressed)
+            held_back = self._log_limit.allow("dropped")
+            if held_back is not None:
+                log.warning("Slack queue full: message dropped", held_back=held_back)
+
+    # The worker and its supervision.
+
+    def _start_worker(self) -> None:
+        self._restart = None
+        self._worker = asyncio.create_task(self._work(), name="slack")
+        self._worker.add_done_callback(self._worker_ended)
+
+    def _worker_ended(self, worker: asyncio.Task[None]) -> None:
+        """The worker only ends when stopped; if it ends otherwise, say so and start another."""
+        if self._stopping:
+            return
+        if worker.cancelled():
+            reason = "cancelled"
+        else:
+            error = worker.exception()
+            reason = f"{type(error).__name__}: {error}" if error else "returned"
+        self.context.stats.task_restarts["slack"] += 1
+        lost = self._current is not None
+        if self._current is not None:  # taken from the queue, never finished
+            self._current = None
+            self.context.stats.slack_failed += 1
+            self._queue.task_done()
+        log.error(
+            "Slack worker ended: restarting it",
+            reason=reason[:300],
+            message_lost=lost,
+            restart_in=self._restart_delay,
+        )
+        loop = asyncio.get_running_loop()
+        self._restart = loop.call_later(self._restart_delay, self._start_worker)
+        self._restart_delay = min(self._restart_delay * 2, RESTART_MAX)
 
     async def _work(self) -> None:
         while True:
-            kind, message = await self._queue.get()
+            self._current = await self._queue.get()
+            kind, message = self._current
             try:
                 await self._deliver(kind, message)
-            finally:
-                self._queue.task_done()
+            except Exception as exc:  # a fault in the sink itself: this message only
+                self.context.stats.slack_failed += 1
+                self._count_error("deliver")
+                self._warn(
+                    f"fault:{type(exc).__name__}",
+                    "Slack message not delivered: fault in the Slack sink",
+                    target=self.poster.target(kind),
+                    reason=f"{type(exc).__name__}: {exc}"[:300],
+                    text=message.text[:200],
+                )
+            self._current = None
+            self._queue.task_done()
 
     async def _deliver(self, kind: Kind, message: SlackMessage) -> None:
         target = self.poster.target(kind)
         delay = BACKOFF_FIRST
-        outcome = None
-        for _ in range(MAX_ATTEMPTS):
+        outcome = Outcome(False, "not tried")
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             await self._pace(target)
-            outcome = await asyncio.to_thread(self.poster.post, kind, message)
+            outcome = await self._post(kind, message)
+            if outcome.unexpected:
+                self._count_error("post")
             if outcome.ok:
                 self.context.stats.slack_sent += 1
+                self._restart_delay = RESTART_FIRST  # delivering again: restarts start short
                 return
-            if not outcome.retryable:
+            if not outcome.retryable or attempt == MAX_ATTEMPTS:
                 break
+            wait = delay
             if outcome.retry_after is not None:
-                await asyncio.sleep(min(outcome.retry_after, MAX_RETRY_AFTER))
+                wait = min(outcome.retry_after, MAX_RETRY_AFTER)
             else:
-                await asyncio.sleep(delay)
                 delay *= 2
+            self._warn(
+                f"retry:{target}",
+                "Slack post failed: trying again",
+                target=target,
+                reason=outcome.detail,
+                attempt=attempt,
+                retry_in=wait,
+            )
+            await asyncio.sleep(wait)
         self.context.stats.slack_failed += 1
-        log.warning(
+        self._warn(
+            f"{'unexpected' if outcome.unexpected else 'failed'}:{target}",
             "Slack message not delivered",
             target=target,
-            reason=outcome.detail if outcome else "?",
+            reason=outcome.detail,
+            attempts=attempt,
             text=message.text[:200],
         )
+
+    async def _post(self, kind: Kind, message: SlackMessage) -> Outcome:
+        """One post in a daemon thread of its own: a Slack that never answers holds up neither
+        the event loop nor the process's exit, and the worker waits `_post_deadline` at most."""
+        self._posting = {thread for thread in self._posting if thread.is_alive()}
+        if len(self._posting) >= MAX_HANGING_POSTS:
+            return Outcome(False, "earlier posts are still waiting for Slack", retryable=True)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Outcome] = loop.create_future()
+
+        def settle(outcome: Outcome) -> None:
+            if not answer.done():
+                answer.set_result(outcome)
+
+        def run() -> None:
+            try:
+                outcome = self.poster.post(kind, message)
+            except BaseException as exc:  # post() should not raise; if it does, say what
+                outcome = Outcome(False, f"{type(exc).__name__} in the Slack client", None)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(settle, outcome)
+
+        thread = threading.Thread(target=run, name="slack-post", daemon=True)
+        self._posting.add(thread)
+        thread.start()
+        try:
+            return await asyncio.wait_for(answer, self._post_deadline)
+        except TimeoutError:
+            detail = f"timed out (no answer within {self._post_deadline:.0f} s)"
+            return Outcome(False, detail, retryable=True)
 
     async def _pace(self, target: str) -> None:
         loop = asyncio.get_running_loop()
@@ -151,3 +281,15 @@ class SlackSink(Extension):
         if allowed > now:
             await asyncio.sleep(allowed - now)
         self._next_allowed[target] = max(now, allowed) + CHANNEL_GAP
+
+    def _count_error(self, where: str) -> None:
+        """In `extension_errors` (`slack_sink.deliver`, `slack_sink.post`), beside the message
+        counters: a fault, not Slack saying no."""
+        self.context.stats.extension_errors[f"{self.name}.{where}"] += 1
+        self.context.stats.last_extension_error_at = self.context.clock()
+
+    def _warn(self, key: str, event: str, **fields: object) -> None:
+        """A warning, at most one per `key` in LOG_INTERVAL; the next says how many were held."""
+        held_back = self._log_limit.allow(key)
+        if held_back is not None:
+            log.warning(event, held_back=held_back, **fields)
