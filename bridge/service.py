@@ -154,7 +154,9 @@ async def run(
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        for extension in extensions:
+        # Last built, first stopped: the bridge's own topics (built first) publish the final
+        # counters after the sinks have said what they could not deliver.
+        for extension in reversed(extensions):
             try:
                 await extension.stop()
             except Exception:  # its fault must not cost the others their stop, or the events

@@ -31,8 +31,7 @@ from bridge.logs import RateLimiter
 from bridge.slack_client import Kind, Outcome, SlackPoster
 from bridge.slack_layout import SlackLayout
 from bridge.slack_messages import SlackMessage
-from bridge.state import task_key
-from bridge.topics import server_slug
+from bridge.state import slug_of, task_key
 
 log = structlog.get_logger("qlik2mqtt.slack")
 
@@ -117,7 +116,9 @@ class SlackSink(Extension):
         )
         if not settings.enabled or not wanted:
             return
-        key = f"{task_key(server_slug(event.server), event)}|{event.event_type.value}"
+        key = (
+            f"{task_key(slug_of(self.context.state, event.server), event)}|{event.event_type.value}"
+        )
         last = self._last_post.get(key)
         if (
             event.event_type in _FOLDED_TYPES
