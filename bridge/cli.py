@@ -168,22 +168,27 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
 
 
 def _command(args: argparse.Namespace, config: Config) -> int:
-    from bridge.commands import CommandError, acknowledge_topic, forget_topic, send_command
+    from bridge.commands import CommandError, acknowledge_topic, forget_topic, request, send_command
     from bridge.logs import setup_logging
 
     setup_logging("warning", "console")
-    if args.command == "acknowledge":
-        topic, payload, done = acknowledge_topic(config), b"cli", "acknowledge sent"
-    else:
-        topic, payload = forget_topic(config), args.server.encode()
-        done = f"forget {args.server!r} sent"
     try:
-        asyncio.run(send_command(config, topic, payload))
+        if args.command == "acknowledge":
+            topic = acknowledge_topic(config)
+            asyncio.run(send_command(config, topic, b"cli"))
+            print(f"acknowledge sent ({topic})")
+            return 0
+        answer = asyncio.run(
+            request(config, "forget", forget_topic(config), {"server": args.server})
+        )
     except CommandError as exc:
         print(f"qlik2mqtt: {exc}", file=sys.stderr)
         return 1
-    print(f"{done} ({topic})")
-    return 0
+    if answer.get("status") == "ok":
+        print(f"forgot {args.server!r} (server {answer['data']['server']})")
+        return 0
+    print(f"qlik2mqtt: forget {args.server!r}: {answer.get('error', 'refused')}", file=sys.stderr)
+    return 1
 
 
 def _appenders(args: argparse.Namespace, config: Config) -> int:

@@ -1,8 +1,16 @@
-"""Commands to a running bridge over MQTT (`qlik2mqtt acknowledge`, `qlik2mqtt forget`)."""
+"""Commands to a running bridge over MQTT (`qlik2mqtt acknowledge`, `qlik2mqtt forget`).
+
+A command is published QoS 1; where the bridge answers (zigbee2mqtt's convention: a request
+with a `transaction`, the answer on `<base>/bridge/response/<command>` carrying it back), the
+command waits for that answer and reports it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
+from typing import Any
 
 from bridge.config import Config
 from bridge.connection import broker_settings
@@ -13,16 +21,47 @@ from bridge.topics import Topics
 
 CONNECT_TIMEOUT = 3.0
 DELIVERY_TIMEOUT = 5.0
+ANSWER_TIMEOUT = 10.0
 
 
 class CommandError(Exception):
-    """The command did not reach the broker."""
+    """The command did not reach the broker, or the bridge did not answer."""
 
 
 async def send_command(config: Config, topic: str, payload: bytes) -> None:
     """Publish one command (QoS 1) and return once the broker has acknowledged it."""
+    await _exchange(config, topic, payload, None)
+
+
+async def request(config: Config, command: str, topic: str, data: dict[str, Any]) -> Any:
+    """Publish `data` with a new transaction id on `topic` and return the bridge's answer on
+    `bridge/response/<command>` (a dict with `status`, and `data` or `error`)."""
+    transaction = uuid.uuid4().hex[:12]
+    payload = json.dumps({**data, "transaction": transaction}).encode()
+    response_topic = Topics(config.mqtt.base_topic).response(command)
+    return await _exchange(config, topic, payload, (response_topic, transaction))
+
+
+async def _exchange(
+    config: Config, topic: str, payload: bytes, answer: tuple[str, str] | None
+) -> Any:
     settings = broker_settings(config, "cli")
-    link = MqttLink(settings, Stats())
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[Any] = loop.create_future()
+
+    def on_message(received_topic: str, received: bytes) -> None:
+        if answer is None or received_topic != answer[0] or answered.done():
+            return
+        try:
+            data = json.loads(received)
+        except ValueError:
+            return
+        if isinstance(data, dict) and data.get("transaction") == answer[1]:
+            answered.set_result(data)
+
+    link = MqttLink(settings, Stats(), on_message=on_message)
+    if answer is not None:
+        link.subscribe(answer[0])
     link.start()
     try:
         await asyncio.wait_for(link.wait_connected(), CONNECT_TIMEOUT)
@@ -32,8 +71,19 @@ async def send_command(config: Config, topic: str, payload: bytes) -> None:
             f"cannot reach the MQTT broker at {settings.host}:{settings.port}"
         ) from None
     link.enqueue(OutMessage(topic, payload, qos=1))
-    if await link.close(DELIVERY_TIMEOUT):
-        raise CommandError("the broker did not acknowledge the command")
+    try:
+        if answer is None:
+            return None
+        try:
+            return await asyncio.wait_for(answered, ANSWER_TIMEOUT)
+        except TimeoutError:
+            raise CommandError(
+                f"no answer from the bridge within {ANSWER_TIMEOUT:.0f} s on {answer[0]} "
+                "(is it running on this broker, with this command enabled?)"
+            ) from None
+    finally:
+        if await link.close(DELIVERY_TIMEOUT):
+            raise CommandError("the broker did not acknowledge the command")
 
 
 def acknowledge_topic(config: Config) -> str:

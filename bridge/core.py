@@ -123,18 +123,19 @@ class Bridge:
         log.info("reload failure acknowledged", via=source, was_on=change.flag_changed)
         self._changed(change)
 
-    def forget(self, server: str, source: str) -> bool:
-        """Forget a server (its host name or slug): state, retained topics, HA entities."""
+    def forget(self, server: str, source: str) -> str | None:
+        """Forget a server (its host name or slug): state, retained topics, HA entities.
+        Returns its slug, or None when there was no such server."""
         slug = find_server(self.state, server) or server_slug(server)
         change = forget_server(self.state, slug)
         if not change.any:
             log.warning("forget: no such server", server=server, via=source)
-            return False
+            return None
         log.info("server forgotten", server=slug, via=source)
         for extension in self._extensions:
             self.guard.call(extension.name, "on_forget", partial(extension.on_forget, slug))
         self._changed(change)
-        return True
+        return slug
 
     def expire(self) -> None:
         change = expire(self.state, self._clock(), self._settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from bridge.health import Facts, HealthWriter, health_path
 from bridge.listener import SourceFilter, open_listener
 from bridge.logs import RateLimiter
 from bridge.mqtt import MqttLink
+from bridge.payloads import encode
 from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
 from bridge.privacy import Privacy, configured_privacy
 from bridge.state import BridgeState
@@ -221,7 +223,13 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
         if topic == topics.acknowledge and config.commands.acknowledge:
             bridge.acknowledge("mqtt")
         elif topic == topics.forget and config.commands.forget:
-            bridge.forget(payload.decode("utf-8", errors="replace").strip(), "mqtt")
+            server, transaction = forget_request(payload)
+            forgotten = bridge.forget(server, "mqtt") if server else None
+            link.publish_now(
+                topics.response("forget"),
+                encode(forget_response(server, forgotten, transaction)),
+                retain=False,
+            )
         for extension in extensions:
             if topic in extension.subscriptions():
                 bridge.guard.call(
@@ -257,6 +265,35 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
     for extension in extensions:
         bridge.guard.call(extension.name, "start", extension.start)
     return Wired(bridge, link, extensions, topics)
+
+
+def forget_request(payload: bytes) -> tuple[str, object]:
+    """`forget`'s payload: a host name or slug as plain text (Butler-style), or JSON
+    `{"server": "…", "transaction": …}`. Returns (server, transaction)."""
+    text = payload.decode("utf-8", errors="replace").strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return "", None
+        if isinstance(data, dict):
+            server = data.get("server")
+            return (server.strip() if isinstance(server, str) else ""), data.get("transaction")
+    return text, None
+
+
+def forget_response(server: str, forgotten: str | None, transaction: object) -> dict[str, object]:
+    """The answer on `bridge/response/forget`: ok with the server's slug, or the reason."""
+    answer: dict[str, object]
+    if forgotten:
+        answer = {"status": "ok", "data": {"server": forgotten}}
+    elif not server:
+        answer = {"status": "error", "error": 'no server named: send a host name or {"server": …}'}
+    else:
+        answer = {"status": "error", "error": f"no such server: {server}"}
+    if transaction is not None:
+        answer["transaction"] = transaction
+    return answer
 
 
 def _privacy(config: Config) -> Privacy:

@@ -75,6 +75,10 @@ class Topics:
     def forget(self) -> str:
         return f"{self.base}/bridge/forget"
 
+    def response(self, command: str) -> str:
+        """Where the bridge answers a command (zigbee2mqtt's bridge/response convention)."""
+        return f"{self.base}/bridge/response/{command}"
+
     @property
     def site(self) -> str:
         return f"{self.base}/site"

@@ -117,7 +117,10 @@ async def test_forget_removes_the_device_and_its_state(
 
         result = await asyncio.to_thread(cli, "forget", "QSPROD02", port=mosquitto.port)
         assert result.returncode == 0, result.stderr
-        assert "forget 'QSPROD02' sent" in result.stdout
+        assert result.stdout.strip() == "forgot 'QSPROD02' (server qsprod02)"
+        nope = await asyncio.to_thread(cli, "forget", "QSPROD02", port=mosquitto.port)
+        assert nope.returncode == 1  # nothing left to forget: said, not "sent"
+        assert "forget 'QSPROD02': no such server: QSPROD02" in nope.stderr
 
         await sub.wait_for("qlik2mqtt/qsprod02", lambda m: m.payload == b"", since=mark)
         for topic in server_topics:
@@ -190,3 +193,25 @@ async def test_a_new_servers_first_event_reaches_a_subscriber_that_follows_disco
     finally:
         await follower.stop()
         await discovery.stop()
+
+
+async def test_forget_answers_each_request_on_the_response_topic(
+    bridge: RunningBridge, mosquitto: Mosquitto
+) -> None:
+    """zigbee2mqtt's convention: the answer carries the request's transaction back."""
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/bridge/response/#", "qlik2mqtt/qs1")
+    try:
+        bridge.users.send("QS1;Start session;CORP;anna")
+        await sub.wait_json("qlik2mqtt/qs1", lambda p: p["active_sessions"] == 1)
+        sub.publish("qlik2mqtt/bridge/forget", b'{"server": "nope", "transaction": 7}')
+        sub.publish("qlik2mqtt/bridge/forget", b'{"server": "QS1", "transaction": "t-2"}')
+        sub.publish("qlik2mqtt/bridge/forget", b"{not json")
+        answers = await sub.wait_count("qlik2mqtt/bridge/response/forget", 3)
+        assert [a.json() for a in answers] == [
+            {"status": "error", "error": "no such server: nope", "transaction": 7},
+            {"status": "ok", "data": {"server": "qs1"}, "transaction": "t-2"},
+            {"status": "error", "error": 'no server named: send a host name or {"server": …}'},
+        ]
+        assert not any(a.retain for a in answers)
+    finally:
+        await sub.stop()
