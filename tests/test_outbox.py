@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from bridge.mqtt.outbox import Outbox, OutMessage
+from bridge.mqtt.outbox import MEMORY_HIGH, SPOOL_BATCH, Outbox, OutMessage
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber
 
@@ -97,3 +98,41 @@ async def test_qos_0_events_from_disk_are_not_sent_again_after_a_restart(
         await bridge.close()
         await sub.stop()
     assert len(Outbox(path, 100, lambda n: None)) == 0
+
+
+def test_a_burst_beyond_the_memory_mark_waits_on_disk_in_order(tmp_path: Path) -> None:
+    """Online, a backlog past MEMORY_HIGH costs disk, not memory; order is kept across the
+    three places an event can wait (memory, disk, the batch on its way to disk)."""
+    outbox = Outbox(tmp_path / "o.sqlite", 100_000, lambda n: None)
+    outbox.set_online(True)
+    count = MEMORY_HIGH + 3 * SPOOL_BATCH + 123
+    for number in range(count):
+        outbox.put(msg(number))
+    assert len(outbox) == count
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:
+        on_disk = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    assert on_disk == 3 * SPOOL_BATCH  # full batches went to disk; 123 wait for the next
+    assert drain(outbox) == [str(n) for n in range(count)]
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_a_lost_connection_mid_burst_puts_what_memory_held_before_what_disk_holds(
+    tmp_path: Path,
+) -> None:
+    """Events past the memory mark wait on disk; when the connection drops, the older ones
+    that were in memory or in flight must still come first (they had no rows yet)."""
+    outbox = Outbox(tmp_path / "o.sqlite", 100_000, lambda n: None)
+    outbox.set_online(True)
+    count = MEMORY_HIGH + 2 * SPOOL_BATCH
+    for number in range(count):
+        outbox.put(msg(number))
+    sent = outbox.take(3000)
+    outbox.acked(sent[:1000])  # the broker took the first thousand
+    outbox.set_online(False)
+    outbox.spill(sent[1000:])  # the rest of those sent were never acknowledged
+    outbox.put(msg(count))  # offline now: on disk, behind everything
+    outbox.close([])
+    again = Outbox(tmp_path / "o.sqlite", 100_000, lambda n: None)  # and across a restart
+    again.set_online(True)
+    assert drain(again) == [str(n) for n in range(1000, count + 1)]

@@ -121,6 +121,7 @@ class Drain:
                     break
                 self._send(connection, batch)
                 await asyncio.sleep(0)  # let the UDP listener read between batches
+                self.step()  # what was acknowledged meanwhile: settled as the burst goes on
                 connection = self._connection
             if not len(self.outbox) and not self.in_flight:
                 self.idle.set()

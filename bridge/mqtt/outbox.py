@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOAD_BATCH = 500
+MEMORY_HIGH = 5_000
+"""Events waiting in memory while the broker is up; a burst beyond waits on disk (in batches of
+SPOOL_BATCH), so a burst costs disk, not memory (about 0.9 KB an event)."""
+SPOOL_BATCH = 500
 DISK_RETRY = 5.0
+FROM_START = -(2**63)
+"""Below every row id: the rows put back in front by `spill` may have ids below zero."""
 """Seconds between attempts to use a disk that failed."""
 
 
@@ -58,7 +64,7 @@ class Outbox:
         """Events that should be on disk, behind its rows, while the disk fails."""
         self._online = False
         self._db: sqlite3.Connection | None = None
-        self._loaded_up_to = 0
+        self._loaded_up_to = FROM_START
         self._disk_waiting = 0
         self._disk_failed_at: float | None = None
         if path is not None:
@@ -78,11 +84,17 @@ class Outbox:
     def put(self, message: OutMessage) -> None:
         if len(self) >= self._max:
             self._drop_oldest()
-        if self._path is None or (self._online and not self._disk_waiting and not self._overflow):
+        if self._path is None or (
+            self._online
+            and not self._disk_waiting
+            and not self._overflow
+            and len(self._memory) < MEMORY_HIGH
+        ):
             self._memory.append(message)
             return
         self._overflow.append(message)
-        self._spool()
+        if not self._online or len(self._overflow) >= SPOOL_BATCH:
+            self._spool()  # offline: each event on disk as it comes (a restart keeps it)
 
     def take(self, limit: int) -> list[OutMessage]:
         """The next messages to send, oldest first."""
@@ -121,14 +133,13 @@ class Outbox:
         if self._db is None or not self.disk_ok:
             self._memory.extend(waiting)
             return
-        inserted = [message for message in waiting if message.row is None]
         try:
-            self._insert_all(inserted)
+            first = self._put_in_front(waiting)
         except sqlite3.Error as exc:
             self._memory.extend(waiting)
             self._disk_error("write", exc)
             return
-        self._loaded_up_to = 0  # rows loaded but not acknowledged are sent again
+        self._loaded_up_to = first - 1  # from the front: what was loaded is sent again
         self._disk_waiting = self._count()
         self._spool()
 
@@ -193,6 +204,45 @@ class Outbox:
     def _disk_error(self, action: str, exc: Exception) -> None:
         self._disk_failed_at = self._clock()
         self._on_disk_error(action, exc)
+
+    def _put_in_front(self, waiting: list[OutMessage]) -> int:
+        """Write `waiting` (oldest first) to disk ahead of every row there, in one
+        transaction; returns the first id. Rows some of them already had are rewritten, so
+        the order on disk is the order of delivery whatever path each event took."""
+        assert self._db is not None
+        rows = {id(message): message.row for message in waiting}
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "DELETE FROM outbox WHERE id = ?",
+                    [(message.row,) for message in waiting if message.row is not None],
+                )
+                lowest = self._db.execute("SELECT MIN(id) FROM outbox").fetchone()[0]
+                if lowest is None:
+                    sequence = self._db.execute(
+                        "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"
+                    ).fetchone()
+                    lowest = (sequence[0] if sequence else 0) + 1
+                first = int(lowest) - len(waiting)
+                for offset, message in enumerate(waiting):
+                    self._db.execute(
+                        "INSERT INTO outbox (id, topic, payload, qos, retain) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (
+                            first + offset,
+                            message.topic,
+                            message.payload,
+                            message.qos,
+                            int(message.retain),
+                        ),
+                    )
+                    message.row = first + offset
+        except sqlite3.Error:
+            for message in waiting:
+                message.row = rows[id(message)]  # rolled back: as they were
+            raise
+        return first
 
     def _insert_all(self, messages: Iterable[OutMessage]) -> None:
         """Append rows in one transaction: all of them or, on an error, none (rows unset)."""
