@@ -19,7 +19,7 @@ from bridge import __version__
 from bridge.cli import main
 from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.parse import parse_datagram
-from bridge.testevents import sample_events
+from bridge.testevents import Sample, sample_events
 from tests.bridge_runner import RunningBridge
 from tests.helpers import Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
@@ -97,6 +97,61 @@ async def test_send_test_events_fills_the_topics(
             2,
         )
         await sub.wait_count(f"{BASE}/qswin01/event/task", 2)  # the repeated failure folded
+    finally:
+        await sub.stop()
+
+
+def test_each_run_has_new_execution_ids_for_the_same_tasks() -> None:
+    def ids(run: list[Sample], key: str) -> list[str]:
+        return [s.properties[key] for s in run if s.port_kind == "task"]
+
+    first, second = sample_events("QSTEST"), sample_events("QSTEST")
+    assert ids(first, "TaskId") == ids(second, "TaskId")
+    assert not set(ids(first, "ExecutionId")) & set(ids(second, "ExecutionId"))
+    # Within a run the failure is logged twice with one execution id, and folded.
+    assert ids(first, "ExecutionId")[0] == ids(first, "ExecutionId")[1]
+
+
+@pytest.mark.parametrize("layout", ["xml", "legacy"])
+async def test_a_second_run_within_the_dedup_window_lights_the_lamp_again(
+    bridge: RunningBridge, mosquitto: Mosquitto, tmp_path: Path, layout: str
+) -> None:
+    """README: send the test events, acknowledge, send them again: the flag goes ON again."""
+    assert bridge.config.tasks.dedup_window >= 60
+    env = bridge_env(mosquitto.port, tmp_path)
+    send = (
+        "send-test-events",
+        "--format",
+        layout,
+        "--user-port",
+        str(bridge.config.udp.user_activity_port),
+        "--task-port",
+        str(bridge.config.udp.task_port),
+    )
+    sub = await Subscriber(mosquitto.port).start(f"{BASE}/#")
+
+    async def run_then_acknowledge(failed_so_far: int) -> None:
+        mark = sub.mark()
+        result = await asyncio.to_thread(qlik2mqtt, *send, env=env)
+        assert result.returncode == 0, result.stderr
+        site = await sub.wait_json(
+            f"{BASE}/site", lambda p: p["failed_tasks"] == failed_so_far, since=mark
+        )
+        assert site["reload_failure"] == "ON"
+        mark = sub.mark()
+        acknowledged = await asyncio.to_thread(qlik2mqtt, "acknowledge", env=env)
+        assert acknowledged.returncode == 0, acknowledged.stderr
+        await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "OFF", since=mark)
+
+    try:
+        await run_then_acknowledge(1)
+        await run_then_acknowledge(2)  # at once: well within tasks.dedup_window
+        failures = [m.json() for m in sub.on(f"{BASE}/qswin01/event/task")]
+        failed = [e for e in failures if e["event_type"] == "task_failed"]
+        assert len(failed) == 2  # one per run: each run's repeat folded, the runs not
+        assert failed[0]["execution_id"] != failed[1]["execution_id"]
+        stats = await sub.wait_json(f"{BASE}/bridge/stats", lambda p: p["datagrams"] >= 18)
+        assert stats["duplicates"] == 2
     finally:
         await sub.stop()
 
