@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -155,16 +156,66 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
     user_port = args.user_port or config.udp.user_activity_port
     task_port = args.task_port or config.udp.task_port
     try:
+        refusal = _refusal(config, args.host, user_port)
         count = send_test_events(args.host, user_port, task_port, args.format, args.server)
     except OSError as exc:
         print(f"qlik2mqtt: cannot send to {args.host}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(
         f"sent {count} {args.format} datagrams as server {args.server!r} to "
-        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port})\n"
-        f"watch them: mosquitto_sub -t '{config.mqtt.base_topic}/#' -v"
+        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port})"
     )
+    if refusal is not None:
+        # Sent all the same: the bridge counts them (source_not_allowed) and logs the sender,
+        # which confirms what this says. Exit 1: the events the command is for will not appear.
+        print(f"qlik2mqtt: {refusal}", file=sys.stderr)
+        return 1
+    print(f"watch them: {_watch_hint(config)}")
     return 0
+
+
+def _refusal(config: Config, host: str, port: int) -> str | None:
+    """Why the bridge this config describes will refuse datagrams sent from here, if it will:
+    `udp.allowed_sources` checked, by the bridge's own rule, against the address the kernel
+    sends from to host:port."""
+    from bridge.listener import SourceFilter
+    from bridge.testevents import source_address
+
+    sources = SourceFilter(config.udp.allowed_sources)
+    if sources.allows_all:
+        return None
+    source = source_address(host, port)
+    if sources.allows(source):
+        return None
+    listed = ", ".join(str(network) for network in config.udp.allowed_sources)
+    return (
+        f"the bridge will refuse these datagrams: they leave this host from {source}, which "
+        f"udp.allowed_sources ({listed}) does not list; add {source} to udp.allowed_sources "
+        "to test from here (docs/appenders.md)"
+    )
+
+
+def _watch_hint(config: Config) -> str:
+    """A mosquitto_sub command line for the configured broker (the password left to fill in)."""
+    from bridge.connection import EMBEDDED_HOST
+
+    mqtt = config.mqtt
+    parts = ["mosquitto_sub", "-h", mqtt.host or EMBEDDED_HOST, "-p", str(mqtt.port)]
+    if mqtt.username is not None:
+        parts += ["-u", shlex.quote(mqtt.username), "-P", "PASSWORD"]
+    if mqtt.tls.enabled:
+        if mqtt.tls.ca_file is not None:
+            parts += ["--cafile", shlex.quote(str(mqtt.tls.ca_file))]
+        else:
+            parts.append("--tls-use-os-certs")
+        if mqtt.tls.certfile is not None:
+            parts += ["--cert", shlex.quote(str(mqtt.tls.certfile))]
+        if mqtt.tls.keyfile is not None:
+            parts += ["--key", shlex.quote(str(mqtt.tls.keyfile))]
+        if mqtt.tls.insecure:
+            parts.append("--insecure")
+    parts += ["-t", shlex.quote(f"{mqtt.base_topic}/#"), "-v"]
+    return " ".join(parts)
 
 
 def _command(args: argparse.Namespace, config: Config) -> int:
