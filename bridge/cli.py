@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--bridge-host", required=True, help="this bridge's address as Qlik Sense reaches it"
     )
     appenders.add_argument("--out", type=Path, required=True, help="folder to write into")
+    appenders.add_argument(
+        "--allow-local",
+        action="store_true",
+        help="accept a loopback or any-address --bridge-host (log4net on this machine: tests)",
+    )
     command("check", "check the config, the broker, the UDP ports and the state folder")
     status = command("status", "show what the bridge publishes: servers, users, failures")
     status.add_argument("--watch", action="store_true", help="keep the view live (Ctrl-C ends)")
@@ -243,8 +248,16 @@ def _command(args: argparse.Namespace, config: Config) -> int:
 
 
 def _appenders(args: argparse.Namespace, config: Config) -> int:
-    from bridge.appenders import Target, write_appenders
+    from bridge.appenders import Target, local_only, write_appenders
 
+    reason = None if args.allow_local else local_only(args.bridge_host)
+    if reason is not None:
+        print(
+            f"qlik2mqtt: --bridge-host {reason}; give the bridge's address as the Qlik Sense "
+            "nodes reach it (--allow-local for log4net on this machine)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     target = Target(
         bridge_host=args.bridge_host,
         user_port=args.user_port or config.udp.user_activity_port,
