@@ -296,6 +296,8 @@ def _check(args: argparse.Namespace, config: Config) -> int:
 def _status(args: argparse.Namespace, config: Config) -> int:
     from rich.console import Console
 
+    from bridge.mqtt.client import describe
+    from bridge.status import TIMEOUT as STATUS_TIMEOUT
     from bridge.status import print_status
 
     try:
@@ -304,7 +306,12 @@ def _status(args: argparse.Namespace, config: Config) -> int:
         return 0
     except (OSError, TimeoutError, LookupError) as exc:
         host = config.mqtt.host or "127.0.0.1"
-        reason = str(exc) or "no answer"
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {STATUS_TIMEOUT:.0f} s"
+        elif isinstance(exc, OSError):
+            reason = describe(exc)
+        else:
+            reason = str(exc)
         print(f"qlik2mqtt: status from {host}:{config.mqtt.port}: {reason}", file=sys.stderr)
         return 1
     return 0
