@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib.resources import files
-from ipaddress import ip_address
+from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 
 TEMPLATES = ("proxy/LocalLogConfig.xml", "scheduler/LocalLogConfig.xml")
@@ -37,6 +37,26 @@ def validate_host(host: str) -> str:
     ):
         raise ValueError(f"{host!r} is neither an IP address nor a valid DNS name")
     return name
+
+
+def local_only(host: str) -> str | None:
+    """Why a Qlik Sense node cannot reach the bridge at `host`, when it names this machine
+    only (the unspecified address, loopback, `localhost`); None for any other host."""
+    candidate = host.strip()
+    try:
+        address = ip_address(candidate)
+    except ValueError:
+        name = candidate.rstrip(".").lower()
+        if name == "localhost" or name.endswith(".localhost") or name == "localhost.localdomain":
+            return f"{host} names whichever machine uses it: each node would send to itself"
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_unspecified:
+        return f"{host} is the any-address a server listens on, not an address to send to"
+    if address.is_loopback:
+        return f"{host} is a loopback address: each node would send to itself"
+    return None
 
 
 def validate_port(port: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -62,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--bridge-host", required=True, help="this bridge's address as Qlik Sense reaches it"
     )
     appenders.add_argument("--out", type=Path, required=True, help="folder to write into")
+    appenders.add_argument(
+        "--allow-local",
+        action="store_true",
+        help="accept a loopback or any-address --bridge-host (log4net on this machine: tests)",
+    )
     command("check", "check the config, the broker, the UDP ports and the state folder")
     status = command("status", "show what the bridge publishes: servers, users, failures")
     status.add_argument("--watch", action="store_true", help="keep the view live (Ctrl-C ends)")
@@ -155,16 +161,66 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
     user_port = args.user_port or config.udp.user_activity_port
     task_port = args.task_port or config.udp.task_port
     try:
+        refusal = _refusal(config, args.host, user_port)
         count = send_test_events(args.host, user_port, task_port, args.format, args.server)
     except OSError as exc:
         print(f"qlik2mqtt: cannot send to {args.host}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(
         f"sent {count} {args.format} datagrams as server {args.server!r} to "
-        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port})\n"
-        f"watch them: mosquitto_sub -t '{config.mqtt.base_topic}/#' -v"
+        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port})"
     )
+    if refusal is not None:
+        # Sent all the same: the bridge counts them (source_not_allowed) and logs the sender,
+        # which confirms what this says. Exit 1: the events the command is for will not appear.
+        print(f"qlik2mqtt: {refusal}", file=sys.stderr)
+        return 1
+    print(f"watch them: {_watch_hint(config)}")
     return 0
+
+
+def _refusal(config: Config, host: str, port: int) -> str | None:
+    """Why the bridge this config describes will refuse datagrams sent from here, if it will:
+    `udp.allowed_sources` checked, by the bridge's own rule, against the address the kernel
+    sends from to host:port."""
+    from bridge.listener import SourceFilter
+    from bridge.testevents import source_address
+
+    sources = SourceFilter(config.udp.allowed_sources)
+    if sources.allows_all:
+        return None
+    source = source_address(host, port)
+    if sources.allows(source):
+        return None
+    listed = ", ".join(str(network) for network in config.udp.allowed_sources)
+    return (
+        f"the bridge will refuse these datagrams: they leave this host from {source}, which "
+        f"udp.allowed_sources ({listed}) does not list; add {source} to udp.allowed_sources "
+        "to test from here (docs/appenders.md)"
+    )
+
+
+def _watch_hint(config: Config) -> str:
+    """A mosquitto_sub command line for the configured broker (the password left to fill in)."""
+    from bridge.connection import EMBEDDED_HOST
+
+    mqtt = config.mqtt
+    parts = ["mosquitto_sub", "-h", mqtt.host or EMBEDDED_HOST, "-p", str(mqtt.port)]
+    if mqtt.username is not None:
+        parts += ["-u", shlex.quote(mqtt.username), "-P", "PASSWORD"]
+    if mqtt.tls.enabled:
+        if mqtt.tls.ca_file is not None:
+            parts += ["--cafile", shlex.quote(str(mqtt.tls.ca_file))]
+        else:
+            parts.append("--tls-use-os-certs")
+        if mqtt.tls.certfile is not None:
+            parts += ["--cert", shlex.quote(str(mqtt.tls.certfile))]
+        if mqtt.tls.keyfile is not None:
+            parts += ["--key", shlex.quote(str(mqtt.tls.keyfile))]
+        if mqtt.tls.insecure:
+            parts.append("--insecure")
+    parts += ["-t", shlex.quote(f"{mqtt.base_topic}/#"), "-v"]
+    return " ".join(parts)
 
 
 def _command(args: argparse.Namespace, config: Config) -> int:
@@ -192,8 +248,16 @@ def _command(args: argparse.Namespace, config: Config) -> int:
 
 
 def _appenders(args: argparse.Namespace, config: Config) -> int:
-    from bridge.appenders import Target, write_appenders
+    from bridge.appenders import Target, local_only, write_appenders
 
+    reason = None if args.allow_local else local_only(args.bridge_host)
+    if reason is not None:
+        print(
+            f"qlik2mqtt: --bridge-host {reason}; give the bridge's address as the Qlik Sense "
+            "nodes reach it (--allow-local for log4net on this machine)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     target = Target(
         bridge_host=args.bridge_host,
         user_port=args.user_port or config.udp.user_activity_port,
@@ -232,6 +296,8 @@ def _check(args: argparse.Namespace, config: Config) -> int:
 def _status(args: argparse.Namespace, config: Config) -> int:
     from rich.console import Console
 
+    from bridge.mqtt.client import describe
+    from bridge.status import TIMEOUT as STATUS_TIMEOUT
     from bridge.status import print_status
 
     try:
@@ -240,7 +306,12 @@ def _status(args: argparse.Namespace, config: Config) -> int:
         return 0
     except (OSError, TimeoutError, LookupError) as exc:
         host = config.mqtt.host or "127.0.0.1"
-        reason = str(exc) or "no answer"
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {STATUS_TIMEOUT:.0f} s"
+        elif isinstance(exc, OSError):
+            reason = describe(exc)
+        else:
+            reason = str(exc)
         print(f"qlik2mqtt: status from {host}:{config.mqtt.port}: {reason}", file=sys.stderr)
         return 1
     return 0

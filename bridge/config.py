@@ -52,7 +52,7 @@ def _network(value: Any) -> Any:
         try:
             return ip_network(value.strip(), strict=False)
         except ValueError:
-            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+            raise ValueError("not an IP address or CIDR network") from None  # (got …) follows
     return value
 
 
@@ -414,13 +414,24 @@ def _describe(error: Any, sources: Mapping[str, str]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against config.example.yaml)"
-    origin = next((f" (from {env})" for path, env in sources.items() if key.startswith(path)), "")
+    origin = next(
+        (f" (from {env})" for path, env in sources.items() if _from_env(key, path, error)), ""
+    )
     shown = ""
     value = error.get("input")
     secret = any(word in key for word in _SECRET_KEYS)
     if not secret and error["type"] != "extra_forbidden" and isinstance(value, str | int | float):
         shown = f" (got {value!r})"
     return f"{key}: {message}{shown}{origin}"
+
+
+def _from_env(key: str, path: str, error: Any) -> bool:
+    """Whether the problem at `key` comes from the variable that set `path`: the key is that
+    path or inside it, or — an unknown key — the variable created it (QLIK2MQTT_MQQT__HOST
+    makes the unknown section `mqqt`)."""
+    if key == path or key.startswith((f"{path}.", f"{path}[")):
+        return True
+    return error["type"] == "extra_forbidden" and path.startswith(f"{key}.")
 
 
 def _kind(value: Any) -> str:

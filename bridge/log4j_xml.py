@@ -45,12 +45,28 @@ def parse_log4j_event(text: str) -> Log4jEvent:
     body = _XML_DECLARATION.sub("", text, count=1)
     try:
         root = safe_fromstring(_WRAP_OPEN + body + _WRAP_CLOSE, forbid_dtd=True)
-    except (ParseError, DefusedXmlException) as exc:
-        raise XmlRefusedError(f"not well-formed: {exc}") from None
+    except ParseError as exc:
+        raise XmlRefusedError(_where(exc, text[: len(text) - len(body)])) from None
+    except DefusedXmlException as exc:
+        raise XmlRefusedError(f"refused: {exc}") from None
     children = list(root)
     if len(children) != 1 or _local(children[0].tag) != "event":
         raise XmlRefusedError("expected exactly one log4j:event element")
     return _read_event(children[0])
+
+
+def _where(exc: ParseError, removed: str) -> str:
+    """expat's reason once (`not well-formed (invalid token)`, `mismatched tag`), and where in
+    the datagram as sent: 1-based, without the wrapper and the stripped XML declaration."""
+    reason = str(exc).partition(": line ")[0]
+    if not reason.startswith("not well-formed"):
+        reason = f"not well-formed: {reason}"
+    line, column = exc.position
+    if line == 1:
+        column -= len(_WRAP_OPEN)
+        if "\n" not in removed:
+            column += len(removed)
+    return f"{reason} at line {line}, column {column + 1}"
 
 
 def _read_event(event: Element) -> Log4jEvent:

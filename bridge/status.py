@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import gmqtt
 from gmqtt import constants as mqtt_constants
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -106,23 +108,35 @@ def render(snapshot: Snapshot) -> Group:
     return Group(header, failure, _servers(snapshot, info), _counters(site, stats))
 
 
+SERVER_COLUMNS = (
+    # header, justify; short headers and wrapping text keep the table within 80 columns. A
+    # server's users are its sessions (one per user), so they are not shown twice.
+    ("server", "left"),
+    ("sessions", "right"),
+    ("conns", "right"),
+    ("failed", "right"),
+    ("aborted", "right"),
+    ("last failed task", "left"),
+    ("last event (UTC)", "left"),
+)
+
+
 def _servers(snapshot: Snapshot, info: dict[str, Any]) -> Table:
-    table = Table(title="Qlik Sense servers", title_justify="left")
-    for column in (
-        "server",
-        "sessions",
-        "users",
-        "connections",
-        "failed",
-        "aborted",
-        "last failed task",
-        "last event",
-    ):
+    table = Table(
+        title="Qlik Sense servers",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column, justify in SERVER_COLUMNS:
+        wraps = column.startswith("last")
         table.add_column(
             column,
-            justify="right"
-            if column in ("sessions", "users", "connections", "failed", "aborted")
-            else "left",
+            justify="right" if justify == "right" else "left",
+            no_wrap=not wraps,
+            overflow="fold",
+            min_width=10 if column.startswith("last event") else None,  # a whole date
         )
     for slug in sorted(info.get("servers", {})):
         server = snapshot.get(slug)
@@ -130,16 +144,22 @@ def _servers(snapshot: Snapshot, info: dict[str, Any]) -> Table:
             continue
         last = server.get("last_failed_task") or {}
         table.add_row(
-            server.get("server", slug),
+            str(server.get("server", slug)),
             str(server.get("active_sessions", "")),
-            str(server.get("active_users", "")),
             str(server.get("active_connections", "")),
             str(server.get("failed_tasks", "")),
             str(server.get("aborted_tasks", "")),
             str(last.get("task_name") or ""),
-            str(server.get("last_event_at") or ""),
+            _when(server.get("last_event_at")),
         )
     return table
+
+
+def _when(stamp: Any) -> str:
+    """`2026-05-06T14:23:46.120Z` as `2026-05-06 14:23:46`: it wraps between date and time."""
+    if not isinstance(stamp, str) or not stamp:
+        return ""
+    return stamp.replace("T", " ", 1).removesuffix("Z").partition(".")[0]
 
 
 def _counters(site: dict[str, Any], stats: dict[str, Any]) -> Table:
@@ -165,14 +185,53 @@ def _counters(site: dict[str, Any], stats: dict[str, Any]) -> Table:
     return table
 
 
+PLAIN_REFRESH = 1.0
+"""Without a terminal, `--watch` prints a snapshot after a change, at most once a second."""
+
+
 def print_status(config: Config, live: bool, console: Console) -> None:
     if not live:
         snapshot = asyncio.run(watch(config, lambda s: None, once=True))
-        if "bridge/state" not in snapshot:
-            raise LookupError(f"no qlik2mqtt bridge has published under {config.mqtt.base_topic}/")
+        _require_bridge(config, snapshot)
         console.print(render(snapshot))
+        return
+    if not console.is_terminal:
+        # rich's Live draws nothing on a pipe or a file: print whole snapshots instead.
+        asyncio.run(_watch_plain(config, console))
         return
     from rich.live import Live
 
     with Live(console=console, refresh_per_second=2) as screen:
         asyncio.run(watch(config, lambda s: screen.update(render(s)), once=False))
+
+
+def _require_bridge(config: Config, snapshot: Snapshot) -> None:
+    if "bridge/state" not in snapshot:
+        raise LookupError(f"no qlik2mqtt bridge has published under {config.mqtt.base_topic}/")
+
+
+async def _watch_plain(config: Config, console: Console) -> None:
+    """The retained snapshot, then a new one after each change (a burst of messages at most
+    once per PLAIN_REFRESH), each flushed at once so that a reader of the pipe sees it."""
+    changed = asyncio.Event()
+    latest: Snapshot = {}
+
+    def on_update(snapshot: Snapshot) -> None:
+        latest.clear()
+        latest.update(snapshot)
+        changed.set()
+
+    async def printer() -> None:
+        while True:  # until cancelled with the watch (Ctrl-C, or the broker going away)
+            await changed.wait()
+            await asyncio.sleep(PLAIN_REFRESH)  # let the burst complete: one snapshot for it
+            changed.clear()
+            console.rule(datetime.now().astimezone().isoformat(timespec="seconds"))
+            console.print(render(latest))
+            console.file.flush()
+
+    printing = asyncio.create_task(printer())
+    try:
+        await watch(config, on_update, once=False)
+    finally:
+        printing.cancel()

@@ -2,12 +2,17 @@
 
 Three users log in and open connections, one logs out, a reload fails (logged twice, as Qlik
 does) and another is aborted — enough to watch every topic fill up without a Qlik server.
+
+Each run is a new run of the same tasks: the task and app ids stay, the execution ids are new,
+so the bridge folds the repeated failure within a run but not a second run's failure into the
+first (`tasks.dedup_window` keys on server, event type, task and execution id).
 """
 
 from __future__ import annotations
 
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
@@ -26,7 +31,11 @@ class Sample:
     properties: dict[str, str]
 
 
-def sample_events(server: str) -> list[Sample]:
+def sample_events(server: str, run: str | None = None) -> list[Sample]:
+    """The burst claimed by `server`; `run` (12 hex digits, new each call when None) makes the
+    execution ids of this run."""
+    run_id = run if run is not None else uuid.uuid4().hex[:12]
+
     def user(command: str, directory: str, user_id: str, context: str) -> Sample:
         message = f"{command} for user '{directory}\\{user_id}'"
         properties = {
@@ -45,7 +54,7 @@ def sample_events(server: str) -> list[Sample]:
             "User": "CORP\\svc_reload",
             "TaskId": f"7c3e5a10-0000-4000-8000-{number:012d}",
             "AppId": f"9f1d2b20-0000-4000-8000-{number:012d}",
-            "ExecutionId": f"e4a6c830-0000-4000-8000-{number:012d}",
+            "ExecutionId": f"e4a6c830-{number:04d}-4000-8000-{run_id}",
         }
         return Sample("task", TASK_LOGGER, level, message, properties)
 
@@ -103,13 +112,8 @@ def render(sample: Sample, layout: Layout) -> bytes:
             fields = ["/proxy-session/", *fields, p["Origin"], p["Context"], sample.message]
         # Butler's legacy appenders had no <encoding>: log4net then sends windows-1252.
         return ";".join(fields).encode("utf-8" if layout == "tagged" else "cp1252")
-    if layout == "legacy":
-        fields = [host, p["TaskName"], p["AppName"], p["User"]]
-        return ";".join(fields).encode("cp1252", errors="replace")
-    tag = "/scheduler-task-aborted/" if "Aborting" in sample.message else "/scheduler-task-failed/"
     date = time.strftime("%Y-%m-%d %H:%M:%S,000")
     fields = [
-        tag,
         host,
         p["TaskName"],
         p["AppName"],
@@ -121,7 +125,24 @@ def render(sample: Sample, layout: Layout) -> bytes:
         p["ExecutionId"],
         sample.message,
     ]
-    return ";".join(fields).encode("utf-8")
+    if layout == "legacy":
+        # Butler <= v4's 10-field failure line: it carries the execution id, so a second run
+        # is not folded into the first as the 4-field line (no ids at all) would be.
+        return ";".join(fields).encode("cp1252", errors="replace")
+    tag = "/scheduler-task-aborted/" if "Aborting" in sample.message else "/scheduler-task-failed/"
+    return ";".join([tag, *fields]).encode("utf-8")
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def source_address(host: str, port: int) -> str:
+    """The local address datagrams to host:port leave from, as the bridge will see it: the
+    kernel's choice for a connected UDP socket (connecting sends nothing)."""
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
+        sock.connect((host, port))
+        return str(sock.getsockname()[0])
 
 
 def send_test_events(host: str, user_port: int, task_port: int, layout: Layout, server: str) -> int:
@@ -129,8 +150,7 @@ def send_test_events(host: str, user_port: int, task_port: int, layout: Layout, 
     samples = sample_events(server)
     if layout == "legacy":  # Butler <= v4 had no abort datagrams
         samples = [s for s in samples if "Aborting" not in s.message]
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
         for sample in samples:
             port = user_port if sample.port_kind == "user" else task_port
             sock.sendto(render(sample, layout), (host, port))

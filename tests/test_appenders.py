@@ -3,12 +3,22 @@ pass exactly the Qlik Sense events qlik2mqtt wants, as datagrams the bridge pars
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from bridge.appenders import TEMPLATES, Target, render, template_text, validate_host
+from bridge.appenders import (
+    TEMPLATES,
+    Target,
+    local_only,
+    render,
+    template_text,
+    validate_host,
+)
+from bridge.events import Rejected, RejectReason
+from bridge.parse import parse_datagram
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
 from tests.log4net_model import LogEvent, load, render_log4j_xml
@@ -104,6 +114,44 @@ def test_command_line_refuses_a_bad_host(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "0.0.0.0",
+        "::",
+        "127.0.0.1",
+        "127.1.2.3",
+        "::1",
+        "::ffff:127.0.0.1",
+        "localhost",
+        "LocalHost.",
+    ],
+)
+def test_command_line_refuses_a_host_no_qlik_node_can_reach(tmp_path: Path, host: str) -> None:
+    out = tmp_path / "out"
+    result = qlik2mqtt("appenders", "--bridge-host", host, "--out", str(out))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"qlik2mqtt: --bridge-host {host} ")
+    assert "--allow-local" in lines[0]
+    assert not out.exists()
+
+
+def test_allow_local_writes_files_for_log4net_on_this_machine(tmp_path: Path) -> None:
+    result = qlik2mqtt(
+        "appenders", "--bridge-host", "127.0.0.1", "--allow-local", "--out", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    proxy = load((tmp_path / "proxy/LocalLogConfig.xml").read_text(encoding="utf-8"))
+    assert proxy[PROXY][0].remote_address == "127.0.0.1"
+
+
+def test_only_hosts_of_this_machine_count_as_local() -> None:
+    for host in ("10.20.0.5", "qlik2mqtt.corp.example", "localhost.corp.example", "fd00::5"):
+        assert local_only(host) is None, host
+
+
 async def test_what_the_appenders_send_comes_out_of_the_bridge_intact(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -149,3 +197,14 @@ async def test_what_the_appenders_send_comes_out_of_the_bridge_intact(
     finally:
         await sub.stop()
         await bridge.close()
+
+
+def test_the_documented_firewall_probe_is_counted_not_taken_for_an_event() -> None:
+    """docs/appenders.md's hand-sent datagram must show up as a reject, never as state."""
+    doc = (Path(__file__).parent.parent / "docs/appenders.md").read_text(encoding="utf-8")
+    probe = re.search(r'GetBytes\("([^"]+)"\)', doc)
+    assert probe is not None
+    result = parse_datagram(probe.group(1).encode("utf-8"))
+    assert isinstance(result, Rejected)
+    assert result.reason is RejectReason.UNKNOWN_FORMAT
+    assert "`rejected.unknown_format`" in doc

@@ -19,8 +19,8 @@ from bridge import __version__
 from bridge.cli import main
 from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.parse import parse_datagram
-from bridge.testevents import sample_events
-from tests.bridge_runner import RunningBridge
+from bridge.testevents import Sample, sample_events
+from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
 BASE = "qlik2mqtt"
@@ -74,7 +74,7 @@ def test_send_test_events_datagrams_parse_to_the_intended_events(layout: str) ->
 
 
 async def test_send_test_events_fills_the_topics(
-    bridge: RunningBridge, mosquitto: Mosquitto
+    bridge: RunningBridge, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     sub = await Subscriber(mosquitto.port).start(f"{BASE}/#")
     try:
@@ -85,9 +85,12 @@ async def test_send_test_events_fills_the_topics(
             str(bridge.config.udp.user_activity_port),
             "--task-port",
             str(bridge.config.udp.task_port),
+            env=bridge_env(mosquitto.port, tmp_path),
         )
         assert result.returncode == 0, result.stderr
-        assert "mosquitto_sub -t 'qlik2mqtt/#' -v" in result.stdout
+        # The hint names the configured broker, not mosquitto_sub's default localhost:1883.
+        hint = f"mosquitto_sub -h 127.0.0.1 -p {mosquitto.port} -t 'qlik2mqtt/#' -v"
+        assert f"watch them: {hint}" in result.stdout
         site = await sub.wait_json(
             f"{BASE}/site", lambda p: p["active_sessions"] == 2 and p["aborted_tasks"] == 1
         )
@@ -97,6 +100,61 @@ async def test_send_test_events_fills_the_topics(
             2,
         )
         await sub.wait_count(f"{BASE}/qswin01/event/task", 2)  # the repeated failure folded
+    finally:
+        await sub.stop()
+
+
+def test_each_run_has_new_execution_ids_for_the_same_tasks() -> None:
+    def ids(run: list[Sample], key: str) -> list[str]:
+        return [s.properties[key] for s in run if s.port_kind == "task"]
+
+    first, second = sample_events("QSTEST"), sample_events("QSTEST")
+    assert ids(first, "TaskId") == ids(second, "TaskId")
+    assert not set(ids(first, "ExecutionId")) & set(ids(second, "ExecutionId"))
+    # Within a run the failure is logged twice with one execution id, and folded.
+    assert ids(first, "ExecutionId")[0] == ids(first, "ExecutionId")[1]
+
+
+@pytest.mark.parametrize("layout", ["xml", "legacy"])
+async def test_a_second_run_within_the_dedup_window_lights_the_lamp_again(
+    bridge: RunningBridge, mosquitto: Mosquitto, tmp_path: Path, layout: str
+) -> None:
+    """README: send the test events, acknowledge, send them again: the flag goes ON again."""
+    assert bridge.config.tasks.dedup_window >= 60
+    env = bridge_env(mosquitto.port, tmp_path)
+    send = (
+        "send-test-events",
+        "--format",
+        layout,
+        "--user-port",
+        str(bridge.config.udp.user_activity_port),
+        "--task-port",
+        str(bridge.config.udp.task_port),
+    )
+    sub = await Subscriber(mosquitto.port).start(f"{BASE}/#")
+
+    async def run_then_acknowledge(failed_so_far: int) -> None:
+        mark = sub.mark()
+        result = await asyncio.to_thread(qlik2mqtt, *send, env=env)
+        assert result.returncode == 0, result.stderr
+        site = await sub.wait_json(
+            f"{BASE}/site", lambda p: p["failed_tasks"] == failed_so_far, since=mark
+        )
+        assert site["reload_failure"] == "ON"
+        mark = sub.mark()
+        acknowledged = await asyncio.to_thread(qlik2mqtt, "acknowledge", env=env)
+        assert acknowledged.returncode == 0, acknowledged.stderr
+        await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "OFF", since=mark)
+
+    try:
+        await run_then_acknowledge(1)
+        await run_then_acknowledge(2)  # at once: well within tasks.dedup_window
+        failures = [m.json() for m in sub.on(f"{BASE}/qswin01/event/task")]
+        failed = [e for e in failures if e["event_type"] == "task_failed"]
+        assert len(failed) == 2  # one per run: each run's repeat folded, the runs not
+        assert failed[0]["execution_id"] != failed[1]["execution_id"]
+        stats = await sub.wait_json(f"{BASE}/bridge/stats", lambda p: p["datagrams"] >= 18)
+        assert stats["duplicates"] == 2
     finally:
         await sub.stop()
 
@@ -279,3 +337,64 @@ def test_a_taken_embedded_broker_port_is_one_line_and_exit_2(tmp_path: Path) -> 
     assert lines[0].startswith(f"qlik2mqtt: 127.0.0.1:{port} is in use")
     assert "mqtt.host" in lines[0]
     assert "mqtt.port" in lines[0]
+
+
+async def test_send_test_events_says_when_allowed_sources_will_refuse_it(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """docs/appenders.md advises listing the Qlik nodes only: from the bridge host the test
+    events are then refused, and the command says so instead of reporting success."""
+    nodes = ["10.20.0.11", "10.20.0.12/32"]
+    config = bridge_config(tmp_path, mosquitto.port, udp__allowed_sources=nodes)
+    bridge = await RunningBridge(config).start()
+    sub = await Subscriber(mosquitto.port).start(f"{BASE}/bridge/stats")
+    env = bridge_env(
+        mosquitto.port,
+        tmp_path,
+        QLIK2MQTT_UDP__ALLOWED_SOURCES=json.dumps(nodes),
+        QLIK2MQTT_UDP__USER_ACTIVITY_PORT=str(config.udp.user_activity_port),
+        QLIK2MQTT_UDP__TASK_PORT=str(config.udp.task_port),
+    )
+    try:
+        result = await asyncio.to_thread(qlik2mqtt, "send-test-events", env=env)
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            "qlik2mqtt: the bridge will refuse these datagrams: they leave this host from "
+            "127.0.0.1, which udp.allowed_sources (10.20.0.11/32, 10.20.0.12/32) does not list; "
+            "add 127.0.0.1 to udp.allowed_sources to test from here (docs/appenders.md)"
+        )
+        assert "watch them" not in result.stdout
+        # What it said is what the bridge did: every datagram refused for its source.
+        stats = await sub.wait_json(
+            f"{BASE}/bridge/stats", lambda p: p["rejected"]["source_not_allowed"] == 10
+        )
+        assert stats["events"] == 0
+
+        env["QLIK2MQTT_UDP__ALLOWED_SOURCES"] = json.dumps([*nodes, "127.0.0.1"])
+        result = await asyncio.to_thread(qlik2mqtt, "send-test-events", env=env)
+        assert (result.returncode, result.stderr) == (0, "")
+        # (the bridge still runs with the first list: this checks the command's verdict only)
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+def test_the_source_checked_is_the_one_the_kernel_picks(tmp_path: Path) -> None:
+    """Sent to 127.0.0.5, datagrams leave from 127.0.0.1: allowing the destination is not
+    allowing the sender."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as users:
+        users.bind(("127.0.0.5", 0))
+        port = str(users.getsockname()[1])
+        env = {
+            "QLIK2MQTT_UDP__ALLOWED_SOURCES": '["127.0.0.5"]',
+            "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
+        }
+        args = ("send-test-events", "--host", "127.0.0.5", "--user-port", port, "--task-port")
+        refused = qlik2mqtt(*args, port, env=env)
+        env["QLIK2MQTT_UDP__ALLOWED_SOURCES"] = '["127.0.0.0/8"]'
+        allowed = qlik2mqtt(*args, port, env=env)
+    assert refused.returncode == 1
+    assert "leave this host from 127.0.0.1, which udp.allowed_sources (127.0.0.5/32)" in (
+        refused.stderr
+    )
+    assert (allowed.returncode, allowed.stderr) == (0, "")

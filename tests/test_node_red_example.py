@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from bridge.topics import Topics
 
@@ -43,6 +44,56 @@ def test_flow_uses_the_documented_topics() -> None:
     assert switch["property"] == "payload.reload_failure"  # a key of qlik2mqtt/site
 
 
+def downstream(nodes: dict[str, dict[str, Any]], start: str) -> set[str]:
+    """Every node a message from `start` can reach."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:  # bounded: each node is visited once
+        for output in nodes[todo.pop()].get("wires", []):
+            for target in output:
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+    return seen
+
+
+def test_the_lamp_command_is_sent_only_when_the_flag_changes() -> None:
+    """`site` is published at every change of any count: the lamp's command must not be."""
+    nodes = {node["id"]: node for node in json.loads(FLOW.read_text(encoding="utf-8"))}
+    site_in = next(
+        n for n in nodes.values() if n["type"] == "mqtt in" and n["topic"] == "qlik2mqtt/site"
+    )
+    lamp = next(n["id"] for n in nodes.values() if n["type"] == "mqtt out" and "lamp" in n["name"])
+    filters = [
+        n
+        for n in nodes.values()
+        if n["type"] == "rbe" and n["property"] == "payload.reload_failure" and n["func"] == "rbe"
+    ]
+    assert len(filters) == 1
+    only_on_change = filters[0]["id"]
+    assert lamp in downstream(nodes, site_in["id"])
+    # Every path from the site topic to the lamp passes the filter.
+    for first in (target for output in site_in["wires"] for target in output):
+        if first != only_on_change:
+            assert first != lamp
+            assert lamp not in downstream(nodes, first), first
+
+
+def test_engine_reload_failures_are_reported_like_task_failures() -> None:
+    nodes = json.loads(FLOW.read_text(encoding="utf-8"))
+    switch = next(
+        n for n in nodes if n["type"] == "switch" and n["property"] == "payload.event_type"
+    )
+    assert len(switch["rules"]) == 1
+    rule = switch["rules"][0]
+    assert rule["t"] == "regex"
+    pattern = re.compile(rule["v"])  # the same syntax in JavaScript for this pattern
+    for event_type in ("task_failed", "engine_reload_failed"):
+        assert pattern.search(event_type), event_type
+    for event_type in ("task_succeeded", "task_aborted", "distribute_finished"):
+        assert not pattern.search(event_type), event_type
+
+
 def test_function_nodes_produce_readable_lines() -> None:
     """Run each function node's code in Node.js, as Node-RED would, on a real payload."""
     import shutil
@@ -67,11 +118,26 @@ def test_function_nodes_produce_readable_lines() -> None:
         "user_directory": "CORP",
         "user_id": "anna",
     }
+    engine = {
+        "event_type": "engine_reload_failed",
+        "server": "QSPROD02",
+        "task_name": None,
+        "app_name": None,
+        "app_id": "9f1d2b20-0000-4000-8000-000000000001",
+        "session_id": "c0ffee00-0000-4000-8000-000000000002",
+        "message": "Reload failed",
+    }
     for name, payload, expected in (
         (
             "message",
             failure,
             "Reload failed on QSPROD02: Reload; Sales (app Sales) - Max retries reached",
+        ),
+        (
+            "message",
+            engine,
+            "Reload failed on QSPROD02: app 9f1d2b20-0000-4000-8000-000000000001 (engine "
+            "reload, session c0ffee00-0000-4000-8000-000000000002) - Reload failed",
         ),
         ("who", login, "session_start: CORP\\anna on QSPROD02"),
     ):

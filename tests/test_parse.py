@@ -207,6 +207,33 @@ def test_reject_reasons(data: bytes, reason: RejectReason) -> None:
     assert rejected(data).reason is reason
 
 
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (
+            '<log4j:event logger="x" <</log4j:event>',
+            "not well-formed (invalid token) at line 1, column 25",
+        ),
+        (
+            '<log4j:event logger="x"><a></log4j:event>',
+            "not well-formed: mismatched tag at line 1, column 30",
+        ),
+        (
+            '<?xml version="1.0"?><log4j:event a="x" <',
+            "not well-formed (invalid token) at line 1, column 41",
+        ),
+        (
+            "<log4j:event>\n<x y=1/></log4j:event>",
+            "not well-formed (invalid token) at line 2, column 6",
+        ),
+    ],
+)
+def test_bad_xml_says_what_and_where_once(data: str, detail: str) -> None:
+    """The reason once (not `not well-formed: not well-formed …`), at the place in the datagram
+    as sent (not in the wrapper the parser sees)."""
+    assert rejected(data).detail == detail
+
+
 def test_too_large() -> None:
     assert parse_datagram(b"x" * 2000, max_bytes=1024) == Rejected(
         reason=RejectReason.TOO_LARGE, detail="2000 bytes > 1024"

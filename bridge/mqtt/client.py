@@ -108,4 +108,6 @@ def describe(exc: BaseException) -> str:
         return "connection refused (is the broker running on that host and port?)"
     if isinstance(exc, TimeoutError):
         return f"no answer within {CONNECT_TIMEOUT:.0f} s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # `Name or service not known`, without `[Errno -2]`
     return str(exc) or exc.__class__.__name__
