@@ -165,8 +165,12 @@ async def test_state_survives_a_restart(
     bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")
     await sub.wait_json(SERVER, lambda p: p["active_sessions"] == 2 and p["failed_tasks"] == 1)
     await bridge.stop()
-    offline = await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"offline")
-    assert offline is not None
+    await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"offline")
+    late = await Subscriber(mosquitto.port).start(f"{BASE}/bridge/state")
+    try:  # retained: a subscriber arriving later still learns the bridge is gone
+        assert (await late.wait_for(f"{BASE}/bridge/state")).payload == b"offline"
+    finally:
+        await late.stop()
 
     # Wipe the retained state so that only a restored bridge can bring it back.
     sub.publish(SERVER, b"", retain=True)
