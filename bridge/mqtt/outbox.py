@@ -119,7 +119,9 @@ class Outbox:
         if not rows or self._db is None:
             return
         try:
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", rows)
+            with self._db:  # one transaction: one WAL commit for the batch, not one a row
+                self._db.execute("BEGIN")
+                self._db.executemany("DELETE FROM outbox WHERE id = ?", rows)
         except sqlite3.Error as exc:
             self._disk_error("delete", exc)
 
