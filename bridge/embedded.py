@@ -182,10 +182,15 @@ async def _why_it_ended(process: asyncio.subprocess.Process) -> str:
     return f"mosquitto ended at start: {reason}"
 
 
+ROOT_WARNING = "should not be run as root"
+"""mosquitto's warning when it keeps root, which the bridge asks of it when it runs as root
+(its folder is root's): the bridge's choice, not news for the log."""
+
+
 async def _relay(stream: asyncio.StreamReader) -> None:
     while line := await stream.readline():
         text = line.decode("utf-8", errors="replace").strip()
-        if text:
+        if text and ROOT_WARNING not in text:
             log.warning("embedded broker", message=text.split(": ", 1)[-1])
 
 
