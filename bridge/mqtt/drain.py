@@ -72,6 +72,7 @@ class Drain:
 
     def attach(self, connection: Connection) -> None:
         self._connection = connection
+        self._progress_at = self._clock()  # an outage is not a stall: count from now
         self.outbox.set_online(True)
         self.wake.set()
 

@@ -151,7 +151,7 @@ class Outbox:
         self.spill(unacked)
         self._spool()
         if self._path is None:
-            lost = len(self._memory) + len(self._overflow)
+            lost = 0  # memory only by design (a command's link): the caller counts what is left
         else:
             lost = len(self._overflow) + sum(1 for m in self._memory if m.row is None)
         if self._db is not None:
