@@ -86,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     environ: dict[str, str] = dict(os.environ)
     if args.config is None and args.command not in ("run", "appenders"):
         args.config = _running_bridge_config(environ)
+    from bridge.slack_messages import compile_template  # jinja2 only when templates are used
+
     try:
-        config = load_config(args.config, environ)
+        config = load_config(args.config, environ, check_template=compile_template)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"qlik2mqtt: config error: {problem}", file=sys.stderr)
@@ -336,7 +338,7 @@ def _test_slack(config: Config) -> int:
         UserEvent,
         UserEventType,
     )
-    from bridge.privacy import configured_privacy
+    from bridge.service import configured_privacy
     from bridge.slack_client import SlackPoster
     from bridge.slack_layout import SlackLayout, kind_of
 
@@ -373,7 +375,7 @@ def _test_slack(config: Config) -> int:
             )
         )
     # The sink's own layout: templates, links and privacy as in real messages.
-    layout = SlackLayout(slack, config.qlik.base_url, configured_privacy(config.privacy))
+    layout = SlackLayout(slack, config.qlik.base_url, configured_privacy(config))
     poster = SlackPoster(slack)
     failed = 0
     for event in samples:

@@ -38,7 +38,7 @@ from bridge.logs import RateLimiter
 from bridge.mqtt import MqttLink
 from bridge.payloads import encode
 from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
-from bridge.privacy import Privacy, configured_privacy
+from bridge.privacy import Privacy
 from bridge.state import BridgeState
 from bridge.stats import Stats
 from bridge.supervise import supervised
@@ -302,7 +302,13 @@ def _privacy(config: Config) -> Privacy:
             "privacy.user_ids is hashed but privacy.salt is not set: anyone can hash a list of "
             "known user names and compare; set a secret salt"
         )
-    return configured_privacy(config.privacy)
+    return configured_privacy(config)
+
+
+def configured_privacy(config: Config) -> Privacy:
+    """`privacy:` as the payload builders apply it."""
+    salt = config.privacy.salt
+    return Privacy(config.privacy.user_ids, salt.get_secret_value() if salt is not None else "")
 
 
 async def _read_what_is_buffered(bridge: Bridge) -> None:
