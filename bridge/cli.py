@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     environ: dict[str, str] = dict(os.environ)
     if args.config is None and args.command not in ("run", "appenders"):
         args.config = _running_bridge_config(environ)
-    from bridge.slack_messages import compile_template  # jinja2 only when templates are used
+    from bridge.slack.templates import compile_template  # jinja2 only when templates are used
 
     try:
         config = load_config(args.config, environ, check_template=compile_template)
@@ -339,8 +339,9 @@ def _test_slack(config: Config) -> int:
         UserEventType,
     )
     from bridge.service import configured_privacy
-    from bridge.slack_client import SlackPoster
-    from bridge.slack_layout import SlackLayout, kind_of
+    from bridge.slack.client import SlackPoster
+    from bridge.slack.layout import SlackLayout
+    from bridge.slack.messages import kind_of
 
     slack = config.slack
     if not slack.enabled:

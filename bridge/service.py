@@ -330,7 +330,7 @@ def _build_extensions(context: Context) -> list[Extension]:
         StateTopics(context),
     ]
     if context.config.slack.enabled:
-        from bridge.extensions.slack import SlackSink  # slack_sdk only when Slack is used
+        from bridge.slack.sink import SlackSink  # slack_sdk only when Slack is used
 
         extensions.append(SlackSink(context))
     if context.config.alerts.outputs:

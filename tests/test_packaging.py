@@ -64,7 +64,10 @@ def test_the_installed_package_runs_its_commands(image: Path, tmp_path: Path) ->
     unhealthy = subprocess.run([qlik2mqtt, "health"], capture_output=True, text=True, cwd=tmp_path)
     assert unhealthy.returncode == 1
     assert "no health file" in unhealthy.stdout
-    imports = "import bridge.service, bridge.extensions.homeassistant, bridge.mqtt.link, discovery"
+    imports = (
+        "import bridge.service, bridge.extensions.homeassistant, bridge.mqtt.link, "
+        "bridge.slack.sink, discovery"
+    )
     run(image / "bin/python", "-c", imports)
     dev_tools = [name for name in ("pytest", "ruff", "mypy") if (image / "bin" / name).exists()]
     assert dev_tools == []  # no dev tools in the final image

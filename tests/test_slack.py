@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-import bridge.extensions.slack as sink
+import bridge.slack.sink as sink
 from bridge.cli import main
 from bridge.config import ConfigError, load_config
-from bridge.slack_messages import compile_template
+from bridge.slack.templates import compile_template
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
 from tests.slack_server import HangingServer, Reply, SlackServer

@@ -28,9 +28,9 @@ import structlog
 from bridge.events import Event, TaskEvent, TaskEventType, UserEvent
 from bridge.extensions import Context, Extension
 from bridge.logs import RateLimiter
-from bridge.slack_client import Kind, Outcome, SlackPoster
-from bridge.slack_layout import SlackLayout
-from bridge.slack_messages import SlackMessage
+from bridge.slack.client import Outcome, SlackPoster
+from bridge.slack.layout import SlackLayout
+from bridge.slack.messages import Kind, SlackMessage
 from bridge.state import slug_of, task_key
 
 log = structlog.get_logger("qlik2mqtt.slack")
