@@ -6,7 +6,7 @@ from bridge import butler
 from bridge.coalesce import Coalescer
 from bridge.events import Event
 from bridge.extensions import Context, Extension
-from bridge.mqtt.outbox import OutMessage
+from bridge.extensions.link import OutMessage
 from bridge.state import Change
 
 

@@ -11,7 +11,7 @@ import asyncio
 
 from bridge.events import Event, UserEvent
 from bridge.extensions import Context, Extension
-from bridge.mqtt.outbox import OutMessage
+from bridge.extensions.link import OutMessage
 from bridge.payloads import encode, event_payload
 from bridge.state import slug_of
 
