@@ -226,7 +226,13 @@ def _watch_hint(config: Config) -> str:
 
 
 def _command(args: argparse.Namespace, config: Config) -> int:
-    from bridge.commands import CommandError, acknowledge_topic, forget_topic, request, send_command
+    from bridge.commands.client import (
+        CommandError,
+        acknowledge_topic,
+        forget_topic,
+        request,
+        send_command,
+    )
     from bridge.logs import setup_logging
 
     setup_logging("warning", "console")

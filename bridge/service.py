@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import structlog
 
+from bridge.commands.handling import Commands
 from bridge.config import Config
 from bridge.connection import EMBEDDED_HOST, broker_settings
 from bridge.core import Bridge
@@ -36,7 +36,6 @@ from bridge.health import Facts, HealthWriter, health_path
 from bridge.listener import SourceFilter, open_listener
 from bridge.logs import RateLimiter
 from bridge.mqtt import MqttLink
-from bridge.payloads import encode
 from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
 from bridge.privacy import Privacy
 from bridge.state import BridgeState
@@ -220,16 +219,6 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
             bridge.guard.call(extension.name, "on_connect", extension.on_connect)
 
     def on_message(topic: str, payload: bytes) -> None:
-        if topic == topics.acknowledge and config.commands.acknowledge:
-            bridge.acknowledge("mqtt")
-        elif topic == topics.forget and config.commands.forget:
-            server, transaction = forget_request(payload)
-            forgotten = bridge.forget(server, "mqtt") if server else None
-            link.publish_now(
-                topics.response("forget"),
-                encode(forget_response(server, forgotten, transaction)),
-                retain=False,
-            )
         for extension in extensions:
             if topic in extension.subscriptions():
                 bridge.guard.call(
@@ -254,10 +243,7 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
         privacy=_privacy(config),
     )
     extensions.extend(_build_extensions(context))
-    if config.commands.acknowledge:
-        link.subscribe(topics.acknowledge)
-    if config.commands.forget:
-        link.subscribe(topics.forget)
+    extensions.append(Commands(context, bridge))
     for extension in extensions:
         for topic in extension.subscriptions():
             link.subscribe(topic)
@@ -265,35 +251,6 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
     for extension in extensions:
         bridge.guard.call(extension.name, "start", extension.start)
     return Wired(bridge, link, extensions, topics)
-
-
-def forget_request(payload: bytes) -> tuple[str, object]:
-    """`forget`'s payload: a host name or slug as plain text (Butler-style), or JSON
-    `{"server": "…", "transaction": …}`. Returns (server, transaction)."""
-    text = payload.decode("utf-8", errors="replace").strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return "", None
-        if isinstance(data, dict):
-            server = data.get("server")
-            return (server.strip() if isinstance(server, str) else ""), data.get("transaction")
-    return text, None
-
-
-def forget_response(server: str, forgotten: str | None, transaction: object) -> dict[str, object]:
-    """The answer on `bridge/response/forget`: ok with the server's slug, or the reason."""
-    answer: dict[str, object]
-    if forgotten:
-        answer = {"status": "ok", "data": {"server": forgotten}}
-    elif not server:
-        answer = {"status": "error", "error": 'no server named: send a host name or {"server": …}'}
-    else:
-        answer = {"status": "error", "error": f"no such server: {server}"}
-    if transaction is not None:
-        answer["transaction"] = transaction
-    return answer
 
 
 def _privacy(config: Config) -> Privacy:

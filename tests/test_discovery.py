@@ -10,6 +10,8 @@ import jinja2
 import orjson
 import pytest
 
+from bridge.commands.builtin import command_buttons
+from bridge.config import Config
 from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.payloads import server_payload, site_payload
 from bridge.state import BridgeState, StateSettings, apply_event
@@ -22,6 +24,7 @@ SETTINGS = DiscoverySettings(
     base_topic="qlik2mqtt",
     version="1.2.3",
     support_url="https://example.org/qlik2mqtt",
+    buttons=command_buttons(Config()),  # the acknowledge button, as the defaults have it
 )
 ALL = bridge_configs(SETTINGS) + server_configs(SETTINGS, "qswin01", "QSWIN01")
 ENTITIES = [(t, p) for t, p in ALL if "device_automation" not in t]
