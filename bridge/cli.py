@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _running_bridge_config(environ: dict[str, str]) -> Path | None:
-    """No config named: the running bridge's, when exactly one runs (see bridge.running).
+    """No config named: the running bridge's, when exactly one runs (see bridge.ops.running).
     A bridge that runs on defaults lends its state file (for `health` and `check`)."""
-    from bridge.running import running_bridges
+    from bridge.ops.running import running_bridges
 
     bridges = running_bridges()
     if len(bridges) > 1:
@@ -139,8 +139,8 @@ def _running_bridge_config(environ: dict[str, str]) -> Path | None:
 
 
 def _run(config: Config, config_path: Path | None) -> int:
-    from bridge.logs import setup_logging
-    from bridge.running import leave_note, remove_note
+    from bridge.ops.running import leave_note, remove_note
+    from bridge.runtime.logs import setup_logging
     from bridge.service import StartupError, run
 
     setup_logging(config.logging.level, config.logging.format)
@@ -158,7 +158,7 @@ def _run(config: Config, config_path: Path | None) -> int:
 
 
 def _send_test_events(args: argparse.Namespace, config: Config) -> int:
-    from bridge.testevents import send_test_events
+    from bridge.inputs.testevents import send_test_events
 
     user_port = args.user_port or config.udp.user_activity_port
     task_port = args.task_port or config.udp.task_port
@@ -185,8 +185,8 @@ def _refusal(config: Config, host: str, port: int) -> str | None:
     """Why the bridge this config describes will refuse datagrams sent from here, if it will:
     `udp.allowed_sources` checked, by the bridge's own rule, against the address the kernel
     sends from to host:port."""
-    from bridge.listener import SourceFilter
-    from bridge.testevents import source_address
+    from bridge.inputs.listener import SourceFilter
+    from bridge.inputs.testevents import source_address
 
     sources = SourceFilter(config.udp.allowed_sources)
     if sources.allows_all:
@@ -204,7 +204,7 @@ def _refusal(config: Config, host: str, port: int) -> str | None:
 
 def _watch_hint(config: Config) -> str:
     """A mosquitto_sub command line for the configured broker (the password left to fill in)."""
-    from bridge.connection import EMBEDDED_HOST
+    from bridge.mqtt.connection import EMBEDDED_HOST
 
     mqtt = config.mqtt
     parts = ["mosquitto_sub", "-h", mqtt.host or EMBEDDED_HOST, "-p", str(mqtt.port)]
@@ -233,7 +233,7 @@ def _command(args: argparse.Namespace, config: Config) -> int:
         request,
         send_command,
     )
-    from bridge.logs import setup_logging
+    from bridge.runtime.logs import setup_logging
 
     setup_logging("warning", "console")
     try:
@@ -256,7 +256,7 @@ def _command(args: argparse.Namespace, config: Config) -> int:
 
 
 def _appenders(args: argparse.Namespace, config: Config) -> int:
-    from bridge.appenders import Target, local_only, write_appenders
+    from bridge.inputs.appenders import Target, local_only, write_appenders
 
     reason = None if args.allow_local else local_only(args.bridge_host)
     if reason is not None:
@@ -290,8 +290,8 @@ def _appenders(args: argparse.Namespace, config: Config) -> int:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    from bridge.check import run_checks
-    from bridge.logs import setup_logging
+    from bridge.ops.check import run_checks
+    from bridge.runtime.logs import setup_logging
 
     setup_logging("error", "console")
     results = asyncio.run(run_checks(config, args.config))
@@ -305,8 +305,8 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     from rich.console import Console
 
     from bridge.mqtt.client import describe
-    from bridge.status import TIMEOUT as STATUS_TIMEOUT
-    from bridge.status import print_status
+    from bridge.ops.status import TIMEOUT as STATUS_TIMEOUT
+    from bridge.ops.status import print_status
 
     try:
         print_status(config, args.watch, Console())
@@ -326,7 +326,7 @@ def _status(args: argparse.Namespace, config: Config) -> int:
 
 
 def _health(config: Config) -> int:
-    from bridge.health import check_health, health_path
+    from bridge.ops.health import check_health, health_path
 
     healthy, reason = check_health(health_path(config.state_file))
     print(("healthy: " if healthy else "unhealthy: ") + reason)
@@ -336,7 +336,7 @@ def _health(config: Config) -> int:
 def _test_slack(config: Config) -> int:
     import time
 
-    from bridge.events import (
+    from bridge.core.events import (
         Event,
         SourceFormat,
         TaskEvent,

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from bridge.flags import validate_flag
+from bridge.core.flags import validate_flag
 
 ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"

@@ -15,15 +15,12 @@ import structlog
 
 from bridge.commands.handling import Commands
 from bridge.config import Config
-from bridge.connection import EMBEDDED_HOST, broker_settings
-from bridge.core import Bridge
-from bridge.embedded import (
-    BrokerPortTakenError,
-    EmbeddedBroker,
-    EmbeddedBrokerError,
-    MosquittoMissingError,
-    start_embedded_broker,
-)
+from bridge.core.path import Bridge
+from bridge.core.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
+from bridge.core.privacy import Privacy
+from bridge.core.state import BridgeState
+from bridge.core.stats import Stats
+from bridge.core.topics import Topics
 from bridge.extensions import Context, Extension
 from bridge.extensions.alerts import AlertOutputs
 from bridge.extensions.bridge_topics import BridgeTopics
@@ -31,17 +28,20 @@ from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
 from bridge.extensions.state_topics import StateTopics
-from bridge.health import WRITE_INTERVAL as HEALTH_INTERVAL
-from bridge.health import Facts, HealthWriter, health_path
-from bridge.listener import SourceFilter, open_listener
-from bridge.logs import RateLimiter
+from bridge.inputs.listener import SourceFilter, open_listener
 from bridge.mqtt import MqttLink
-from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
-from bridge.privacy import Privacy
-from bridge.state import BridgeState
-from bridge.stats import Stats
-from bridge.supervise import supervised
-from bridge.topics import Topics
+from bridge.mqtt.connection import EMBEDDED_HOST, broker_settings
+from bridge.mqtt.embedded import (
+    BrokerPortTakenError,
+    EmbeddedBroker,
+    EmbeddedBrokerError,
+    MosquittoMissingError,
+    start_embedded_broker,
+)
+from bridge.ops.health import WRITE_INTERVAL as HEALTH_INTERVAL
+from bridge.ops.health import Facts, HealthWriter, health_path
+from bridge.runtime.logs import RateLimiter
+from bridge.runtime.supervise import supervised
 
 log = structlog.get_logger("qlik2mqtt")
 

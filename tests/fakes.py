@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass, field
 
 from bridge.config import Config
+from bridge.core.state import BridgeState
+from bridge.core.stats import Stats
+from bridge.core.topics import Topics
 from bridge.extensions import Context
 from bridge.extensions.link import Link, OutMessage
-from bridge.state import BridgeState
-from bridge.stats import Stats
-from bridge.topics import Topics
 
 
 @dataclass

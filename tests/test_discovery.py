@@ -12,10 +12,10 @@ import pytest
 
 from bridge.commands.builtin import command_buttons
 from bridge.config import Config
-from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.payloads import server_payload, site_payload
-from bridge.state import BridgeState, StateSettings, apply_event
-from bridge.stats import Stats
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.payloads import server_payload, site_payload
+from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.core.stats import Stats
 from discovery import DiscoverySettings, bridge_configs, server_configs
 from discovery.configs import TASK_EVENT_TYPES, USER_EVENT_TYPES
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
+from bridge.core.state import BridgeState, ServerState
 from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.link import Link
-from bridge.state import BridgeState, ServerState
 from tests.fakes import FakeLink, fake_context
 
 

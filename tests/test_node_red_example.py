@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.commands.builtin import ACKNOWLEDGE
-from bridge.topics import Topics
+from bridge.core.topics import Topics
 
 FLOW = Path(__file__).parent.parent / "docs/examples/node-red-flow.json"
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from bridge.commands.builtin import ACKNOWLEDGE, FORGET
 from bridge.config import Config
-from bridge.connection import broker_settings
+from bridge.core.stats import Stats
+from bridge.core.topics import Topics
 from bridge.mqtt import MqttLink
+from bridge.mqtt.connection import broker_settings
 from bridge.mqtt.outbox import OutMessage
-from bridge.stats import Stats
-from bridge.topics import Topics
 
 CONNECT_TIMEOUT = 3.0
 DELIVERY_TIMEOUT = 5.0

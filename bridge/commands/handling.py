@@ -12,8 +12,8 @@ import structlog
 
 from bridge.commands.builtin import COMMANDS
 from bridge.commands.declare import Answer, Command, Core, Request
+from bridge.core.payloads import encode
 from bridge.extensions import Context, Extension
-from bridge.payloads import encode
 
 log = structlog.get_logger("qlik2mqtt.commands")
 

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.config import Config
-from bridge.events import Event
+from bridge.core.events import Event
+from bridge.core.privacy import PLAIN, Privacy
+from bridge.core.state import BridgeState, Change
+from bridge.core.stats import Stats
+from bridge.core.topics import Topics
 from bridge.extensions.link import Link
-from bridge.privacy import PLAIN, Privacy
-from bridge.state import BridgeState, Change
-from bridge.stats import Stats
-from bridge.topics import Topics
 
 
 @dataclass(frozen=True, slots=True)

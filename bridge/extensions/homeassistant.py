@@ -12,8 +12,8 @@ import structlog
 
 from bridge import PROJECT_URL, __version__
 from bridge.commands.builtin import command_buttons
+from bridge.core.state import Change
 from bridge.extensions import Context, Extension
-from bridge.state import Change
 from discovery import DiscoveryMessage, DiscoverySettings, bridge_configs, server_configs
 
 log = structlog.get_logger("qlik2mqtt.homeassistant")

@@ -11,9 +11,9 @@ from typing import Any
 import structlog
 
 from bridge.config import SlackConfig
-from bridge.events import Event, UserEvent
-from bridge.payloads import event_payload, iso_time
-from bridge.privacy import Privacy
+from bridge.core.events import Event, UserEvent
+from bridge.core.payloads import event_payload, iso_time
+from bridge.core.privacy import Privacy
 from bridge.slack.messages import Kind, SlackMessage, kind_of, task_message, user_message
 from bridge.slack.templates import compile_template, templated
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.privacy import PLAIN, Privacy
+from bridge.core.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.privacy import PLAIN, Privacy
 
 Kind = Literal["task_events", "user_activity"]
 """A kind of message: its own `slack.<kind>` settings (on/off, channel, webhook, template)."""

@@ -8,12 +8,8 @@ from functools import partial
 import structlog
 
 from bridge.config import Config
-from bridge.events import Event, Rejected, RejectReason
-from bridge.extensions import Extension
-from bridge.guard import Guard
-from bridge.logs import RateLimiter
-from bridge.parse import parse_datagram
-from bridge.state import (
+from bridge.core.events import Event, Rejected, RejectReason
+from bridge.core.state import (
     BridgeState,
     Change,
     StateSettings,
@@ -23,8 +19,12 @@ from bridge.state import (
     find_server,
     forget_server,
 )
-from bridge.stats import Stats
-from bridge.topics import server_slug
+from bridge.core.stats import Stats
+from bridge.core.topics import server_slug
+from bridge.extensions import Extension
+from bridge.inputs.parse import parse_datagram
+from bridge.runtime.guard import Guard
+from bridge.runtime.logs import RateLimiter
 
 log = structlog.get_logger("qlik2mqtt.core")
 

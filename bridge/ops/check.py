@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import Config
-from bridge.connection import broker_settings
-from bridge.embedded import INSTALL_HINT, find_mosquitto
-from bridge.health import health_path, running_report
-from bridge.listener import KERNEL_BYTES_PER_DATAGRAM, bind_udp, grow_receive_buffer
+from bridge.inputs.listener import KERNEL_BYTES_PER_DATAGRAM, bind_udp, grow_receive_buffer
 from bridge.mqtt import probe
+from bridge.mqtt.connection import broker_settings
+from bridge.mqtt.embedded import INSTALL_HINT, find_mosquitto
+from bridge.ops.health import health_path, running_report
 
 PROBE_TIMEOUT = 5.0
 
