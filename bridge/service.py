@@ -28,6 +28,8 @@ from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
 from bridge.extensions.state_topics import StateTopics
+from bridge.inputs.builtin import INPUTS
+from bridge.inputs.declare import listening
 from bridge.inputs.listener import SourceFilter, open_listener
 from bridge.mqtt import MqttLink
 from bridge.mqtt.connection import EMBEDDED_HOST, broker_settings
@@ -112,14 +114,14 @@ async def run(
                 "listening beyond loopback with no udp.allowed_sources: any host can send events",
                 host=config.udp.host,
             )
-        for port in listen_ports(config):
+        for port, udp_input in listening(INPUTS, config.udp):
             try:
                 transports.append(
                     await open_listener(
                         config.udp.host,
                         port,
                         sources,
-                        bridge.handle_datagram,
+                        bridge.datagram_handler(udp_input.parse),
                         bridge.handle_refused_source,
                         config.udp.receive_buffer_bytes,
                     )
@@ -333,7 +335,8 @@ async def _expire_forever(bridge: Bridge, config: Config) -> None:
 
 
 def listen_ports(config: Config) -> list[int]:
-    return list(dict.fromkeys((config.udp.user_activity_port, config.udp.task_port)))
+    """The UDP ports the inputs listen on, each once."""
+    return [port for port, _ in listening(INPUTS, config.udp)]
 
 
 async def _report_health(
