@@ -23,8 +23,8 @@ from bench.common import Broker
 from bench.loadgen import COMMANDS
 from bridge.cli import event_loop_runner
 from bridge.config import load_config
+from bridge.core.state import BridgeState
 from bridge.service import wire
-from bridge.state import BridgeState
 
 
 def datagrams(count: int, users: int = 5000) -> list[bytes]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Broker, free_port, rss_mb, start_target, wait_online
-from bridge.persistence import load_state, save_state
+from bridge.core.persistence import load_state, save_state
 
 SEND_DEADLINE = 60.0
 

@@ -86,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     environ: dict[str, str] = dict(os.environ)
     if args.config is None and args.command not in ("run", "appenders"):
         args.config = _running_bridge_config(environ)
+    from bridge.slack.templates import compile_template  # jinja2 only when templates are used
+
     try:
-        config = load_config(args.config, environ)
+        config = load_config(args.config, environ, check_template=compile_template)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"qlik2mqtt: config error: {problem}", file=sys.stderr)
@@ -110,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _running_bridge_config(environ: dict[str, str]) -> Path | None:
-    """No config named: the running bridge's, when exactly one runs (see bridge.running).
+    """No config named: the running bridge's, when exactly one runs (see bridge.ops.running).
     A bridge that runs on defaults lends its state file (for `health` and `check`)."""
-    from bridge.running import running_bridges
+    from bridge.ops.running import running_bridges
 
     bridges = running_bridges()
     if len(bridges) > 1:
@@ -137,8 +139,8 @@ def _running_bridge_config(environ: dict[str, str]) -> Path | None:
 
 
 def _run(config: Config, config_path: Path | None) -> int:
-    from bridge.logs import setup_logging
-    from bridge.running import leave_note, remove_note
+    from bridge.ops.running import leave_note, remove_note
+    from bridge.runtime.logs import setup_logging
     from bridge.service import StartupError, run
 
     setup_logging(config.logging.level, config.logging.format)
@@ -156,7 +158,7 @@ def _run(config: Config, config_path: Path | None) -> int:
 
 
 def _send_test_events(args: argparse.Namespace, config: Config) -> int:
-    from bridge.testevents import send_test_events
+    from bridge.inputs.testevents import send_test_events
 
     user_port = args.user_port or config.udp.user_activity_port
     task_port = args.task_port or config.udp.task_port
@@ -183,8 +185,8 @@ def _refusal(config: Config, host: str, port: int) -> str | None:
     """Why the bridge this config describes will refuse datagrams sent from here, if it will:
     `udp.allowed_sources` checked, by the bridge's own rule, against the address the kernel
     sends from to host:port."""
-    from bridge.listener import SourceFilter
-    from bridge.testevents import source_address
+    from bridge.inputs.listener import SourceFilter
+    from bridge.inputs.testevents import source_address
 
     sources = SourceFilter(config.udp.allowed_sources)
     if sources.allows_all:
@@ -202,7 +204,7 @@ def _refusal(config: Config, host: str, port: int) -> str | None:
 
 def _watch_hint(config: Config) -> str:
     """A mosquitto_sub command line for the configured broker (the password left to fill in)."""
-    from bridge.connection import EMBEDDED_HOST
+    from bridge.mqtt.connection import EMBEDDED_HOST
 
     mqtt = config.mqtt
     parts = ["mosquitto_sub", "-h", mqtt.host or EMBEDDED_HOST, "-p", str(mqtt.port)]
@@ -224,8 +226,14 @@ def _watch_hint(config: Config) -> str:
 
 
 def _command(args: argparse.Namespace, config: Config) -> int:
-    from bridge.commands import CommandError, acknowledge_topic, forget_topic, request, send_command
-    from bridge.logs import setup_logging
+    from bridge.commands.client import (
+        CommandError,
+        acknowledge_topic,
+        forget_topic,
+        request,
+        send_command,
+    )
+    from bridge.runtime.logs import setup_logging
 
     setup_logging("warning", "console")
     try:
@@ -248,7 +256,7 @@ def _command(args: argparse.Namespace, config: Config) -> int:
 
 
 def _appenders(args: argparse.Namespace, config: Config) -> int:
-    from bridge.appenders import Target, local_only, write_appenders
+    from bridge.inputs.appenders import Target, local_only, write_appenders
 
     reason = None if args.allow_local else local_only(args.bridge_host)
     if reason is not None:
@@ -282,8 +290,8 @@ def _appenders(args: argparse.Namespace, config: Config) -> int:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    from bridge.check import run_checks
-    from bridge.logs import setup_logging
+    from bridge.ops.check import run_checks
+    from bridge.runtime.logs import setup_logging
 
     setup_logging("error", "console")
     results = asyncio.run(run_checks(config, args.config))
@@ -297,8 +305,8 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     from rich.console import Console
 
     from bridge.mqtt.client import describe
-    from bridge.status import TIMEOUT as STATUS_TIMEOUT
-    from bridge.status import print_status
+    from bridge.ops.status import TIMEOUT as STATUS_TIMEOUT
+    from bridge.ops.status import print_status
 
     try:
         print_status(config, args.watch, Console())
@@ -318,7 +326,7 @@ def _status(args: argparse.Namespace, config: Config) -> int:
 
 
 def _health(config: Config) -> int:
-    from bridge.health import check_health, health_path
+    from bridge.ops.health import check_health, health_path
 
     healthy, reason = check_health(health_path(config.state_file))
     print(("healthy: " if healthy else "unhealthy: ") + reason)
@@ -328,7 +336,7 @@ def _health(config: Config) -> int:
 def _test_slack(config: Config) -> int:
     import time
 
-    from bridge.events import (
+    from bridge.core.events import (
         Event,
         SourceFormat,
         TaskEvent,
@@ -336,9 +344,10 @@ def _test_slack(config: Config) -> int:
         UserEvent,
         UserEventType,
     )
-    from bridge.privacy import configured_privacy
-    from bridge.slack_client import SlackPoster
-    from bridge.slack_layout import SlackLayout, kind_of
+    from bridge.service import configured_privacy
+    from bridge.slack.client import SlackPoster
+    from bridge.slack.layout import SlackLayout
+    from bridge.slack.messages import kind_of
 
     slack = config.slack
     if not slack.enabled:
@@ -373,7 +382,7 @@ def _test_slack(config: Config) -> int:
             )
         )
     # The sink's own layout: templates, links and privacy as in real messages.
-    layout = SlackLayout(slack, config.qlik.base_url, configured_privacy(config.privacy))
+    layout = SlackLayout(slack, config.qlik.base_url, configured_privacy(config))
     poster = SlackPoster(slack)
     failed = 0
     for event in samples:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from bridge.flags import validate_flag
+from bridge.core.flags import validate_flag
 
 ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"
@@ -242,13 +242,17 @@ class AlertsConfig(_Section):
     outputs: list[AlertOutputConfig] = []
 
 
-def _slack_template(value: Path | None) -> Path | None:
-    """A Jinja2 template file for a kind's messages: it must exist and compile."""
-    if value is None:
-        return None
-    from bridge.slack_messages import compile_template  # jinja2 only when templates are used
+TemplateCheck = Callable[[Path], object]
+"""Raises ValueError (with the reason) when a template file cannot be used."""
 
-    compile_template(value)
+
+def _checked_template(value: Path | None, info: ValidationInfo) -> Path | None:
+    """A message template file, checked by the `check_template` `load_config` was given (the
+    Slack package compiles it): a broken one is a config error naming its key. This module
+    knows nothing of templates' language."""
+    check = (info.context or {}).get("check_template")
+    if value is not None and check is not None:
+        check(value)
     return value
 
 
@@ -257,7 +261,7 @@ class SlackKindConfig(_Section):
     channel: str | None = None
     webhook_url: SecretStr | None = None
     template: Annotated[
-        Path | None, BeforeValidator(_relative_to_config), AfterValidator(_slack_template)
+        Path | None, BeforeValidator(_relative_to_config), AfterValidator(_checked_template)
     ] = None
 
 
@@ -345,13 +349,18 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read YAML (if any), apply environment overrides, validate. Raises ConfigError."""
+def load_config(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    check_template: TemplateCheck | None = None,
+) -> Config:
+    """Read YAML (if any), apply environment overrides, validate. Raises ConfigError.
+    `check_template` checks each configured message template (see `bridge.cli`)."""
     raw: dict[str, Any] = _read_yaml(path) if path is not None else {}
     sources = _apply_env(raw, os.environ if environ is None else environ)
     base = path.resolve().parent if path is not None else Path.cwd()
     try:
-        return Config.model_validate(raw, context={"base": base})
+        return Config.model_validate(raw, context={"base": base, "check_template": check_template})
     except ValidationError as exc:
         raise ConfigError([_describe(error, sources) for error in exc.errors()]) from None
 

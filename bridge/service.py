@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -14,16 +13,14 @@ from pathlib import Path
 
 import structlog
 
+from bridge.commands.handling import Commands
 from bridge.config import Config
-from bridge.connection import EMBEDDED_HOST, broker_settings
-from bridge.core import Bridge
-from bridge.embedded import (
-    BrokerPortTakenError,
-    EmbeddedBroker,
-    EmbeddedBrokerError,
-    MosquittoMissingError,
-    start_embedded_broker,
-)
+from bridge.core.path import Bridge
+from bridge.core.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
+from bridge.core.privacy import Privacy
+from bridge.core.state import BridgeState
+from bridge.core.stats import Stats
+from bridge.core.topics import Topics
 from bridge.extensions import Context, Extension
 from bridge.extensions.alerts import AlertOutputs
 from bridge.extensions.bridge_topics import BridgeTopics
@@ -31,18 +28,22 @@ from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
 from bridge.extensions.state_topics import StateTopics
-from bridge.health import WRITE_INTERVAL as HEALTH_INTERVAL
-from bridge.health import Facts, HealthWriter, health_path
-from bridge.listener import SourceFilter, open_listener
-from bridge.logs import RateLimiter
+from bridge.inputs.builtin import INPUTS
+from bridge.inputs.declare import listening
+from bridge.inputs.listener import SourceFilter, open_listener
 from bridge.mqtt import MqttLink
-from bridge.payloads import encode
-from bridge.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
-from bridge.privacy import Privacy, configured_privacy
-from bridge.state import BridgeState
-from bridge.stats import Stats
-from bridge.supervise import supervised
-from bridge.topics import Topics
+from bridge.mqtt.connection import EMBEDDED_HOST, broker_settings
+from bridge.mqtt.embedded import (
+    BrokerPortTakenError,
+    EmbeddedBroker,
+    EmbeddedBrokerError,
+    MosquittoMissingError,
+    start_embedded_broker,
+)
+from bridge.ops.health import WRITE_INTERVAL as HEALTH_INTERVAL
+from bridge.ops.health import Facts, HealthWriter, health_path
+from bridge.runtime.logs import RateLimiter
+from bridge.runtime.supervise import supervised
 
 log = structlog.get_logger("qlik2mqtt")
 
@@ -113,14 +114,14 @@ async def run(
                 "listening beyond loopback with no udp.allowed_sources: any host can send events",
                 host=config.udp.host,
             )
-        for port in listen_ports(config):
+        for port, udp_input in listening(INPUTS, config.udp):
             try:
                 transports.append(
                     await open_listener(
                         config.udp.host,
                         port,
                         sources,
-                        bridge.handle_datagram,
+                        bridge.datagram_handler(udp_input.parse),
                         bridge.handle_refused_source,
                         config.udp.receive_buffer_bytes,
                     )
@@ -220,16 +221,6 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
             bridge.guard.call(extension.name, "on_connect", extension.on_connect)
 
     def on_message(topic: str, payload: bytes) -> None:
-        if topic == topics.acknowledge and config.commands.acknowledge:
-            bridge.acknowledge("mqtt")
-        elif topic == topics.forget and config.commands.forget:
-            server, transaction = forget_request(payload)
-            forgotten = bridge.forget(server, "mqtt") if server else None
-            link.publish_now(
-                topics.response("forget"),
-                encode(forget_response(server, forgotten, transaction)),
-                retain=False,
-            )
         for extension in extensions:
             if topic in extension.subscriptions():
                 bridge.guard.call(
@@ -254,10 +245,7 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
         privacy=_privacy(config),
     )
     extensions.extend(_build_extensions(context))
-    if config.commands.acknowledge:
-        link.subscribe(topics.acknowledge)
-    if config.commands.forget:
-        link.subscribe(topics.forget)
+    extensions.append(Commands(context, bridge))
     for extension in extensions:
         for topic in extension.subscriptions():
             link.subscribe(topic)
@@ -267,42 +255,19 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
     return Wired(bridge, link, extensions, topics)
 
 
-def forget_request(payload: bytes) -> tuple[str, object]:
-    """`forget`'s payload: a host name or slug as plain text (Butler-style), or JSON
-    `{"server": "…", "transaction": …}`. Returns (server, transaction)."""
-    text = payload.decode("utf-8", errors="replace").strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return "", None
-        if isinstance(data, dict):
-            server = data.get("server")
-            return (server.strip() if isinstance(server, str) else ""), data.get("transaction")
-    return text, None
-
-
-def forget_response(server: str, forgotten: str | None, transaction: object) -> dict[str, object]:
-    """The answer on `bridge/response/forget`: ok with the server's slug, or the reason."""
-    answer: dict[str, object]
-    if forgotten:
-        answer = {"status": "ok", "data": {"server": forgotten}}
-    elif not server:
-        answer = {"status": "error", "error": 'no server named: send a host name or {"server": …}'}
-    else:
-        answer = {"status": "error", "error": f"no such server: {server}"}
-    if transaction is not None:
-        answer["transaction"] = transaction
-    return answer
-
-
 def _privacy(config: Config) -> Privacy:
     if config.privacy.user_ids == "hashed" and config.privacy.salt is None:
         log.warning(
             "privacy.user_ids is hashed but privacy.salt is not set: anyone can hash a list of "
             "known user names and compare; set a secret salt"
         )
-    return configured_privacy(config.privacy)
+    return configured_privacy(config)
+
+
+def configured_privacy(config: Config) -> Privacy:
+    """`privacy:` as the payload builders apply it."""
+    salt = config.privacy.salt
+    return Privacy(config.privacy.user_ids, salt.get_secret_value() if salt is not None else "")
 
 
 async def _read_what_is_buffered(bridge: Bridge) -> None:
@@ -324,7 +289,7 @@ def _build_extensions(context: Context) -> list[Extension]:
         StateTopics(context),
     ]
     if context.config.slack.enabled:
-        from bridge.extensions.slack import SlackSink  # slack_sdk only when Slack is used
+        from bridge.slack.sink import SlackSink  # slack_sdk only when Slack is used
 
         extensions.append(SlackSink(context))
     if context.config.alerts.outputs:
@@ -370,7 +335,8 @@ async def _expire_forever(bridge: Bridge, config: Config) -> None:
 
 
 def listen_ports(config: Config) -> list[int]:
-    return list(dict.fromkeys((config.udp.user_activity_port, config.udp.task_port)))
+    """The UDP ports the inputs listen on, each once."""
+    return [port for port, _ in listening(INPUTS, config.udp)]
 
 
 async def _report_health(

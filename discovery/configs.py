@@ -26,12 +26,27 @@ DiscoveryMessage = tuple[str, dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
+class CommandButton:
+    """A button on the bridge device that publishes a command (declared with the command)."""
+
+    key: str
+    entity_slug: str
+    name: str
+    command_topic: str
+    payload_press: str
+    icon: str
+    enabled: bool = True
+    """False: the command is switched off, and a button announced earlier is removed."""
+
+
+@dataclass(frozen=True, slots=True)
 class DiscoverySettings:
     prefix: str
     base_topic: str
     version: str
     support_url: str
-    acknowledge_button: bool = True
+    buttons: tuple[CommandButton, ...] = ()
+    """The commands' buttons, after the failure flag (the acknowledge button, …)."""
 
     @property
     def node_id(self) -> str:
@@ -221,7 +236,7 @@ def _trigger(
 
 
 def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
-    """The bridge device: failure flag, acknowledge button, site and diagnostic sensors."""
+    """The bridge device: failure flag, the commands' buttons, site and diagnostic sensors."""
     device = _bridge_device(settings)
     base = settings.base_topic
     site_topic = f"{base}/site"
@@ -322,15 +337,16 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             device_class="timestamp",
         ),
     ]
-    button = entity(
-        "button",
-        "acknowledge",
-        "qlik_sense_acknowledge_failure",
-        "Acknowledge failure",
-        command_topic=f"{base}/bridge/acknowledge",
-        payload_press="acknowledge",
-        icon="mdi:check-circle-outline",
-    )
-    # With the acknowledge command switched off, an earlier button is removed (empty config).
-    configs.insert(1, button if settings.acknowledge_button else (button[0], {}))
+    for index, button in enumerate(settings.buttons, start=1):
+        config = entity(
+            "button",
+            button.key,
+            button.entity_slug,
+            button.name,
+            command_topic=button.command_topic,
+            payload_press=button.payload_press,
+            icon=button.icon,
+        )
+        # With its command switched off, an earlier button is removed (empty config).
+        configs.insert(index, config if button.enabled else (config[0], {}))
     return configs

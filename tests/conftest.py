@@ -12,7 +12,7 @@ from tests.helpers import Mosquitto
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_running_notes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Bridges started by the tests leave their notes (bridge.running) in a folder of this
+    """Bridges started by the tests leave their notes (bridge.ops.running) in a folder of this
     test session, and commands find no bridge of the developer's or another test run."""
     folder = tmp_path_factory.mktemp("runtime")
     before = os.environ.get("XDG_RUNTIME_DIR")

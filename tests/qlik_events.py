@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from bridge.events import TaskEvent, UserEvent
-from bridge.parse import parse_datagram
+from bridge.core.events import TaskEvent, UserEvent
+from bridge.inputs.parse import parse_datagram
 from tests.helpers import FIXTURES
 from tests.log4net_model import LogEvent
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.health import Facts, HealthWriter, check_health
+from bridge.ops.health import Facts, HealthWriter, check_health
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 

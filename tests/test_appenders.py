@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.appenders import (
+from bridge.core.events import Rejected, RejectReason
+from bridge.inputs.appenders import (
     TEMPLATES,
     Target,
     local_only,
@@ -17,8 +18,7 @@ from bridge.appenders import (
     template_text,
     validate_host,
 )
-from bridge.events import Rejected, RejectReason
-from bridge.parse import parse_datagram
+from bridge.inputs.parse import parse_datagram
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
 from tests.log4net_model import LogEvent, load, render_log4j_xml

@@ -17,9 +17,9 @@ from pytest_mock import MockerFixture
 
 from bridge import __version__
 from bridge.cli import main
-from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.parse import parse_datagram
-from bridge.testevents import Sample, sample_events
+from bridge.core.events import TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.inputs.parse import parse_datagram
+from bridge.inputs.testevents import Sample, sample_events
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
@@ -309,7 +309,7 @@ def test_without_mosquitto_run_exits_2_saying_what_to_do(
     tmp_path: Path, mocker: MockerFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Mosquitto cannot be uninstalled for a test: its lookup is told it found none."""
-    mocker.patch("bridge.embedded.find_mosquitto", return_value=None)
+    mocker.patch("bridge.mqtt.embedded.find_mosquitto", return_value=None)
     settings = bridge_env(free_port(), tmp_path)
     del settings["QLIK2MQTT_MQTT__HOST"]
     for name, value in settings.items():

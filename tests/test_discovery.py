@@ -10,10 +10,12 @@ import jinja2
 import orjson
 import pytest
 
-from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.payloads import server_payload, site_payload
-from bridge.state import BridgeState, StateSettings, apply_event
-from bridge.stats import Stats
+from bridge.commands.builtin import command_buttons
+from bridge.config import Config
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.payloads import server_payload, site_payload
+from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.core.stats import Stats
 from discovery import DiscoverySettings, bridge_configs, server_configs
 from discovery.configs import TASK_EVENT_TYPES, USER_EVENT_TYPES
 
@@ -22,6 +24,7 @@ SETTINGS = DiscoverySettings(
     base_topic="qlik2mqtt",
     version="1.2.3",
     support_url="https://example.org/qlik2mqtt",
+    buttons=command_buttons(Config()),  # the acknowledge button, as the defaults have it
 )
 ALL = bridge_configs(SETTINGS) + server_configs(SETTINGS, "qswin01", "QSWIN01")
 ENTITIES = [(t, p) for t, p in ALL if "device_automation" not in t]

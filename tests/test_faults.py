@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from pytest_mock import MockerFixture
 
-from bridge.events import Event
+from bridge.core.events import Event
+from bridge.core.state import Change
 from bridge.extensions import Context, Extension
 from bridge.service import _build_extensions
-from bridge.state import Change
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber
 

@@ -9,16 +9,19 @@ import sys
 from pathlib import Path
 
 from bridge import PROJECT_URL, __version__
-from bridge.config import LimitsConfig
-from bridge.events import RejectReason, TaskEventType, UserEventType
-from bridge.persistence import restore, snapshot
-from bridge.state import BridgeState, StateSettings, acknowledge, apply_event, expire
+from bridge.commands.builtin import command_buttons
+from bridge.config import Config, LimitsConfig
+from bridge.core.events import RejectReason, TaskEventType, UserEventType
+from bridge.core.persistence import restore, snapshot
+from bridge.core.state import BridgeState, StateSettings, acknowledge, apply_event, expire
 from discovery import DiscoverySettings, bridge_configs, server_configs
 from tests.helpers import Mosquitto, Subscriber, UdpSender, bridge_env
 from tests.test_state import task, user
 
 MAX_SERVERS = LimitsConfig().max_servers
-DISCOVERY = DiscoverySettings("homeassistant", "qlik2mqtt", __version__, PROJECT_URL)
+DISCOVERY = DiscoverySettings(
+    "homeassistant", "qlik2mqtt", __version__, PROJECT_URL, command_buttons(Config())
+)
 
 CAPPED = StateSettings(
     stale_after=None,

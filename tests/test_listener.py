@@ -8,7 +8,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from bridge.listener import SO_RCVBUFFORCE, SourceFilter, open_listener
+from bridge.inputs.listener import SO_RCVBUFFORCE, SourceFilter, open_listener
 
 BURST_BUFFER = 32 * 1024 * 1024
 

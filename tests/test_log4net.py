@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.appenders import TEMPLATES, Target, render, template_text
-from bridge.events import Rejected
-from bridge.parse import parse_datagram
+from bridge.core.events import Rejected
+from bridge.inputs.appenders import TEMPLATES, Target, render, template_text
+from bridge.inputs.parse import parse_datagram
 from tests.helpers import ROOT
 from tests.log4net_model import LogEvent
 from tests.qlik_events import INTENDED, assert_datagram_is

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from bridge.core.stats import Stats
 from bridge.mqtt import BrokerSettings, MqttLink, OutMessage
 from bridge.mqtt.inflight import InflightStore
-from bridge.stats import Stats
 from tests.helpers import Gate, Mosquitto, Subscriber
 
 

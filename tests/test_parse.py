@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.events import (
+from bridge.core.events import (
     Rejected,
     RejectReason,
     SourceFormat,
@@ -15,7 +15,7 @@ from bridge.events import (
     UserEvent,
     UserEventType,
 )
-from bridge.parse import MAX_FIELD_CHARS, log_date, parse_datagram
+from bridge.inputs.parse import MAX_FIELD_CHARS, log_date, parse_datagram
 from tests.helpers import log4j_xml
 
 TASK_TAIL = "QS1;Reload Sales;Sales;CORP\\mia;tid-1;aid-1;2026-05-06 14:23:45,123;ERROR;eid-1;boom"

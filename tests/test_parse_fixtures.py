@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.parse import parse_datagram
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.inputs.parse import parse_datagram
 from tests.helpers import FIXTURES, fixture_datagrams
 
 COMMAND_TYPES = {

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.persistence import StateFileError, load_state, save_state, snapshot
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.persistence import StateFileError, load_state, save_state, snapshot
+from bridge.core.state import BridgeState, StateSettings, apply_event
 from bridge.service import restore_state
-from bridge.state import BridgeState, StateSettings, apply_event
 
 SETTINGS = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
 

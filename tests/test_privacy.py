@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.privacy import Mode, Privacy
+from bridge.core.privacy import Mode, Privacy
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber
 

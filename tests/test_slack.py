@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-import bridge.extensions.slack as sink
+import bridge.slack.sink as sink
+from bridge.cli import main
 from bridge.config import ConfigError, load_config
+from bridge.slack.templates import compile_template
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
 from tests.slack_server import HangingServer, Reply, SlackServer
@@ -268,8 +270,30 @@ def test_a_broken_template_is_a_config_error(tmp_path: Path) -> None:
     template = tmp_path / "bad.j2"
     template.write_text("{% if %}")
     with pytest.raises(ConfigError) as caught:
-        load_config(None, environ={"QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE": str(template)})
+        load_config(
+            None,
+            environ={"QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE": str(template)},
+            check_template=compile_template,
+        )
     assert caught.value.problems[0].startswith(f"slack.task_events.template: {template} line 1:")
+
+
+def test_a_broken_template_stops_every_command_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check happens in the CLI, before any command runs (config itself knows nothing of
+    Slack), with the key, the reason, the value and the variable named as for any config key."""
+    template = tmp_path / "bad.j2"
+    template.write_text("{% if %}")
+    monkeypatch.setenv("QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE", str(template))
+    code = main(["appenders", "--bridge-host", "10.0.0.1", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"qlik2mqtt: config error: slack.task_events.template: {template} line 1: Expected an "
+        f"expression, got 'end of statement block' (got '{template}') "
+        "(from QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE)\n"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_test_slack_posts_in_the_configured_layout(tmp_path: Path, slack: SlackServer) -> None:

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.events import UserEventType
-from bridge.persistence import restore, snapshot
-from bridge.state import (
+from bridge.core.events import UserEventType
+from bridge.core.persistence import restore, snapshot
+from bridge.core.state import (
     BridgeState,
     apply_event,
     find_server,
     forget_server,
     slug_of,
 )
-from bridge.topics import distinct_slug, server_slug
+from bridge.core.topics import distinct_slug, server_slug
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber
 from tests.test_state import SETTINGS, user

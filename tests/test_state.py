@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bridge.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.payloads import distinct_users, server_payload, site_payload, user_name, user_names
-from bridge.privacy import PLAIN, Privacy
-from bridge.state import BridgeState, StateSettings, acknowledge, apply_event, expire
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.payloads import distinct_users, server_payload, site_payload, user_name, user_names
+from bridge.core.privacy import PLAIN, Privacy
+from bridge.core.state import BridgeState, StateSettings, acknowledge, apply_event, expire
 
 SETTINGS = StateSettings(stale_after=3600.0, dedup_window=60.0, auto_clear_after=None)
 

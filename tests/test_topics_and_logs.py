@@ -7,8 +7,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.logs import RateLimiter
-from bridge.topics import Topics, server_slug
+from bridge.core.topics import Topics, server_slug
+from bridge.runtime.logs import RateLimiter
 
 
 @given(st.text(max_size=300))

@@ -2,6 +2,7 @@
 
 As in zigbee2mqtt, an extension's constructor only stores its collaborators; `start`, `stop`
 and the `on_*` hooks are its whole life cycle. The core does not know what an extension does.
+An extension reaches the broker only through `Context.link`, a `Link` (bridge.extensions.link).
 """
 
 from __future__ import annotations
@@ -11,19 +12,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.config import Config
-from bridge.events import Event
-from bridge.mqtt.link import MqttLink
-from bridge.privacy import PLAIN, Privacy
-from bridge.state import BridgeState, Change
-from bridge.stats import Stats
-from bridge.topics import Topics
+from bridge.core.events import Event
+from bridge.core.privacy import PLAIN, Privacy
+from bridge.core.state import BridgeState, Change
+from bridge.core.stats import Stats
+from bridge.core.topics import Topics
+from bridge.extensions.link import Link
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
     config: Config
     topics: Topics
-    link: MqttLink
+    link: Link
     state: BridgeState
     stats: Stats
     clock: Callable[[], float]

@@ -15,10 +15,10 @@ import math
 import structlog
 
 from bridge.config import AlertOutputConfig
-from bridge.events import Event
+from bridge.core.events import Event
+from bridge.core.flags import flag_is_on, raises
+from bridge.core.state import Change
 from bridge.extensions import Context, Extension
-from bridge.flags import flag_is_on, raises
-from bridge.state import Change
 
 log = structlog.get_logger("qlik2mqtt.alerts")
 

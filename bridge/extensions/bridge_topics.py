@@ -7,9 +7,9 @@ import contextlib
 from typing import Any
 
 from bridge import __version__
+from bridge.core.payloads import encode, iso_time
+from bridge.core.state import Change
 from bridge.extensions import Context, Extension
-from bridge.payloads import encode, iso_time
-from bridge.state import Change
 
 STATS_AFTER_CHANGE = 1.0
 

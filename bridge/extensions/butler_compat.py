@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bridge import butler
-from bridge.coalesce import Coalescer
-from bridge.events import Event
+from bridge.core.events import Event
+from bridge.core.state import Change
 from bridge.extensions import Context, Extension
-from bridge.mqtt.outbox import OutMessage
-from bridge.state import Change
+from bridge.extensions import butler_payloads as butler
+from bridge.extensions.link import OutMessage
+from bridge.runtime.coalesce import Coalescer
 
 
 class ButlerCompat(Extension):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.events import Event, UserEvent
+from bridge.core.events import Event, UserEvent
+from bridge.core.payloads import encode, event_payload
+from bridge.core.state import slug_of
 from bridge.extensions import Context, Extension
-from bridge.mqtt.outbox import OutMessage
-from bridge.payloads import encode, event_payload
-from bridge.state import slug_of
+from bridge.extensions.link import OutMessage
 
 NEW_SERVER_HOLD = 1.0
 """Seconds a new server's first events wait for Home Assistant to subscribe."""

@@ -11,8 +11,9 @@ import json
 import structlog
 
 from bridge import PROJECT_URL, __version__
+from bridge.commands.builtin import command_buttons
+from bridge.core.state import Change
 from bridge.extensions import Context, Extension
-from bridge.state import Change
 from discovery import DiscoveryMessage, DiscoverySettings, bridge_configs, server_configs
 
 log = structlog.get_logger("qlik2mqtt.homeassistant")
@@ -26,7 +27,7 @@ class HomeAssistantDiscovery(Extension):
             base_topic=context.config.mqtt.base_topic,
             version=__version__,
             support_url=PROJECT_URL,
-            acknowledge_button=context.config.commands.acknowledge,
+            buttons=command_buttons(context.config),
         )
         self._announced: set[str] = set()
 

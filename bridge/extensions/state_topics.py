@@ -7,10 +7,10 @@ set of users changes (`ServerState.membership`), not rebuilt on every flush.
 
 from __future__ import annotations
 
-from bridge.coalesce import Coalescer
+from bridge.core.payloads import distinct_users, encode, server_payload, site_payload, user_names
+from bridge.core.state import Change, ServerState
 from bridge.extensions import Context, Extension
-from bridge.payloads import distinct_users, encode, server_payload, site_payload, user_names
-from bridge.state import Change, ServerState
+from bridge.runtime.coalesce import Coalescer
 
 
 class StateTopics(Extension):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import gmqtt
 
+from bridge.core.stats import Stats
 from bridge.mqtt.client import Client
 from bridge.mqtt.inflight import InflightStore
 from bridge.mqtt.outbox import Outbox, OutMessage
-from bridge.stats import Stats
 
 MAX_INFLIGHT = 2000
 """Events sent but not yet acknowledged, per connection."""
@@ -145,7 +145,7 @@ class Drain:
                 connection.publish(message)
             except Exception:
                 self.outbox.unsend(batch[index:])
-                raise  # the drain is restarted (bridge.supervise); nothing was lost
+                raise  # the drain is restarted (bridge.runtime.supervise); nothing was lost
             if not message.qos:  # QoS 0: sent is all there is
                 sent_unacknowledged.append(message)
         if sent_unacknowledged:

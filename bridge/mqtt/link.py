@@ -23,8 +23,7 @@ from typing import Any
 
 import structlog
 
-from bridge.guard import Guard
-from bridge.logs import RateLimiter
+from bridge.core.stats import Stats
 from bridge.mqtt.client import (
     CONNECT_TIMEOUT,
     BrokerSettings,
@@ -37,8 +36,9 @@ from bridge.mqtt.client import (
 from bridge.mqtt.drain import Connection, Drain, will_message
 from bridge.mqtt.inflight import InflightStore
 from bridge.mqtt.outbox import Outbox, OutMessage
-from bridge.stats import Stats
-from bridge.supervise import supervised
+from bridge.runtime.guard import Guard
+from bridge.runtime.logs import RateLimiter
+from bridge.runtime.supervise import supervised
 
 log = structlog.get_logger("qlik2mqtt.mqtt")
 

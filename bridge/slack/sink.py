@@ -25,13 +25,13 @@ import threading
 
 import structlog
 
-from bridge.events import Event, TaskEvent, TaskEventType, UserEvent
+from bridge.core.events import Event, TaskEvent, TaskEventType, UserEvent
+from bridge.core.state import slug_of, task_key
 from bridge.extensions import Context, Extension
-from bridge.logs import RateLimiter
-from bridge.slack_client import Kind, Outcome, SlackPoster
-from bridge.slack_layout import SlackLayout
-from bridge.slack_messages import SlackMessage
-from bridge.state import slug_of, task_key
+from bridge.runtime.logs import RateLimiter
+from bridge.slack.client import Outcome, SlackPoster
+from bridge.slack.layout import SlackLayout
+from bridge.slack.messages import Kind, SlackMessage
 
 log = structlog.get_logger("qlik2mqtt.slack")
 

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from bridge.events import TASK_EVENT_ADAPTER
-from bridge.state import BridgeState, Connections, ServerState, TaskRecord
+from bridge.core.events import TASK_EVENT_ADAPTER
+from bridge.core.state import BridgeState, Connections, ServerState, TaskRecord
 
 FORMAT_VERSION = 1
 

@@ -60,7 +60,7 @@ class UserEvent:
 
     event_type: UserEventType
     server: str
-    """The Qlik Sense host name as logged (not topic-safe; see bridge.topics)."""
+    """The Qlik Sense host name as logged (not topic-safe; see bridge.core.topics)."""
     source_format: SourceFormat
     log_timestamp: str | None = None
     """The log's own time: ISO 8601 when it parsed, else the raw text."""

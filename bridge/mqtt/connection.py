@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bridge.config import Config
 from bridge.mqtt import BrokerSettings
-from bridge.tls import tls_context
+from bridge.mqtt.tls import tls_context
 
 EMBEDDED_HOST = "127.0.0.1"
 

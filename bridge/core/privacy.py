@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.config import PrivacyConfig
-
 Mode = Literal["plain", "hashed", "omitted"]
 
 
@@ -75,8 +73,3 @@ _NOT_BEFORE_TOKEN = r"(?![\w]|[.-]\w)"
 
 
 PLAIN = Privacy()
-
-
-def configured_privacy(config: PrivacyConfig) -> Privacy:
-    salt = config.salt.get_secret_value() if config.salt is not None else ""
-    return Privacy(config.user_ids, salt)

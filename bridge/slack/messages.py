@@ -1,17 +1,16 @@
-"""Slack messages (Block Kit, with plain `text` for notifications) for events. Pure."""
+"""The built-in Slack messages (Block Kit, with plain `text` for notifications) for events,
+and the kinds of message the sink posts. Pure."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from bridge.events import TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.privacy import PLAIN, Privacy
+from bridge.core.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.privacy import PLAIN, Privacy
 
-if TYPE_CHECKING:
-    from jinja2 import Template
+Kind = Literal["task_events", "user_activity"]
+"""A kind of message: its own `slack.<kind>` settings (on/off, channel, webhook, template)."""
 
 MAX_MESSAGE_CHARS = 2800  # a section's text may hold 3000
 _TASK_TITLES = {
@@ -33,6 +32,10 @@ _USER_VERBS = {
 class SlackMessage:
     text: str
     blocks: list[dict[str, Any]]
+
+
+def kind_of(event: Event) -> Kind:
+    return "user_activity" if isinstance(event, UserEvent) else "task_events"
 
 
 def _escape(text: str) -> str:
@@ -115,42 +118,4 @@ def user_message(event: UserEvent, privacy: Privacy = PLAIN) -> SlackMessage:
         blocks=[
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{icon} {_escape(text)}"}]}
         ],
-    )
-
-
-def compile_template(path: Path) -> Template:
-    """A user's Jinja2 template (sandboxed: it can read the event, not the bridge)."""
-    import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
-
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return SandboxedEnvironment(autoescape=False).from_string(source)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ValueError(f"{path} line {exc.lineno}: {exc.message}") from None
-
-
-def templated(
-    template: Template, variables: dict[str, Any], built_in: SlackMessage
-) -> SlackMessage:
-    """The user's layout: rendered text (mrkdwn) as one section, or JSON: a list of blocks, or
-    an object with `blocks` and/or `text`. Plain `text` falls back to the built-in one."""
-    rendered = template.render(**variables).strip()
-    if rendered.startswith(("[", "{")):
-        try:
-            data = json.loads(rendered)
-        except ValueError:
-            data = None
-        if isinstance(data, list):
-            return SlackMessage(text=built_in.text, blocks=data)
-        if isinstance(data, dict):
-            return SlackMessage(
-                text=str(data.get("text") or built_in.text), blocks=list(data.get("blocks", []))
-            )
-    return SlackMessage(
-        text=built_in.text,
-        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": rendered[:3000]}}],
     )

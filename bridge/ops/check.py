@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import Config
-from bridge.connection import broker_settings
-from bridge.embedded import INSTALL_HINT, find_mosquitto
-from bridge.health import health_path, running_report
-from bridge.listener import KERNEL_BYTES_PER_DATAGRAM, bind_udp, grow_receive_buffer
+from bridge.inputs.builtin import INPUTS
+from bridge.inputs.declare import listening
+from bridge.inputs.listener import KERNEL_BYTES_PER_DATAGRAM, bind_udp, grow_receive_buffer
 from bridge.mqtt import probe
+from bridge.mqtt.connection import broker_settings
+from bridge.mqtt.embedded import INSTALL_HINT, find_mosquitto
+from bridge.ops.health import health_path, running_report
 
 PROBE_TIMEOUT = 5.0
 
@@ -33,7 +35,7 @@ async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
     results = [Result("config", True, f"valid ({source})")]
     results.append(await _broker(config))
     running = running_report(health_path(config.state_file))
-    for port in sorted({config.udp.user_activity_port, config.udp.task_port}):
+    for port in sorted(port for port, _ in listening(INPUTS, config.udp)):
         results.append(_udp(config.udp.host, port, config.udp.receive_buffer_bytes, running))
     results.append(_state_dir(config.state_file))
     return results

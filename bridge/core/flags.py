@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bridge.events import Event, TaskEvent, TaskEventType
-from bridge.state import FAILURE_TYPES, BridgeState, find_server, slug_of
-from bridge.topics import host_key
+from bridge.core.events import Event, TaskEvent, TaskEventType
+from bridge.core.state import FAILURE_TYPES, BridgeState, find_server, slug_of
+from bridge.core.topics import host_key
 
 RELOAD_FAILURE = "reload_failure"
 ANY_TASK_ABORTED = "any_task_aborted"

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from bridge.events import (
+from bridge.core.events import (
     Event,
     RejectReason,
     TaskEvent,
@@ -19,7 +19,7 @@ from bridge.events import (
     UserEvent,
     UserEventType,
 )
-from bridge.topics import distinct_slug, host_key, server_slug
+from bridge.core.topics import distinct_slug, host_key, server_slug
 
 UserKey = tuple[str, str]
 """(user_directory, user_id); a missing part is ''."""

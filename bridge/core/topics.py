@@ -67,14 +67,6 @@ class Topics:
     def bridge_stats(self) -> str:
         return f"{self.base}/bridge/stats"
 
-    @property
-    def acknowledge(self) -> str:
-        return f"{self.base}/bridge/acknowledge"
-
-    @property
-    def forget(self) -> str:
-        return f"{self.base}/bridge/forget"
-
     def response(self, command: str) -> str:
         """Where the bridge answers a command (zigbee2mqtt's bridge/response convention)."""
         return f"{self.base}/bridge/response/{command}"

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bridge.config import Config
-from bridge.connection import broker_settings
+from bridge.mqtt.connection import broker_settings
 
 SETTLE = 0.5
 """Retained messages arrive in a burst after subscribing; a pause this long ends it."""

@@ -8,12 +8,8 @@ from functools import partial
 import structlog
 
 from bridge.config import Config
-from bridge.events import Event, Rejected, RejectReason
-from bridge.extensions import Extension
-from bridge.guard import Guard
-from bridge.logs import RateLimiter
-from bridge.parse import parse_datagram
-from bridge.state import (
+from bridge.core.events import Event, Rejected, RejectReason
+from bridge.core.state import (
     BridgeState,
     Change,
     StateSettings,
@@ -23,8 +19,13 @@ from bridge.state import (
     find_server,
     forget_server,
 )
-from bridge.stats import Stats
-from bridge.topics import server_slug
+from bridge.core.stats import Stats
+from bridge.core.topics import server_slug
+from bridge.extensions import Extension
+from bridge.inputs.declare import Parser
+from bridge.inputs.parse import parse_datagram
+from bridge.runtime.guard import Guard
+from bridge.runtime.logs import RateLimiter
 
 log = structlog.get_logger("qlik2mqtt.core")
 
@@ -74,12 +75,31 @@ class Bridge:
         self._on_change = [(e.name, e.on_change) for e in extensions if _overrides(e, "on_change")]
 
     def handle_datagram(self, data: bytes, source: str) -> None:
+        """A datagram in any of the session and task formats (tests and the benchmark)."""
         self.stats.datagrams += 1
         result = parse_datagram(data, self._max_bytes)
         if isinstance(result, Rejected):
             self.reject(result, source)
         else:
             self.handle_event(result)
+
+    def datagram_handler(self, parse: Parser) -> Callable[[bytes, str], None]:
+        """The listener's handler for one input: each datagram counted, parsed by the input's
+        parser, and its event (or its refusal, counted by reason) handled as any other."""
+        max_bytes = self._max_bytes
+        stats = self.stats
+        reject = self.reject
+        handle_event = self.handle_event
+
+        def handle(data: bytes, source: str) -> None:
+            stats.datagrams += 1
+            result = parse(data, max_bytes)
+            if isinstance(result, Rejected):
+                reject(result, source)
+            else:
+                handle_event(result)
+
+        return handle
 
     def handle_refused_source(self, source: str) -> None:
         self.stats.datagrams += 1

@@ -11,23 +11,13 @@ from typing import Any
 import structlog
 
 from bridge.config import SlackConfig
-from bridge.events import Event, UserEvent
-from bridge.payloads import event_payload, iso_time
-from bridge.privacy import Privacy
-from bridge.slack_client import Kind
-from bridge.slack_messages import (
-    SlackMessage,
-    compile_template,
-    task_message,
-    templated,
-    user_message,
-)
+from bridge.core.events import Event, UserEvent
+from bridge.core.payloads import event_payload, iso_time
+from bridge.core.privacy import Privacy
+from bridge.slack.messages import Kind, SlackMessage, kind_of, task_message, user_message
+from bridge.slack.templates import compile_template, templated
 
 log = structlog.get_logger("qlik2mqtt.slack")
-
-
-def kind_of(event: Event) -> Kind:
-    return "user_activity" if isinstance(event, UserEvent) else "task_events"
 
 
 class SlackLayout:

@@ -17,13 +17,10 @@ import traceback
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 from bridge.config import SlackConfig
-from bridge.slack_messages import SlackMessage
-
-Kind = Literal["task_events", "user_activity"]
+from bridge.slack.messages import Kind, SlackMessage
 
 RETRYABLE_API_ERRORS = frozenset(
     {

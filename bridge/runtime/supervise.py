@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from bridge.stats import Stats
+from bridge.core.stats import Stats
 
 log = structlog.get_logger("qlik2mqtt.supervise")
 

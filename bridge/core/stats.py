@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.events import RejectReason
+from bridge.core.events import RejectReason
 
 
 @dataclass(slots=True)
@@ -34,7 +34,7 @@ class Stats:
     task_restarts: Counter[str] = field(default_factory=Counter)
     """Background tasks that failed or ended and were restarted, by name."""
     problems: list[str] = field(default_factory=list)
-    """What is wrong now, as the health report last found it (bridge.health.Facts)."""
+    """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
     def reject(self, reason: RejectReason) -> None:
         self.rejected[reason.value] += 1

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import structlog
 
-from bridge.logs import RateLimiter
-from bridge.stats import Stats
+from bridge.core.stats import Stats
+from bridge.runtime.logs import RateLimiter
 
 log = structlog.get_logger("qlik2mqtt.guard")
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from bridge.events import Event, TaskEvent, UserEvent
-from bridge.privacy import PLAIN, Privacy
-from bridge.state import BridgeState, ServerState, TaskRecord
+from bridge.core.events import Event, TaskEvent, UserEvent
+from bridge.core.privacy import PLAIN, Privacy
+from bridge.core.state import BridgeState, ServerState, TaskRecord
 
 
 def encode(payload: dict[str, Any]) -> bytes:

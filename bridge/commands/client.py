@@ -1,4 +1,5 @@
-"""Commands to a running bridge over MQTT (`qlik2mqtt acknowledge`, `qlik2mqtt forget`).
+"""The CLI's side of commands: send one to a running bridge over MQTT (`qlik2mqtt acknowledge`,
+`qlik2mqtt forget`).
 
 A command is published QoS 1; where the bridge answers (zigbee2mqtt's convention: a request
 with a `transaction`, the answer on `<base>/bridge/response/<command>` carrying it back), the
@@ -12,12 +13,13 @@ import json
 import uuid
 from typing import Any
 
+from bridge.commands.builtin import ACKNOWLEDGE, FORGET
 from bridge.config import Config
-from bridge.connection import broker_settings
+from bridge.core.stats import Stats
+from bridge.core.topics import Topics
 from bridge.mqtt import MqttLink
+from bridge.mqtt.connection import broker_settings
 from bridge.mqtt.outbox import OutMessage
-from bridge.stats import Stats
-from bridge.topics import Topics
 
 CONNECT_TIMEOUT = 3.0
 DELIVERY_TIMEOUT = 5.0
@@ -87,8 +89,8 @@ async def _exchange(
 
 
 def acknowledge_topic(config: Config) -> str:
-    return Topics(config.mqtt.base_topic).acknowledge
+    return ACKNOWLEDGE.topic_under(config.mqtt.base_topic)
 
 
 def forget_topic(config: Config) -> str:
-    return Topics(config.mqtt.base_topic).forget
+    return FORGET.topic_under(config.mqtt.base_topic)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bridge.events import (
+from bridge.core.events import (
     Event,
     Rejected,
     RejectReason,
@@ -21,7 +21,7 @@ from bridge.events import (
     UserEvent,
     UserEventType,
 )
-from bridge.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
+from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
 
 MAX_FIELD_CHARS = 1024
 MAX_MESSAGE_CHARS = 8192

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-from bridge.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.privacy import PLAIN, Privacy
-from bridge.state import BridgeState
+from bridge.core.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.privacy import PLAIN, Privacy
+from bridge.core.state import BridgeState
 
 _USER_TOPICS = {
     UserEventType.SESSION_START: "session/start",

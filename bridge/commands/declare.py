@@ -1,0 +1,65 @@
+"""What a command is: its topic, the config that enables it, its button, its handler.
+
+A handler gets the request (payload, the core, the config) and returns the answer published on
+`<base>/bridge/response/<name>` (zigbee2mqtt's convention), or None when the command does not
+answer. It may return an awaitable instead, for work that takes time (a call to Qlik Sense):
+the answer is then published when it is ready, and the event loop never waits for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.config import Config
+
+Answer = dict[str, object] | None
+"""The payload for `bridge/response/<name>`, or None: no answer."""
+
+
+class Core(Protocol):
+    """What a command may ask of the bridge's core (`bridge.core.path.Bridge` is one)."""
+
+    def acknowledge(self, source: str) -> None: ...
+
+    def forget(self, server: str, source: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    payload: bytes
+    core: Core
+    config: Config
+
+
+Handler = Callable[[Request], Answer | Awaitable[Answer]]
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A Home Assistant button on the bridge device that publishes the command."""
+
+    key: str
+    """Its unique id (after the node id) and its discovery topic's object id."""
+    entity_slug: str
+    """Its suggested entity id: `button.<entity_slug>`."""
+    name: str
+    payload_press: str
+    icon: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    """Names the answer's topic (`bridge/response/<name>`) and the command in logs."""
+    topic: str
+    """Under the base topic: `bridge/acknowledge` is `<base>/bridge/acknowledge`."""
+    enabled: Callable[[Config], bool]
+    """Whether the config turns it on (`commands.*`); a command that is off is not
+    subscribed to, and its button is removed from Home Assistant."""
+    handle: Handler
+    button: Button | None = None
+
+    def topic_under(self, base_topic: str) -> str:
+        return f"{base_topic}/{self.topic}"

@@ -1,0 +1,67 @@
+"""The extension that takes commands: it subscribes to each enabled command's topic, runs its
+handler (guarded, as every extension hook) and publishes the answer, if any, on
+`<base>/bridge/response/<name>`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Sequence
+
+import structlog
+
+from bridge.commands.builtin import COMMANDS
+from bridge.commands.declare import Answer, Command, Core, Request
+from bridge.core.payloads import encode
+from bridge.extensions import Context, Extension
+
+log = structlog.get_logger("qlik2mqtt.commands")
+
+
+class Commands(Extension):
+    def __init__(
+        self, context: Context, core: Core, commands: Sequence[Command] = COMMANDS
+    ) -> None:
+        super().__init__(context)
+        self._core = core  # the core's own acknowledge/forget: not an extension's business
+        base = context.config.mqtt.base_topic
+        self._by_topic = {
+            command.topic_under(base): command
+            for command in commands
+            if command.enabled(context.config)
+        }
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def subscriptions(self) -> tuple[str, ...]:
+        return tuple(self._by_topic)
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        command = self._by_topic.get(topic)
+        if command is None:
+            return
+        answer = command.handle(Request(payload, self._core, self.context.config))
+        if isinstance(answer, Awaitable):
+            task = asyncio.ensure_future(self._answer_later(command, answer))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        else:
+            self._answer(command, answer)
+
+    async def stop(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        for task in list(self._pending):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _answer_later(self, command: Command, answer: Awaitable[Answer]) -> None:
+        try:
+            self._answer(command, await answer)
+        except Exception:  # the handler's fault: logged, and the bridge goes on
+            log.exception("command failed", command=command.name)
+
+    def _answer(self, command: Command, answer: Answer) -> None:
+        if answer is not None:
+            self.context.link.publish_now(
+                self.context.topics.response(command.name), encode(answer), retain=False
+            )

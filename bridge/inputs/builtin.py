@@ -1,0 +1,31 @@
+"""The inputs the bridge listens to: Qlik Sense's user activity and its reload tasks.
+
+Both accept every format Butler's appenders and log4net's XML layout send (`parse`), so a
+datagram reaches the bridge whichever of the two ports an appender file names.
+"""
+
+from __future__ import annotations
+
+from bridge.inputs.declare import Input
+from bridge.inputs.parse import parse_datagram
+
+EVERY_SESSION_AND_TASK_FORMAT = (
+    "Butler's plain and tagged semicolon lines, and log4net's XML layout (sessions, "
+    "connections, reload tasks)"
+)
+
+USER_ACTIVITY = Input(
+    name="user_activity",
+    port=lambda udp: udp.user_activity_port,
+    parse=parse_datagram,
+    formats=EVERY_SESSION_AND_TASK_FORMAT,
+)
+TASKS = Input(
+    name="tasks",
+    port=lambda udp: udp.task_port,
+    parse=parse_datagram,
+    formats=EVERY_SESSION_AND_TASK_FORMAT,
+)
+
+INPUTS: tuple[Input, ...] = (USER_ACTIVITY, TASKS)
+"""Every input, in the order their ports are bound."""

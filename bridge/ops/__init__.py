@@ -1,0 +1,1 @@
+"""Operating the bridge: `check`, `status`, `health`, and where the running bridge is found."""

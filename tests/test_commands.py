@@ -1,0 +1,115 @@
+"""The commands extension alone: declarations, subscriptions, handlers and answers, against the
+in-memory link (tests/fakes.py). End to end through mosquitto: test_admin_commands and
+test_homeassistant."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from bridge.commands.builtin import COMMANDS, command_buttons
+from bridge.commands.declare import Answer, Command, Request
+from bridge.commands.handling import Commands
+from bridge.config import Config
+from tests.fakes import FakeLink, fake_context
+
+
+class FakeCore:
+    def __init__(self, servers: tuple[str, ...] = ()) -> None:
+        self.servers = set(servers)
+        self.calls: list[tuple[str, ...]] = []
+
+    def acknowledge(self, source: str) -> None:
+        self.calls.append(("acknowledge", source))
+
+    def forget(self, server: str, source: str) -> str | None:
+        self.calls.append(("forget", server, source))
+        slug = server.lower()
+        return slug if slug in self.servers else None
+
+
+def commands(config: Config | None = None, core: FakeCore | None = None) -> Commands:
+    return Commands(fake_context(config, FakeLink()), core or FakeCore())
+
+
+def answers(extension: Commands) -> list[tuple[str, dict[str, object]]]:
+    link = extension.context.link
+    assert isinstance(link, FakeLink)
+    return [(m.topic, json.loads(m.payload)) for m in link.published]
+
+
+def test_each_enabled_command_is_subscribed_to() -> None:
+    assert commands().subscriptions() == ("qlik2mqtt/bridge/acknowledge", "qlik2mqtt/bridge/forget")
+    config = Config.model_validate({"commands": {"forget": False}, "mqtt": {"base_topic": "q"}})
+    assert commands(config).subscriptions() == ("q/bridge/acknowledge",)
+
+
+def test_acknowledge_asks_the_core_and_does_not_answer() -> None:
+    core = FakeCore()
+    extension = commands(core=core)
+    extension.on_message("qlik2mqtt/bridge/acknowledge", b"anything")
+    assert core.calls == [("acknowledge", "mqtt")]
+    assert answers(extension) == []
+
+
+def test_forget_answers_with_the_slug_or_the_reason_and_the_transaction() -> None:
+    core = FakeCore(servers=("qsprod02",))
+    extension = commands(core=core)
+    extension.on_message("qlik2mqtt/bridge/forget", b'{"server": "QSPROD02", "transaction": 7}')
+    extension.on_message("qlik2mqtt/bridge/forget", b"qsgone")
+    extension.on_message("qlik2mqtt/bridge/forget", b"")
+    assert answers(extension) == [
+        (
+            "qlik2mqtt/bridge/response/forget",
+            {"status": "ok", "data": {"server": "qsprod02"}, "transaction": 7},
+        ),
+        (
+            "qlik2mqtt/bridge/response/forget",
+            {"status": "error", "error": "no such server: qsgone"},
+        ),
+        (
+            "qlik2mqtt/bridge/response/forget",
+            {"status": "error", "error": 'no server named: send a host name or {"server": …}'},
+        ),
+    ]
+    assert core.calls == [("forget", "QSPROD02", "mqtt"), ("forget", "qsgone", "mqtt")]
+
+
+def test_a_command_that_is_off_is_ignored() -> None:
+    core = FakeCore()
+    extension = commands(Config.model_validate({"commands": {"acknowledge": False}}), core)
+    extension.on_message("qlik2mqtt/bridge/acknowledge", b"")
+    assert core.calls == []
+
+
+def test_buttons_come_from_the_declarations() -> None:
+    (button,) = command_buttons(Config.model_validate({"commands": {"acknowledge": False}}))
+    assert (button.key, button.command_topic, button.enabled) == (
+        "acknowledge",
+        "qlik2mqtt/bridge/acknowledge",
+        False,
+    )
+    assert [command.name for command in COMMANDS] == ["acknowledge", "forget"]
+
+
+async def test_a_slow_handler_answers_later_without_holding_the_loop() -> None:
+    """How `task/start` (a call to Qlik Sense) fits: one more declaration, an async handler."""
+    release = asyncio.Event()
+
+    async def start(request: Request) -> Answer:
+        await release.wait()
+        return {"status": "ok", "data": json.loads(request.payload)}
+
+    task_start = Command(
+        name="task/start", topic="bridge/request/task/start", enabled=lambda _: True, handle=start
+    )
+    extension = Commands(fake_context(link=FakeLink()), FakeCore(), (*COMMANDS, task_start))
+    extension.on_message("qlik2mqtt/bridge/request/task/start", b'{"id": "abc"}')
+    assert answers(extension) == []  # on_message returned at once
+    release.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert answers(extension) == [
+        ("qlik2mqtt/bridge/response/task/start", {"status": "ok", "data": {"id": "abc"}})
+    ]
+    await extension.stop()
