@@ -15,8 +15,8 @@ from bridge.core.events import RejectReason, TaskEventType, UserEventType
 from bridge.core.persistence import restore, snapshot
 from bridge.core.state import BridgeState, StateSettings, acknowledge, apply_event, expire
 from discovery import DiscoverySettings, bridge_configs, server_configs
+from tests.core.test_state import task, user
 from tests.helpers import Mosquitto, Subscriber, UdpSender, bridge_env
-from tests.test_state import task, user
 
 MAX_SERVERS = LimitsConfig().max_servers
 DISCOVERY = DiscoverySettings(

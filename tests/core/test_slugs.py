@@ -17,8 +17,8 @@ from bridge.core.state import (
 )
 from bridge.core.topics import distinct_slug, server_slug
 from tests.bridge_runner import RunningBridge, bridge_config
+from tests.core.test_state import SETTINGS, user
 from tests.helpers import Mosquitto, Subscriber
-from tests.test_state import SETTINGS, user
 
 
 def start(state: BridgeState, host: str, who: str = "anna") -> None:

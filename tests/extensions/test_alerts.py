@@ -10,7 +10,7 @@ import pytest
 
 from bridge.config import ConfigError, load_config
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
+from tests.helpers import ROOT, Mosquitto, Subscriber, qlik2mqtt
 
 LAMP = "cmnd/office_lamp/POWER"
 STRIP = "wled/desk/api"
@@ -177,7 +177,7 @@ def test_bad_outputs_are_named(tmp_path: Path, output: str, problem: str) -> Non
 
 
 def test_every_example_in_the_alert_lights_doc_is_a_valid_output(tmp_path: Path) -> None:
-    doc = (Path(__file__).parent.parent / "docs/alert-lights.md").read_text(encoding="utf-8")
+    doc = (ROOT / "docs/alert-lights.md").read_text(encoding="utf-8")
     blocks = doc.split("```yaml\n")[1:]
     outputs = []
     for block in blocks:

@@ -20,7 +20,7 @@ from bridge.inputs.appenders import (
 )
 from bridge.inputs.parse import parse_datagram
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
+from tests.helpers import ROOT, Mosquitto, Subscriber, qlik2mqtt
 from tests.log4net_model import LogEvent, load, render_log4j_xml
 from tests.qlik_events import INTENDED, PROXY, TASK_SESSION, assert_datagram_is
 
@@ -201,7 +201,7 @@ async def test_what_the_appenders_send_comes_out_of_the_bridge_intact(
 
 def test_the_documented_firewall_probe_is_counted_not_taken_for_an_event() -> None:
     """docs/appenders.md's hand-sent datagram must show up as a reject, never as state."""
-    doc = (Path(__file__).parent.parent / "docs/appenders.md").read_text(encoding="utf-8")
+    doc = (ROOT / "docs/appenders.md").read_text(encoding="utf-8")
     probe = re.search(r'GetBytes\("([^"]+)"\)', doc)
     assert probe is not None
     result = parse_datagram(probe.group(1).encode("utf-8"))
