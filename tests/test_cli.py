@@ -78,15 +78,7 @@ async def test_send_test_events_fills_the_topics(
 ) -> None:
     sub = await Subscriber(mosquitto.port).start(f"{BASE}/#")
     try:
-        result = await asyncio.to_thread(
-            qlik2mqtt,
-            "send-test-events",
-            "--user-port",
-            str(bridge.config.udp.user_activity_port),
-            "--task-port",
-            str(bridge.config.udp.task_port),
-            env=bridge_env(mosquitto.port, tmp_path),
-        )
+        result = await bridge.send_test_events(bridge_env(mosquitto.port, tmp_path))
         assert result.returncode == 0, result.stderr
         # The hint names the configured broker, not mosquitto_sub's default localhost:1883.
         hint = f"mosquitto_sub -h 127.0.0.1 -p {mosquitto.port} -t 'qlik2mqtt/#' -v"
@@ -122,20 +114,11 @@ async def test_a_second_run_within_the_dedup_window_lights_the_lamp_again(
     """README: send the test events, acknowledge, send them again: the flag goes ON again."""
     assert bridge.config.tasks.dedup_window >= 60
     env = bridge_env(mosquitto.port, tmp_path)
-    send = (
-        "send-test-events",
-        "--format",
-        layout,
-        "--user-port",
-        str(bridge.config.udp.user_activity_port),
-        "--task-port",
-        str(bridge.config.udp.task_port),
-    )
     sub = await Subscriber(mosquitto.port).start(f"{BASE}/#")
 
     async def run_then_acknowledge(failed_so_far: int) -> None:
         mark = sub.mark()
-        result = await asyncio.to_thread(qlik2mqtt, *send, env=env)
+        result = await bridge.send_test_events(env, "--format", layout)
         assert result.returncode == 0, result.stderr
         site = await sub.wait_json(
             f"{BASE}/site", lambda p: p["failed_tasks"] == failed_so_far, since=mark

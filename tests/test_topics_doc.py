@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 from tests.bridge_runner import RunningBridge
-from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env, qlik2mqtt
+from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env
 
 TOPICS_MD = ROOT / "docs/topics.md"
 BASE = "qlik2mqtt"
@@ -31,15 +30,7 @@ async def test_the_payload_examples_have_the_published_keys(
     # (qlik2mqtt/bridge/stats is left to its own test: its example is being rewritten.)
     sub = await Subscriber(mosquitto.port).start(f"{BASE}/#")
     try:
-        sent = await asyncio.to_thread(
-            qlik2mqtt,
-            "send-test-events",
-            "--user-port",
-            str(bridge.config.udp.user_activity_port),
-            "--task-port",
-            str(bridge.config.udp.task_port),
-            env=bridge_env(mosquitto.port, tmp_path),
-        )
+        sent = await bridge.send_test_events(bridge_env(mosquitto.port, tmp_path))
         assert sent.returncode == 0, sent.stderr
         site = await sub.wait_json(f"{BASE}/site", lambda p: p["aborted_tasks"] == 1)
         server = await sub.wait_json(f"{BASE}/qswin01", lambda p: p["aborted_tasks"] == 1)

@@ -23,16 +23,7 @@ def test_status_against_a_dead_broker_says_so_in_words(tmp_path: Path) -> None:
 
 
 async def send_test_events(bridge: RunningBridge, env: dict[str, str], *extra: str) -> None:
-    sent = await asyncio.to_thread(
-        qlik2mqtt,
-        "send-test-events",
-        "--user-port",
-        str(bridge.config.udp.user_activity_port),
-        "--task-port",
-        str(bridge.config.udp.task_port),
-        *extra,
-        env=env,
-    )
+    sent = await bridge.send_test_events(env, *extra)
     assert sent.returncode == 0, sent.stderr
 
 
