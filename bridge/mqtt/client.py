@@ -70,6 +70,11 @@ def new_client(
     return client
 
 
+def will_message(topic: str | None) -> gmqtt.Message | None:
+    """`offline`, retained on `topic`, published by the broker when the connection dies."""
+    return None if topic is None else gmqtt.Message(topic, b"offline", qos=1, retain=True)
+
+
 async def connect(client: Client, settings: BrokerSettings, within: float) -> None:
     """MQTT 3.1.1, which every broker a site may run speaks (gmqtt's default is MQTT 5)."""
     await asyncio.wait_for(

@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import gmqtt
-
 from bridge.core.stats import Stats
 from bridge.mqtt.client import Client
 from bridge.mqtt.inflight import InflightStore
@@ -160,7 +158,3 @@ class Drain:
         self._progress_at = self._clock()
         self.outbox.acked(messages)
         self._stats.events_published += len(messages)
-
-
-def will_message(topic: str | None) -> gmqtt.Message | None:
-    return None if topic is None else gmqtt.Message(topic, b"offline", qos=1, retain=True)

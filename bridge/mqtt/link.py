@@ -32,8 +32,9 @@ from bridge.mqtt.client import (
     connect,
     describe,
     new_client,
+    will_message,
 )
-from bridge.mqtt.drain import Connection, Drain, will_message
+from bridge.mqtt.drain import Connection, Drain
 from bridge.mqtt.inflight import InflightStore
 from bridge.mqtt.outbox import Outbox, OutMessage
 from bridge.runtime.guard import Guard
