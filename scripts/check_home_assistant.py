@@ -30,6 +30,7 @@ EXPECTED = {
     "sensor.qlik_sense_site_active_sessions": "2",
     "sensor.qlik_sense_site_active_users": "2",
     "sensor.qlik_sense_site_active_connections": "2",
+    "binary_sensor.qlik2mqtt_problem": "off",
     "sensor.qlik2mqtt_events_received": None,
     "sensor.qlik2mqtt_datagrams_rejected": None,
     "sensor.qlik2mqtt_outbox_depth": None,
