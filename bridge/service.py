@@ -243,6 +243,7 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
         started_at=started_at,
         embedded_broker=embedded_broker,
         privacy=_privacy(config),
+        guard=bridge.guard,
     )
     extensions.extend(_build_extensions(context))
     extensions.append(Commands(context, bridge))

@@ -8,14 +8,10 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Sequence
 
-import structlog
-
 from bridge.commands.builtin import COMMANDS
 from bridge.commands.declare import Answer, Command, Core, Request
 from bridge.core.payloads import encode
 from bridge.extensions import Context, Extension
-
-log = structlog.get_logger("qlik2mqtt.commands")
 
 
 class Commands(Extension):
@@ -57,8 +53,8 @@ class Commands(Extension):
     async def _answer_later(self, command: Command, answer: Awaitable[Answer]) -> None:
         try:
             self._answer(command, await answer)
-        except Exception:  # the handler's fault: logged, and the bridge goes on
-            log.exception("command failed", command=command.name)
+        except Exception:  # the handler's fault: logged, counted, and the bridge goes on
+            self.failed(command.name)
 
     def _answer(self, command: Command, answer: Answer) -> None:
         if answer is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from bridge.config import Config
 from bridge.core.events import Event
@@ -18,6 +19,7 @@ from bridge.core.state import BridgeState, Change
 from bridge.core.stats import Stats
 from bridge.core.topics import Topics
 from bridge.extensions.link import Link
+from bridge.runtime.guard import Guard
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +33,27 @@ class Context:
     started_at: float
     embedded_broker: bool = False
     privacy: Privacy = PLAIN
+    guard: Guard | None = None
+    """The core's guard (one rate limiter for every hook); None: the extension makes one."""
 
 
 class Extension:
     def __init__(self, context: Context) -> None:
         self.context = context
+        self._guard = context.guard or Guard(context.stats)
+
+    def guarded(self, hook: str, call: Callable[..., object]) -> Callable[..., None]:
+        """`call` behind the guard, for the timers and tasks an extension starts itself: an
+        exception is logged (rate-limited), counted in `extension_errors` as `name.hook`."""
+
+        def run(*args: object) -> None:
+            self._guard.call(self.name, hook, partial(call, *args))
+
+        return run
+
+    def failed(self, hook: str) -> None:
+        """From an `except Exception:` block in the extension's own task: log and count."""
+        self._guard.failed(self.name, hook)
 
     @property
     def name(self) -> str:

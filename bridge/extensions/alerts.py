@@ -89,6 +89,8 @@ class AlertOutputs(Extension):
             for toggle in range(toggles):
                 self._set(index, toggle % 2 == 0, force=True)
                 await asyncio.sleep(output.blink.interval)
+        except Exception:
+            self.failed("blink")  # the lamp still goes steady below
         finally:
             if self._blinking.get(index) is asyncio.current_task():
                 del self._blinking[index]

@@ -10,6 +10,7 @@ from bridge import __version__
 from bridge.core.payloads import encode, iso_time
 from bridge.core.state import Change
 from bridge.extensions import Context, Extension
+from bridge.runtime.supervise import supervised
 
 STATS_AFTER_CHANGE = 1.0
 
@@ -24,7 +25,10 @@ class BridgeTopics(Extension):
         self._stats_soon: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._publish_stats_forever(), name="bridge-stats")
+        self._task = asyncio.create_task(
+            supervised("bridge-stats", self._publish_stats_forever, self.context.stats),
+            name="bridge-stats",
+        )
 
     async def stop(self) -> None:
         if self._stats_soon is not None:
@@ -51,7 +55,9 @@ class BridgeTopics(Extension):
     def on_change(self, change: Change) -> None:
         if self._stats_soon is None:
             loop = asyncio.get_running_loop()
-            self._stats_soon = loop.call_later(STATS_AFTER_CHANGE, self._publish_soon)
+            self._stats_soon = loop.call_later(
+                STATS_AFTER_CHANGE, self.guarded("stats_soon", self._publish_soon)
+            )
         if not change.servers <= self._known_servers:  # a new server: info lists the servers
             self._known_servers = set(self.context.state.servers)
             self.context.link.publish_now(

@@ -14,7 +14,9 @@ class ButlerCompat(Extension):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._base = context.config.butler_compat.base_topic
-        self._coalescer = Coalescer(context.config.mqtt.state_interval, self._publish_users)
+        self._coalescer = Coalescer(
+            context.config.mqtt.state_interval, self.guarded("flush", self._publish_users)
+        )
 
     def on_event(self, event: Event, received_at: float) -> None:
         qos = self.context.config.mqtt.qos

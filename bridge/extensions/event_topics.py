@@ -47,7 +47,8 @@ class EventTopics(Extension):
         elif slug not in self._known and self._hold > 0:
             self._known.add(slug)
             self._held[slug] = [message]
-            asyncio.get_running_loop().call_later(self._hold, self._release, slug)
+            release = self.guarded("release", self._release)
+            asyncio.get_running_loop().call_later(self._hold, release, slug)
         else:
             self._known.add(slug)
             self.context.link.enqueue(message)

@@ -19,7 +19,9 @@ class StateTopics(Extension):
         self._dirty_servers: set[str] = set()
         self._site_dirty = False
         self._published: dict[str, bytes] = {}
-        self._coalescer = Coalescer(context.config.mqtt.state_interval, self._flush)
+        self._coalescer = Coalescer(
+            context.config.mqtt.state_interval, self.guarded("flush", self._flush)
+        )
         self._names: dict[str, tuple[ServerState, int, list[str]]] = {}
         """Per server slug: the user list, and the server and membership it was made from."""
         self._site_users: tuple[list[tuple[ServerState, int]], int] = ([], 0)

@@ -129,7 +129,9 @@ class SlackSink(Extension):
             if count == 1:
                 loop = asyncio.get_running_loop()
                 self._summary_due[key] = loop.call_later(
-                    last + settings.min_interval - received_at, self._summary, key
+                    last + settings.min_interval - received_at,
+                    self.guarded("summary", self._summary),
+                    key,
                 )
             self._folded[key] = (count, event, received_at)
             return
@@ -184,7 +186,9 @@ class SlackSink(Extension):
             restart_in=self._restart_delay,
         )
         loop = asyncio.get_running_loop()
-        self._restart = loop.call_later(self._restart_delay, self._start_worker)
+        self._restart = loop.call_later(
+            self._restart_delay, self.guarded("restart", self._start_worker)
+        )
         self._restart_delay = min(self._restart_delay * 2, RESTART_MAX)
 
     async def _work(self) -> None:

@@ -6,8 +6,10 @@ others); here, each extension's own logic, through the `Link` interface it depen
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+from bridge.config import Config
 from bridge.core.state import BridgeState, ServerState
 from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.link import Link
@@ -46,3 +48,46 @@ def test_nothing_is_published_while_the_link_is_down() -> None:
     link = FakeLink(connected=False)
     BridgeTopics(fake_context(link=link)).on_connect()
     assert link.published == []
+
+
+class FlakyLink(FakeLink):
+    """A link whose publish raises a few times, as a library bug might."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.stats_published = asyncio.Event()
+
+    def publish_now(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("publish failed")
+        if topic.endswith("/bridge/stats"):
+            self.stats_published.set()
+        return super().publish_now(topic, payload, retain=retain, qos=qos)
+
+
+async def test_the_periodic_stats_outlive_an_exception_and_count_it() -> None:
+    """The stats task is supervised: it is restarted (counted), not gone for good."""
+    link = FlakyLink(failures=1)
+    config = Config.model_validate({"stats_interval": 0.01})
+    context = fake_context(config=config, link=link)
+    topics = BridgeTopics(context)
+    topics.start()
+    try:
+        await asyncio.wait_for(link.stats_published.wait(), 10)  # after a 1 s restart delay
+    finally:
+        await topics.stop()
+    assert context.stats.task_restarts["bridge-stats"] == 1
+
+
+async def test_a_timer_an_extension_set_runs_behind_the_guard() -> None:
+    """A change schedules a stats publish a second later: its exception is counted."""
+    link = FlakyLink(failures=1)
+    context = fake_context(link=link)
+    topics = BridgeTopics(context)
+    call = topics.guarded("stats_soon", topics.publish_stats)
+    call()  # raises inside: logged and counted, not propagated
+    assert context.stats.extension_errors["bridge_topics.stats_soon"] == 1
+    call()
+    assert link.payloads("qlik2mqtt/bridge/stats")
