@@ -113,7 +113,9 @@ class Mosquitto:
 
 class Gate:
     """A TCP forwarder in front of a broker that a test opens and shuts: while shut it closes
-    every new connection at once, so a test decides when a client may reconnect."""
+    every new connection at once, so a test decides when a client may reconnect. `crash`
+    resets the connections it forwards; `hang` stops them moving, open but silent, as a broker
+    that stopped reading (or a host that vanished) leaves them."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -122,6 +124,7 @@ class Gate:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
+        self._flowing: list[asyncio.Event] = []
 
     async def start(self) -> Gate:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -134,6 +137,11 @@ class Gate:
         for writer in self._writers:
             writer.transport.abort()
         self._writers.clear()
+
+    def hang(self) -> None:
+        """The connections forwarded so far stop moving data either way (new ones flow)."""
+        for flowing in self._flowing:
+            flowing.clear()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -155,15 +163,21 @@ class Gate:
             writer.close()
             return
         self._writers += [writer, upstream_writer]
+        flowing = asyncio.Event()
+        flowing.set()
+        self._flowing.append(flowing)
         for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
+            task = asyncio.create_task(self._pipe(source, sink, flowing))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
     @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        source: asyncio.StreamReader, sink: asyncio.StreamWriter, flowing: asyncio.Event
+    ) -> None:
         try:
             while data := await source.read(65536):
+                await flowing.wait()  # hung: what was read is never passed on
                 sink.write(data)
                 await sink.drain()
         except OSError:

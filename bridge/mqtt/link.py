@@ -46,6 +46,14 @@ log = structlog.get_logger("qlik2mqtt.mqtt")
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 LOG_INTERVAL = 60.0
+WATCH_INTERVAL = 1.0
+"""How often a connection is looked at: gmqtt reports a loss only once its socket is closed,
+and a broker that stopped reading (hung, or its host gone) keeps it closing for minutes."""
+ABANDON_TIMEOUT = 2.0
+"""A disconnect waits at most this long for a broker that does not answer."""
+ALIVE_WITHIN = 60.0
+"""The supervisor looks at its connection every second, and sleeps at most BACKOFF_MAX between
+attempts: silent for longer, it is stuck."""
 
 
 class MqttLink:
@@ -75,7 +83,11 @@ class MqttLink:
         self._drain = Drain(outbox, stats, monotonic)
         self._client: Client | None = None
         self._connected = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._disconnected.set()
         self._lost = asyncio.Event()
+        self._beat = monotonic()
+        """When the supervisor last showed it is working."""
         self._closing = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriptions: list[str] = []
@@ -86,8 +98,15 @@ class MqttLink:
 
     @property
     def alive(self) -> bool:
-        """The supervisor and the drain are running (they are restarted if they end)."""
-        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+        """The supervisor and the drain are running (they are restarted if they end) and the
+        supervisor is not stuck."""
+        running = bool(self._tasks) and not any(task.done() for task in self._tasks)
+        return running and self._monotonic() - self._beat < ALIVE_WITHIN
+
+    @property
+    def in_flight(self) -> int:
+        """Events sent on the current connection and not yet acknowledged."""
+        return self._drain.in_flight
 
     @property
     def outbox_depth(self) -> int:
@@ -104,6 +123,10 @@ class MqttLink:
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
+
+    async def wait_disconnected(self) -> None:
+        """Until the link has no connection (lost, or not yet made)."""
+        await self._disconnected.wait()
 
     async def wait_idle(self) -> None:
         """Until every queued event has been acknowledged by the broker."""
@@ -151,8 +174,8 @@ class MqttLink:
         if client is not None and self.connected:
             if final is not None:
                 self._drain.publish_now(OutMessage(final[0], final[1], 1, True, durable=False))
-            await abandon(client)
-        self._connected.clear()
+            await self._abandon(client)
+        self._set_connected(False)
         self._drain.detach()
         left = len(self._drain.outbox)
         lost = self._drain.outbox.close([])
@@ -168,6 +191,7 @@ class MqttLink:
         failures = 0
         settings = self._settings
         while not self._closing.is_set():
+            self._beat = self._monotonic()
             store = InflightStore(self._drain.wake.set)
             client = new_client(settings, will_message(settings.will_topic), store)
             client.on_disconnect = self._on_disconnect
@@ -178,7 +202,7 @@ class MqttLink:
                 await connect(client, settings, CONNECT_TIMEOUT)
             except Exception as exc:  # gmqtt raises OSError, TimeoutError and its own errors
                 failures += 1
-                await abandon(client)
+                await self._abandon(client)
                 if failures == 1 or failures % 10 == 0:
                     log.warning(
                         "MQTT broker unreachable, retrying",
@@ -192,26 +216,46 @@ class MqttLink:
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             failures, delay = 0, BACKOFF_FIRST
+            silent = False
             try:
-                await self._serve(client, store)
+                silent = await self._serve(client, store)
             finally:
                 if not self._closing.is_set():  # else close() finishes the connection
-                    self._connected.clear()
+                    self._set_connected(False)
                     self._drain.detach()
+            if silent:
+                await self._abandon(client)  # gmqtt never reported it: let it go ourselves
             if not self._closing.is_set():
                 log.warning("MQTT connection lost, reconnecting", queued=self.outbox_depth)
 
-    async def _serve(self, client: Client, store: InflightStore) -> None:
-        """One connection, from CONNACK until it is lost."""
+    async def _serve(self, client: Client, store: InflightStore) -> bool:
+        """One connection, from CONNACK until it is lost. True when the loss was found by
+        looking (the socket closing without gmqtt's on_disconnect), not reported."""
         settings = self._settings
         self._stats.mqtt_connects += 1
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
-        self._connected.set()
+        self._set_connected(True)
         self._drain.attach(Connection(client, store))
         log.info("MQTT connected", broker=f"{settings.host}:{settings.port}")
         self._guarded("on_connect", self._on_connect)
-        await self._lost.wait()
+        while not self._lost.is_set():
+            self._beat = self._monotonic()
+            if not client.is_connected:  # closing: keepalive gave up on a silent broker
+                log.warning("MQTT broker stopped answering: connection given up")
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), WATCH_INTERVAL)
+        return False
+
+    def _set_connected(self, connected: bool) -> None:
+        (self._connected if connected else self._disconnected).set()
+        (self._disconnected if connected else self._connected).clear()
+
+    async def _abandon(self, client: Client) -> None:
+        """Let a client go, waiting at most ABANDON_TIMEOUT for a broker that does not read."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(abandon(client), ABANDON_TIMEOUT)
 
     async def _sleep_unless_closing(self, seconds: float) -> bool:
         try:
