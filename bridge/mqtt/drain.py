@@ -22,6 +22,8 @@ MAX_INFLIGHT = 2000
 MAX_UNACKNOWLEDGED = 20_000
 """Every publish (state too) not yet acknowledged; past it state publishes wait for the next
 change or reconnect, so a broker that stops acknowledging cannot exhaust packet ids."""
+RETRY_TAKE = 1.0
+"""Seconds before the drain looks again at events it could not take from the outbox."""
 SEND_BATCH = 500
 """Events sent before yielding to the event loop, so the UDP listener keeps reading."""
 
@@ -124,6 +126,10 @@ class Drain:
                 connection = self._connection
             if not len(self.outbox) and not self.in_flight:
                 self.idle.set()
+            elif connection is not None and connection.usable and not self.in_flight:
+                # Events wait but none could be taken (the disk refused a read): nothing
+                # else will wake the drain while the link is idle, so look again soon.
+                asyncio.get_running_loop().call_later(RETRY_TAKE, self.wake.set)
 
     def step(self) -> None:
         """Settle the acknowledgements that arrived since the last step."""

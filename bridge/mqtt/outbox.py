@@ -26,9 +26,9 @@ MEMORY_HIGH = 5_000
 SPOOL_BATCH), so a burst costs disk, not memory (about 0.9 KB an event)."""
 SPOOL_BATCH = 500
 DISK_RETRY = 5.0
+"""Seconds between attempts to use a disk that failed."""
 FROM_START = -(2**63)
 """Below every row id: the rows put back in front by `spill` may have ids below zero."""
-"""Seconds between attempts to use a disk that failed."""
 
 
 @dataclass(slots=True)
@@ -148,6 +148,7 @@ class Outbox:
     def close(self, unacked: list[OutMessage]) -> int:
         """Shutdown: keep everything not acknowledged on disk for the next start. Returns how
         many could not be kept (the disk failed)."""
+        self._disk_failed_at = None  # the last chance: try the disk whenever it last failed
         self.spill(unacked)
         self._spool()
         if self._path is None:

@@ -136,3 +136,30 @@ def test_a_lost_connection_mid_burst_puts_what_memory_held_before_what_disk_hold
     again = Outbox(tmp_path / "o.sqlite", 100_000, lambda n: None)  # and across a restart
     again.set_online(True)
     assert drain(again) == [str(n) for n in range(1000, count + 1)]
+
+
+def test_shutdown_right_after_a_disk_error_still_writes_to_the_disk(tmp_path: Path) -> None:
+    """A disk that failed a moment ago (a full disk freed, a busy database) is tried once more
+    at shutdown, not left for the retry interval: the events are kept, not lost."""
+    path = tmp_path / "o.sqlite"
+    errors: list[str] = []
+    now = [1000.0]
+    outbox = Outbox(
+        path, 1000, lambda n: None, on_disk_error=lambda a, e: errors.append(a),
+        clock=lambda: now[0],
+    )  # fmt: skip
+    outbox.set_online(True)
+    for number in range(100):
+        outbox.put(msg(number))  # online: in memory
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database: a write fails
+    outbox.set_online(False)
+    outbox.spill([])
+    assert errors  # the disk failed; the events wait in memory
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    now[0] += 1.0  # well within DISK_RETRY
+    assert outbox.close([]) == 0
+    again = Outbox(path, 1000, lambda n: None)
+    again.set_online(True)
+    assert drain(again) == [str(n) for n in range(100)]
