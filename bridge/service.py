@@ -146,6 +146,8 @@ async def run(
                 _report_health, config.state_file, link, transports, listen_ports(config), bridge
             ),
         }
+        if broker is not None:
+            jobs["embedded-broker"] = broker.keep_running
         for name, job in jobs.items():
             background.append(asyncio.create_task(supervised(name, job, stats), name=name))
         await stop.wait()

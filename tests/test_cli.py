@@ -391,3 +391,25 @@ def test_the_source_checked_is_the_one_the_kernel_picks(tmp_path: Path) -> None:
         refused.stderr
     )
     assert (allowed.returncode, allowed.stderr) == (0, "")
+
+
+async def test_an_embedded_broker_that_dies_is_started_again(
+    embedded_run: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    """mosquitto killed under the running bridge (a crash, the OOM killer): the bridge starts
+    it again and reconnects; a subscriber sees the bridge online again."""
+    process, mqtt_port = embedded_run
+    first_pid = embedded_broker_pid(await read_log_until(process, b"MQTT connected"))
+    os.kill(first_pid, signal.SIGKILL)
+    log = await read_log_until(process, b"embedded broker started again")
+    assert '"exit_code": -9' in log
+    await read_log_until(process, b"MQTT connected")
+    sub = await Subscriber(mqtt_port).start(f"{BASE}/bridge/state")
+    try:
+        state = await sub.wait_for(f"{BASE}/bridge/state")
+        assert state.payload == b"online"
+    finally:
+        await sub.stop()
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(30):
+        assert await process.wait() == 0

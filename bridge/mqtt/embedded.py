@@ -76,35 +76,78 @@ def broker_config(host: str, port: int, data_dir: Path) -> str:
 
 
 class EmbeddedBroker:
-    """A running mosquitto child process."""
+    """mosquitto as a child process: started, kept running, stopped with the bridge."""
 
-    def __init__(self, process: asyncio.subprocess.Process, address: str) -> None:
-        self.process = process
-        self.address = address
+    def __init__(self, executable: str, config_file: Path, host: str, port: int) -> None:
+        self._command = (executable, "-c", str(config_file))
+        self._host, self._port = host, port
+        self.address = f"{host}:{port}"
+        self.process: asyncio.subprocess.Process | None = None
         self._log_relay: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def pid(self) -> int:
+        assert self.process is not None
         return self.process.pid
+
+    async def start(self) -> None:
+        """Start mosquitto and return once it accepts connections; EmbeddedBrokerError if it
+        ends or does not listen within START_TIMEOUT."""
+        process = await asyncio.create_subprocess_exec(
+            *self._command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_end_with_parent() if sys.platform == "linux" else None,
+            start_new_session=True,  # Ctrl-C on the terminal is the bridge's to handle
+        )
+        self.process = process
+        try:
+            await asyncio.wait_for(_until_listening(process, self._host, self._port), START_TIMEOUT)
+        except (TimeoutError, EmbeddedBrokerError) as exc:
+            await self._end_process()
+            if isinstance(exc, EmbeddedBrokerError):
+                raise
+            raise EmbeddedBrokerError(
+                f"mosquitto not listening after {START_TIMEOUT:.0f} s"
+            ) from None
+        assert process.stderr is not None
+        self._log_relay = asyncio.create_task(_relay(process.stderr), name="mosquitto-log")
+
+    async def keep_running(self) -> None:
+        """Start mosquitto again whenever it ends while the bridge runs (a crash, an OOM kill).
+        Run it supervised: a failed restart raises, and the supervisor retries with backoff."""
+        while not self._stopping:
+            assert self.process is not None
+            code = await self.process.wait()
+            if self._stopping:
+                return
+            log.error("embedded broker ended: starting it again", exit_code=code)
+            if self._log_relay is not None:
+                await self._log_relay
+            await self.start()
+            log.info("embedded broker started again", pid=self.pid)
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT; returns once the process is gone."""
-        if self.process.returncode is None:
+        self._stopping = True
+        await self._end_process()
+
+    async def _end_process(self) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.process.terminate()
+                process.terminate()
             try:
-                await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                await self.process.wait()
+                    process.kill()
+                await process.wait()
         if self._log_relay is not None:
             await self._log_relay  # ends with the process's stderr
-
-    def relay_log(self) -> None:
-        """From now on the broker's warnings and errors go to the bridge's log."""
-        assert self.process.stderr is not None
-        self._log_relay = asyncio.create_task(_relay(self.process.stderr), name="mosquitto-log")
+            self._log_relay = None
 
 
 async def start_embedded_broker(host: str, port: int, data_dir: Path) -> EmbeddedBroker:
@@ -114,26 +157,8 @@ async def start_embedded_broker(host: str, port: int, data_dir: Path) -> Embedde
         raise MosquittoMissingError(f"no mosquitto for the embedded MQTT broker: {INSTALL_HINT}")
     _ensure_free(host, port)
     config_file = await asyncio.to_thread(_write_config, host, port, data_dir)
-    process = await asyncio.create_subprocess_exec(
-        executable,
-        "-c",
-        str(config_file),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_end_with_parent() if sys.platform == "linux" else None,
-    )
-    broker = EmbeddedBroker(process, f"{host}:{port}")
-    try:
-        await asyncio.wait_for(_until_listening(process, host, port), START_TIMEOUT)
-    except (TimeoutError, EmbeddedBrokerError) as exc:
-        await broker.stop()
-        if isinstance(exc, EmbeddedBrokerError):
-            raise
-        raise EmbeddedBrokerError(
-            f"mosquitto did not listen within {START_TIMEOUT:.0f} s"
-        ) from None
-    broker.relay_log()
+    broker = EmbeddedBroker(executable, config_file, host, port)
+    await broker.start()
     return broker
 
 
