@@ -6,6 +6,7 @@ import asyncio
 import gc
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -40,8 +41,8 @@ from bridge.mqtt.embedded import (
     MosquittoMissingError,
     start_embedded_broker,
 )
+from bridge.ops.health import PROBLEM_WINDOW, Facts, HealthWriter, health_path
 from bridge.ops.health import WRITE_INTERVAL as HEALTH_INTERVAL
-from bridge.ops.health import Facts, HealthWriter, health_path
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
 
@@ -337,6 +338,21 @@ async def _expire_forever(bridge: Bridge, config: Config) -> None:
         bridge.expire()
 
 
+class RecentErrors:
+    """How many extension errors happened within the last PROBLEM_WINDOW seconds, from the
+    running total: one sample a report, dropped once older than the window."""
+
+    def __init__(self, since: float) -> None:
+        self._samples: deque[tuple[float, int]] = deque([(since, 0)])
+
+    def count(self, stats: Stats, now: float) -> int:
+        total = sum(stats.extension_errors.values())
+        self._samples.append((now, total))
+        while self._samples and now - self._samples[0][0] > PROBLEM_WINDOW:
+            self._samples.popleft()
+        return total - self._samples[0][1]
+
+
 def listen_ports(config: Config) -> list[int]:
     """The UDP ports the inputs listen on, each once."""
     return [port for port, _ in listening(INPUTS, config.udp)]
@@ -351,6 +367,7 @@ async def _report_health(
 ) -> None:
     """Every HEALTH_INTERVAL, and within a second of a change in what it reports."""
     writer = HealthWriter(health_path(state_file))
+    errors_lately = RecentErrors(time.time())  # errors of the extensions' start count too
     write_log = RateLimiter(60.0, time.monotonic)
     reported: Facts | None = None
     last_write = 0.0
@@ -365,6 +382,7 @@ async def _report_health(
                 undelivered_for=int(link.waiting_for()),
                 outbox_disk_ok=link.disk_ok,
                 state_saved=bridge.state_saved,
+                extension_errors_lately=errors_lately.count(bridge.stats, now),
             )
             bridge.stats.problems = facts.problems()
             if facts != reported or now - last_write >= HEALTH_INTERVAL:

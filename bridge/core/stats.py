@@ -30,7 +30,6 @@ class Stats:
     state_save_errors: int = 0
     extension_errors: Counter[str] = field(default_factory=Counter)
     """Exceptions raised in an extension's hook (or an MQTT callback), by `name.hook`."""
-    last_extension_error_at: float | None = None
     task_restarts: Counter[str] = field(default_factory=Counter)
     """Background tasks that failed or ended and were restarted, by name."""
     problems: list[str] = field(default_factory=list)

@@ -23,6 +23,8 @@ from typing import Any
 
 WRITE_INTERVAL = 5.0
 STALE_AFTER = 30.0
+PROBLEM_WINDOW = 600
+"""Seconds an extension error stays a problem after it happened."""
 UNDELIVERED_LIMIT = 300
 """Seconds events may wait undelivered while the broker is connected before health fails."""
 FILE_SIZE = 1024
@@ -40,6 +42,9 @@ class Facts:
     """Seconds the oldest waiting event has gone without delivery progress."""
     outbox_disk_ok: bool = True
     state_saved: bool = True
+    extension_errors_lately: int = 0
+    """Exceptions in extension hooks within the last PROBLEM_WINDOW seconds (a problem shown,
+    not unhealthy: the guard kept the rest running)."""
 
     def failures(self) -> list[str]:
         """What makes the bridge unhealthy: it does not do its job."""
@@ -64,6 +69,11 @@ class Facts:
             found.append("the outbox cannot write to disk: events wait in memory")
         if not self.state_saved:
             found.append("the state file cannot be saved: state is kept in memory")
+        if self.extension_errors_lately:
+            found.append(
+                f"{self.extension_errors_lately} extension errors in the last "
+                f"{PROBLEM_WINDOW // 60} minutes (see extension_errors and the log)"
+            )
         return found
 
 

@@ -21,13 +21,11 @@ class Guard:
     def __init__(self, stats: Stats, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._stats = stats
         self._limit = RateLimiter(LOG_INTERVAL, monotonic)
-        self._clock = time.time
 
     def failed(self, name: str, hook: str) -> None:
         """Call from an `except Exception:` block: logs the exception being handled."""
         key = f"{name}.{hook}"
         self._stats.extension_errors[key] += 1
-        self._stats.last_extension_error_at = self._clock()
         suppressed = self._limit.allow(key)
         if suppressed is not None:
             log.exception(

@@ -291,7 +291,6 @@ class SlackSink(Extension):
         """In `extension_errors` (`slack_sink.deliver`, `slack_sink.post`), beside the message
         counters: a fault, not Slack saying no."""
         self.context.stats.extension_errors[f"{self.name}.{where}"] += 1
-        self.context.stats.last_extension_error_at = self.context.clock()
 
     def _warn(self, key: str, event: str, **fields: object) -> None:
         """A warning, at most one per `key` in LOG_INTERVAL; the next says how many were held."""

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.ops.health import Facts, HealthWriter, check_health
+from bridge.core.stats import Stats
+from bridge.ops.health import PROBLEM_WINDOW, Facts, HealthWriter, check_health
+from bridge.service import RecentErrors
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
@@ -240,3 +242,18 @@ async def test_commands_from_another_folder_find_the_bridge_started_with_config(
     after = await asyncio.to_thread(command, "health")
     assert after.returncode == 1
     assert "using the running bridge's config" not in after.stderr
+
+
+def test_recent_extension_errors_are_a_problem_for_ten_minutes_not_a_failure() -> None:
+    stats = Stats()
+    recent = RecentErrors(since=0.0)
+    stats.extension_errors["slack_sink.post"] += 2  # before the first report: counted
+    assert recent.count(stats, 1.0) == 2
+    assert recent.count(stats, PROBLEM_WINDOW + 2.0) == 0  # ten minutes later: gone
+    stats.extension_errors["alert_outputs.blink"] += 1
+    assert recent.count(stats, PROBLEM_WINDOW + 3.0) == 1
+    facts = Facts(mqtt_connected=True, udp_ports=[9997], udp_expected=1, extension_errors_lately=1)
+    assert facts.failures() == []
+    assert facts.problems() == [
+        "1 extension errors in the last 10 minutes (see extension_errors and the log)"
+    ]
