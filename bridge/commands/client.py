@@ -74,18 +74,20 @@ async def _exchange(
         ) from None
     link.enqueue(OutMessage(topic, payload, qos=1))
     try:
-        if answer is None:
-            return None
-        try:
-            return await asyncio.wait_for(answered, ANSWER_TIMEOUT)
-        except TimeoutError:
-            raise CommandError(
-                f"no answer from the bridge within {ANSWER_TIMEOUT:.0f} s on {answer[0]} "
-                "(is it running on this broker, with this command enabled?)"
-            ) from None
-    finally:
-        if await link.close(DELIVERY_TIMEOUT):
-            raise CommandError("the broker did not acknowledge the command")
+        result = None if answer is None else await asyncio.wait_for(answered, ANSWER_TIMEOUT)
+    except TimeoutError:
+        undelivered = await link.close(DELIVERY_TIMEOUT)
+        assert answer is not None
+        why = (
+            "the broker did not acknowledge the command"
+            if undelivered
+            else f"no answer from the bridge within {ANSWER_TIMEOUT:.0f} s on {answer[0]} "
+            "(is it running on this broker, with this command enabled?)"
+        )
+        raise CommandError(why) from None
+    if await link.close(DELIVERY_TIMEOUT):
+        raise CommandError("the broker did not acknowledge the command")
+    return result
 
 
 def acknowledge_topic(config: Config) -> str:

@@ -127,9 +127,9 @@ def bind_udp(host: str, port: int) -> socket.socket:
 
 _GENERIC_LINUX = sys.platform == "linux" and platform.machine() in _GENERIC_ABI_MACHINES
 SO_RCVBUFFORCE: int | None = getattr(socket, "SO_RCVBUFFORCE", 33 if _GENERIC_LINUX else None)
+"""Python's socket module leaves it out (3.11); 33 on Linux's generic ABI (x86, ARM, RISC-V)."""
 KERNEL_BYTES_PER_DATAGRAM = 832
 """What Linux counts against the receive buffer for one small datagram (measured)."""
-"""Python's socket module leaves it out (3.11); 33 on Linux's generic ABI (x86, ARM, RISC-V)."""
 
 
 def grow_receive_buffer(sock: socket.socket, size: int) -> int:

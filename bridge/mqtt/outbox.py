@@ -1,8 +1,9 @@
 """The event outbox: events wait here, in order, until the broker has acknowledged them.
 
-While the broker is up and nothing waits on disk, events pass through memory only. While it is
-away (or older events still wait on disk), they are appended to SQLite (WAL), so a bridge
-restart during an outage loses nothing; rows are deleted once the broker acknowledged them.
+While the broker is up and keeps up, events pass through memory only; a backlog beyond
+MEMORY_HIGH goes to SQLite (WAL) in batches of SPOOL_BATCH. While the broker is away, every event
+is appended to SQLite as it comes, so a bridge restart during an outage loses nothing; rows are
+deleted once the broker acknowledged them.
 The bound counts memory and disk together; past it the oldest event is dropped and counted.
 
 The disk may fail (full, read-only, gone). Then events wait in memory instead, behind those on

@@ -47,6 +47,8 @@ LOG_INTERVAL = 10.0
 """At most one log line per kind of trouble and target in this many seconds."""
 RESTART_FIRST = 0.5
 RESTART_MAX = 60.0
+REMEMBERED_POSTS = 10_000
+"""Task posts remembered for folding before the ones older than min_interval are dropped."""
 MAX_HANGING_POSTS = 4
 """Posts past their deadline whose threads still wait on Slack; beyond this, none is started."""
 _FOLDED_TYPES = frozenset(
@@ -136,7 +138,16 @@ class SlackSink(Extension):
             self._folded[key] = (count, event, received_at)
             return
         self._last_post[key] = received_at
+        if len(self._last_post) > REMEMBERED_POSTS:
+            self._forget_posts_before(received_at - settings.min_interval)
         self._enqueue("task_events", self._layout.message(event, received_at))
+
+    def _forget_posts_before(self, cutoff: float) -> None:
+        """Posts older than min_interval fold nothing any more: forgotten, so the memory of
+        posts stays bounded however many tasks a site has."""
+        for key in [key for key, at in self._last_post.items() if at < cutoff]:
+            if key not in self._folded:
+                del self._last_post[key]
 
     def _summary(self, key: str) -> None:
         """The end of a task's quiet interval: one message for the failures it folded."""
