@@ -337,7 +337,6 @@ def _test_slack(config: Config) -> int:
     import time
 
     from bridge.core.events import (
-        Event,
         SourceFormat,
         TaskEvent,
         TaskEventType,
@@ -353,7 +352,7 @@ def _test_slack(config: Config) -> int:
     if not slack.enabled:
         print("qlik2mqtt: slack.enabled is false: nothing to test", file=sys.stderr)
         return 1
-    samples: list[Event] = []
+    samples: list[UserEvent | TaskEvent] = []
     if slack.task_events.enabled:
         samples.append(
             TaskEvent(

@@ -69,6 +69,8 @@ class UdpConfig(_Section):
     host: str = "0.0.0.0"
     user_activity_port: Port = 9997
     task_port: Port = 9998
+    log_port: Annotated[int, Field(ge=0, le=65535)] = 9996
+    """Butler SOS's log events (warnings and errors of every service); 0 turns it off."""
     allowed_sources: list[Network] = []
     max_datagram_bytes: Annotated[int, Field(ge=512, le=65535)] = 65535
     receive_buffer_bytes: Annotated[int, Field(ge=65536)] = 32 * 1024 * 1024
@@ -170,6 +172,11 @@ class SessionsConfig(_Section):
 class TasksConfig(_Section):
     dedup_window: Duration = 60.0
     auto_clear_after: Duration | None = None
+
+
+class LogEventsConfig(_Section):
+    window: Annotated[float, BeforeValidator(_duration), Field(ge=60, le=7 * 86400)] = 3600.0
+    """The rolling window of the published warning, error and fatal counts."""
 
 
 class LimitsConfig(_Section):
@@ -330,6 +337,7 @@ class Config(_Section):
     butler_compat: ButlerCompatConfig = ButlerCompatConfig()
     sessions: SessionsConfig = SessionsConfig()
     tasks: TasksConfig = TasksConfig()
+    log_events: LogEventsConfig = LogEventsConfig()
     limits: LimitsConfig = LimitsConfig()
     state_file: Annotated[FilePath, Field(validate_default=True)] = Path("data/state.json")
     stats_interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0

@@ -16,6 +16,7 @@ import structlog
 
 from bridge.commands.handling import Commands
 from bridge.config import Config
+from bridge.core.logcounts import BUCKETS
 from bridge.core.path import Bridge
 from bridge.core.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
 from bridge.core.privacy import Privacy
@@ -330,7 +331,7 @@ async def _save_forever(bridge: Bridge, path: Path) -> None:
 
 
 async def _expire_forever(bridge: Bridge, config: Config) -> None:
-    every = 60.0
+    every = min(60.0, config.log_events.window / BUCKETS)  # a window's counts fall in time
     if config.sessions.stale_after:
         every = min(every, max(1.0, config.sessions.stale_after / 4))
     while True:

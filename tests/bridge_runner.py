@@ -21,6 +21,7 @@ def bridge_config(tmp_path: Path, mqtt_port: int, **overrides: Any) -> Config:
             "host": "127.0.0.1",
             "user_activity_port": free_port(socket.SOCK_DGRAM),
             "task_port": free_port(socket.SOCK_DGRAM),
+            "log_port": free_port(socket.SOCK_DGRAM),
         },
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "state_interval": 0.05},
         "state_file": str(tmp_path / "state.json"),
@@ -42,6 +43,7 @@ class RunningBridge:
         self._task: asyncio.Task[None] | None = None
         self.users = UdpSender(config.udp.user_activity_port)
         self.tasks = UdpSender(config.udp.task_port)
+        self.logs = UdpSender(config.udp.log_port)
 
     async def start(self) -> RunningBridge:
         """Start the service and return once its UDP ports are bound."""
@@ -82,6 +84,7 @@ class RunningBridge:
             await self.stop()
         self.users.close()
         self.tasks.close()
+        self.logs.close()
 
 
 async def logins_across_an_outage(

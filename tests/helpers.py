@@ -348,6 +348,7 @@ def bridge_env(mqtt_port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
         "QLIK2MQTT_UDP__HOST": "127.0.0.1",
         "QLIK2MQTT_UDP__USER_ACTIVITY_PORT": str(free_port(socket.SOCK_DGRAM)),
         "QLIK2MQTT_UDP__TASK_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "QLIK2MQTT_UDP__LOG_PORT": str(free_port(socket.SOCK_DGRAM)),
         "QLIK2MQTT_STATE_FILE": str(tmp_path / "data" / "state.json"),
         **extra,
     }

@@ -38,6 +38,11 @@ async def test_the_payload_examples_have_the_published_keys(
         task = await sub.wait_json(
             f"{BASE}/qswin01/event/task", lambda p: p["event_type"] == "task_failed"
         )
+        bridge.logs.send(
+            "/qseow-proxy/;7;20261104T091744.102+0100;2026-11-04 09:17:44,102;ERROR;QSWIN01;"
+            "Audit.Proxy;CORP\\svc;Login failed;;CORP;mia;Login;401;AppAccess;/hub/"
+        )
+        log = await sub.wait_json(f"{BASE}/qswin01/event/log", lambda p: True)
     finally:
         await sub.stop()
     published = {
@@ -45,6 +50,7 @@ async def test_the_payload_examples_have_the_published_keys(
         f"{BASE}/<server>": server,
         f"{BASE}/<server>/event/user": user,
         f"{BASE}/<server>/event/task": task,
+        f"{BASE}/<server>/event/log": log,
     }
     for heading, payload in published.items():
         assert set(example(heading)) == set(payload), heading

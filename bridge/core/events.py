@@ -52,6 +52,10 @@ class RejectReason(StrEnum):
     """A new user on a server past `limits.max_sessions_per_server`."""
     TOO_MANY_TASKS = "too_many_tasks"
     """A new failing or aborted task on a server past `limits.max_tasks_per_server`."""
+    MISFIT_FIELDS = "misfit_fields"
+    """A log event whose fields do not fit its source's layout even with the message taken as
+    what lies between the head and the tail: a field other than the message holds `;`, or a
+    field has the wrong shape. Refused rather than mis-assigned."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -93,7 +97,82 @@ class TaskEvent:
     __pydantic_config__ = ConfigDict(extra="forbid")  # for TASK_EVENT_ADAPTER
 
 
-Event = UserEvent | TaskEvent
+class LogSource(StrEnum):
+    """The Qlik Sense service that logged a warning or an error."""
+
+    ENGINE = "engine"
+    PROXY = "proxy"
+    REPOSITORY = "repository"
+    SCHEDULER = "scheduler"
+
+
+class LogLevel(StrEnum):
+    WARN = "WARN"
+    ERROR = "ERROR"
+    FATAL = "FATAL"
+
+    @property
+    def event_type(self) -> str:
+        """`log_warning`, `log_error` or `log_fatal`."""
+        return _LOG_EVENT_TYPES[self]
+
+
+_LOG_EVENT_TYPES = {
+    LogLevel.WARN: "log_warning",
+    LogLevel.ERROR: "log_error",
+    LogLevel.FATAL: "log_fatal",
+}
+
+
+@dataclass(slots=True, kw_only=True)
+class LogEvent:
+    """A warning, error or fatal error a Qlik Sense service logged (Butler SOS's log events).
+
+    The head is common to the four sources; each source fills its own fields of the tail and
+    leaves the others None."""
+
+    source: LogSource
+    level: LogLevel
+    server: str
+    source_format: SourceFormat
+    log_row: int | None = None
+    log_timestamp: str | None = None
+    """ISO 8601 with the node's UTC offset, as logged (`2026-05-06T14:23:45.123+02:00`)."""
+    subsystem: str | None = None
+    """The log4net logger (`System.Scheduler.Scheduler.Slave.Tasks.ReloadTask`)."""
+    windows_user: str | None = None
+    """The Windows account the service runs as."""
+    message: str | None = None
+    exception_message: str | None = None
+    user_directory: str | None = None
+    user_id: str | None = None
+    # engine
+    proxy_session_id: str | None = None
+    engine_timestamp: str | None = None
+    process_id: str | None = None
+    engine_version: str | None = None
+    server_started: str | None = None
+    entry_type: str | None = None
+    session_id: str | None = None
+    app_id: str | None = None
+    # proxy and repository
+    command: str | None = None
+    result_code: str | None = None
+    origin: str | None = None
+    context: str | None = None
+    # scheduler
+    user: str | None = None
+    task_name: str | None = None
+    app_name: str | None = None
+    task_id: str | None = None
+    execution_id: str | None = None
+
+    @property
+    def event_type(self) -> str:
+        return self.level.event_type
+
+
+Event = UserEvent | TaskEvent | LogEvent
 
 TASK_EVENT_ADAPTER = TypeAdapter(TaskEvent)
 """Validates a task event read back from the state file, and dumps one to JSON-ready data."""

@@ -54,6 +54,7 @@ class Bridge:
             max_servers=config.limits.max_servers,
             max_sessions_per_server=config.limits.max_sessions_per_server,
             max_tasks_per_server=config.limits.max_tasks_per_server,
+            log_window=config.log_events.window,
         )
         self.state = state
         self.stats = stats

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from bridge.core.events import Event, TaskEvent, UserEvent
+from bridge.core.events import Event, LogEvent, TaskEvent, UserEvent
+from bridge.core.log_payloads import log_event_payload, server_log_events, site_log_events
 from bridge.core.privacy import PLAIN, Privacy
 from bridge.core.state import BridgeState, ServerState, TaskRecord
+from bridge.core.times import iso_time
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -21,23 +22,6 @@ def encode(payload: dict[str, Any]) -> bytes:
     return memoryview(orjson.dumps(payload)).tobytes()
 
 
-_last_formatted: tuple[int, str] = (-1, "")
-"""The last millisecond formatted, and its text (one entry: lru_cache's bookkeeping cost more)."""
-
-
-def iso_time(unix_seconds: float | None) -> str | None:
-    """ISO 8601 in UTC to the millisecond; a burst within one millisecond formats once."""
-    global _last_formatted
-    if unix_seconds is None:
-        return None
-    milliseconds = int(unix_seconds * 1000)
-    if _last_formatted[0] != milliseconds:
-        moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
-        text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        _last_formatted = (milliseconds, text)
-    return _last_formatted[1]
-
-
 def user_name(directory: str, user_id: str, privacy: Privacy = PLAIN) -> str | None:
     treated = privacy.user_id(user_id)
     if treated is None:
@@ -46,7 +30,9 @@ def user_name(directory: str, user_id: str, privacy: Privacy = PLAIN) -> str | N
 
 
 def event_payload(event: Event, received_at: float, privacy: Privacy = PLAIN) -> dict[str, Any]:
-    """The payload of `<server>/event/user` or `<server>/event/task`."""
+    """The payload of `<server>/event/user`, `…/event/task` or `…/event/log`."""
+    if isinstance(event, LogEvent):
+        return log_event_payload(event, received_at, privacy)
     if isinstance(event, UserEvent):
         return {
             "event_type": event.event_type.value,
@@ -137,6 +123,7 @@ def server_payload(
         "aborted_tasks": server.aborted_tasks,
         "succeeded_tasks": server.succeeded_tasks,
         "last_failed_task": _last_failed(server.last_failed_task, privacy),
+        "log_events": server_log_events(server, privacy),
     }
 
 
@@ -170,4 +157,5 @@ def site_payload(
         "last_event_at": iso_time(max(seen, default=None)),
         "last_failure_at": iso_time(state.last_failure_at),
         "last_failed_task": _last_failed(state.last_failed_task, privacy),
+        "log_events": site_log_events(state, privacy),
     }

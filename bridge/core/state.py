@@ -1,4 +1,5 @@
-"""Live state: sessions, connections and task outcomes per server, and the failure flag.
+"""Live state: sessions, connections, task outcomes and log-event counts per server, and the
+failure flag.
 
 No I/O and no clock: every function takes `now` (Unix seconds) and mutates the state it is
 given in O(1) per event, returning what changed so publishers know which topics are dirty.
@@ -13,12 +14,16 @@ from functools import lru_cache
 
 from bridge.core.events import (
     Event,
+    LogEvent,
+    LogLevel,
+    LogSource,
     RejectReason,
     TaskEvent,
     TaskEventType,
     UserEvent,
     UserEventType,
 )
+from bridge.core.logcounts import LevelCounts
 from bridge.core.topics import distinct_slug, host_key, server_slug
 
 UserKey = tuple[str, str]
@@ -42,6 +47,8 @@ class StateSettings:
     max_tasks_per_server: int = 10_000
     """Caps the failing and aborted tasks tracked for one server (together)."""
     dedup_memory: int = DEDUP_MEMORY
+    log_window: float = 3600.0
+    """The rolling window of the log-event counts (`log_events.window`)."""
 
 
 @dataclass(slots=True)
@@ -49,6 +56,14 @@ class TaskRecord:
     """A task event as kept in state: the event and when the bridge received it."""
 
     event: TaskEvent
+    received_at: float
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """A log event as kept in state (the last error): the event and when it was received."""
+
+    event: LogEvent
     received_at: float
 
 
@@ -75,6 +90,11 @@ class ServerState:
     tracked_tasks: int = 0
     """This server's entries in `BridgeState.failing` plus `.aborted` (for the task cap).
     Not persisted: `BridgeState` counts them again when it is built."""
+    log_counts: dict[LogSource, LevelCounts] = field(default_factory=dict)
+    """Warnings, errors and fatals per service that logged any (at most four). Not persisted:
+    "since start" is since the bridge started."""
+    last_log_error: LogRecord | None = None
+    """The last ERROR or FATAL log event. Not persisted."""
 
     @property
     def active_connections(self) -> int:
@@ -96,6 +116,8 @@ class BridgeState:
     last_failed_task: TaskRecord | None = None
     recent_task_events: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
     """Dedup memory: (server, type, task, execution) → first seen; not persisted."""
+    last_log_error: LogRecord | None = None
+    """The last ERROR or FATAL log event of any server. Not persisted."""
     slugs: dict[str, str] = field(default_factory=dict)
     """Host key (`topics.host_key`) → the slug its server was given. Not persisted: built from
     the servers' host names, so a restored state gives every host the slug it had."""
@@ -172,13 +194,16 @@ def apply_event(state: BridgeState, event: Event, now: float, settings: StateSet
         if not _apply_user(server, event, now, settings.max_sessions_per_server):
             return TOO_MANY_SESSIONS
         server.last_event_at = now
-        return _user_change(slug)
+        return _event_change(slug)
+    if isinstance(event, LogEvent):
+        _apply_log(state, server, event, now, settings.log_window)
+        return _event_change(slug)
     return _apply_task(state, server, slug, event, now, settings)
 
 
 @lru_cache(maxsize=1024)
-def _user_change(slug: str) -> Change:
-    """What a user event on `slug` changes; made once per server, as it is the same each time."""
+def _event_change(slug: str) -> Change:
+    """What a user or log event on `slug` changes; made once per server (the same each time)."""
     return Change(publish_event=True, servers=frozenset({slug}), site=True)
 
 
@@ -222,6 +247,20 @@ def _apply_user(server: ServerState, event: UserEvent, now: float, cap: int) -> 
         if key in server.sessions:
             server.sessions[key] = now
     return True
+
+
+def _apply_log(
+    state: BridgeState, server: ServerState, event: LogEvent, now: float, window: float
+) -> None:
+    counts = server.log_counts.get(event.source)
+    if counts is None:
+        counts = server.log_counts[event.source] = LevelCounts()
+    counts.add(event.level, now, window)
+    server.last_event_at = now
+    if event.level is not LogLevel.WARN:
+        record = LogRecord(event=event, received_at=now)
+        server.last_log_error = record
+        state.last_log_error = record
 
 
 def task_key(slug: str, event: TaskEvent) -> str:
@@ -313,7 +352,8 @@ def acknowledge(state: BridgeState) -> Change:
 
 def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
     """Drop sessions and connections not seen for `stale_after` (UDP loses stop events), and
-    clear failures and aborts older than `auto_clear_after` when that is set."""
+    clear failures and aborts older than `auto_clear_after` when that is set; log events that
+    left the rolling window leave its counts."""
     changed: set[str] = set()
     if settings.stale_after is not None:
         cutoff = now - settings.stale_after
@@ -326,6 +366,10 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
             for key in gone:
                 del server.connections[key]
             if stale or gone:
+                changed.add(slug)
+    for slug, server in state.servers.items():
+        for counts in server.log_counts.values():
+            if counts.prune(now, settings.log_window):
                 changed.add(slug)
     was_on = state.reload_failure
     cleared = False
@@ -353,6 +397,9 @@ def forget_server(state: BridgeState, slug: str) -> Change:
     record = state.last_failed_task
     if record is not None and slug_of(state, record.event.server) == slug:
         state.last_failed_task = None
+    error = state.last_log_error
+    if error is not None and slug_of(state, error.event.server) == slug:
+        state.last_log_error = None
     del state.servers[slug]
     state.slugs = {key: kept for key, kept in state.slugs.items() if kept != slug}
     was_on = state.reload_failure

@@ -88,3 +88,6 @@ class Topics:
 
     def task_event(self, slug: str) -> str:
         return f"{self.base}/{slug}/event/task"
+
+    def log_event(self, slug: str) -> str:
+        return f"{self.base}/{slug}/event/log"

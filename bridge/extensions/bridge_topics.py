@@ -7,8 +7,9 @@ import contextlib
 from typing import Any
 
 from bridge import __version__
-from bridge.core.payloads import encode, iso_time
+from bridge.core.payloads import encode
 from bridge.core.state import Change
+from bridge.core.times import iso_time
 from bridge.extensions import Context, Extension
 from bridge.runtime.supervise import supervised
 

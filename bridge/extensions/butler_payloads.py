@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from bridge.core.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.events import Event, LogEvent, TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.core.privacy import PLAIN, Privacy
 from bridge.core.state import BridgeState
 
@@ -29,6 +29,8 @@ Message = tuple[str, bytes]
 
 def event_messages(event: Event, base: str, privacy: Privacy = PLAIN) -> list[Message]:
     """Butler's messages for one event (none for events Butler never published)."""
+    if isinstance(event, LogEvent):
+        return []
     if isinstance(event, UserEvent):
         who = f"{event.user_directory or ''}/{privacy.user_id(event.user_id) or ''}"
         return [(f"{base}/{_USER_TOPICS[event.event_type]}", f"{event.server}: {who}".encode())]

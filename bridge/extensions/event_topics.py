@@ -1,4 +1,5 @@
-"""`<base>/<server>/event/user` and `…/event/task`: every event, queued, QoS 1 by default.
+"""`<base>/<server>/event/user`, `…/event/task` and `…/event/log`: every event, queued, QoS 1
+by default.
 
 With Home Assistant discovery on, the first events of a server never seen before are held for
 a moment: HA subscribes to the event topics only after it has processed the discovery configs
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.core.events import Event, UserEvent
+from bridge.core.events import Event, LogEvent, UserEvent
 from bridge.core.payloads import encode, event_payload
 from bridge.core.state import slug_of
 from bridge.extensions import Context, Extension
@@ -37,7 +38,12 @@ class EventTopics(Extension):
     def on_event(self, event: Event, received_at: float) -> None:
         topics = self.context.topics
         slug = slug_of(self.context.state, event.server)
-        topic = topics.user_event(slug) if isinstance(event, UserEvent) else topics.task_event(slug)
+        if isinstance(event, UserEvent):
+            topic = topics.user_event(slug)
+        elif isinstance(event, LogEvent):
+            topic = topics.log_event(slug)
+        else:
+            topic = topics.task_event(slug)
         message = OutMessage(
             topic, encode(event_payload(event, received_at, self.context.privacy)), self._qos
         )

@@ -1,7 +1,8 @@
-"""The inputs the bridge listens to: Qlik Sense's user activity and its reload tasks.
+"""The inputs the bridge listens to: Qlik Sense's user activity, its reload tasks and the
+warnings and errors of its services (log events).
 
-Both accept every format Butler's appenders and log4net's XML layout send (`parse`), so a
-datagram reaches the bridge whichever of the two ports an appender file names.
+All accept every format Butler's and Butler SOS's appenders and log4net's XML layout send
+(`parse`), so a datagram reaches the bridge whichever port an appender file names.
 """
 
 from __future__ import annotations
@@ -27,5 +28,13 @@ TASKS = Input(
     formats=EVERY_SESSION_AND_TASK_FORMAT,
 )
 
-INPUTS: tuple[Input, ...] = (USER_ACTIVITY, TASKS)
+LOG_EVENTS = Input(
+    name="log_events",
+    port=lambda udp: udp.log_port,
+    parse=parse_datagram,
+    formats="Butler SOS's log events (/qseow-engine/, /qseow-proxy/, /qseow-repository/, "
+    "/qseow-scheduler/: WARN, ERROR, FATAL), and every session and task format",
+)
+
+INPUTS: tuple[Input, ...] = (USER_ACTIVITY, TASKS, LOG_EVENTS)
 """Every input, in the order their ports are bound."""

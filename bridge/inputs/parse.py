@@ -1,8 +1,9 @@
 """Datagram bytes → a typed event or a rejection with a reason. Pure: no I/O, no clock.
 
 Accepts every format of DESIGN §2 on any port: Butler's legacy semicolon lines, Butler v5+ and
-Butler SOS tagged lines (`/proxy-session/;…`, `/scheduler-task-failed/;…`, …) and log4net's
-XML event layout, which is the only one that carries `;` inside names unambiguously.
+Butler SOS tagged lines (`/proxy-session/;…`, `/scheduler-task-failed/;…`, …), Butler SOS's
+log events (`/qseow-engine/;…`, `bridge.inputs.log_events`) and log4net's XML event layout,
+which is the only one that carries `;` inside names unambiguously.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bridge.core.events import (
     UserEventType,
 )
 from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
+from bridge.inputs.log_events import LOG_TAGS, parse_log_fields
 
 MAX_FIELD_CHARS = 1024
 MAX_MESSAGE_CHARS = 8192
@@ -99,6 +101,8 @@ def _parse_semicolon(fields: list[str]) -> Event | Rejected:
 
 
 def _parse_tagged(tag: str, fields: list[str]) -> Event | Rejected:
+    if tag in LOG_TAGS:  # Butler SOS's warnings and errors (bridge.inputs.log_events)
+        return parse_log_fields(tag, fields)
     if tag in USER_TAGS:
         # host;Command;UserDirectory;UserId;Origin;Context;message
         if len(fields) < 4:

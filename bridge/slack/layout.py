@@ -11,9 +11,10 @@ from typing import Any
 import structlog
 
 from bridge.config import SlackConfig
-from bridge.core.events import Event, UserEvent
-from bridge.core.payloads import event_payload, iso_time
+from bridge.core.events import TaskEvent, UserEvent
+from bridge.core.payloads import event_payload
 from bridge.core.privacy import Privacy
+from bridge.core.times import iso_time
 from bridge.slack.messages import Kind, SlackMessage, kind_of, task_message, user_message
 from bridge.slack.templates import compile_template, templated
 
@@ -30,7 +31,9 @@ class SlackLayout:
         if config.user_activity.template is not None:
             self._templates["user_activity"] = compile_template(config.user_activity.template)
 
-    def message(self, event: Event, received_at: float, folded: int = 0) -> SlackMessage:
+    def message(
+        self, event: UserEvent | TaskEvent, received_at: float, folded: int = 0
+    ) -> SlackMessage:
         if isinstance(event, UserEvent):
             built_in = user_message(event, self._privacy)
         else:

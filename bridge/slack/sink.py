@@ -25,7 +25,7 @@ import threading
 
 import structlog
 
-from bridge.core.events import Event, TaskEvent, TaskEventType, UserEvent
+from bridge.core.events import Event, LogEvent, TaskEvent, TaskEventType, UserEvent
 from bridge.core.state import slug_of, task_key
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
@@ -108,6 +108,8 @@ class SlackSink(Extension):
             log.warning("Slack messages not posted before shutdown", count=left, waited=STOP_GRACE)
 
     def on_event(self, event: Event, received_at: float) -> None:
+        if isinstance(event, LogEvent):
+            return  # no Slack kind for log events yet
         if isinstance(event, UserEvent):
             if self._config.user_activity.enabled:
                 self._enqueue("user_activity", self._layout.message(event, received_at))

@@ -7,14 +7,22 @@ from bridge.core.events import Rejected, RejectReason
 from bridge.core.path import Bridge
 from bridge.core.state import BridgeState
 from bridge.core.stats import Stats
-from bridge.inputs.builtin import INPUTS, TASKS, USER_ACTIVITY
+from bridge.inputs.builtin import INPUTS, LOG_EVENTS, TASKS, USER_ACTIVITY
 from bridge.inputs.declare import Input, listening
 
 
 def test_each_port_is_bound_once_in_declaration_order() -> None:
-    assert listening(INPUTS, UdpConfig()) == [(9997, USER_ACTIVITY), (9998, TASKS)]
-    shared = UdpConfig(user_activity_port=9999, task_port=9999)
+    assert listening(INPUTS, UdpConfig()) == [
+        (9997, USER_ACTIVITY),
+        (9998, TASKS),
+        (9996, LOG_EVENTS),
+    ]
+    shared = UdpConfig(user_activity_port=9999, task_port=9999, log_port=9999)
     assert listening(INPUTS, shared) == [(9999, USER_ACTIVITY)]
+
+
+def test_log_port_0_turns_the_log_events_off() -> None:
+    assert listening(INPUTS, UdpConfig(log_port=0)) == [(9997, USER_ACTIVITY), (9998, TASKS)]
 
 
 def test_a_port_of_0_turns_an_input_off() -> None:

@@ -190,7 +190,8 @@ async def test_commands_from_another_folder_find_the_bridge_started_with_config(
     elsewhere.mkdir()
     user_port, task_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     (site / "config.yaml").write_text(
-        f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}}}\n"
+        f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}, "
+        "log_port: 0}\n"
         f"mqtt: {{host: 127.0.0.1, port: {mosquitto.port}}}\n"
         "state_file: data/state.json\n"
     )

@@ -1,0 +1,115 @@
+"""Payloads of the log events: `<server>/event/log`, and the `log_events` object of the
+retained server and site state. Pure functions of events and state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.core.events import LogEvent, LogSource
+from bridge.core.logcounts import LevelCounts, summed
+from bridge.core.privacy import PLAIN, Privacy
+from bridge.core.state import BridgeState, LogRecord, ServerState
+from bridge.core.times import iso_time
+
+_PLAIN_FIELDS = (
+    "task_name",
+    "app_name",
+    "task_id",
+    "app_id",
+    "execution_id",
+    "session_id",
+    "proxy_session_id",
+    "process_id",
+    "engine_timestamp",
+    "engine_version",
+    "server_started",
+    "entry_type",
+    "command",
+    "result_code",
+    "origin",
+    "context",
+)
+"""The fields of some sources only, published as they came (None where a source lacks one)."""
+
+
+def log_event_payload(
+    event: LogEvent, received_at: float, privacy: Privacy = PLAIN
+) -> dict[str, Any]:
+    """`<server>/event/log`: every field of every source, None where this one lacks it."""
+    user_id = event.user_id or privacy.user_part(event.user)
+    payload: dict[str, Any] = {
+        "event_type": event.event_type,
+        "source": event.source.value,
+        "level": event.level.value,
+        "server": event.server,
+        "subsystem": event.subsystem,
+        "message": privacy.redact(event.message, user_id),
+        "exception_message": privacy.redact(event.exception_message, user_id),
+        "windows_user": privacy.account(event.windows_user),
+        "user_directory": event.user_directory,
+        "user_id": privacy.user_id(event.user_id),
+        "user": privacy.account(event.user),
+    }
+    for name in _PLAIN_FIELDS:
+        payload[name] = getattr(event, name)
+    payload["log_row"] = event.log_row
+    payload["category"] = None
+    payload["log_timestamp"] = event.log_timestamp
+    payload["timestamp"] = iso_time(received_at)
+    return payload
+
+
+def _counts(window: list[int], total: list[int]) -> dict[str, int]:
+    return {
+        "warnings": window[0],
+        "errors": window[1],
+        "fatals": window[2],
+        "warnings_total": total[0],
+        "errors_total": total[1],
+        "fatals_total": total[2],
+    }
+
+
+def _by_source(counters: list[dict[LogSource, LevelCounts]]) -> dict[str, Any]:
+    """The counts of every server in `counters`, overall and per source (all four, always)."""
+    every = [counts for server in counters for counts in server.values()]
+    payload: dict[str, Any] = _counts(*summed(every))
+    payload["sources"] = {
+        source.value: _counts(*summed([s[source] for s in counters if source in s]))
+        for source in LogSource
+    }
+    return payload
+
+
+def _last_error(
+    record: LogRecord | None, privacy: Privacy, with_server: bool
+) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    event = record.event
+    last: dict[str, Any] = {"server": event.server} if with_server else {}
+    last.update(
+        time=iso_time(record.received_at),
+        log_timestamp=event.log_timestamp,
+        level=event.level.value,
+        source=event.source.value,
+        subsystem=event.subsystem,
+        message=privacy.redact(event.message, event.user_id or privacy.user_part(event.user)),
+        category=None,
+    )
+    return last
+
+
+def server_log_events(server: ServerState, privacy: Privacy = PLAIN) -> dict[str, Any]:
+    """`log_events` in `<base>/<server>`: warnings, errors and fatals in the rolling window
+    and since start, overall and per source, and the last error."""
+    payload = _by_source([server.log_counts])
+    payload["last_error"] = _last_error(server.last_log_error, privacy, with_server=False)
+    return payload
+
+
+def site_log_events(state: BridgeState, privacy: Privacy = PLAIN) -> dict[str, Any]:
+    """`log_events` in `<base>/site`: the servers' counts summed, and the last error."""
+    payload = _by_source([server.log_counts for server in state.servers.values()])
+    payload["last_error"] = _last_error(state.last_log_error, privacy, with_server=True)
+    return payload
