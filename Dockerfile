@@ -25,7 +25,7 @@ ENV QLIK2MQTT_STATE_FILE=/data/state.json \
     QLIK2MQTT_LOGGING__FORMAT=json \
     PYTHONUNBUFFERED=1
 VOLUME ["/data"]
-EXPOSE 9997/udp 9998/udp
+EXPOSE 9997/udp 9998/udp 9996/udp
 USER qlik2mqtt
 WORKDIR /data
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["qlik2mqtt", "health"]
