@@ -33,6 +33,10 @@ class Stats:
     last_extension_error_at: float | None = None
     task_restarts: Counter[str] = field(default_factory=Counter)
     """Background tasks that failed or ended and were restarted, by name."""
+    task_starts: int = 0
+    """Tasks QRS took a start request for (`task/start`)."""
+    task_start_errors: Counter[str] = field(default_factory=Counter)
+    """Start requests refused or failed, by reason (`not_allowed`, `rate_limited`, …)."""
     problems: list[str] = field(default_factory=list)
     """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
@@ -60,5 +64,7 @@ class Stats:
             "extension_errors": dict(self.extension_errors),
             "extension_errors_total": sum(self.extension_errors.values()),
             "task_restarts": dict(self.task_restarts),
+            "task_starts": self.task_starts,
+            "task_start_errors": dict(self.task_start_errors),
             "problems": self.problems,
         }
