@@ -4,6 +4,7 @@ and the counters in bridge/stats."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -175,3 +176,31 @@ def test_a_certificate_that_does_not_load_stops_the_bridge_naming_its_key(
     (line,) = [line for line in result.stderr.splitlines() if "config error" in line]
     assert line.startswith("qlik2mqtt: config error: qrs.client_key: ")
     assert "c2VjcmV0" not in result.stderr + result.stdout
+
+
+async def test_the_start_task_command_prints_the_answer(
+    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+) -> None:
+    env = {"QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(mosquitto.port)}
+    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(server)):
+        started = await asyncio.to_thread(qlik2mqtt, "start-task", TASK_ID, env=env)
+        missing = await asyncio.to_thread(
+            qlik2mqtt, "start-task", "--name", "Reload Nothing", env=env
+        )
+    assert started.returncode == 0, started.stderr
+    answer = json.loads(started.stdout)
+    assert (answer["status"], answer["data"]) == ("ok", {"id": TASK_ID})
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["error"] == "not found"
+    assert "qlik2mqtt: start-task: not found" in missing.stderr
+    assert [request.query.get("name") for request in server.requests] == [
+        None,
+        ["Reload Nothing"],
+    ]
+
+
+def test_the_start_task_command_takes_an_id_or_a_name() -> None:
+    for args in ((), ("some-id", "--name", "Reload Sales")):
+        result = qlik2mqtt("start-task", *args)
+        assert result.returncode == 2
+        assert "give a task id or --name NAME" in result.stderr
