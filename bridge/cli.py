@@ -78,11 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
         "forget", "remove a Qlik Sense server: its state, topics and Home Assistant device"
     )
     forget.add_argument("server", help="the server's host name or its topic name (qsprod02)")
+    start = command("start-task", "start a reload task through the bridge and QRS (qrs.enabled)")
+    start.add_argument("id", nargs="?", help="the task's id (a GUID)")
+    start.add_argument("--name", help="the task's name, instead of its id")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "start-task" and (args.id is None) == (args.name is None):
+        parser.error("start-task: give a task id or --name NAME, not both")
     environ: dict[str, str] = dict(os.environ)
     if args.config is None and args.command not in ("run", "appenders"):
         args.config = _running_bridge_config(environ)
@@ -108,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return _health(config)
     if args.command == "test-slack":
         return _test_slack(config)
+    if args.command == "start-task":
+        return _start_task(args, config)
     return _command(args, config)
 
 
@@ -252,6 +260,40 @@ def _command(args: argparse.Namespace, config: Config) -> int:
         print(f"forgot {args.server!r} (server {answer['data']['server']})")
         return 0
     print(f"qlik2mqtt: forget {args.server!r}: {answer.get('error', 'refused')}", file=sys.stderr)
+    return 1
+
+
+def _start_task(args: argparse.Namespace, config: Config) -> int:
+    """Prints the bridge's answer as it came (JSON); exit 1 unless it is ok."""
+    import json
+
+    from bridge.commands.client import (
+        CommandError,
+        request,
+        task_start_timeout,
+        task_start_topic,
+    )
+    from bridge.runtime.logs import setup_logging
+
+    setup_logging("warning", "console")
+    task = {"name": args.name} if args.name is not None else {"id": args.id}
+    try:
+        answer = asyncio.run(
+            request(
+                config,
+                "task/start",
+                task_start_topic(config),
+                task,
+                answer_timeout=task_start_timeout(config),
+            )
+        )
+    except CommandError as exc:
+        print(f"qlik2mqtt: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, ensure_ascii=False))
+    if answer.get("status") == "ok":
+        return 0
+    print(f"qlik2mqtt: start-task: {answer.get('error', 'refused')}", file=sys.stderr)
     return 1
 
 

@@ -101,7 +101,25 @@ def _existing_file(value: Path | None) -> Path | None:
     return value
 
 
+def _readable_file(value: Path | None) -> Path | None:
+    """A file the bridge can open now: missing or unreadable is a config error at start, not
+    a failure at the first request. Only the path is ever shown, never what the file holds."""
+    if value is None:
+        return value
+    if not value.is_file():
+        raise ValueError(f"no such file: {value}")
+    try:
+        with value.open("rb") as file:
+            file.read(1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+    return value
+
+
 FilePath = Annotated[Path, BeforeValidator(_relative_to_config)]
+ReadableFile = Annotated[
+    Path | None, BeforeValidator(_relative_to_config), AfterValidator(_readable_file)
+]
 ExistingFile = Annotated[
     Path | None, BeforeValidator(_relative_to_config), AfterValidator(_existing_file)
 ]
@@ -315,6 +333,40 @@ class QlikConfig(_Section):
     """The site's address (https://qlik.corp.example), for links in messages."""
 
 
+class QrsConfig(_Section):
+    """The Qlik Sense Repository Service, to start reload tasks (`task/start`)."""
+
+    enabled: bool = False
+    host: str | None = None
+    port: Port = 4242
+    client_cert: ReadableFile = None
+    client_key: ReadableFile = None
+    root_cert: ReadableFile = None
+    verify: bool = True
+    user_directory: str = "INTERNAL"
+    user_id: str = "sa_repository"
+    timeout: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=300)] = 10.0
+    allowed_tasks: list[Annotated[str, Field(min_length=1)]] = []
+    max_starts_per_minute: Annotated[int, Field(ge=1, le=1000)] = 5
+
+    @model_validator(mode="after")
+    def _complete(self) -> QrsConfig:
+        if not self.enabled:
+            return self
+        missing = [
+            key
+            for key, value in (
+                ("host", self.host),
+                ("client_cert", self.client_cert),
+                ("client_key", self.client_key),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(f"enabled needs {', '.join(f'qrs.{key}' for key in missing)}")
+        return self
+
+
 class CommandsConfig(_Section):
     acknowledge: bool = True
     forget: bool = True
@@ -346,6 +398,7 @@ class Config(_Section):
     commands: CommandsConfig = CommandsConfig()
     slack: SlackConfig = SlackConfig()
     qlik: QlikConfig = QlikConfig()
+    qrs: QrsConfig = QrsConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

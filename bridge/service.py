@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 
+from bridge.commands.declare import Tasks
 from bridge.commands.handling import Commands
 from bridge.config import Config
 from bridge.core.logcounts import BUCKETS
@@ -58,6 +59,13 @@ class StartupError(Exception):
     """The bridge cannot start (a port in use, a broker that cannot bind)."""
 
     exit_code = 1
+
+
+class ConfigProblemError(StartupError):
+    """The config names something that cannot be used (a certificate that does not load):
+    exit code 2 and one line, as a config error found while reading the file."""
+
+    exit_code = 2
 
 
 class MissingPartError(StartupError):
@@ -250,7 +258,8 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
         guard=bridge.guard,
     )
     extensions.extend(_build_extensions(context))
-    extensions.append(Commands(context, bridge))
+    tasks = _task_starter(config, stats) if config.qrs.enabled else None
+    extensions.append(Commands(context, bridge, tasks=tasks))
     for extension in extensions:
         for topic in extension.subscriptions():
             link.subscribe(topic)
@@ -258,6 +267,33 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
     for extension in extensions:
         bridge.guard.call(extension.name, "start", extension.start)
     return Wired(bridge, link, extensions, topics)
+
+
+def _task_starter(config: Config, stats: Stats) -> Tasks:
+    """QRS, for `task/start` (httpx only when it is on)."""
+    from bridge.qrs.client import QrsClient
+    from bridge.qrs.starter import TaskStarter
+    from bridge.qrs.tls import CertificateError, client_context
+
+    qrs = config.qrs
+    try:
+        tls = client_context(qrs)
+    except CertificateError as exc:
+        raise ConfigProblemError(f"config error: {exc}") from None
+    if not qrs.verify:
+        log.warning(
+            "qrs.verify is false: the QRS certificate and host name are not checked, anyone "
+            "in the path can take the requests; for testing only"
+        )
+    if not qrs.allowed_tasks:
+        log.warning("qrs.allowed_tasks is empty: every task start will be refused")
+    log.info(
+        "starting tasks through QRS",
+        host=qrs.host,
+        port=qrs.port,
+        max_starts_per_minute=qrs.max_starts_per_minute,
+    )
+    return TaskStarter(qrs, QrsClient(qrs, tls), stats, time.monotonic)
 
 
 def _privacy(config: Config) -> Privacy:

@@ -1,4 +1,5 @@
-"""A throw-away certificate authority and a server certificate for 127.0.0.1, for TLS tests."""
+"""A throw-away certificate authority, a server certificate for 127.0.0.1 and a client
+certificate (as Qlik Sense exports `client.pem`/`client_key.pem`), for TLS tests."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class Certificates:
     ca_file: Path
     certfile: Path
     keyfile: Path
+    client_certfile: Path
+    """Signed by the same CA, for servers that require a client certificate."""
+    client_keyfile: Path
 
 
 def _name(common_name: str) -> x509.Name:
@@ -54,13 +58,7 @@ def make_certificates(directory: Path) -> Certificates:
     )
     key = ec.generate_private_key(ec.SECP256R1())
     server = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        _issued(ca, ca_key, "127.0.0.1", key, now)
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
@@ -69,14 +67,44 @@ def make_certificates(directory: Path) -> Certificates:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    files = Certificates(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = _issued(ca, ca_key, "QlikClient", client_key, now).sign(ca_key, hashes.SHA256())
+    files = Certificates(
+        directory / "ca.pem",
+        directory / "server.pem",
+        directory / "server.key",
+        directory / "client.pem",
+        directory / "client_key.pem",
+    )
     files.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.certfile.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    files.keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
+    files.keyfile.write_bytes(_pem_key(key))
+    files.client_certfile.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    files.client_keyfile.write_bytes(_pem_key(client_key))
     return files
+
+
+def _issued(
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    key: ec.EllipticCurvePrivateKey,
+    now: datetime.datetime,
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )

@@ -219,3 +219,52 @@ def test_configuration_doc_lists_every_key() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `([a-z_.\[\]]+)` \|", doc, re.MULTILINE))
     assert documented == _documented_keys(Config)
+
+
+def test_qrs_is_off_by_default_and_needs_its_host_and_certificates_when_on(
+    tmp_path: Path,
+) -> None:
+    qrs = load_config(None, environ={}).qrs
+    assert (qrs.enabled, qrs.port, qrs.verify, qrs.allowed_tasks) == (False, 4242, True, [])
+    assert (qrs.user_directory, qrs.user_id, qrs.max_starts_per_minute) == (
+        "INTERNAL",
+        "sa_repository",
+        5,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "qrs:\n  enabled: true\n  client_key: /etc/hostname\n"), {})
+    assert caught.value.problems == ["qrs: enabled needs qrs.host, qrs.client_cert"]
+
+
+def test_qrs_certificates_are_read_from_the_config_files_folder(tmp_path: Path) -> None:
+    for name in ("client.pem", "client_key.pem", "root.pem"):
+        (tmp_path / name).write_text("-----BEGIN X-----\n")
+    config = load_config(
+        write(
+            tmp_path,
+            "qrs:\n  enabled: true\n  host: qs.corp\n  client_cert: client.pem\n"
+            "  client_key: client_key.pem\n  root_cert: root.pem\n",
+        ),
+        environ={},
+    )
+    assert config.qrs.client_key == tmp_path / "client_key.pem"
+    assert config.qrs.root_cert == tmp_path / "root.pem"
+
+
+def test_a_missing_or_unreadable_qrs_certificate_is_one_line_naming_its_key(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "client.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "keys").mkdir()  # a folder: cannot be read as a file
+    path = write(
+        tmp_path,
+        "qrs:\n  enabled: true\n  host: qs.corp\n  client_cert: client.pem\n"
+        "  client_key: keys\n  root_cert: root.pem\n",
+    )
+    result = qlik2mqtt("run", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"qlik2mqtt: config error: qrs.client_key: no such file: {tmp_path / 'keys'} (got 'keys')",
+        f"qlik2mqtt: config error: qrs.root_cert: no such file: {tmp_path / 'root.pem'} "
+        "(got 'root.pem')",
+    ]

@@ -1,4 +1,5 @@
-"""The commands the bridge takes today: acknowledge the failure flag, forget a server.
+"""The commands the bridge takes today: acknowledge the failure flag, forget a server, start
+a reload task.
 
 To add one (`task/start`, say): declare a `Command` here (its topic, the config that enables
 it, its button if Home Assistant should show one, its handler) and add it to `COMMANDS`.
@@ -7,8 +8,10 @@ it, its button if Home Assistant should show one, its handler) and add it to `CO
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
+from typing import Literal
 
-from bridge.commands.declare import Answer, Button, Command, Request
+from bridge.commands.declare import Answer, Button, Command, Request, Tasks
 from bridge.config import Config
 from discovery import CommandButton
 
@@ -75,7 +78,67 @@ FORGET = Command(
     handle=_forget,
 )
 
-COMMANDS: tuple[Command, ...] = (ACKNOWLEDGE, FORGET)
+TaskRef = tuple[Literal["id", "name"], str]
+BAD_TASK_REQUEST = 'bad request: send {"id": "<task id>"} or {"name": "<task name>"}'
+
+
+def task_start_request(payload: bytes) -> tuple[TaskRef | None, object]:
+    """`task/start`'s payload: JSON `{"id": …}` or `{"name": …}` (one of them, non-empty
+    text) with an optional `transaction`. Returns (the task, or None: a bad request;
+    transaction)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    transaction = data.get("transaction")
+    named = [
+        (key, value.strip())
+        for key in ("id", "name")
+        if isinstance(value := data.get(key), str) and value.strip()
+    ]
+    if len(named) != 1 or any(key in data for key in ("id", "name") if key != named[0][0]):
+        return None, transaction
+    key, value = named[0]
+    return ("id" if key == "id" else "name", value), transaction
+
+
+def task_start_answer(task: TaskRef | None, error: str | None, transaction: object) -> Answer:
+    """The answer on `bridge/response/task/start`: ok with the task as the request named it,
+    or the reason (with the task, when the request named one)."""
+    answer: dict[str, object] = (
+        {"status": "ok"} if error is None else {"status": "error", "error": error}
+    )
+    if task is not None:
+        answer["data"] = {task[0]: task[1]}
+    if transaction is not None:
+        answer["transaction"] = transaction
+    return answer
+
+
+async def _started(tasks: Tasks, task: TaskRef, transaction: object) -> Answer:
+    reason = await tasks.start(*task)
+    return task_start_answer(task, None if reason is None else reason.value, transaction)
+
+
+def _start_task(request: Request) -> Answer | Awaitable[Answer]:
+    task, transaction = task_start_request(request.payload)
+    if task is None:
+        return task_start_answer(None, BAD_TASK_REQUEST, transaction)
+    if request.tasks is None:
+        return task_start_answer(task, "QRS is not configured (qrs.enabled)", transaction)
+    return _started(request.tasks, task, transaction)
+
+
+TASK_START = Command(
+    name="task/start",
+    topic="bridge/request/task/start",
+    enabled=lambda config: config.qrs.enabled,
+    handle=_start_task,
+)
+
+COMMANDS: tuple[Command, ...] = (ACKNOWLEDGE, FORGET, TASK_START)
 """Every command, in the order they are subscribed to and their buttons are announced."""
 
 

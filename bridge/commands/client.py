@@ -1,5 +1,5 @@
 """The CLI's side of commands: send one to a running bridge over MQTT (`qlik2mqtt acknowledge`,
-`qlik2mqtt forget`).
+`qlik2mqtt forget`, `qlik2mqtt start-task`).
 
 A command is published QoS 1; where the bridge answers (zigbee2mqtt's convention: a request
 with a `transaction`, the answer on `<base>/bridge/response/<command>` carrying it back), the
@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from bridge.commands.builtin import ACKNOWLEDGE, FORGET
+from bridge.commands.builtin import ACKNOWLEDGE, FORGET, TASK_START
 from bridge.config import Config
 from bridge.core.stats import Stats
 from bridge.core.topics import Topics
@@ -35,17 +35,27 @@ async def send_command(config: Config, topic: str, payload: bytes) -> None:
     await _exchange(config, topic, payload, None)
 
 
-async def request(config: Config, command: str, topic: str, data: dict[str, Any]) -> Any:
+async def request(
+    config: Config,
+    command: str,
+    topic: str,
+    data: dict[str, Any],
+    answer_timeout: float = ANSWER_TIMEOUT,
+) -> Any:
     """Publish `data` with a new transaction id on `topic` and return the bridge's answer on
     `bridge/response/<command>` (a dict with `status`, and `data` or `error`)."""
     transaction = uuid.uuid4().hex[:12]
     payload = json.dumps({**data, "transaction": transaction}).encode()
     response_topic = Topics(config.mqtt.base_topic).response(command)
-    return await _exchange(config, topic, payload, (response_topic, transaction))
+    return await _exchange(config, topic, payload, (response_topic, transaction), answer_timeout)
 
 
 async def _exchange(
-    config: Config, topic: str, payload: bytes, answer: tuple[str, str] | None
+    config: Config,
+    topic: str,
+    payload: bytes,
+    answer: tuple[str, str] | None,
+    answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Any:
     settings = broker_settings(config, "cli")
     loop = asyncio.get_running_loop()
@@ -74,14 +84,14 @@ async def _exchange(
         ) from None
     link.enqueue(OutMessage(topic, payload, qos=1))
     try:
-        result = None if answer is None else await asyncio.wait_for(answered, ANSWER_TIMEOUT)
+        result = None if answer is None else await asyncio.wait_for(answered, answer_timeout)
     except TimeoutError:
         undelivered = await link.close(DELIVERY_TIMEOUT)
         assert answer is not None
         why = (
             "the broker did not acknowledge the command"
             if undelivered
-            else f"no answer from the bridge within {ANSWER_TIMEOUT:.0f} s on {answer[0]} "
+            else f"no answer from the bridge within {answer_timeout:.0f} s on {answer[0]} "
             "(is it running on this broker, with this command enabled?)"
         )
         raise CommandError(why) from None
@@ -96,3 +106,12 @@ def acknowledge_topic(config: Config) -> str:
 
 def forget_topic(config: Config) -> str:
     return FORGET.topic_under(config.mqtt.base_topic)
+
+
+def task_start_topic(config: Config) -> str:
+    return TASK_START.topic_under(config.mqtt.base_topic)
+
+
+def task_start_timeout(config: Config) -> float:
+    """The bridge answers within `qrs.timeout`: wait that long, and the usual margin."""
+    return config.qrs.timeout + ANSWER_TIMEOUT

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from bridge.config import Config
+
+if TYPE_CHECKING:  # httpx only when qrs.enabled
+    from bridge.qrs.client import Reason
 
 Answer = dict[str, object] | None
 """The payload for `bridge/response/<name>`, or None: no answer."""
@@ -26,11 +29,23 @@ class Core(Protocol):
     def forget(self, server: str, source: str) -> str | None: ...
 
 
+class Tasks(Protocol):
+    """What a command may ask of Qlik Sense (`bridge.qrs.starter.TaskStarter` is one)."""
+
+    async def start(self, key: Literal["id", "name"], value: str) -> Reason | None:
+        """None when QRS took the start, else why not."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     payload: bytes
     core: Core
     config: Config
+    tasks: Tasks | None = None
+    """Set when `qrs.enabled`."""
 
 
 Handler = Callable[[Request], Answer | Awaitable[Answer]]

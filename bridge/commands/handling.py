@@ -9,17 +9,22 @@ import contextlib
 from collections.abc import Awaitable, Sequence
 
 from bridge.commands.builtin import COMMANDS
-from bridge.commands.declare import Answer, Command, Core, Request
+from bridge.commands.declare import Answer, Command, Core, Request, Tasks
 from bridge.core.payloads import encode
 from bridge.extensions import Context, Extension
 
 
 class Commands(Extension):
     def __init__(
-        self, context: Context, core: Core, commands: Sequence[Command] = COMMANDS
+        self,
+        context: Context,
+        core: Core,
+        commands: Sequence[Command] = COMMANDS,
+        tasks: Tasks | None = None,
     ) -> None:
         super().__init__(context)
         self._core = core  # the core's own acknowledge/forget: not an extension's business
+        self._tasks = tasks  # Qlik Sense's repository (qrs.enabled): `task/start`
         base = context.config.mqtt.base_topic
         self._by_topic = {
             command.topic_under(base): command
@@ -35,7 +40,7 @@ class Commands(Extension):
         command = self._by_topic.get(topic)
         if command is None:
             return
-        answer = command.handle(Request(payload, self._core, self.context.config))
+        answer = command.handle(Request(payload, self._core, self.context.config, self._tasks))
         if isinstance(answer, Awaitable):
             task = asyncio.ensure_future(self._answer_later(command, answer))
             self._pending.add(task)
@@ -49,6 +54,8 @@ class Commands(Extension):
         for task in list(self._pending):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._tasks is not None:
+            await self._tasks.aclose()
 
     async def _answer_later(self, command: Command, answer: Awaitable[Answer]) -> None:
         try:

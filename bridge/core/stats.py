@@ -32,6 +32,10 @@ class Stats:
     """Exceptions raised in an extension's hook (or an MQTT callback), by `name.hook`."""
     task_restarts: Counter[str] = field(default_factory=Counter)
     """Background tasks that failed or ended and were restarted, by name."""
+    task_starts: int = 0
+    """Tasks QRS took a start request for (`task/start`)."""
+    task_start_errors: Counter[str] = field(default_factory=Counter)
+    """Start requests refused or failed, by reason (`not_allowed`, `rate_limited`, …)."""
     problems: list[str] = field(default_factory=list)
     """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
@@ -59,5 +63,7 @@ class Stats:
             "extension_errors": dict(self.extension_errors),
             "extension_errors_total": sum(self.extension_errors.values()),
             "task_restarts": dict(self.task_restarts),
+            "task_starts": self.task_starts,
+            "task_start_errors": dict(self.task_start_errors),
             "problems": self.problems,
         }

@@ -80,6 +80,7 @@ class BridgeTopics(Extension):
             "embedded_broker": self.context.embedded_broker,
             "homeassistant": config.homeassistant.enabled,
             "butler_compat": config.butler_compat.enabled,
+            "qrs": config.qrs.enabled,
             "servers": {
                 slug: server.host for slug, server in sorted(self.context.state.servers.items())
             },

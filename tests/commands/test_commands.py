@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bridge.commands.builtin import COMMANDS, command_buttons
+from bridge.commands.builtin import COMMANDS, command_buttons, task_start_request
 from bridge.commands.declare import Answer, Command, Request
 from bridge.commands.handling import Commands
 from bridge.config import Config
@@ -89,7 +89,7 @@ def test_buttons_come_from_the_declarations() -> None:
         "qlik2mqtt/bridge/acknowledge",
         False,
     )
-    assert [command.name for command in COMMANDS] == ["acknowledge", "forget"]
+    assert [command.name for command in COMMANDS] == ["acknowledge", "forget", "task/start"]
 
 
 async def test_a_slow_handler_answers_later_without_holding_the_loop() -> None:
@@ -113,3 +113,25 @@ async def test_a_slow_handler_answers_later_without_holding_the_loop() -> None:
         ("qlik2mqtt/bridge/response/task/start", {"status": "ok", "data": {"id": "abc"}})
     ]
     await extension.stop()
+
+
+def test_task_start_is_taken_only_when_qrs_is_on() -> None:
+    assert "qlik2mqtt/bridge/request/task/start" not in commands().subscriptions()
+    config = Config.model_validate(
+        {"qrs": {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": __file__}}
+    )
+    assert "qlik2mqtt/bridge/request/task/start" in commands(config).subscriptions()
+
+
+def test_a_task_start_request_names_one_task_by_id_or_by_name() -> None:
+    assert task_start_request(b'{"id": " 6e4c ", "transaction": 3}') == (("id", "6e4c"), 3)
+    assert task_start_request(b'{"name": "Reload Sales"}') == (("name", "Reload Sales"), None)
+    for bad in (
+        b'{"id": "a", "name": "b", "transaction": "t"}',
+        b'{"id": "", "transaction": "t"}',
+        b'{"id": 7, "transaction": "t"}',
+        b'{"task": "a", "transaction": "t"}',
+    ):
+        assert task_start_request(bad) == (None, "t"), bad
+    for bad in (b"6e4c", b"[1]", b"{"):
+        assert task_start_request(bad) == (None, None), bad

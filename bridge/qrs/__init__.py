@@ -1,0 +1,7 @@
+"""Talking to the Qlik Sense Repository Service (QRS): start reload tasks.
+
+`tls` builds the client's TLS context from the certificates exported from the QMC, `client`
+makes the requests (httpx, with Qlik's xrfkey and X-Qlik-User), `starter` decides whether a
+start may happen (the allow-list, the rate limit) and counts the outcome. Imported only when
+`qrs.enabled`.
+"""

@@ -1,0 +1,145 @@
+"""Requests to the Qlik Sense Repository Service: start a task by id or by name.
+
+httpx does the HTTP and the TLS (the context from `bridge.qrs.tls`) without blocking the event
+loop. Every request carries a new xrfkey — 16 random letters and digits, the same in the
+`xrfkey` query parameter and the `X-Qlik-Xrfkey` header (Qlik's cross-site request forgery
+check) — and `X-Qlik-User`, the user the bridge acts as. A failure is a `QrsError` with a
+short reason; nothing from the certificates ever goes into one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import ssl
+import string
+import uuid
+from enum import Enum
+from typing import Literal
+
+import httpx
+
+from bridge import __version__
+from bridge.config import QrsConfig
+
+TaskKey = Literal["id", "name"]
+"""How a request names the task: by its id (a GUID) or by its name."""
+
+_XRF_ALPHABET = string.ascii_letters + string.digits
+XRFKEY_LENGTH = 16
+
+
+class Reason(Enum):
+    """Why a start did not happen: the value is the answer's `error`, the name (lower case)
+    the counter in `bridge/stats`."""
+
+    NOT_ALLOWED = "not allowed"
+    RATE_LIMITED = "rate limited"
+    NOT_FOUND = "not found"
+    UNREACHABLE = "QRS unreachable"
+    CERTIFICATE_REFUSED = "certificate refused"
+    SERVER_NOT_TRUSTED = "QRS certificate not trusted"
+    ACCESS_DENIED = "access denied"
+    TIMEOUT = "timeout"
+    QRS_ERROR = "QRS error"
+
+    @property
+    def counter(self) -> str:
+        return self.name.lower()
+
+
+class QrsError(Exception):
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(f"{reason.value} ({detail})" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+        """For the log: an HTTP status, an exception's class and TLS alert; no secrets."""
+
+
+def xrfkey() -> str:
+    return "".join(secrets.choice(_XRF_ALPHABET) for _ in range(XRFKEY_LENGTH))
+
+
+def is_task_id(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class QrsClient:
+    def __init__(
+        self,
+        qrs: QrsConfig,
+        tls: ssl.SSLContext,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if qrs.host is None:
+            raise ValueError("qrs.host is not set")
+        self._timeout = qrs.timeout
+        self._client = httpx.AsyncClient(
+            base_url=httpx.URL(scheme="https", host=qrs.host, port=qrs.port),
+            verify=tls,
+            timeout=httpx.Timeout(qrs.timeout),
+            headers={
+                "X-Qlik-User": f"UserDirectory={qrs.user_directory}; UserId={qrs.user_id}",
+                "User-Agent": f"qlik2mqtt/{__version__}",
+            },
+            follow_redirects=False,
+            trust_env=False,  # the configured certificates only, no proxy from the environment
+            transport=transport,
+        )
+
+    async def start(self, key: TaskKey, value: str) -> None:
+        """Start a task (QRS starts it asynchronously and answers at once). Raises QrsError."""
+        xrf = xrfkey()
+        if key == "id":
+            if not is_task_id(value):
+                raise QrsError(Reason.NOT_FOUND, "not a task id")
+            path, params = f"/qrs/task/{uuid.UUID(value)}/start", {"xrfkey": xrf}
+        else:
+            path, params = "/qrs/task/start", {"name": value, "xrfkey": xrf}
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.post(
+                    path, params=params, headers={"X-Qlik-Xrfkey": xrf}
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            raise QrsError(Reason.TIMEOUT, f"no answer within {self._timeout:g} s") from None
+        except (httpx.TransportError, OSError) as exc:
+            # OSError: a TLS alert on the first read (the server refused the client certificate
+            # after the handshake, as TLS 1.3 does) reaches us as ssl.SSLError, unwrapped.
+            raise _transport_error(exc) from None
+        if response.is_success:
+            return
+        status = f"HTTP {response.status_code}"
+        if response.status_code == httpx.codes.NOT_FOUND:
+            raise QrsError(Reason.NOT_FOUND, status)
+        if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+            raise QrsError(Reason.ACCESS_DENIED, status)
+        raise QrsError(Reason.QRS_ERROR, status)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _transport_error(exc: httpx.TransportError | OSError) -> QrsError:
+    """A refused handshake on either side, a connection that ended before any answer, or no
+    connection at all."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return QrsError(Reason.SERVER_NOT_TRUSTED, cause.verify_message or "")
+        if isinstance(cause, ssl.SSLError):
+            return QrsError(Reason.CERTIFICATE_REFUSED, cause.reason or type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        # With TLS 1.3 the server checks the client certificate after the client has finished
+        # its handshake: a refusal arrives as an alert on the first read, or — when the server
+        # closes first — as a connection closed before any answer. QRS closes a connection
+        # before answering for nothing else, so that is the likely reason.
+        return QrsError(
+            Reason.CERTIFICATE_REFUSED, f"closed before answering: {type(exc).__name__}"
+        )
+    return QrsError(Reason.UNREACHABLE, str(exc) or type(exc).__name__)

@@ -1,0 +1,93 @@
+"""Whether a task may be started now, and the start itself: the allow-list
+(`qrs.allowed_tasks`), the rate limit (`qrs.max_starts_per_minute`, all tasks together) and
+the counters in `bridge/stats` (`task_starts`, `task_start_errors` by reason)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+from bridge.config import QrsConfig
+from bridge.core.stats import Stats
+from bridge.qrs.client import QrsError, Reason, TaskKey, is_task_id
+from bridge.runtime.logs import RateLimiter
+
+log = structlog.get_logger("qlik2mqtt.qrs")
+
+WINDOW = 60.0
+"""Seconds `max_starts_per_minute` counts over."""
+ANY_TASK = "*"
+
+
+class Client(Protocol):
+    """What starting needs of QRS (`bridge.qrs.client.QrsClient` is one)."""
+
+    async def start(self, key: TaskKey, value: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class TaskStarter:
+    def __init__(
+        self, qrs: QrsConfig, client: Client, stats: Stats, monotonic: Callable[[], float]
+    ) -> None:
+        self._client = client
+        self._stats = stats
+        self._monotonic = monotonic
+        self._limit = qrs.max_starts_per_minute
+        self._any = ANY_TASK in qrs.allowed_tasks
+        self._ids = {_id_key(task) for task in qrs.allowed_tasks if is_task_id(task)}
+        self._names = set(qrs.allowed_tasks) - {ANY_TASK}
+        self._recent: deque[float] = deque()
+        self._log_limit = RateLimiter(WINDOW, monotonic)
+
+    def allowed(self, key: TaskKey, value: str) -> bool:
+        """An entry allows a request that names the task as the entry does: an id entry a
+        start by that id, a name entry a start by that name (no lookup in QRS)."""
+        if self._any:
+            return True
+        if key == "id":
+            return is_task_id(value) and _id_key(value) in self._ids
+        return value in self._names
+
+    async def start(self, key: TaskKey, value: str) -> Reason | None:
+        """Start the task; None when QRS took the request, else why not (counted, logged)."""
+        if not self.allowed(key, value):
+            return self._refused(Reason.NOT_ALLOWED, key, value)
+        now = self._monotonic()
+        while self._recent and now - self._recent[0] >= WINDOW:
+            self._recent.popleft()
+        if len(self._recent) >= self._limit:
+            return self._refused(Reason.RATE_LIMITED, key, value)
+        self._recent.append(now)
+        try:
+            await self._client.start(key, value)
+        except QrsError as exc:
+            return self._refused(exc.reason, key, value, exc.detail)
+        self._stats.task_starts += 1
+        log.info("task started", **{f"task_{key}": value})
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _refused(self, reason: Reason, key: TaskKey, value: str, detail: str = "") -> Reason:
+        self._stats.task_start_errors[reason.counter] += 1
+        held_back = self._log_limit.allow(reason.counter)
+        if held_back is not None:
+            log.warning(
+                "task not started",
+                reason=reason.value,
+                detail=detail or None,
+                held_back=held_back or None,
+                **{f"task_{key}": value},
+            )
+        return reason
+
+
+def _id_key(value: str) -> str:
+    return str(uuid.UUID(value))

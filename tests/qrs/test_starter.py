@@ -1,0 +1,102 @@
+"""The allow-list and the rate limit, before any request leaves: a recording client stands in
+for QRS here (the real client against a real HTTPS server: test_client; all of it through
+mosquitto: tests/test_task_start.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.config import QrsConfig
+from bridge.core.stats import Stats
+from bridge.qrs.client import QrsError, Reason, TaskKey
+from bridge.qrs.starter import TaskStarter
+
+TASK_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
+
+
+class RecordingClient:
+    def __init__(self, failure: QrsError | None = None) -> None:
+        self.started: list[tuple[TaskKey, str]] = []
+        self.failure = failure
+
+    async def start(self, key: TaskKey, value: str) -> None:
+        self.started.append((key, value))
+        if self.failure is not None:
+            raise self.failure
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def starter(
+    client: RecordingClient, clock: Clock | None = None, **qrs: Any
+) -> tuple[TaskStarter, Stats]:
+    stats = Stats()
+    return TaskStarter(QrsConfig.model_validate(qrs), client, stats, clock or Clock()), stats
+
+
+async def test_an_empty_allow_list_refuses_every_task_without_asking_qrs() -> None:
+    client = RecordingClient()
+    tasks, stats = starter(client)
+    assert await tasks.start("id", TASK_ID) is Reason.NOT_ALLOWED
+    assert await tasks.start("name", "Reload Sales") is Reason.NOT_ALLOWED
+    assert client.started == []
+    assert stats.task_start_errors == {"not_allowed": 2}
+    assert stats.task_starts == 0
+
+
+async def test_an_entry_allows_the_task_as_it_is_named() -> None:
+    client = RecordingClient()
+    tasks, stats = starter(client, allowed_tasks=[TASK_ID.upper(), "Reload Sales"])
+    assert await tasks.start("id", TASK_ID) is None  # a GUID in any case
+    assert await tasks.start("name", "Reload Sales") is None
+    assert await tasks.start("name", "reload sales") is Reason.NOT_ALLOWED
+    assert await tasks.start("name", TASK_ID) is Reason.NOT_ALLOWED  # an id is not a name
+    assert await tasks.start("id", "Reload Sales") is Reason.NOT_ALLOWED
+    assert client.started == [("id", TASK_ID), ("name", "Reload Sales")]
+    assert (stats.task_starts, stats.task_start_errors["not_allowed"]) == (2, 3)
+
+
+async def test_a_star_allows_any_task() -> None:
+    client = RecordingClient()
+    tasks, _ = starter(client, allowed_tasks=["*"])
+    assert await tasks.start("name", "Anything at all") is None
+
+
+async def test_starts_past_the_limit_within_a_minute_are_refused() -> None:
+    client, clock = RecordingClient(), Clock()
+    tasks, stats = starter(client, clock, allowed_tasks=["*"], max_starts_per_minute=2)
+    assert await tasks.start("id", TASK_ID) is None
+    clock.now += 30
+    assert await tasks.start("id", TASK_ID) is None
+    assert await tasks.start("id", TASK_ID) is Reason.RATE_LIMITED
+    clock.now += 29.9
+    assert await tasks.start("name", "Other") is Reason.RATE_LIMITED
+    clock.now += 0.1  # the first start is a minute old
+    assert await tasks.start("id", TASK_ID) is None
+    assert await tasks.start("id", TASK_ID) is Reason.RATE_LIMITED
+    assert len(client.started) == 3
+    assert stats.task_start_errors == {"rate_limited": 3}
+
+
+async def test_a_refused_task_does_not_use_up_the_limit() -> None:
+    client = RecordingClient()
+    tasks, _ = starter(client, allowed_tasks=["Reload Sales"], max_starts_per_minute=1)
+    for _ in range(3):
+        assert await tasks.start("name", "Not allowed") is Reason.NOT_ALLOWED
+    assert await tasks.start("name", "Reload Sales") is None
+
+
+async def test_a_failure_from_qrs_is_the_answer_and_counted() -> None:
+    client = RecordingClient(QrsError(Reason.NOT_FOUND, "HTTP 404"))
+    tasks, stats = starter(client, allowed_tasks=["*"])
+    assert await tasks.start("name", "Gone") is Reason.NOT_FOUND
+    assert (stats.task_starts, stats.task_start_errors) == (0, {"not_found": 1})
