@@ -275,6 +275,20 @@ class Subscriber:
             seen = [(m.topic, m.payload[:200]) for m in self.messages if m.topic == topic]
             raise AssertionError(f"nothing matching on {topic!r}; seen there: {seen}") from None
 
+    async def wait_quiet(self, quiet: float = 0.3, timeout: float = 20.0) -> None:
+        """Until nothing has arrived for `quiet` seconds: what was on its way has landed.
+        (Awaiting an absence: each message restarts the wait, bounded by `timeout`.)"""
+
+        async def wait() -> None:
+            async with self._arrived:
+                while True:
+                    try:
+                        await asyncio.wait_for(self._arrived.wait(), quiet)
+                    except TimeoutError:
+                        return
+
+        await asyncio.wait_for(wait(), timeout)
+
     def mark(self) -> int:
         """A position in the message log, for `since=`: only what arrives later counts."""
         return len(self.messages)

@@ -96,8 +96,13 @@ async def test_a_connection_reset_mid_burst_loses_no_event_and_keeps_order(
         await send_burst(link, count)
         await sub.wait_count("kill/events", 2_000, timeout=60)
         in_flight = link.in_flight  # sent, not yet acknowledged: what the reset puts at risk
+        gate.open = False
         gate.crash()
         assert in_flight > 0
+        # Ordering is per connection: let the broker finish what the old one brought before
+        # the link may reconnect, or the two connections' publishes could race in the broker.
+        await sub.wait_quiet()
+        gate.open = True
         await asyncio.wait_for(link.wait_idle(), 120)
         assert stats.mqtt_connects >= 2
         received = await sub.wait_count("kill/events", count, timeout=60)
