@@ -4,8 +4,10 @@ It requires a client certificate signed by the CA it is given (as QRS on port 42
 Qlik's xrfkey rule (the `xrfkey` query parameter and the `X-Qlik-Xrfkey` header equal, 16
 characters; else 403, as QRS answers) and that `X-Qlik-User` is present, answers 204 to a start
 by id and 201 to a start by name of a task it knows, 404 to any other, and holds the answer to
-a task in `hanging` until it is stopped. Every request that got past the TLS handshake is
-recorded, the refused ones too.
+a task in `hanging` until it is stopped (`hung` is set when such a request arrived). Every
+request that got past the TLS handshake is recorded, the refused ones too. For the client's
+defences it can also send a large body with a refusal (`body_bytes`: how much of it went out is
+in `body_sent` once `body_done` is set) or claim a gzip body that is not one (`bad_gzip`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,15 @@ class QrsServer:
     TLS 1.3 the refusal comes after the client's handshake ended)."""
     denied: bool = False
     """Answer 403 to every request, as QRS does to a user without access."""
+    body_bytes: int = 0
+    """The size of the body sent with an answer other than 201/204 (0: a short text)."""
+    bad_gzip: bool = False
+    """Send `Content-Encoding: gzip` with a body that is not gzip."""
     requests: list[QrsRequest] = field(default_factory=list)
+    hung: threading.Event = field(default_factory=threading.Event)
+    """Set when a request for a task in `hanging` has arrived (and is being held)."""
+    body_done: threading.Event = field(default_factory=threading.Event)
+    body_sent: int = 0
     _release: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -87,10 +97,31 @@ class QrsServer:
 
             def _answer(self, status: int) -> None:
                 body = b"" if status in (201, 204) else b'"not what QRS expected"'
+                if owner.bad_gzip:
+                    body = b"this is not gzip"
+                if owner.body_bytes and status not in (201, 204):
+                    self._large(status)
+                    return
                 self.send_response(status)
+                if owner.bad_gzip:
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _large(self, status: int) -> None:
+                chunk = b"x" * 65536
+                self.send_response(status)
+                self.send_header("Content-Length", str(owner.body_bytes))
+                self.end_headers()
+                try:
+                    while owner.body_sent < owner.body_bytes:
+                        self.wfile.write(chunk[: owner.body_bytes - owner.body_sent])
+                        owner.body_sent += min(len(chunk), owner.body_bytes - owner.body_sent)
+                except OSError:
+                    pass  # the client closed: it read no further
+                finally:
+                    owner.body_done.set()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -129,6 +160,7 @@ class QrsServer:
         else:
             return 404
         if task in self.hanging:
+            self.hung.set()
             self._release.wait(HANG_LIMIT)
         return started if known else 404
 

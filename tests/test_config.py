@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel
 
 from bridge.config import Config, ConfigError, load_config
+from tests.certs import make_certificates
 from tests.helpers import qlik2mqtt
 
 ROOT = Path(__file__).parent.parent
@@ -267,4 +268,59 @@ def test_a_missing_or_unreadable_qrs_certificate_is_one_line_naming_its_key(
         f"qlik2mqtt: config error: qrs.client_key: no such file: {tmp_path / 'keys'} (got 'keys')",
         f"qlik2mqtt: config error: qrs.root_cert: no such file: {tmp_path / 'root.pem'} "
         "(got 'root.pem')",
+    ]
+
+
+def test_qrs_certificates_are_not_opened_while_qrs_is_off(tmp_path: Path) -> None:
+    """`status` or `acknowledge` by a user who cannot read the key (here: it is not there)."""
+    text = "qrs:\n  host: qs.corp\n  client_cert: client.pem\n  client_key: client_key.pem\n"
+    config = load_config(write(tmp_path, text), environ={})
+    assert config.qrs.client_key == tmp_path / "client_key.pem"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "qrs:\n  enabled: true\n" + text.removeprefix("qrs:\n")), {})
+    assert [problem.split(":")[0] for problem in caught.value.problems] == [
+        "qrs.client_cert",
+        "qrs.client_key",
+    ]
+
+
+@pytest.mark.parametrize("host", ["qs.corp", "qlik-01.corp.example.", "10.0.0.5", "fd00::5"])
+def test_qrs_host_takes_a_host_name_or_an_ip_address(tmp_path: Path, host: str) -> None:
+    config = load_config(None, {"QLIK2MQTT_QRS__HOST": host})
+    assert config.qrs.host == host
+
+
+@pytest.mark.parametrize(
+    "host", ["qlik.example:4242", "https://qlik.example", "qlik/evil", "a b", "", "fe80::1%eth0"]
+)
+def test_qrs_host_with_anything_more_is_refused_naming_it(host: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"QLIK2MQTT_QRS__HOST": host})
+    assert caught.value.problems == [
+        "qrs.host: must be a host name or an IP address only (no scheme, port or path) "
+        f"(got {host!r}) (from QLIK2MQTT_QRS__HOST)"
+    ]
+
+
+def test_a_qrs_host_with_a_port_stops_run_with_one_line(tmp_path: Path) -> None:
+    """The reviewer's case: real certificates, `host: "qlik.example:4242"`: exit 2, no
+    traceback (it was httpx's InvalidURL, exit 1)."""
+    certs = make_certificates(tmp_path)
+    qrs = {
+        "enabled": True,
+        "host": "qlik.example:4242",
+        "client_cert": str(certs.client_certfile),
+        "client_key": str(certs.client_keyfile),
+        "root_cert": str(certs.ca_file),
+    }
+    result = qlik2mqtt(
+        "run",
+        "--config",
+        str(write(tmp_path, yaml.safe_dump({"qrs": qrs}))),
+        env={"QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json")},
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "qlik2mqtt: config error: qrs.host: must be a host name or an IP address only "
+        "(no scheme, port or path) (got 'qlik.example:4242')"
     ]

@@ -115,6 +115,8 @@ async def test_a_hanging_qrs_never_holds_the_events(
         events = await Subscriber(mosquitto.port).start("qlik2mqtt/qs1")
         try:
             client.publish(REQUEST, b'{"name": "Reload Sales", "transaction": "slow"}')
+            # The event only once QRS holds the request: it cannot pass by arriving first.
+            assert await asyncio.to_thread(server.hung.wait, 10)
             bridge.users.send("QS1;Start session;CORP;anna")
             await events.wait_json("qlik2mqtt/qs1", lambda p: p["active_sessions"] == 1)
             assert client.on(RESPONSE) == []  # the event went through while QRS hangs
@@ -122,6 +124,23 @@ async def test_a_hanging_qrs_never_holds_the_events(
         finally:
             await events.stop()
     assert (answer["status"], answer["error"]) == ("error", "timeout")
+
+
+async def test_an_answer_httpx_cannot_decode_is_still_answered_and_counted(
+    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+) -> None:
+    """`Content-Encoding: gzip` over a body that is not gzip: the status decides (the body is
+    not read), and the request is answered rather than left to its caller's timeout."""
+    server.bad_gzip = True
+    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(server)) as (_, client):
+        started = await ask(client, {"id": TASK_ID, "transaction": 1})
+        missing = await ask(client, {"name": "Reload Nothing", "transaction": 2})
+        stats = await client.wait_json(
+            "qlik2mqtt/bridge/stats", lambda p: p["task_start_errors"] == {"not_found": 1}
+        )
+    assert started["status"] == "ok"
+    assert (missing["status"], missing["error"]) == ("error", "not found")
+    assert stats["task_starts"] == 1
 
 
 @pytest.mark.parametrize("fault", ["certificate refused", "QRS unreachable"])

@@ -38,6 +38,7 @@ class Reason(Enum):
     NOT_FOUND = "not found"
     UNREACHABLE = "QRS unreachable"
     CERTIFICATE_REFUSED = "certificate refused"
+    TLS_ERROR = "TLS error"
     SERVER_NOT_TRUSTED = "QRS certificate not trusted"
     ACCESS_DENIED = "access denied"
     TIMEOUT = "timeout"
@@ -54,6 +55,24 @@ class QrsError(Exception):
         self.reason = reason
         self.detail = detail
         """For the log: an HTTP status, an exception's class and TLS alert; no secrets."""
+
+
+REFUSED_ALERTS = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "TLSV1_ALERT_DECRYPT_ERROR",
+        "TLSV1_ALERT_ACCESS_DENIED",
+    }
+)
+"""The TLS alerts (`ssl.SSLError.reason`, as OpenSSL names them) a server sends when it refuses
+the client certificate: none, unknown or untrusted CA, a signature that does not verify (the
+CA's name matches but another key signed it: decrypt error), expired, revoked, or refused."""
 
 
 def xrfkey() -> str:
@@ -100,46 +119,70 @@ class QrsClient:
             path, params = f"/qrs/task/{uuid.UUID(value)}/start", {"xrfkey": xrf}
         else:
             path, params = "/qrs/task/start", {"name": value, "xrfkey": xrf}
+        headers = {"X-Qlik-Xrfkey": xrf, "Accept-Encoding": "identity"}
         try:
-            async with asyncio.timeout(self._timeout):
-                response = await self._client.post(
-                    path, params=params, headers={"X-Qlik-Xrfkey": xrf}
-                )
+            async with (
+                asyncio.timeout(self._timeout),
+                self._client.stream("POST", path, params=params, headers=headers) as response,
+            ):
+                status = response.status_code  # the body is left unread: closed with the stream
         except (TimeoutError, httpx.TimeoutException):
             raise QrsError(Reason.TIMEOUT, f"no answer within {self._timeout:g} s") from None
         except (httpx.TransportError, OSError) as exc:
             # OSError: a TLS alert on the first read (the server refused the client certificate
             # after the handshake, as TLS 1.3 does) reaches us as ssl.SSLError, unwrapped.
             raise _transport_error(exc) from None
-        if response.is_success:
+        except httpx.HTTPError as exc:  # anything else httpx finds wrong with the answer
+            raise QrsError(Reason.QRS_ERROR, type(exc).__name__) from None
+        if httpx.codes.is_success(status):
             return
-        status = f"HTTP {response.status_code}"
-        if response.status_code == httpx.codes.NOT_FOUND:
-            raise QrsError(Reason.NOT_FOUND, status)
-        if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
-            raise QrsError(Reason.ACCESS_DENIED, status)
-        raise QrsError(Reason.QRS_ERROR, status)
+        detail = f"HTTP {status}"
+        if status == httpx.codes.NOT_FOUND:
+            raise QrsError(Reason.NOT_FOUND, detail)
+        if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+            raise QrsError(Reason.ACCESS_DENIED, detail)
+        raise QrsError(Reason.QRS_ERROR, detail)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
 def _transport_error(exc: httpx.TransportError | OSError) -> QrsError:
-    """A refused handshake on either side, a connection that ended before any answer, or no
-    connection at all."""
+    """A refused handshake on either side, another TLS failure, a connection that ended before
+    any answer, or no connection at all."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return QrsError(Reason.SERVER_NOT_TRUSTED, cause.verify_message or "")
+        if isinstance(cause, ssl.SSLEOFError):
+            # Closed without a TLS alert: nothing that speaks TLS there, or it went away.
+            return QrsError(Reason.UNREACHABLE, f"connection closed: {cause.reason or 'EOF'}")
         if isinstance(cause, ssl.SSLError):
-            return QrsError(Reason.CERTIFICATE_REFUSED, cause.reason or type(cause).__name__)
+            name = cause.reason or type(cause).__name__
+            if name in REFUSED_ALERTS:
+                return QrsError(Reason.CERTIFICATE_REFUSED, name)
+            # e.g. WRONG_VERSION_NUMBER: something other than TLS answers on the port.
+            return QrsError(Reason.TLS_ERROR, name)
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
-        # With TLS 1.3 the server checks the client certificate after the client has finished
-        # its handshake: a refusal arrives as an alert on the first read, or — when the server
-        # closes first — as a connection closed before any answer. QRS closes a connection
-        # before answering for nothing else, so that is the likely reason.
+    if isinstance(exc, httpx.ReadError | httpx.WriteError) and _reset(exc):
+        # The handshake succeeded, then the connection was reset before any answer. That is how
+        # a TLS 1.3 server's refusal of the client certificate often arrives: it judges the
+        # certificate after the client's handshake ended, sends its alert and closes with the
+        # request unread, and the reset can overtake the alert (most of the time when it
+        # refuses at once). It cannot be told from a server that crashes there; a refusal is
+        # by far the likelier. A clean close before answering is not one.
         return QrsError(
-            Reason.CERTIFICATE_REFUSED, f"closed before answering: {type(exc).__name__}"
+            Reason.CERTIFICATE_REFUSED, f"reset after the handshake: {type(exc).__name__}"
         )
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        return QrsError(Reason.UNREACHABLE, f"closed before answering: {type(exc).__name__}")
     return QrsError(Reason.UNREACHABLE, str(exc) or type(exc).__name__)
+
+
+def _reset(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionResetError | BrokenPipeError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -68,6 +68,9 @@ class TaskStarter:
             await self._client.start(key, value)
         except QrsError as exc:
             return self._refused(exc.reason, key, value, exc.detail)
+        except Exception as exc:  # a failure the client does not know: still an answer
+            log.exception("QRS request failed unexpectedly", **{f"task_{key}": value})
+            return self._refused(Reason.QRS_ERROR, key, value, type(exc).__name__)
         self._stats.task_starts += 1
         log.info("task started", **{f"task_{key}": value})
         return None

@@ -4,13 +4,17 @@ answers as QRS does (tests/qrs_server.py): the requests it makes, and each failu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import ssl
 import string
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bridge.config import QrsConfig
@@ -132,8 +136,9 @@ async def test_a_hanging_qrs_times_out_and_never_holds_the_loop(server: QrsServe
 async def test_a_server_that_refuses_the_client_certificate(
     certs: Certificates, other_certs: Certificates, tls12: bool
 ) -> None:
-    """TLS 1.2: the handshake fails. TLS 1.3: the alert comes on the first read, or the
-    connection closes before it (both happen, by timing): either is the same answer."""
+    """TLS 1.2: the handshake fails with the server's alert. TLS 1.3: the alert comes on the
+    first read. Either way the alert says it is the certificate (here `decrypt error`: the
+    other CA has the same name, its signature does not verify)."""
     refusing = QrsServer(
         certs, client_ca=other_certs.ca_file, task_ids={TASK_ID}, tls12=tls12
     ).start()
@@ -191,3 +196,93 @@ def test_certificates_that_cannot_be_loaded_name_their_key_and_not_their_content
         assert str(caught.value).startswith(f"{expected}: ")
         assert "c2VjcmV0" not in str(caught.value)
         assert "BEGIN" not in str(caught.value)
+
+
+async def test_an_answer_whose_body_cannot_be_decoded_is_still_decided_by_its_status(
+    client: QrsClient, server: QrsServer
+) -> None:
+    """`Content-Encoding: gzip` over a body that is not gzip: the status is the answer."""
+    server.bad_gzip = True
+    await client.start("id", TASK_ID)
+    assert await reason_of(client, "name", "Reload Nothing") is Reason.NOT_FOUND
+    assert all(request.headers["accept-encoding"] == "identity" for request in server.requests)
+
+
+async def test_a_large_body_is_never_read(client: QrsClient, server: QrsServer) -> None:
+    server.body_bytes = 256 * 1024 * 1024  # far more than any socket buffer holds
+    assert await reason_of(client, "name", "Reload Nothing") is Reason.NOT_FOUND
+    assert await asyncio.to_thread(server.body_done.wait, 30)
+    assert server.body_sent < 64 * 1024 * 1024  # the server had to stop: nobody was reading
+
+
+async def test_any_other_httpx_failure_is_a_qrs_error(server: QrsServer) -> None:
+    """Whatever httpx raises beyond the transport's failures (here from a transport that
+    stands in for the answer) is an answer too, not an exception out of `start`."""
+
+    def undecodable(request: httpx.Request) -> httpx.Response:
+        raise httpx.DecodingError("bad gzip", request=request)
+
+    qrs = settings(server)
+    client = QrsClient(qrs, client_context(qrs), transport=httpx.MockTransport(undecodable))
+    try:
+        assert await reason_of(client, "id", TASK_ID) is Reason.QRS_ERROR
+    finally:
+        await client.aclose()
+
+
+async def test_no_client_certificate_is_refused(server: QrsServer, certs: Certificates) -> None:
+    """TLS 1.3: the server's alert (`certificate required`) on the first read, or — as often,
+    the server refuses at once — the reset that overtook it: the same answer either way."""
+    qrs = settings(server)
+    client = QrsClient(qrs, ssl.create_default_context(cafile=str(certs.ca_file)))
+    try:
+        for _ in range(10):
+            assert await reason_of(client, "id", TASK_ID) is Reason.CERTIFICATE_REFUSED
+    finally:
+        await client.aclose()
+
+
+@contextlib.contextmanager
+def raw_server(answer: bytes | None) -> Iterator[int]:
+    """A TCP port that is not QRS: it closes the connection at once (None), or sends
+    `answer` (plain HTTP, not TLS) and closes. Loopback only."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:  # one connection: the client does not retry
+        with contextlib.suppress(OSError), listener.accept()[0] as connection:
+            if answer is not None:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes accept() if nobody came
+        listener.close()
+        thread.join(10)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (None, Reason.UNREACHABLE),
+        (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", Reason.TLS_ERROR),
+    ],
+    ids=["closes-at-once", "plain-http"],
+)
+async def test_a_port_that_does_not_speak_tls_is_not_a_refused_certificate(
+    server: QrsServer, answer: bytes | None, expected: Reason
+) -> None:
+    with raw_server(answer) as port:
+        qrs = settings(server, port=port)
+        client = QrsClient(qrs, client_context(qrs))
+        try:
+            with pytest.raises(QrsError) as caught:
+                await client.start("id", TASK_ID)
+        finally:
+            await client.aclose()
+    assert caught.value.reason is expected
+    assert "certificate" not in str(caught.value)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from bridge.config import QrsConfig
 from bridge.core.stats import Stats
 from bridge.qrs.client import QrsError, Reason, TaskKey
@@ -100,3 +102,19 @@ async def test_a_failure_from_qrs_is_the_answer_and_counted() -> None:
     tasks, stats = starter(client, allowed_tasks=["*"])
     assert await tasks.start("name", "Gone") is Reason.NOT_FOUND
     assert (stats.task_starts, stats.task_start_errors) == (0, {"not_found": 1})
+
+
+async def test_a_failure_the_client_does_not_know_is_a_qrs_error_counted_and_logged() -> None:
+    """The backstop: an exception other than QrsError out of the client still makes an
+    answer (`QRS error`), a counter and a log line, never an unanswered request."""
+
+    class Broken(RecordingClient):
+        async def start(self, key: TaskKey, value: str) -> None:
+            raise RuntimeError("unexpected")
+
+    tasks, stats = starter(Broken(), allowed_tasks=["*"])
+    with capture_logs() as logs:
+        assert await tasks.start("id", TASK_ID) is Reason.QRS_ERROR
+    assert stats.task_start_errors == {"qrs_error": 1}
+    assert stats.task_starts == 0
+    assert any(entry["event"] == "QRS request failed unexpectedly" for entry in logs)
