@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -101,10 +101,12 @@ def _existing_file(value: Path | None) -> Path | None:
     return value
 
 
-def _readable_file(value: Path | None) -> Path | None:
+def _readable_file(value: Path | None, info: ValidationInfo) -> Path | None:
     """A file the bridge can open now: missing or unreadable is a config error at start, not
-    a failure at the first request. Only the path is ever shown, never what the file holds."""
-    if value is None:
+    a failure at the first request. Only the path is ever shown, never what the file holds.
+    Checked only when its section is `enabled` (declared before the files), so a command that
+    never uses the file (`status`, `acknowledge`) does not need to read it."""
+    if value is None or not info.data.get("enabled", False):
         return value
     if not value.is_file():
         raise ValueError(f"no such file: {value}")
@@ -333,11 +335,32 @@ class QlikConfig(_Section):
     """The site's address (https://qlik.corp.example), for links in messages."""
 
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def _host_name(value: str | None) -> str | None:
+    """A host name or an IP address, nothing more: no scheme, port, path or spaces."""
+    if value is None:
+        return value
+    try:
+        ip_address(value)
+    except ValueError:
+        pass
+    else:
+        if "%" not in value:  # an IPv6 scope (fe80::1%eth0) does not go into a URL
+            return value
+    labels = value.removesuffix(".").split(".")
+    if len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError("must be a host name or an IP address only (no scheme, port or path)")
+    return value
+
+
 class QrsConfig(_Section):
     """The Qlik Sense Repository Service, to start reload tasks (`task/start`)."""
 
     enabled: bool = False
-    host: str | None = None
+    host: Annotated[str | None, AfterValidator(_host_name)] = None
+    """The central node's name: `port` has its own key, the scheme is always https."""
     port: Port = 4242
     client_cert: ReadableFile = None
     client_key: ReadableFile = None
