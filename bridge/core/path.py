@@ -160,8 +160,14 @@ class Bridge:
 
     def expire(self) -> None:
         change = expire(self.state, self._clock(), self._settings)
-        if change.any:
-            log.info("stale sessions expired or flag auto-cleared", servers=sorted(change.servers))
+        if change.expired or change.auto_cleared:
+            log.info(
+                "stale sessions expired or flag auto-cleared",
+                servers=sorted(change.expired),
+                flag_auto_cleared=change.auto_cleared,
+            )
+        elif change.any:  # only log events leaving the window: every minute, not news
+            log.debug("log-event counts left the window", servers=sorted(change.servers))
         self._changed(change)
 
     def _changed(self, change: Change) -> None:

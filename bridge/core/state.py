@@ -165,6 +165,10 @@ class Change:
     flag_changed: bool = False
     refused: RejectReason | None = None
     """Set when the event was refused (a cap was reached); then nothing changed."""
+    expired: frozenset[str] = frozenset()
+    """Servers whose stale sessions or connections `expire` dropped."""
+    auto_cleared: bool = False
+    """Whether `expire` cleared failures or aborts older than `auto_clear_after`."""
 
     @property
     def any(self) -> bool:
@@ -355,6 +359,7 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
     clear failures and aborts older than `auto_clear_after` when that is set; log events that
     left the rolling window leave its counts."""
     changed: set[str] = set()
+    expired: set[str] = set()
     if settings.stale_after is not None:
         cutoff = now - settings.stale_after
         for slug, server in state.servers.items():
@@ -366,7 +371,8 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
             for key in gone:
                 del server.connections[key]
             if stale or gone:
-                changed.add(slug)
+                expired.add(slug)
+    changed |= expired
     for slug, server in state.servers.items():
         for counts in server.log_counts.values():
             if counts.prune(now, settings.log_window):
@@ -385,7 +391,11 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
     if not changed and not cleared:
         return NO_CHANGE
     return Change(
-        servers=frozenset(changed), site=True, flag_changed=was_on != state.reload_failure
+        servers=frozenset(changed),
+        site=True,
+        flag_changed=was_on != state.reload_failure,
+        expired=frozenset(expired),
+        auto_cleared=cleared,
     )
 
 

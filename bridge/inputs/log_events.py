@@ -14,9 +14,27 @@ of Butler SOS's `LocalLogConfig.xml` files, the same order as its handlers read)
 
 Butler SOS splits on `;` and shifts every field after a message that holds one. Here the head
 is fixed from the left and the tail from the right, so the message is whatever lies between.
-A `;` anywhere else shifts the tail: the fields with a shape of their own (ids, result codes,
-timestamps, the scheduler's `DIR\\user`) catch that, and the line is refused
-(`misfit_fields`) rather than mis-assigned.
+A `;` anywhere else shifts fields, and the line is refused (`misfit_fields`) rather than
+mis-assigned. A `;` in tail field k gives each field left of k its right neighbour's value and
+the first tail field's value to the message as its last part; a `;` in a head field gives each
+later head field its left neighbour's value and the Windows user's to the message as its first
+part. What catches it:
+
+- shapes: GUIDs for session, app, task and execution ids; a GUID, `0` or a hex hash (never
+  `(null)`) for the engine's proxy session id; a GUID or number for its process id; a dotted
+  number for its version; times; an integer result code; a command with a letter in it; the
+  scheduler's `user` as `DIR\\user` with no space in the directory; no `\\` in a user
+  directory or id; a logger named as .NET names are; a Windows user `DOMAIN\\account`, always there;
+- agreement: a user directory and id both there or both absent; the scheduler's `user` equal
+  to them when all three are there;
+- the message's last part, when it absorbed extra parts: refused when empty or `(null)`, for
+  the engine a proxy session id, for the others an exception type or its front cut at a dot
+  (`looks_shifted`); an exception text beside such a message must start with a
+  namespace-qualified type;
+- `MAX_MESSAGE_PARTS`: more parts than a real message has.
+
+A `;` after the backslash of the Windows user cannot be caught (it reads as message text);
+Windows forbids `;` in account names.
 """
 
 from __future__ import annotations
@@ -92,11 +110,24 @@ _TIME = (
     r"(Z|[+-]\d{2}:?\d{2})?"
 )
 _TIMESTAMP = re.compile(_TIME)
-_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-"""A GUID, or `0` (the engine's proxy session id for its own sessions)."""
+_GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_ID = re.compile(_GUID)
+"""Session, app, task and execution ids: GUIDs (8-4-4-4-12 hex digits)."""
+_PROXY_SESSION_ID = re.compile(rf"{_GUID}|0|[0-9A-Fa-f]{{32,128}}")
+"""The engine's proxy session id: a GUID, `0` for the engine's own work, or (newer releases
+log it as a salted hash) a long run of hex digits. Never `(null)`: the engine always sets it."""
+_USER = re.compile(r"[^\s\\/]+\\[^\\]+")
+"""`DIR\\user`: a directory without spaces or slashes, a backslash, an id without one."""
+_SERVICE_USER = re.compile(r"[^\\]+\\[^\\]+")
+"""The Windows account a service runs as: `DOMAIN\\account` (`NT AUTHORITY\\…` has a space).
+Always there (Qlik's `ServiceUserNameCachedPatternConverter`), so a `;` at the end of the logger
+cannot leave it empty and pass."""
+_LOGGER = re.compile(r"[A-Za-z_][\w.`+-]*")
+"""A log4net logger: a dotted .NET name (`System.Scheduler.Scheduler.Slave.Tasks.ReloadTask`)."""
 _SHAPES: dict[str, re.Pattern[str]] = {
-    "proxy_session_id": _ID,
-    "process_id": _ID,
+    "proxy_session_id": _PROXY_SESSION_ID,
+    "process_id": re.compile(rf"{_GUID}|\d{{1,10}}"),
+    "engine_version": re.compile(r"\d{1,5}(?:\.\d{1,9}){1,3}"),
     "session_id": _ID,
     "app_id": _ID,
     "task_id": _ID,
@@ -104,11 +135,29 @@ _SHAPES: dict[str, re.Pattern[str]] = {
     "engine_timestamp": _TIMESTAMP,
     "server_started": _TIMESTAMP,
     "result_code": re.compile(r"-?\d{1,12}"),
-    "user": re.compile(r"[^\\/]+[\\/][^\\/]+"),
+    "command": re.compile(r".*[^\W\d_].*"),
+    "user_directory": re.compile(r"[^\\]+"),
+    "user_id": re.compile(r"[^\\]+"),
+    "user": _USER,
 }
-"""Fields a `;` elsewhere in the tail would move text into, and what each must look like."""
-_EXCEPTION_START = re.compile(r"[A-Za-z_][\w.`+]*(?:Exception|Error|Fault)\b")
-"""How an exception text starts (`System.Net.WebException: …`)."""
+"""Fields a `;` elsewhere in the tail would move text into, and what each must look like
+(stripped). `command` holds a letter (a shifted result code does not)."""
+_REQUIRED = frozenset({"proxy_session_id"})
+"""Tail fields that are never `(null)` or empty in real logs."""
+_EXCEPTION_START = re.compile(r"(?:[A-Z][\w`+]*\.)+[A-Za-z_][\w`+]*(?:Exception|Error|Fault)\b")
+"""How an exception text starts: its namespace-qualified type (`System.Net.WebException: …`).
+Cut by a `;` anywhere but at a dot, what is left does not start so (`ystem.Net.…`,
+`OException`); cut at a dot, the front (`System.`) ends the message and is caught there."""
+_EXCEPTION_PIECE = re.compile(
+    r"(?:[A-Za-z_][\w`+]*\.)+(?:[A-Za-z_][\w`+]*(?:Exception|Error|Fault)(?::.*|\s*))?", re.S
+)
+"""A dotted .NET exception type (`System.IO.IOException: …`) or the front of one cut at a dot
+(`System.`): what the message's last part looks like when a `;` in the exception split it."""
+
+MAX_MESSAGE_PARTS = 256
+"""At most this many `;`-separated parts in a message (255 `;`). Qlik's messages hold a few;
+a load-script statement quoted in an error a few dozen. Past this the line is refused: it is a
+shifted or garbage line, not a message worth publishing."""
 
 
 def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
@@ -122,7 +171,14 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
             reason=RejectReason.TOO_FEW_FIELDS,
             detail=f"/{tag}/ needs {wanted + 1} fields, got {len(fields) + 1}",
         )
-    row, logged_at, _local_time, level_text, host, logger, windows_user = (
+    middle = fields[HEAD_FIELDS : len(fields) - len(names)]
+    if len(middle) > MAX_MESSAGE_PARTS:
+        return Rejected(
+            reason=RejectReason.MISFIT_FIELDS,
+            detail=f"/{tag}/ {len(fields) + 1} fields: a message of {len(middle)} ';'-separated "
+            f"parts (at most {MAX_MESSAGE_PARTS})",
+        )
+    row, logged_at, local_time, level_text, host, logger, windows_user = (
         value.strip() for value in fields[:HEAD_FIELDS]
     )
     level = LEVELS.get(level_text.upper())
@@ -133,22 +189,13 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
                 detail=f"/{tag}/ level {level_text!r}: only WARN and above are log events",
             )
         return _misfit(tag, "level", level_text)
-    if not (row.isdigit() or _null(row)):
-        return _misfit(tag, "row", row)
-    if not (_TIMESTAMP.fullmatch(logged_at) or _null(logged_at)):
-        return _misfit(tag, "time", logged_at)
-    if _null(host):
-        return _misfit(tag, "host", host)
+    head_misfit = _head_misfit(row, logged_at, local_time, host, logger, windows_user)
+    if head_misfit is not None:
+        return _misfit(tag, *head_misfit)
     tail = dict(zip(names, fields[len(fields) - len(names) :], strict=True))
-    for name, value in tail.items():
-        shape = _SHAPES.get(name)
-        if shape is not None and not (_null(value) or shape.fullmatch(value.strip())):
-            return _misfit(tag, name, value)
-    middle = fields[HEAD_FIELDS : len(fields) - len(names)]
-    exception = tail.get("exception_message", "")
-    if len(middle) > 1 and not _null(exception) and not _EXCEPTION_START.match(exception.strip()):
-        # Extra `;` and an exception text: they could be in the message or in the exception.
-        return _misfit(tag, "exception_message", exception)
+    tail_misfit = _tail_misfit(source, tail, middle)
+    if tail_misfit is not None:
+        return _misfit(tag, *tail_misfit)
     values = {name: _field(value) for name, value in tail.items()}
     _complete_user(values)
     return LogEvent(
@@ -163,6 +210,76 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
         message=_message(middle),
         **values,
     )
+
+
+def looks_shifted(source: LogSource, last_part: str) -> bool:
+    """Whether the last `;`-part of a message that absorbed extra parts reads as the source's
+    first tail field pushed left by a `;` further right rather than as message text: empty or
+    `(null)`, for the engine a proxy session id (a GUID, `0`, a hash), for the others an
+    exception type or the front of one cut at a dot (`System.`). Such a line is refused."""
+    last = last_part.strip()
+    if _null(last):
+        return True
+    if source is LogSource.ENGINE:
+        return _PROXY_SESSION_ID.fullmatch(last) is not None
+    return _EXCEPTION_PIECE.fullmatch(last) is not None
+
+
+def _head_misfit(
+    row: str, logged_at: str, local_time: str, host: str, logger: str, windows_user: str
+) -> tuple[str, str] | None:
+    """The head's field that a `;` in an earlier head field (or a garbled line) put out of
+    shape, as (name, value); None when the head fits. Values are stripped."""
+    if not (row.isdigit() or _null(row)):
+        return "row", row
+    if not (_TIMESTAMP.fullmatch(logged_at) or _null(logged_at)):
+        return "time", logged_at
+    if not (_TIMESTAMP.fullmatch(local_time) or _null(local_time)):
+        return "local time", local_time
+    if _null(host):
+        return "host", host
+    if not _LOGGER.fullmatch(logger):
+        return "logger", logger
+    if not _SERVICE_USER.fullmatch(windows_user):  # never (null): the service always has one
+        return "windows user", windows_user
+    return None
+
+
+def _tail_misfit(
+    source: LogSource, tail: dict[str, str], middle: Sequence[str]
+) -> tuple[str, str] | None:
+    """The first sign that the tail, read from the right, is shifted, as (name, value); None
+    when it fits. A `;` in tail field k gives every field left of k its right neighbour's value
+    and the first tail field's value to the message as its last part: the shapes catch the
+    first, the checks on the message's last part the second."""
+    for name, value in reversed(tail.items()):  # the nearest the `;` first
+        shape = _SHAPES.get(name)
+        if _null(value):
+            if name in _REQUIRED:
+                return name, value
+        elif shape is not None and not shape.fullmatch(value.strip()):
+            return name, value
+    if _null(tail["user_directory"]) != _null(tail["user_id"]):
+        # Qlik logs a user directory and a user id together, or neither.
+        which = "user_id" if _null(tail["user_directory"]) else "user_directory"
+        return which, tail[which]
+    if "user" in tail and not any(_null(tail[n]) for n in ("user", "user_directory", "user_id")):
+        user = f"{tail['user_directory'].strip()}\\{tail['user_id'].strip()}"
+        if tail["user"].strip().casefold() != user.casefold():
+            return "user", tail["user"]
+    if len(middle) == 1:
+        return None
+    if looks_shifted(source, middle[-1]):
+        return "message", f"…;{middle[-1].strip()}"
+    exception = tail.get("exception_message")
+    if (
+        exception is not None
+        and not _null(exception)
+        and not _EXCEPTION_START.match(exception.strip())
+    ):
+        # Extra `;` and an exception text: they could be in the message or in the exception.
+        return "exception_message", exception
+    return None
 
 
 def iso_timestamp(raw: str) -> str | None:

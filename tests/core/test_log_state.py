@@ -5,9 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.core.events import LogEvent, LogLevel, LogSource, SourceFormat
+from structlog.testing import capture_logs
+
+from bridge.config import Config
+from bridge.core.events import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    SourceFormat,
+    UserEvent,
+    UserEventType,
+)
 from bridge.core.log_payloads import log_event_payload
 from bridge.core.logcounts import BUCKETS, LevelCounts
+from bridge.core.path import Bridge
 from bridge.core.payloads import server_payload, site_payload
 from bridge.core.privacy import Privacy
 from bridge.core.state import (
@@ -17,6 +28,7 @@ from bridge.core.state import (
     expire,
     forget_server,
 )
+from bridge.core.stats import Stats
 
 WINDOW = 3600.0
 SETTINGS = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
@@ -91,6 +103,45 @@ def test_the_window_rolls_and_the_totals_stay() -> None:
     expire(state, 1800.0 + WINDOW + WINDOW / BUCKETS, SETTINGS)
     assert counts(server_payload(state.servers["qs1"])) == (0, 0, 0, 1, 1, 0)
     assert not expire(state, 99_999.0, SETTINGS).any  # nothing left to fall out
+
+
+def test_counts_leaving_the_window_are_no_expiry() -> None:
+    """Pruning the window changes the counts (a publish) but expires no session and clears no
+    flag: the core logs it at debug, not as an expiry every minute."""
+    state = BridgeState()
+    apply_event(state, log(LogLevel.ERROR), 0.0, SETTINGS)
+    change = expire(state, WINDOW + WINDOW / BUCKETS, SETTINGS)
+    assert change.servers == {"qs1"}
+    assert (change.expired, change.auto_cleared) == (frozenset(), False)
+
+
+def test_the_core_logs_an_expiry_at_info_and_the_window_at_debug() -> None:
+    clock = [0.0]
+    config = Config(sessions={"stale_after": "1h"}, log_events={"window": "1h"})
+    bridge = Bridge(config, BridgeState(), Stats(), clock=lambda: clock[0], monotonic=lambda: 0.0)
+    bridge.handle_event(log(LogLevel.ERROR))
+    bridge.handle_event(
+        UserEvent(
+            event_type=UserEventType.SESSION_START,
+            server="QS1",
+            source_format=SourceFormat.TAGGED,
+            user_directory="CORP",
+            user_id="mia",
+        )
+    )
+    clock[0] = WINDOW + WINDOW / BUCKETS
+    with capture_logs() as logs:
+        bridge.expire()
+    assert [(e["log_level"], e["event"], e["servers"]) for e in logs] == [
+        ("info", "stale sessions expired or flag auto-cleared", ["qs1"])
+    ]
+    bridge.handle_event(log(LogLevel.ERROR))
+    clock[0] = 2 * (WINDOW + WINDOW / BUCKETS)
+    with capture_logs() as logs:
+        bridge.expire()
+    assert [(e["log_level"], e["event"]) for e in logs] == [
+        ("debug", "log-event counts left the window")
+    ]
 
 
 def test_a_flood_keeps_memory_bounded() -> None:

@@ -130,7 +130,7 @@ def test_stale_sessions_expire_and_connections_keep_them_alive() -> None:
     apply_event(state, user(UserEventType.CONNECTION_OPEN, "busy"), 3000.0, SETTINGS)
     assert not expire(state, 3500.0, SETTINGS).any
     change = expire(state, 3700.0, SETTINGS)
-    assert change.servers == {"qs1"}
+    assert change.servers == change.expired == {"qs1"}
     assert set(state.servers["qs1"].sessions) == {("CORP", "busy")}
 
 
@@ -139,7 +139,9 @@ def test_auto_clear_after() -> None:
     state = BridgeState()
     apply_event(state, task(TaskEventType.TASK_FAILED), 0.0, settings)
     assert not expire(state, 200.0, settings).flag_changed
-    assert expire(state, 301.0, settings).flag_changed
+    change = expire(state, 301.0, settings)
+    assert change.flag_changed
+    assert change.auto_cleared
     assert not state.reload_failure
 
 
