@@ -45,8 +45,13 @@ async def bridge_and_client(
 ) -> AsyncIterator[tuple[RunningBridge, Subscriber]]:
     bridge = RunningBridge(bridge_config(tmp_path, mosquitto.port, qrs=qrs))
     await bridge.start()
-    client = await Subscriber(mosquitto.port).start(RESPONSE, "qlik2mqtt/bridge/stats")
+    client = await Subscriber(mosquitto.port).start(
+        RESPONSE, "qlik2mqtt/bridge/stats", "qlik2mqtt/bridge/state"
+    )
     try:
+        # `online` comes after the bridge's subscriptions on the same connection: from here
+        # on a request reaches it (start() returns once the UDP ports are bound, not later).
+        await client.wait_for("qlik2mqtt/bridge/state", lambda m: m.payload == b"online")
         yield bridge, client
     finally:
         await client.stop()
