@@ -68,6 +68,7 @@ class Bridge:
         """True when state changed since it was last saved."""
         self.state_saved = True
         """False while saving the state file fails (a full or read-only disk)."""
+        self._handle_any = self.datagram_handler(parse_datagram)
 
     def attach(self, extensions: Sequence[Extension]) -> None:
         self._extensions = extensions
@@ -76,13 +77,8 @@ class Bridge:
         self._on_change = [(e.name, e.on_change) for e in extensions if _overrides(e, "on_change")]
 
     def handle_datagram(self, data: bytes, source: str) -> None:
-        """A datagram in any of the session and task formats (tests and the benchmark)."""
-        self.stats.datagrams += 1
-        result = parse_datagram(data, self._max_bytes)
-        if isinstance(result, Rejected):
-            self.reject(result, source)
-        else:
-            self.handle_event(result)
+        """A datagram in any format (tests and the benchmark): as an input would hand it."""
+        self._handle_any(data, source)
 
     def datagram_handler(self, parse: Parser) -> Callable[[bytes, str], None]:
         """The listener's handler for one input: each datagram counted, parsed by the input's

@@ -43,10 +43,7 @@ import re
 from collections.abc import Sequence
 
 from bridge.core.events import LogEvent, LogLevel, LogSource, Rejected, RejectReason, SourceFormat
-
-MAX_FIELD_CHARS = 1024
-MAX_MESSAGE_CHARS = 8192
-NULL = "(null)"
+from bridge.inputs.fields import clip, field, is_null, message_text
 
 LOG_TAGS: dict[str, LogSource] = {
     "qseow-engine": LogSource.ENGINE,
@@ -196,18 +193,18 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
     tail_misfit = _tail_misfit(source, tail, middle)
     if tail_misfit is not None:
         return _misfit(tag, *tail_misfit)
-    values = {name: _field(value) for name, value in tail.items()}
+    values = {name: field(value) for name, value in tail.items()}
     _complete_user(values)
     return LogEvent(
         source=source,
         level=level,
-        server=_field(host) or "unknown",
+        server=field(host) or "unknown",
         source_format=SourceFormat.TAGGED,
         log_row=int(row) if row.isdigit() else None,
         log_timestamp=iso_timestamp(logged_at),
-        subsystem=_field(logger),
-        windows_user=_field(windows_user),
-        message=_message(middle),
+        subsystem=field(logger),
+        windows_user=field(windows_user),
+        message=message_text(middle),
         **values,
     )
 
@@ -218,7 +215,7 @@ def looks_shifted(source: LogSource, last_part: str) -> bool:
     `(null)`, for the engine a proxy session id (a GUID, `0`, a hash), for the others an
     exception type or the front of one cut at a dot (`System.`). Such a line is refused."""
     last = last_part.strip()
-    if _null(last):
+    if is_null(last):
         return True
     if source is LogSource.ENGINE:
         return _PROXY_SESSION_ID.fullmatch(last) is not None
@@ -230,13 +227,13 @@ def _head_misfit(
 ) -> tuple[str, str] | None:
     """The head's field that a `;` in an earlier head field (or a garbled line) put out of
     shape, as (name, value); None when the head fits. Values are stripped."""
-    if not (row.isdigit() or _null(row)):
+    if not (row.isdigit() or is_null(row)):
         return "row", row
-    if not (_TIMESTAMP.fullmatch(logged_at) or _null(logged_at)):
+    if not (_TIMESTAMP.fullmatch(logged_at) or is_null(logged_at)):
         return "time", logged_at
-    if not (_TIMESTAMP.fullmatch(local_time) or _null(local_time)):
+    if not (_TIMESTAMP.fullmatch(local_time) or is_null(local_time)):
         return "local time", local_time
-    if _null(host):
+    if is_null(host):
         return "host", host
     if not _LOGGER.fullmatch(logger):
         return "logger", logger
@@ -254,16 +251,16 @@ def _tail_misfit(
     first, the checks on the message's last part the second."""
     for name, value in reversed(tail.items()):  # the nearest the `;` first
         shape = _SHAPES.get(name)
-        if _null(value):
+        if is_null(value):
             if name in _REQUIRED:
                 return name, value
         elif shape is not None and not shape.fullmatch(value.strip()):
             return name, value
-    if _null(tail["user_directory"]) != _null(tail["user_id"]):
+    if is_null(tail["user_directory"]) != is_null(tail["user_id"]):
         # Qlik logs a user directory and a user id together, or neither.
-        which = "user_id" if _null(tail["user_directory"]) else "user_directory"
+        which = "user_id" if is_null(tail["user_directory"]) else "user_directory"
         return which, tail[which]
-    if "user" in tail and not any(_null(tail[n]) for n in ("user", "user_directory", "user_id")):
+    if "user" in tail and not any(is_null(tail[n]) for n in ("user", "user_directory", "user_id")):
         user = f"{tail['user_directory'].strip()}\\{tail['user_id'].strip()}"
         if tail["user"].strip().casefold() != user.casefold():
             return "user", tail["user"]
@@ -274,7 +271,7 @@ def _tail_misfit(
     exception = tail.get("exception_message")
     if (
         exception is not None
-        and not _null(exception)
+        and not is_null(exception)
         and not _EXCEPTION_START.match(exception.strip())
     ):
         # Extra `;` and an exception text: they could be in the message or in the exception.
@@ -286,11 +283,11 @@ def iso_timestamp(raw: str) -> str | None:
     """Qlik's `20211109T153726.028+0200` or `2021-11-09T15:37:26.028+0200` as RFC 3339
     (`2021-11-09T15:37:26.028+02:00`); text of another shape as it came (clipped)."""
     value = raw.strip()
-    if _null(value):
+    if is_null(value):
         return None
     match = _TIMESTAMP.fullmatch(value)
     if match is None:
-        return _clip(value, 64)
+        return clip(value, 64)
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     text = f"{year}-{month}-{day}T{hour}:{minute}:{second}"
     if fraction:
@@ -312,33 +309,9 @@ def _complete_user(values: dict[str, str | None]) -> None:
         values["user"] = f"{directory}\\{user_id}"
 
 
-def _null(value: str) -> bool:
-    value = value.strip()
-    return not value or value == NULL
-
-
-def _field(value: str) -> str | None:
-    """A field's value, or None for log4net's `(null)` and empty fields."""
-    value = value.strip()
-    if not value or value == NULL:
-        return None
-    return _clip(value, MAX_FIELD_CHARS)
-
-
-def _message(parts: Sequence[str]) -> str | None:
-    message = ";".join(parts).strip()
-    if not message or message == NULL:
-        return None
-    return _clip(message, MAX_MESSAGE_CHARS)
-
-
-def _clip(value: str, limit: int) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
-
-
 def _misfit(tag: str, name: str, value: str) -> Rejected:
     return Rejected(
         reason=RejectReason.MISFIT_FIELDS,
-        detail=f"/{tag}/ {name} {_clip(value.strip(), 64)!r} does not fit: a ';' in a field "
+        detail=f"/{tag}/ {name} {clip(value.strip(), 64)!r} does not fit: a ';' in a field "
         "other than the message?",
     )

@@ -22,12 +22,9 @@ from bridge.core.events import (
     UserEvent,
     UserEventType,
 )
+from bridge.inputs.fields import NULL, clip, field, message_text
 from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
 from bridge.inputs.log_events import LOG_TAGS, parse_log_fields
-
-MAX_FIELD_CHARS = 1024
-MAX_MESSAGE_CHARS = 8192
-NULL = "(null)"
 
 COMMANDS: dict[str, UserEventType] = {
     "start session": UserEventType.SESSION_START,
@@ -118,7 +115,7 @@ def _parse_tagged(tag: str, fields: list[str]) -> Event | Rejected:
         if len(fields) < 8:
             return _too_few(f"/{tag}/", 9, len(fields) + 1)
         return _engine_event(fields)
-    return Rejected(reason=RejectReason.UNKNOWN_FORMAT, detail=f"unknown tag /{_clip(tag, 64)}/")
+    return Rejected(reason=RejectReason.UNKNOWN_FORMAT, detail=f"unknown tag /{clip(tag, 64)}/")
 
 
 def _parse_legacy(fields: list[str]) -> Event | Rejected:
@@ -140,7 +137,7 @@ def _parse_legacy(fields: list[str]) -> Event | Rejected:
         source_format=SourceFormat.LEGACY,
         task_name=task_name,
         app_name=app_name,
-        user=_opt(fields[-1]),
+        user=field(fields[-1]),
     )
 
 
@@ -149,20 +146,20 @@ def _user_event(fields: Sequence[str], source_format: SourceFormat) -> Event | R
     event_type = COMMANDS.get(command)
     if event_type is None:
         return Rejected(
-            reason=RejectReason.UNKNOWN_EVENT, detail=f"command {_clip(fields[1], 64)!r}"
+            reason=RejectReason.UNKNOWN_EVENT, detail=f"command {clip(fields[1], 64)!r}"
         )
     if source_format is SourceFormat.LEGACY:
-        user_id, origin, context, message = _opt(";".join(fields[3:])), None, None, None
+        user_id, origin, context, message = field(";".join(fields[3:])), None, None, None
     else:
-        user_id = _opt(fields[3])
-        origin = _opt(fields[4]) if len(fields) > 4 else None
-        context = _opt(fields[5]) if len(fields) > 5 else None
-        message = _message(fields[6:])
+        user_id = field(fields[3])
+        origin = field(fields[4]) if len(fields) > 4 else None
+        context = field(fields[5]) if len(fields) > 5 else None
+        message = message_text(fields[6:])
     return UserEvent(
         event_type=event_type,
         server=_host(fields[0]),
         source_format=source_format,
-        user_directory=_opt(fields[2]),
+        user_directory=field(fields[2]),
         user_id=user_id,
         origin=origin,
         context=context,
@@ -188,29 +185,29 @@ def _long_task_event(
         source_format=source_format,
         task_name=task_name,
         app_name=app_name,
-        user=_opt(fields[at - 3]),
-        task_id=_opt(fields[at - 2]),
-        app_id=_opt(fields[at - 1]),
+        user=field(fields[at - 3]),
+        task_id=field(fields[at - 2]),
+        app_id=field(fields[at - 1]),
         log_timestamp=log_date(fields[at]),
-        log_level=_opt(fields[at + 1]),
-        execution_id=_opt(fields[at + 2]) if len(fields) > at + 2 else None,
-        message=_message(fields[at + 3 :]),
+        log_level=field(fields[at + 1]),
+        execution_id=field(fields[at + 2]) if len(fields) > at + 2 else None,
+        message=message_text(fields[at + 3 :]),
     )
 
 
 def _engine_event(fields: Sequence[str]) -> TaskEvent:
-    directory, user_id = _opt(fields[3]), _opt(fields[4])
+    directory, user_id = field(fields[3]), field(fields[4])
     user = "\\".join(part for part in (directory, user_id) if part) or None
     return TaskEvent(
         event_type=TaskEventType.ENGINE_RELOAD_FAILED,
         server=_host(fields[0]),
         source_format=SourceFormat.TAGGED,
-        app_id=_opt(fields[1]),
-        session_id=_opt(fields[2]),
+        app_id=field(fields[1]),
+        session_id=field(fields[2]),
         user=user,
         log_timestamp=log_date(fields[5]),
-        log_level=_opt(fields[6]),
-        message=_message(fields[7:]),
+        log_level=field(fields[6]),
+        message=message_text(fields[7:]),
     )
 
 
@@ -232,19 +229,19 @@ def _split_names(names: Sequence[str]) -> tuple[str | None, str | None]:
     the extra fields go to the task name. The XML layout has no such ambiguity.
     """
     if len(names) <= 2:
-        return _opt(names[0]) if names else None, _opt(names[1]) if len(names) > 1 else None
+        return field(names[0]) if names else None, field(names[1]) if len(names) > 1 else None
     for cut in range(1, len(names)):
         task_name, app_name = ";".join(names[:cut]), ";".join(names[cut:])
         if task_name.endswith(app_name):
-            return _opt(task_name), _opt(app_name)
-    return _opt(";".join(names[:-1])), _opt(names[-1])
+            return field(task_name), field(app_name)
+    return field(";".join(names[:-1])), field(names[-1])
 
 
 def _parse_xml(text: str) -> Event | Rejected:
     try:
         event = parse_log4j_event(text)
     except XmlRefusedError as exc:
-        return Rejected(reason=RejectReason.BAD_XML, detail=_clip(str(exc), 200))
+        return Rejected(reason=RejectReason.BAD_XML, detail=clip(str(exc), 200))
     props = event.properties
     host = props.get("log4jmachinename") or props.get("log4net:HostName")
     if not host:
@@ -254,25 +251,25 @@ def _parse_xml(text: str) -> Event | Rejected:
         event_type = COMMANDS.get(props["Command"].strip().lower())
         if event_type is None:
             return Rejected(
-                reason=RejectReason.UNKNOWN_EVENT, detail=f"command {_clip(props['Command'], 64)!r}"
+                reason=RejectReason.UNKNOWN_EVENT, detail=f"command {clip(props['Command'], 64)!r}"
             )
         return UserEvent(
             event_type=event_type,
             server=_host(host),
             source_format=SourceFormat.XML,
-            user_directory=_opt(props.get("UserDirectory")),
-            user_id=_opt(props.get("UserId")),
-            origin=_opt(props.get("Origin")),
-            context=_opt(props.get("Context")),
-            message=_message([event.message]),
+            user_directory=field(props.get("UserDirectory")),
+            user_id=field(props.get("UserId")),
+            origin=field(props.get("Origin")),
+            context=field(props.get("Context")),
+            message=message_text([event.message]),
             log_timestamp=timestamp,
-            log_level=_opt(event.level),
+            log_level=field(event.level),
         )
     task_type = _classify_task(event)
     if task_type is None:
         return Rejected(
             reason=RejectReason.UNKNOWN_EVENT,
-            detail=f"logger {_clip(event.logger, 100)!r}: {_clip(event.message, 100)!r}",
+            detail=f"logger {clip(event.logger, 100)!r}: {clip(event.message, 100)!r}",
         )
     user = props.get("User") or props.get("UserId")
     if task_type is TaskEventType.ENGINE_RELOAD_FAILED and props.get("UserDirectory") and user:
@@ -281,16 +278,16 @@ def _parse_xml(text: str) -> Event | Rejected:
         event_type=task_type,
         server=_host(host),
         source_format=SourceFormat.XML,
-        task_name=_opt(props.get("TaskName")),
-        app_name=_opt(props.get("AppName")),
-        user=_opt(user),
-        task_id=_opt(props.get("TaskId")),
-        app_id=_opt(props.get("AppId")),
-        execution_id=_opt(props.get("ExecutionId")),
-        session_id=_opt(props.get("SessionId")),
-        message=_message([event.message]),
+        task_name=field(props.get("TaskName")),
+        app_name=field(props.get("AppName")),
+        user=field(user),
+        task_id=field(props.get("TaskId")),
+        app_id=field(props.get("AppId")),
+        execution_id=field(props.get("ExecutionId")),
+        session_id=field(props.get("SessionId")),
+        message=message_text([event.message]),
         log_timestamp=timestamp,
-        log_level=_opt(event.level),
+        log_level=field(event.level),
     )
 
 
@@ -320,7 +317,7 @@ def log_date(raw: str) -> str | None:
         return None
     match = _LOG_DATE.fullmatch(value)
     if match is None:
-        return _clip(value, 64)
+        return clip(value, 64)
     day, time, fraction = match.groups()
     return f"{day}T{time}.{fraction}" if fraction else f"{day}T{time}"
 
@@ -332,31 +329,8 @@ def _epoch_ms(value: int | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _opt(value: str | None) -> str | None:
-    """A field's value, or None for log4net's `(null)` and empty fields."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value or value == NULL:
-        return None
-    return value if len(value) <= MAX_FIELD_CHARS else _clip(value, MAX_FIELD_CHARS)
-
-
-def _message(parts: Sequence[str]) -> str | None:
-    if not parts:
-        return None
-    message = ";".join(parts).strip()
-    if not message or message == NULL:
-        return None
-    return _clip(message, MAX_MESSAGE_CHARS)
-
-
 def _host(value: str) -> str:
-    return _opt(value) or "unknown"
-
-
-def _clip(value: str, limit: int) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    return field(value) or "unknown"
 
 
 def _too_few(layout: str, wanted: int, got: int) -> Rejected:

@@ -299,5 +299,4 @@ class MqttLink:
                 path=str(self._settings.outbox_path),
                 error=str(exc),
                 similar_suppressed=suppressed,
-                waiting=len(self._drain.outbox) if hasattr(self, "_drain") else 0,
             )

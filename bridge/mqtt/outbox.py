@@ -14,10 +14,11 @@ bound does not say so; only a crash while the disk is failing loses what waits i
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,9 +121,8 @@ class Outbox:
         if not rows or self._db is None:
             return
         try:
-            with self._db:  # one transaction: one WAL commit for the batch, not one a row
-                self._db.execute("BEGIN")
-                self._db.executemany("DELETE FROM outbox WHERE id = ?", rows)
+            with self._transaction() as db:  # one WAL commit for the batch, not one a row
+                db.executemany("DELETE FROM outbox WHERE id = ?", rows)
         except sqlite3.Error as exc:
             self._disk_error("delete", exc)
 
@@ -131,9 +131,7 @@ class Outbox:
         go back in line ahead of newer events, on disk when there is one."""
         waiting = [message for message in (*unacked, *self._memory) if message.durable]
         self._memory.clear()
-        if self._db is None and self._path is not None:
-            self._retry_disk()
-        if self._db is None or not self.disk_ok:
+        if not self._disk_ready():
             self._memory.extend(waiting)
             return
         try:
@@ -150,8 +148,7 @@ class Outbox:
         """Shutdown: keep everything not acknowledged on disk for the next start. Returns how
         many could not be kept (the disk failed)."""
         self._disk_failed_at = None  # the last chance: try the disk whenever it last failed
-        self.spill(unacked)
-        self._spool()
+        self.spill(unacked)  # and, when the disk takes that, what waits to be spooled
         if self._path is None:
             lost = 0  # memory only by design (a command's link): the caller counts what is left
         else:
@@ -183,9 +180,7 @@ class Outbox:
 
     def _spool(self) -> None:
         """Move what waits in overflow to disk, in order, when the disk takes it."""
-        if not self._overflow:
-            return
-        if (not self.disk_ok or self._db is None) and not self._retry_disk():
+        if not self._overflow or not self._disk_ready():
             return
         try:
             self._insert_all(self._overflow)
@@ -195,8 +190,10 @@ class Outbox:
         self._disk_waiting += len(self._overflow)
         self._overflow.clear()
 
-    def _retry_disk(self) -> bool:
-        """True when the disk may be used again (DISK_RETRY passed since it failed)."""
+    def _disk_ready(self) -> bool:
+        """The disk can be used: open and working, or failed DISK_RETRY ago and open again."""
+        if self._path is None:
+            return False
         if self._disk_failed_at is not None:
             if self._clock() - self._disk_failed_at < DISK_RETRY:
                 return False
@@ -204,6 +201,14 @@ class Outbox:
         if self._db is None:
             self._open()
         return self._db is not None and self._disk_failed_at is None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed as a whole, rolled back as a whole on an error."""
+        assert self._db is not None
+        with self._db:
+            self._db.execute("BEGIN")
+            yield self._db
 
     def _disk_error(self, action: str, exc: Exception) -> None:
         self._disk_failed_at = self._clock()
@@ -216,32 +221,20 @@ class Outbox:
         assert self._db is not None
         rows = {id(message): message.row for message in waiting}
         try:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.executemany(
+            with self._transaction() as db:
+                db.executemany(
                     "DELETE FROM outbox WHERE id = ?",
                     [(message.row,) for message in waiting if message.row is not None],
                 )
-                lowest = self._db.execute("SELECT MIN(id) FROM outbox").fetchone()[0]
+                lowest = db.execute("SELECT MIN(id) FROM outbox").fetchone()[0]
                 if lowest is None:
-                    sequence = self._db.execute(
+                    sequence = db.execute(
                         "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"
                     ).fetchone()
                     lowest = (sequence[0] if sequence else 0) + 1
                 first = int(lowest) - len(waiting)
                 for offset, message in enumerate(waiting):
-                    self._db.execute(
-                        "INSERT INTO outbox (id, topic, payload, qos, retain) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (
-                            first + offset,
-                            message.topic,
-                            message.payload,
-                            message.qos,
-                            int(message.retain),
-                        ),
-                    )
-                    message.row = first + offset
+                    self._insert(message, first + offset)
         except sqlite3.Error:
             for message in waiting:
                 message.row = rows[id(message)]  # rolled back: as they were
@@ -253,8 +246,7 @@ class Outbox:
         assert self._db is not None
         done: list[OutMessage] = []
         try:
-            with self._db:
-                self._db.execute("BEGIN")
+            with self._transaction():
                 for message in messages:
                     self._insert(message)
                     done.append(message)
@@ -263,11 +255,12 @@ class Outbox:
                 message.row = None
             raise
 
-    def _insert(self, message: OutMessage) -> None:
+    def _insert(self, message: OutMessage, row: int | None = None) -> None:
+        """A row for `message`: the next id, or `row` (to put it in front of the others)."""
         assert self._db is not None
         cursor = self._db.execute(
-            "INSERT INTO outbox (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
-            (message.topic, message.payload, message.qos, int(message.retain)),
+            "INSERT INTO outbox (id, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)",
+            (row, message.topic, message.payload, message.qos, int(message.retain)),
         )
         message.row = cursor.lastrowid
 

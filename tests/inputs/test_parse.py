@@ -15,7 +15,8 @@ from bridge.core.events import (
     UserEvent,
     UserEventType,
 )
-from bridge.inputs.parse import MAX_FIELD_CHARS, log_date, parse_datagram
+from bridge.inputs.fields import MAX_FIELD_CHARS
+from bridge.inputs.parse import log_date, parse_datagram
 from tests.helpers import log4j_xml
 
 TASK_TAIL = "QS1;Reload Sales;Sales;CORP\\mia;tid-1;aid-1;2026-05-06 14:23:45,123;ERROR;eid-1;boom"
