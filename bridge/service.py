@@ -6,7 +6,6 @@ import asyncio
 import gc
 import signal
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -43,8 +42,8 @@ from bridge.mqtt.embedded import (
     MosquittoMissingError,
     start_embedded_broker,
 )
-from bridge.ops.health import PROBLEM_WINDOW, Facts, HealthWriter, health_path
 from bridge.ops.health import WRITE_INTERVAL as HEALTH_INTERVAL
+from bridge.ops.health import Facts, HealthWriter, RecentErrors, health_path
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
 
@@ -62,15 +61,10 @@ class StartupError(Exception):
 
 
 class ConfigProblemError(StartupError):
-    """The config names something that cannot be used (a certificate that does not load):
-    exit code 2 and one line, as a config error found while reading the file."""
-
-    exit_code = 2
-
-
-class MissingPartError(StartupError):
-    """The configuration cannot work here (no mosquitto for the embedded broker, or its port
-    taken); exit code 2, as for a bad config: the fix is in the setup, not in waiting."""
+    """The configuration cannot work here: it names something that cannot be used (a
+    certificate that does not load), or needs what is missing (no mosquitto for the embedded
+    broker, or its port taken). Exit code 2 and one line, as for a bad config: the fix is in
+    the setup, not in waiting."""
 
     exit_code = 2
 
@@ -196,7 +190,7 @@ async def _start_embedded_broker(config: Config) -> EmbeddedBroker:
             EMBEDDED_HOST, config.mqtt.port, config.state_file.parent / "mosquitto"
         )
     except (MosquittoMissingError, BrokerPortTakenError) as exc:
-        raise MissingPartError(str(exc)) from None
+        raise ConfigProblemError(str(exc)) from None
     except (EmbeddedBrokerError, OSError) as exc:
         raise StartupError(
             f"cannot start the embedded MQTT broker on {address}: {exc} "
@@ -232,12 +226,14 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
         for extension in extensions:
             bridge.guard.call(extension.name, "on_connect", extension.on_connect)
 
+    subscribers: dict[str, list[Extension]] = {}
+    # topic → the extensions that subscribed to it (subscriptions are fixed at start)
+
     def on_message(topic: str, payload: bytes) -> None:
-        for extension in extensions:
-            if topic in extension.subscriptions():
-                bridge.guard.call(
-                    extension.name, "on_message", partial(extension.on_message, topic, payload)
-                )
+        for extension in subscribers.get(topic, ()):
+            bridge.guard.call(
+                extension.name, "on_message", partial(extension.on_message, topic, payload)
+            )
 
     link = MqttLink(
         broker_settings(config, will_topic=topics.bridge_state),
@@ -262,6 +258,7 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
     extensions.append(Commands(context, bridge, tasks=tasks))
     for extension in extensions:
         for topic in extension.subscriptions():
+            subscribers.setdefault(topic, []).append(extension)
             link.subscribe(topic)
     bridge.attach(extensions)
     for extension in extensions:
@@ -373,21 +370,6 @@ async def _expire_forever(bridge: Bridge, config: Config) -> None:
     while True:
         await asyncio.sleep(every)
         bridge.expire()
-
-
-class RecentErrors:
-    """How many extension errors happened within the last PROBLEM_WINDOW seconds, from the
-    running total: one sample a report, dropped once older than the window."""
-
-    def __init__(self, since: float) -> None:
-        self._samples: deque[tuple[float, int]] = deque([(since, 0)])
-
-    def count(self, stats: Stats, now: float) -> int:
-        total = sum(stats.extension_errors.values())
-        self._samples.append((now, total))
-        while self._samples and now - self._samples[0][0] > PROBLEM_WINDOW:
-            self._samples.popleft()
-        return total - self._samples[0][1]
 
 
 def listen_ports(config: Config) -> list[int]:

@@ -373,3 +373,16 @@ def log4j_xml(logger: str, level: str, message: str, host: str = "QSPROD02", **p
     from tests.log4net_model import LogEvent, render_log4j_xml
 
     return render_log4j_xml(LogEvent(logger, level, message, props), host, 1795565191804)
+
+
+async def healthy_report(path: Path, timeout: float = 30.0) -> None:
+    """Until the running bridge's health file says it is connected. The report is a file the
+    bridge rewrites each second it changes, with no event to await: polled, bounded."""
+
+    def connected() -> bool:
+        return path.exists() and '"mqtt_connected": true' in path.read_text()
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not connected():
+        assert asyncio.get_running_loop().time() < deadline, f"no healthy report in {path}"
+        await asyncio.sleep(0.1)

@@ -17,9 +17,12 @@ import contextlib
 import json
 import os
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bridge.core.stats import Stats
 
 WRITE_INTERVAL = 5.0
 STALE_AFTER = 30.0
@@ -75,6 +78,21 @@ class Facts:
                 f"{PROBLEM_WINDOW // 60} minutes (see extension_errors and the log)"
             )
         return found
+
+
+class RecentErrors:
+    """How many extension errors happened within the last PROBLEM_WINDOW seconds, from the
+    running total: one sample a report, dropped once older than the window."""
+
+    def __init__(self, since: float) -> None:
+        self._samples: deque[tuple[float, int]] = deque([(since, 0)])
+
+    def count(self, stats: Stats, now: float) -> int:
+        total = sum(stats.extension_errors.values())
+        self._samples.append((now, total))
+        while self._samples and now - self._samples[0][0] > PROBLEM_WINDOW:
+            self._samples.popleft()
+        return total - self._samples[0][1]
 
 
 def health_path(state_file: Path) -> Path:

@@ -14,10 +14,17 @@ from pathlib import Path
 import pytest
 
 from bridge.core.stats import Stats
-from bridge.ops.health import PROBLEM_WINDOW, Facts, HealthWriter, check_health
-from bridge.service import RecentErrors
+from bridge.ops.health import PROBLEM_WINDOW, Facts, HealthWriter, RecentErrors, check_health
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
+from tests.helpers import (
+    ROOT,
+    Mosquitto,
+    Subscriber,
+    bridge_env,
+    free_port,
+    healthy_report,
+    qlik2mqtt,
+)
 
 
 def env_for(mqtt_port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -131,11 +138,7 @@ async def test_health_follows_the_running_bridge(tmp_path: Path, mosquitto: Mosq
     sub = await Subscriber(mosquitto.port).start("qlik2mqtt/bridge/state")
     try:
         await sub.wait_for("qlik2mqtt/bridge/state", lambda m: m.payload == b"online")
-        health = config.state_file.with_name("health.json")
-        deadline = asyncio.get_running_loop().time() + 20
-        while '"mqtt_connected": true' not in (health.read_text() if health.exists() else ""):
-            assert asyncio.get_running_loop().time() < deadline, "no healthy report"
-            await asyncio.sleep(0.1)  # the file is written every 5 s; poll it, bounded
+        await healthy_report(config.state_file.with_name("health.json"))
         result = await asyncio.to_thread(qlik2mqtt, "health", env=env)
         assert result.returncode == 0, result.stdout
         assert "healthy: connected to MQTT, listening on UDP" in result.stdout
@@ -212,13 +215,7 @@ async def test_commands_from_another_folder_find_the_bridge_started_with_config(
         )  # fmt: skip
 
     try:
-        health_file = site / "data" / "health.json"
-        deadline = asyncio.get_running_loop().time() + 30
-        while '"mqtt_connected": true' not in (
-            health_file.read_text() if health_file.exists() else ""
-        ):
-            assert asyncio.get_running_loop().time() < deadline, "no healthy report"
-            await asyncio.sleep(0.1)  # the report is a file: poll it, bounded
+        await healthy_report(site / "data" / "health.json")
         healthy = await asyncio.to_thread(command, "health")
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         assert f"using the running bridge's config {site / 'config.yaml'}" in healthy.stderr
