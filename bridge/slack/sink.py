@@ -10,8 +10,9 @@ errors retry with backoff and give up after a bound; anything else fails that me
 
 Nothing is lost without a trace: a message that is not posted is counted (`slack_failed`,
 or `slack_dropped` when the queue is full or the bridge stops first) and logged, rate-limited.
-If the worker task ends anyway it is logged, counted (`task_restarts`, as `slack`) and
-restarted. Exceptions that are not Slack's answers (in the sink, or raised by the client) are
+The worker runs under the bridge's supervisor (bridge.runtime.supervise): if it ends anyway
+it is logged, counted (`task_restarts`, as `slack`) and restarted with backoff. Exceptions that
+are not Slack's answers (in the sink, or raised by the client) are
 also counted in `extension_errors`, as `slack_sink.deliver` and `slack_sink.post`.
 At stop, folded failures still waiting for their summary are posted then, within a grace
 period.
@@ -29,6 +30,7 @@ from bridge.core.events import Event, LogEvent, TaskEvent, TaskEventType, UserEv
 from bridge.core.state import slug_of, task_key
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
+from bridge.runtime.supervise import supervised
 from bridge.slack.client import Outcome, SlackPoster
 from bridge.slack.layout import SlackLayout
 from bridge.slack.messages import Kind, SlackMessage
@@ -45,8 +47,6 @@ STOP_GRACE = 3.0
 """At stop, how long what is queued (and the folded summaries) may take to post."""
 LOG_INTERVAL = 10.0
 """At most one log line per kind of trouble and target in this many seconds."""
-RESTART_FIRST = 0.5
-RESTART_MAX = 60.0
 REMEMBERED_POSTS = 10_000
 """Task posts remembered for folding before the ones older than min_interval are dropped."""
 MAX_HANGING_POSTS = 4
@@ -69,9 +69,6 @@ class SlackSink(Extension):
         self._worker: asyncio.Task[None] | None = None
         self._current: tuple[Kind, SlackMessage] | None = None
         """The message the worker is delivering (taken from the queue, not yet done)."""
-        self._stopping = False
-        self._restart: asyncio.TimerHandle | None = None
-        self._restart_delay = RESTART_FIRST
         self._last_post: dict[str, float] = {}
         self._folded: dict[str, tuple[int, TaskEvent, float]] = {}
         self._summary_due: dict[str, asyncio.TimerHandle] = {}
@@ -84,7 +81,9 @@ class SlackSink(Extension):
         self._post_deadline = 2.0 * self.poster.timeout + 1.0
 
     def start(self) -> None:
-        self._start_worker()
+        self._worker = asyncio.create_task(
+            supervised("slack", self._work, self.context.stats), name="slack"
+        )
 
     async def stop(self) -> None:
         """Post the folded summaries now, give the queue STOP_GRACE to drain, then count and log
@@ -95,9 +94,6 @@ class SlackSink(Extension):
         # A worker that ended just now is restarted within the grace and drains the queue too.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), STOP_GRACE)
-        self._stopping = True
-        if self._restart is not None:
-            self._restart.cancel()
         left = self._queue.qsize() + int(self._current is not None)
         if self._worker is not None:
             self._worker.cancel()
@@ -170,44 +166,11 @@ class SlackSink(Extension):
             if held_back is not None:
                 log.warning("Slack queue full: message dropped", held_back=held_back)
 
-    # The worker and its supervision.
-
-    def _start_worker(self) -> None:
-        self._restart = None
-        self._worker = asyncio.create_task(self._work(), name="slack")
-        self._worker.add_done_callback(self._worker_ended)
-
-    def _worker_ended(self, worker: asyncio.Task[None]) -> None:
-        """The worker only ends when stopped; if it ends otherwise, say so and start another."""
-        if self._stopping:
-            return
-        if worker.cancelled():
-            reason = "cancelled"
-        else:
-            error = worker.exception()
-            reason = f"{type(error).__name__}: {error}" if error else "returned"
-        self.context.stats.task_restarts["slack"] += 1
-        lost = self._current is not None
-        if self._current is not None:  # taken from the queue, never finished
-            self._current = None
-            self.context.stats.slack_failed += 1
-            self._queue.task_done()
-        log.error(
-            "Slack worker ended: restarting it",
-            reason=reason[:300],
-            message_lost=lost,
-            restart_in=self._restart_delay,
-        )
-        loop = asyncio.get_running_loop()
-        self._restart = loop.call_later(
-            self._restart_delay, self.guarded("restart", self._start_worker)
-        )
-        self._restart_delay = min(self._restart_delay * 2, RESTART_MAX)
+    # The worker.
 
     async def _work(self) -> None:
         while True:
-            self._current = await self._queue.get()
-            kind, message = self._current
+            self._current = kind, message = await self._queue.get()
             try:
                 await self._deliver(kind, message)
             except Exception as exc:  # a fault in the sink itself: this message only
@@ -220,8 +183,9 @@ class SlackSink(Extension):
                     reason=f"{type(exc).__name__}: {exc}"[:300],
                     text=message.text[:200],
                 )
-            self._current = None
-            self._queue.task_done()
+            finally:
+                self._current = None
+                self._queue.task_done()
 
     async def _deliver(self, kind: Kind, message: SlackMessage) -> None:
         target = self.poster.target(kind)
@@ -234,7 +198,6 @@ class SlackSink(Extension):
                 self._count_error("post")
             if outcome.ok:
                 self.context.stats.slack_sent += 1
-                self._restart_delay = RESTART_FIRST  # delivering again: restarts start short
                 return
             if not outcome.retryable or attempt == MAX_ATTEMPTS:
                 break

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_mock import MockerFixture
 from structlog.testing import capture_logs
 
 import bridge.slack.sink as sink
 from bridge.cli import main
 from bridge.config import ConfigError, load_config
+from bridge.slack.sink import SlackSink
 from bridge.slack.templates import compile_template
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
@@ -404,14 +406,23 @@ async def test_a_request_slack_sdk_refuses_fails_that_message_only_and_names_no_
 
 
 async def test_a_slack_worker_that_ends_is_restarted(
-    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer, mocker: MockerFixture
 ) -> None:
+    """The worker runs under the bridge's supervisor: made to fail once (a fault injected in
+    our own code), it is restarted, counted, and the next message is posted."""
+    work = SlackSink._work
+    runs: list[None] = []
+
+    async def failing_once(worker_of: SlackSink) -> None:
+        runs.append(None)
+        if len(runs) == 1:
+            raise RuntimeError("the worker broke")
+        await work(worker_of)
+
+    mocker.patch.object(SlackSink, "_work", failing_once)
     with capture_logs() as logs:
         bridge, sub = await start(tmp_path, mosquitto, webhook_config(slack))
         try:
-            workers = [task for task in asyncio.all_tasks() if task.get_name() == "slack"]
-            assert len(workers) == 1
-            workers[0].cancel()  # something ends the worker
             bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
             requests = await asyncio.to_thread(slack.wait_for, 1, 10.0)
             assert texts(requests)[0].startswith("Reload task failed: Reload Sales")
@@ -421,7 +432,8 @@ async def test_a_slack_worker_that_ends_is_restarted(
         finally:
             await sub.stop()
             await bridge.close()
-    assert len(logged(logs, "Slack worker ended: restarting it")) == 1
+    restarted = logged(logs, "background task failed; restarting")
+    assert [entry["task"] for entry in restarted] == ["slack"]
 
 
 async def test_folded_failures_pending_at_shutdown_are_posted(
