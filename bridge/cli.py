@@ -234,25 +234,17 @@ def _watch_hint(config: Config) -> str:
 
 
 def _command(args: argparse.Namespace, config: Config) -> int:
-    from bridge.commands.client import (
-        CommandError,
-        acknowledge_topic,
-        forget_topic,
-        request,
-        send_command,
-    )
+    from bridge.commands.builtin import ACKNOWLEDGE, FORGET
+    from bridge.commands.client import CommandError, request, send_command
     from bridge.runtime.logs import setup_logging
 
     setup_logging("warning", "console")
     try:
         if args.command == "acknowledge":
-            topic = acknowledge_topic(config)
-            asyncio.run(send_command(config, topic, b"cli"))
+            topic = asyncio.run(send_command(config, ACKNOWLEDGE, b"cli"))
             print(f"acknowledge sent ({topic})")
             return 0
-        answer = asyncio.run(
-            request(config, "forget", forget_topic(config), {"server": args.server})
-        )
+        answer = asyncio.run(request(config, FORGET, {"server": args.server}))
     except CommandError as exc:
         print(f"qlik2mqtt: {exc}", file=sys.stderr)
         return 1
@@ -267,25 +259,15 @@ def _start_task(args: argparse.Namespace, config: Config) -> int:
     """Prints the bridge's answer as it came (JSON); exit 1 unless it is ok."""
     import json
 
-    from bridge.commands.client import (
-        CommandError,
-        request,
-        task_start_timeout,
-        task_start_topic,
-    )
+    from bridge.commands.builtin import TASK_START
+    from bridge.commands.client import CommandError, request, task_start_timeout
     from bridge.runtime.logs import setup_logging
 
     setup_logging("warning", "console")
     task = {"name": args.name} if args.name is not None else {"id": args.id}
     try:
         answer = asyncio.run(
-            request(
-                config,
-                "task/start",
-                task_start_topic(config),
-                task,
-                answer_timeout=task_start_timeout(config),
-            )
+            request(config, TASK_START, task, answer_timeout=task_start_timeout(config))
         )
     except CommandError as exc:
         print(f"qlik2mqtt: {exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from bridge.commands.builtin import ACKNOWLEDGE, FORGET, TASK_START
+from bridge.commands.declare import Command
 from bridge.config import Config
 from bridge.core.stats import Stats
 from bridge.core.topics import Topics
@@ -30,23 +30,25 @@ class CommandError(Exception):
     """The command did not reach the broker, or the bridge did not answer."""
 
 
-async def send_command(config: Config, topic: str, payload: bytes) -> None:
-    """Publish one command (QoS 1) and return once the broker has acknowledged it."""
+async def send_command(config: Config, command: Command, payload: bytes) -> str:
+    """Publish one command (QoS 1) and return its topic once the broker acknowledged it."""
+    topic = command.topic_under(config.mqtt.base_topic)
     await _exchange(config, topic, payload, None)
+    return topic
 
 
 async def request(
     config: Config,
-    command: str,
-    topic: str,
+    command: Command,
     data: dict[str, Any],
     answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Any:
-    """Publish `data` with a new transaction id on `topic` and return the bridge's answer on
-    `bridge/response/<command>` (a dict with `status`, and `data` or `error`)."""
+    """Publish `data` with a new transaction id on the command's topic and return the bridge's
+    answer on `bridge/response/<name>` (a dict with `status`, and `data` or `error`)."""
     transaction = uuid.uuid4().hex[:12]
     payload = json.dumps({**data, "transaction": transaction}).encode()
-    response_topic = Topics(config.mqtt.base_topic).response(command)
+    base = config.mqtt.base_topic
+    topic, response_topic = command.topic_under(base), Topics(base).response(command.name)
     return await _exchange(config, topic, payload, (response_topic, transaction), answer_timeout)
 
 
@@ -98,18 +100,6 @@ async def _exchange(
     if await link.close(DELIVERY_TIMEOUT):
         raise CommandError("the broker did not acknowledge the command")
     return result
-
-
-def acknowledge_topic(config: Config) -> str:
-    return ACKNOWLEDGE.topic_under(config.mqtt.base_topic)
-
-
-def forget_topic(config: Config) -> str:
-    return FORGET.topic_under(config.mqtt.base_topic)
-
-
-def task_start_topic(config: Config) -> str:
-    return TASK_START.topic_under(config.mqtt.base_topic)
 
 
 def task_start_timeout(config: Config) -> float:
