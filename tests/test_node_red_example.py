@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.commands.builtin import ACKNOWLEDGE
+from bridge.config import Config
 from bridge.core.topics import Topics
 
 FLOW = Path(__file__).parent.parent / "docs/examples/node-red-flow.json"
@@ -40,7 +41,7 @@ def test_flow_uses_the_documented_topics() -> None:
             assert node["datatype"] == "json"
             assert any(mqtt_match(node["topic"], topic) for topic in published), node["topic"]
     commands = {node["topic"] for node in nodes if node["type"] == "mqtt out"}
-    assert ACKNOWLEDGE.topic_under("qlik2mqtt") in commands
+    assert ACKNOWLEDGE.topic_for(Config()) in commands
     switch = next(node for node in nodes if node.get("name") == "reload_failure?")
     assert switch["property"] == "payload.reload_failure"  # a key of qlik2mqtt/site
 

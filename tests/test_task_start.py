@@ -41,9 +41,9 @@ def server(certs: Certificates) -> Iterator[QrsServer]:
 
 @contextlib.asynccontextmanager
 async def bridge_and_client(
-    tmp_path: Path, mosquitto: Mosquitto, qrs: dict[str, Any]
+    tmp_path: Path, mosquitto: Mosquitto, qrs: dict[str, Any], **config: Any
 ) -> AsyncIterator[tuple[RunningBridge, Subscriber]]:
-    bridge = RunningBridge(bridge_config(tmp_path, mosquitto.port, qrs=qrs))
+    bridge = RunningBridge(bridge_config(tmp_path, mosquitto.port, qrs=qrs, **config))
     await bridge.start()
     client = await Subscriber(mosquitto.port).start(
         RESPONSE, "qlik2mqtt/bridge/stats", "qlik2mqtt/bridge/state"
@@ -221,6 +221,40 @@ async def test_the_start_task_command_prints_the_answer(
         None,
         ["Reload Nothing"],
     ]
+
+
+async def test_butlers_start_task_topic_starts_each_id_and_answers_on_ours(
+    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+) -> None:
+    unknown = "9d2c4b1a-3e5f-4a6b-8c7d-0e1f2a3b4c5d"
+    qrs = qrs_settings(server, allowed_tasks=[TASK_ID, unknown])
+    butler = {"enabled": True, "base_topic": "butler"}
+    with capture_logs() as logs:
+        async with bridge_and_client(tmp_path, mosquitto, qrs, butler_compat=butler) as (
+            _,
+            client,
+        ):
+            client.publish(
+                "butler/start_task", f"{TASK_ID}, {OTHER_ID},nonsense,{unknown}".encode()
+            )
+            await client.wait_for(RESPONSE, lambda m: unknown.encode() in m.payload)
+            client.publish("butler/start_task", b" ")
+            await client.wait_for(RESPONSE, lambda m: b"send task ids" in m.payload)
+    answers = [message.json() for message in client.on(RESPONSE)]
+    assert answers == [
+        {"status": "ok", "data": {"id": TASK_ID}},
+        {"status": "error", "error": "not allowed", "data": {"id": OTHER_ID}},
+        {"status": "error", "error": "bad request: not a task id", "data": {"id": "nonsense"}},
+        {"status": "error", "error": "not found", "data": {"id": unknown}},
+        {"status": "error", "error": 'bad request: send task ids ("id1,id2")'},
+    ]
+    assert [request.path for request in server.requests] == [
+        f"/qrs/task/{TASK_ID}/start",
+        f"/qrs/task/{unknown}/start",
+    ]
+    refusals = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert {entry.get("reason") for entry in refusals} >= {"not allowed", "not found"}
+    assert any(entry["event"] == "butler start_task: not a task id" for entry in refusals)
 
 
 def test_the_start_task_command_takes_an_id_or_a_name() -> None:

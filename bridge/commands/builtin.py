@@ -1,5 +1,5 @@
 """The commands the bridge takes today: acknowledge the failure flag, forget a server, start
-a reload task.
+a reload task (ours, and Butler's `start_task`).
 
 To add one (`task/start`, say): declare a `Command` here (its topic, the config that enables
 it, its button if Home Assistant should show one, its handler) and add it to `COMMANDS`.
@@ -11,9 +11,14 @@ import json
 from collections.abc import Awaitable
 from typing import Literal
 
-from bridge.commands.declare import Answer, Button, Command, Request, Tasks
+import structlog
+
+from bridge.commands.declare import Answer, Answers, Button, Command, Request, Tasks
 from bridge.config import Config
+from bridge.qrs.allow import is_task_id
 from discovery import CommandButton
+
+log = structlog.get_logger("qlik2mqtt.commands")
 
 
 def _acknowledge(request: Request) -> Answer:
@@ -104,7 +109,9 @@ def task_start_request(payload: bytes) -> tuple[TaskRef | None, object]:
     return ("id" if key == "id" else "name", value), transaction
 
 
-def task_start_answer(task: TaskRef | None, error: str | None, transaction: object) -> Answer:
+def task_start_answer(
+    task: TaskRef | None, error: str | None, transaction: object
+) -> dict[str, object]:
     """The answer on `bridge/response/task/start`: ok with the task as the request named it,
     or the reason (with the task, when the request named one)."""
     answer: dict[str, object] = (
@@ -127,7 +134,7 @@ def _start_task(request: Request) -> Answer | Awaitable[Answer]:
     if task is None:
         return task_start_answer(None, BAD_TASK_REQUEST, transaction)
     if request.tasks is None:
-        return task_start_answer(task, "QRS is not configured (qrs.enabled)", transaction)
+        return task_start_answer(task, QRS_OFF, transaction)
     return _started(request.tasks, task, transaction)
 
 
@@ -138,19 +145,60 @@ TASK_START = Command(
     handle=_start_task,
 )
 
-COMMANDS: tuple[Command, ...] = (ACKNOWLEDGE, FORGET, TASK_START)
+NOT_A_TASK_ID = "bad request: not a task id"
+QRS_OFF = "QRS is not configured (qrs.enabled)"
+
+
+def butler_task_ids(payload: bytes) -> list[str]:
+    """Butler's `start_task` payload: task ids separated by commas (one is the usual case);
+    blanks around them and empty parts are dropped."""
+    text = payload.decode("utf-8", errors="replace")
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+async def _butler_started(tasks: Tasks, ids: list[str]) -> Answers:
+    answers: list[dict[str, object]] = []
+    for task_id in ids:  # one after the other: each counts against the rate limit in order
+        if not is_task_id(task_id):
+            log.warning("butler start_task: not a task id", task_id=task_id[:64])
+            answers.append(task_start_answer(("id", task_id), NOT_A_TASK_ID, None))
+            continue
+        reason = await tasks.start("id", task_id)
+        error = None if reason is None else reason.value
+        answers.append(task_start_answer(("id", task_id), error, None))
+    return answers
+
+
+def _butler_start_task(request: Request) -> Answers | Awaitable[Answers]:
+    ids = butler_task_ids(request.payload)
+    if not ids:
+        log.warning("butler start_task: no task id in the payload")
+        return task_start_answer(None, 'bad request: send task ids ("id1,id2")', None)
+    if request.tasks is None:
+        return [task_start_answer(("id", task_id), QRS_OFF, None) for task_id in ids]
+    return _butler_started(request.tasks, ids)
+
+
+BUTLER_START_TASK = Command(
+    name="task/start",  # Butler answers nothing; the answers go where task/start's go
+    topic="start_task",
+    root=lambda config: config.butler_compat.base_topic,
+    enabled=lambda config: config.butler_compat.enabled and config.qrs.enabled,
+    handle=_butler_start_task,
+)
+
+COMMANDS: tuple[Command, ...] = (ACKNOWLEDGE, FORGET, TASK_START, BUTLER_START_TASK)
 """Every command, in the order they are subscribed to and their buttons are announced."""
 
 
 def command_buttons(config: Config) -> tuple[CommandButton, ...]:
     """The Home Assistant buttons of the commands that have one (off: to be removed)."""
-    base = config.mqtt.base_topic
     return tuple(
         CommandButton(
             key=command.button.key,
             entity_slug=command.button.entity_slug,
             name=command.button.name,
-            command_topic=command.topic_under(base),
+            command_topic=command.topic_for(config),
             payload_press=command.button.payload_press,
             icon=command.button.icon,
             enabled=command.enabled(config),

@@ -32,7 +32,7 @@ class CommandError(Exception):
 
 async def send_command(config: Config, command: Command, payload: bytes) -> str:
     """Publish one command (QoS 1) and return its topic once the broker acknowledged it."""
-    topic = command.topic_under(config.mqtt.base_topic)
+    topic = command.topic_for(config)
     await _exchange(config, topic, payload, None)
     return topic
 
@@ -48,7 +48,7 @@ async def request(
     transaction = uuid.uuid4().hex[:12]
     payload = json.dumps({**data, "transaction": transaction}).encode()
     base = config.mqtt.base_topic
-    topic, response_topic = command.topic_under(base), Topics(base).response(command.name)
+    topic, response_topic = command.topic_for(config), Topics(base).response(command.name)
     return await _exchange(config, topic, payload, (response_topic, transaction), answer_timeout)
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # httpx only when qrs.enabled
 
 Answer = dict[str, object] | None
 """The payload for `bridge/response/<name>`, or None: no answer."""
+Answers = Answer | list[dict[str, object]]
+"""One answer, or several published in order (Butler's `start_task` names several tasks)."""
 
 
 class Core(Protocol):
@@ -48,7 +50,7 @@ class Request:
     """Set when `qrs.enabled`."""
 
 
-Handler = Callable[[Request], Answer | Awaitable[Answer]]
+Handler = Callable[[Request], Answers | Awaitable[Answers]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +66,25 @@ class Button:
     icon: str
 
 
+def base_topic(config: Config) -> str:
+    """The usual root of a command's topic: `mqtt.base_topic`."""
+    return config.mqtt.base_topic
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str
-    """Names the answer's topic (`bridge/response/<name>`) and the command in logs."""
+    """Names the answer's topic (`<base>/bridge/response/<name>`) and the command in logs."""
     topic: str
-    """Under the base topic: `bridge/acknowledge` is `<base>/bridge/acknowledge`."""
+    """Under `root`: `bridge/acknowledge` is `<base>/bridge/acknowledge`."""
     enabled: Callable[[Config], bool]
     """Whether the config turns it on (`commands.*`); a command that is off is not
     subscribed to, and its button is removed from Home Assistant."""
     handle: Handler
     button: Button | None = None
+    root: Callable[[Config], str] = base_topic
+    """The topic `topic` is under: the base topic, or another one the config names (Butler's
+    `butler_compat.base_topic`). Answers always go under the base topic."""
 
-    def topic_under(self, base_topic: str) -> str:
-        return f"{base_topic}/{self.topic}"
+    def topic_for(self, config: Config) -> str:
+        return f"{self.root(config)}/{self.topic}"

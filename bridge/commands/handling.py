@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Awaitable, Sequence
 
 from bridge.commands.builtin import COMMANDS
-from bridge.commands.declare import Answer, Command, Core, Request, Tasks
+from bridge.commands.declare import Answers, Command, Core, Request, Tasks
 from bridge.core.payloads import encode
 from bridge.extensions import Context, Extension
 
@@ -25,9 +25,8 @@ class Commands(Extension):
         super().__init__(context)
         self._core = core  # the core's own acknowledge/forget: not an extension's business
         self._tasks = tasks  # Qlik Sense's repository (qrs.enabled): `task/start`
-        base = context.config.mqtt.base_topic
         self._by_topic = {
-            command.topic_under(base): command
+            command.topic_for(context.config): command
             for command in commands
             if command.enabled(context.config)
         }
@@ -57,14 +56,14 @@ class Commands(Extension):
         if self._tasks is not None:
             await self._tasks.aclose()
 
-    async def _answer_later(self, command: Command, answer: Awaitable[Answer]) -> None:
+    async def _answer_later(self, command: Command, answer: Awaitable[Answers]) -> None:
         try:
             self._answer(command, await answer)
         except Exception:  # the handler's fault: logged, counted, and the bridge goes on
             self.failed(command.name)
 
-    def _answer(self, command: Command, answer: Answer) -> None:
-        if answer is not None:
-            self.context.link.publish_now(
-                self.context.topics.response(command.name), encode(answer), retain=False
-            )
+    def _answer(self, command: Command, answers: Answers) -> None:
+        topic = self.context.topics.response(command.name)
+        for answer in answers if isinstance(answers, list) else (answers,):
+            if answer is not None:
+                self.context.link.publish_now(topic, encode(answer), retain=False)

@@ -15,15 +15,12 @@ import ssl
 import string
 import uuid
 from enum import Enum
-from typing import Literal
 
 import httpx
 
 from bridge import __version__
 from bridge.config import QrsConfig
-
-TaskKey = Literal["id", "name"]
-"""How a request names the task: by its id (a GUID) or by its name."""
+from bridge.qrs.allow import TaskKey, is_task_id
 
 _XRF_ALPHABET = string.ascii_letters + string.digits
 XRFKEY_LENGTH = 16
@@ -77,14 +74,6 @@ CA's name matches but another key signed it: decrypt error), expired, revoked, o
 
 def xrfkey() -> str:
     return "".join(secrets.choice(_XRF_ALPHABET) for _ in range(XRFKEY_LENGTH))
-
-
-def is_task_id(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 class QrsClient:

@@ -4,7 +4,6 @@ the counters in `bridge/stats` (`task_starts`, `task_start_errors` by reason).""
 
 from __future__ import annotations
 
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -13,14 +12,14 @@ import structlog
 
 from bridge.config import QrsConfig
 from bridge.core.stats import Stats
-from bridge.qrs.client import QrsError, Reason, TaskKey, is_task_id
+from bridge.qrs.allow import AllowList, TaskKey
+from bridge.qrs.client import QrsError, Reason
 from bridge.runtime.logs import RateLimiter
 
 log = structlog.get_logger("qlik2mqtt.qrs")
 
 WINDOW = 60.0
 """Seconds `max_starts_per_minute` counts over."""
-ANY_TASK = "*"
 
 
 class Client(Protocol):
@@ -39,20 +38,12 @@ class TaskStarter:
         self._stats = stats
         self._monotonic = monotonic
         self._limit = qrs.max_starts_per_minute
-        self._any = ANY_TASK in qrs.allowed_tasks
-        self._ids = {_id_key(task) for task in qrs.allowed_tasks if is_task_id(task)}
-        self._names = set(qrs.allowed_tasks) - {ANY_TASK}
+        self._allow = AllowList(qrs.allowed_tasks)
         self._recent: deque[float] = deque()
         self._log_limit = RateLimiter(WINDOW, monotonic)
 
     def allowed(self, key: TaskKey, value: str) -> bool:
-        """An entry allows a request that names the task as the entry does: an id entry a
-        start by that id, a name entry a start by that name (no lookup in QRS)."""
-        if self._any:
-            return True
-        if key == "id":
-            return is_task_id(value) and _id_key(value) in self._ids
-        return value in self._names
+        return self._allow.allowed(key, value)
 
     async def start(self, key: TaskKey, value: str) -> Reason | None:
         """Start the task; None when QRS took the request, else why not (counted, logged)."""
@@ -90,7 +81,3 @@ class TaskStarter:
                 **{f"task_{key}": value},
             )
         return reason
-
-
-def _id_key(value: str) -> str:
-    return str(uuid.UUID(value))

@@ -7,7 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bridge.commands.builtin import COMMANDS, command_buttons, task_start_request
+from bridge.commands.builtin import (
+    COMMANDS,
+    butler_task_ids,
+    command_buttons,
+    task_start_request,
+)
 from bridge.commands.declare import Answer, Command, Request
 from bridge.commands.handling import Commands
 from bridge.config import Config
@@ -89,7 +94,12 @@ def test_buttons_come_from_the_declarations() -> None:
         "qlik2mqtt/bridge/acknowledge",
         False,
     )
-    assert [command.name for command in COMMANDS] == ["acknowledge", "forget", "task/start"]
+    assert [command.name for command in COMMANDS] == [
+        "acknowledge",
+        "forget",
+        "task/start",
+        "task/start",  # Butler's start_task, answered where ours is
+    ]
 
 
 async def test_a_slow_handler_answers_later_without_holding_the_loop() -> None:
@@ -135,3 +145,23 @@ def test_a_task_start_request_names_one_task_by_id_or_by_name() -> None:
         assert task_start_request(bad) == (None, "t"), bad
     for bad in (b"6e4c", b"[1]", b"{"):
         assert task_start_request(bad) == (None, None), bad
+
+
+QRS_ON = {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": __file__}
+
+
+def test_butlers_start_task_is_under_butlers_topic_and_needs_both_switches() -> None:
+    butler = {"enabled": True, "base_topic": "qs"}
+    both = Config.model_validate({"qrs": QRS_ON, "butler_compat": butler})
+    assert "qs/start_task" in commands(both).subscriptions()
+    for one in ({"qrs": QRS_ON}, {"butler_compat": butler}):
+        assert not any(
+            topic.endswith("/start_task")
+            for topic in commands(Config.model_validate(one)).subscriptions()
+        )
+
+
+def test_butlers_payload_is_task_ids_separated_by_commas() -> None:
+    assert butler_task_ids(b"6e4c") == ["6e4c"]
+    assert butler_task_ids(b" a , b,,c \n") == ["a", "b", "c"]
+    assert butler_task_ids(b" , ") == []
