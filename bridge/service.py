@@ -30,6 +30,7 @@ from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
 from bridge.extensions.state_topics import StateTopics
+from bridge.extensions.task_topics import TaskTopics
 from bridge.inputs.builtin import INPUTS
 from bridge.inputs.declare import listening
 from bridge.inputs.listener import SourceFilter, open_listener
@@ -336,6 +337,8 @@ def _build_extensions(context: Context) -> list[Extension]:
         extensions.append(HomeAssistantDiscovery(context))
     if context.config.butler_compat.enabled:
         extensions.append(ButlerCompat(context))
+    if context.config.qrs.enabled:
+        extensions.append(TaskTopics(context))
     return extensions
 
 

@@ -37,6 +37,9 @@ class CommandButton:
     icon: str
     enabled: bool = True
     """False: the command is switched off, and a button announced earlier is removed."""
+    available_when: tuple[str, str] | None = None
+    """(topic, template giving `online`/`offline`): also needed for the button to be available;
+    the topic's JSON is its attributes (the retry button: which task it would start)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +350,23 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             payload_press=button.payload_press,
             icon=button.icon,
         )
+        if button.available_when is not None:
+            config = _also_available_when(config, settings, *button.available_when)
         # With its command switched off, an earlier button is removed (empty config).
         configs.insert(index, config if button.enabled else (config[0], {}))
     return configs
+
+
+def _also_available_when(
+    message: DiscoveryMessage, settings: DiscoverySettings, topic: str, template: str
+) -> DiscoveryMessage:
+    """An entity available only while the bridge is online and `topic` says `online` too."""
+    config_topic, payload = message
+    payload = {key: value for key, value in payload.items() if key != "availability_topic"}
+    payload["availability"] = [
+        {"topic": settings.availability_topic},
+        {"topic": topic, "value_template": template},
+    ]
+    payload["availability_mode"] = "all"
+    payload["json_attributes_topic"] = topic
+    return config_topic, payload

@@ -41,12 +41,18 @@ def server(certs: Certificates) -> Iterator[QrsServer]:
 
 @contextlib.asynccontextmanager
 async def bridge_and_client(
-    tmp_path: Path, mosquitto: Mosquitto, qrs: dict[str, Any], **config: Any
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    qrs: dict[str, Any],
+    topics: tuple[str, ...] = (),
+    **config: Any,
 ) -> AsyncIterator[tuple[RunningBridge, Subscriber]]:
+    """The bridge, and a client subscribed to the answers, the stats, `topics`, and the
+    bridge's state."""
     bridge = RunningBridge(bridge_config(tmp_path, mosquitto.port, qrs=qrs, **config))
     await bridge.start()
     client = await Subscriber(mosquitto.port).start(
-        RESPONSE, "qlik2mqtt/bridge/stats", "qlik2mqtt/bridge/state"
+        RESPONSE, "qlik2mqtt/bridge/stats", *topics, "qlik2mqtt/bridge/state"
     )
     try:
         # `online` comes after the bridge's subscriptions on the same connection: from here

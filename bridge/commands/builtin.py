@@ -15,6 +15,8 @@ import structlog
 
 from bridge.commands.declare import Answer, Answers, Button, Command, Request, Tasks
 from bridge.config import Config
+from bridge.core.retry import retry_target
+from bridge.core.state import TaskRecord
 from bridge.qrs.allow import is_task_id
 from discovery import CommandButton
 
@@ -145,6 +147,69 @@ TASK_START = Command(
     handle=_start_task,
 )
 
+NOTHING_TO_RETRY = "no failed task to retry"
+RETRY_AVAILABLE = "{{ 'online' if value_json.task_id else 'offline' }}"
+
+
+def _transaction(payload: bytes) -> object:
+    """The `transaction` of a JSON object payload; None for anything else (the button's)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    return data.get("transaction") if isinstance(data, dict) else None
+
+
+def retry_answer(record: TaskRecord | None, error: str | None, transaction: object) -> Answer:
+    """The answer on `bridge/response/task/retry`: the task it started (or tried to), or why
+    there was none."""
+    answer: dict[str, object] = (
+        {"status": "ok"} if error is None else {"status": "error", "error": error}
+    )
+    if record is not None:
+        answer["data"] = {
+            "id": record.event.task_id,
+            "name": record.event.task_name,
+            "server": record.event.server,
+        }
+    if transaction is not None:
+        answer["transaction"] = transaction
+    return answer
+
+
+async def _retried(tasks: Tasks, record: TaskRecord, transaction: object) -> Answer:
+    assert record.event.task_id is not None  # retry_target takes only those
+    reason = await tasks.start("id", record.event.task_id)
+    return retry_answer(record, None if reason is None else reason.value, transaction)
+
+
+def _retry(request: Request) -> Answer | Awaitable[Answer]:
+    transaction = _transaction(request.payload)
+    tasks = request.tasks
+    if tasks is None or request.state is None:
+        return retry_answer(None, QRS_OFF, transaction)
+    record = retry_target(request.state, lambda task_id: tasks.allowed("id", task_id))
+    if record is None:
+        log.info("retry: no failed task to retry")
+        return retry_answer(None, NOTHING_TO_RETRY, transaction)
+    return _retried(tasks, record, transaction)
+
+
+TASK_RETRY = Command(
+    name="task/retry",
+    topic="bridge/request/task/retry",
+    enabled=lambda config: config.qrs.enabled,
+    handle=_retry,
+    button=Button(
+        key="retry_failed_reload",
+        entity_slug="qlik_sense_retry_failed_reload",
+        name="Retry failed reload",
+        payload_press="retry",
+        icon="mdi:restart",
+        available_when=("site/retry", RETRY_AVAILABLE),
+    ),
+)
+
 NOT_A_TASK_ID = "bad request: not a task id"
 QRS_OFF = "QRS is not configured (qrs.enabled)"
 
@@ -187,7 +252,7 @@ BUTLER_START_TASK = Command(
     handle=_butler_start_task,
 )
 
-COMMANDS: tuple[Command, ...] = (ACKNOWLEDGE, FORGET, TASK_START, BUTLER_START_TASK)
+COMMANDS: tuple[Command, ...] = (ACKNOWLEDGE, FORGET, TASK_START, TASK_RETRY, BUTLER_START_TASK)
 """Every command, in the order they are subscribed to and their buttons are announced."""
 
 
@@ -202,7 +267,15 @@ def command_buttons(config: Config) -> tuple[CommandButton, ...]:
             payload_press=command.button.payload_press,
             icon=command.button.icon,
             enabled=command.enabled(config),
+            available_when=_available_when(command.button, config),
         )
         for command in COMMANDS
         if command.button is not None
     )
+
+
+def _available_when(button: Button, config: Config) -> tuple[str, str] | None:
+    if button.available_when is None:
+        return None
+    topic, template = button.available_when
+    return f"{config.mqtt.base_topic}/{topic}", template

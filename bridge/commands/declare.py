@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from bridge.config import Config
+from bridge.core.state import BridgeState
 
 if TYPE_CHECKING:  # httpx only when qrs.enabled
     from bridge.qrs.client import Reason
@@ -34,6 +35,10 @@ class Core(Protocol):
 class Tasks(Protocol):
     """What a command may ask of Qlik Sense (`bridge.qrs.starter.TaskStarter` is one)."""
 
+    def allowed(self, key: Literal["id", "name"], value: str) -> bool:
+        """Whether `qrs.allowed_tasks` lets this task be started."""
+        ...
+
     async def start(self, key: Literal["id", "name"], value: str) -> Reason | None:
         """None when QRS took the start, else why not."""
         ...
@@ -48,6 +53,8 @@ class Request:
     config: Config
     tasks: Tasks | None = None
     """Set when `qrs.enabled`."""
+    state: BridgeState | None = None
+    """The live state, to read (the retry button's failed tasks); changes go through `core`."""
 
 
 Handler = Callable[[Request], Answers | Awaitable[Answers]]
@@ -64,6 +71,10 @@ class Button:
     name: str
     payload_press: str
     icon: str
+    available_when: tuple[str, str] | None = None
+    """(a topic under the base topic, a template of its JSON giving `online` or `offline`):
+    the button is available only when that says `online` (and the bridge is), and shows that
+    JSON as its attributes. None: available with the bridge."""
 
 
 def base_topic(config: Config) -> str:

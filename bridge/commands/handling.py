@@ -39,7 +39,8 @@ class Commands(Extension):
         command = self._by_topic.get(topic)
         if command is None:
             return
-        answer = command.handle(Request(payload, self._core, self.context.config, self._tasks))
+        request = Request(payload, self._core, self.context.config, self._tasks, self.context.state)
+        answer = command.handle(request)
         if isinstance(answer, Awaitable):
             task = asyncio.ensure_future(self._answer_later(command, answer))
             self._pending.add(task)

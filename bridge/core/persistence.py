@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from bridge.core.events import TASK_EVENT_ADAPTER
-from bridge.core.state import BridgeState, Connections, ServerState, TaskRecord
+from bridge.core.state import RETRY_MEMORY, BridgeState, Connections, ServerState, TaskRecord
 
 FORMAT_VERSION = 1
 
@@ -29,6 +30,7 @@ def snapshot(state: BridgeState) -> dict[str, Any]:
         "aborted": dict(state.aborted),
         "last_failure_at": state.last_failure_at,
         "last_failed_task": _record(state.last_failed_task),
+        "retryable": [_record(record) for record in state.retryable.values()],
     }
 
 
@@ -63,6 +65,7 @@ def restore(data: Any) -> BridgeState:
             aborted={str(key): float(at) for key, at in data.get("aborted", {}).items()},
             last_failure_at=_opt_float(data.get("last_failure_at")),
             last_failed_task=_load_record(data.get("last_failed_task")),
+            retryable=_load_retryable(data.get("retryable", [])),
         )
     except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
         raise StateFileError(f"malformed state: {exc.__class__.__name__}: {exc}") from None
@@ -89,6 +92,15 @@ def _load_record(raw: dict[str, Any] | None) -> TaskRecord | None:
         return None
     event = TASK_EVENT_ADAPTER.validate_python(raw["event"])
     return TaskRecord(event=event, received_at=float(raw["received_at"]))
+
+
+def _load_retryable(raw: list[dict[str, Any]]) -> OrderedDict[str, TaskRecord]:
+    records = (_load_record(item) for item in raw[-RETRY_MEMORY:])
+    return OrderedDict(
+        (record.event.task_id.strip().lower(), record)
+        for record in records
+        if record is not None and record.event.task_id
+    )
 
 
 def _opt_float(value: Any) -> float | None:

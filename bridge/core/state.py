@@ -30,6 +30,9 @@ UserKey = tuple[str, str]
 """(user_directory, user_id); a missing part is ''."""
 
 FAILURE_TYPES = frozenset({TaskEventType.TASK_FAILED, TaskEventType.ENGINE_RELOAD_FAILED})
+RETRY_MEMORY = 100
+"""The most failed tasks with an id kept as retry candidates (`BridgeState.retryable`): the
+oldest is forgotten first."""
 DEDUP_MEMORY = 10_000
 """The most task events the duplicate check remembers: past it (a flood of distinct task
 events within `dedup_window`), the oldest is forgotten first and a late repeat of it counts as
@@ -118,6 +121,10 @@ class BridgeState:
     """Dedup memory: (server, type, task, execution) → first seen; not persisted."""
     last_log_error: LogRecord | None = None
     """The last ERROR or FATAL log event of any server. Not persisted."""
+    retryable: OrderedDict[str, TaskRecord] = field(default_factory=OrderedDict)
+    """Failed tasks that carry a task id (lower case) → their last failure, the most recent
+    last; a task leaves when it succeeds or its server is forgotten (acknowledging keeps it:
+    it has not run again). At most `RETRY_MEMORY`. The retry button's candidates."""
     slugs: dict[str, str] = field(default_factory=dict)
     """Host key (`topics.host_key`) → the slug its server was given. Not persisted: built from
     the servers' host names, so a restored state gives every host the slug it had."""
@@ -305,6 +312,7 @@ def _apply_task(
         flagged[key] = now
     if kind in FAILURE_TYPES:
         record = TaskRecord(event=event, received_at=now)
+        _remember_retryable(state, record)
         server.failed_tasks += 1
         server.last_failed_task = record
         state.last_failed_task = record
@@ -312,6 +320,8 @@ def _apply_task(
     elif kind is TaskEventType.TASK_ABORTED:
         server.aborted_tasks += 1
     elif kind is TaskEventType.TASK_SUCCEEDED:
+        if event.task_id:
+            state.retryable.pop(event.task_id.strip().lower(), None)
         server.succeeded_tasks += 1
         for cleared in (state.failing, state.aborted):
             if cleared.pop(key, None) is not None:
@@ -322,6 +332,19 @@ def _apply_task(
         site=True,
         flag_changed=was_on != state.reload_failure,
     )
+
+
+def _remember_retryable(state: BridgeState, record: TaskRecord) -> None:
+    """A failed task with a task id becomes the newest retry candidate (an engine reload
+    failure names the task only when the scheduler started it)."""
+    task_id = record.event.task_id
+    if not task_id or record.event.event_type is not TaskEventType.TASK_FAILED:
+        return
+    key = task_id.strip().lower()
+    state.retryable.pop(key, None)
+    state.retryable[key] = record
+    while len(state.retryable) > RETRY_MEMORY:
+        state.retryable.popitem(last=False)
 
 
 def _is_duplicate(
@@ -410,6 +433,10 @@ def forget_server(state: BridgeState, slug: str) -> Change:
     error = state.last_log_error
     if error is not None and slug_of(state, error.event.server) == slug:
         state.last_log_error = None
+    for key in [
+        key for key, kept in state.retryable.items() if slug_of(state, kept.event.server) == slug
+    ]:
+        del state.retryable[key]
     del state.servers[slug]
     state.slugs = {key: kept for key, kept in state.slugs.items() if kept != slug}
     was_on = state.reload_failure

@@ -80,6 +80,11 @@ class Topics:
         """Plain ISO time of the last event, published only once there is one."""
         return f"{self.base}/site/last_event"
 
+    @property
+    def site_retry(self) -> str:
+        """The failed task the retry button would start (`task_id` null: none)."""
+        return f"{self.base}/site/retry"
+
     def server(self, slug: str) -> str:
         return f"{self.base}/{slug}"
 

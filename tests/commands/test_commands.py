@@ -88,16 +88,21 @@ def test_a_command_that_is_off_is_ignored() -> None:
 
 
 def test_buttons_come_from_the_declarations() -> None:
-    (button,) = command_buttons(Config.model_validate({"commands": {"acknowledge": False}}))
-    assert (button.key, button.command_topic, button.enabled) == (
-        "acknowledge",
-        "qlik2mqtt/bridge/acknowledge",
-        False,
-    )
+    buttons = command_buttons(Config.model_validate({"commands": {"acknowledge": False}}))
+    assert [(b.key, b.command_topic, b.enabled, b.available_when) for b in buttons] == [
+        ("acknowledge", "qlik2mqtt/bridge/acknowledge", False, None),
+        (
+            "retry_failed_reload",
+            "qlik2mqtt/bridge/request/task/retry",
+            False,  # qrs.enabled is off
+            ("qlik2mqtt/site/retry", "{{ 'online' if value_json.task_id else 'offline' }}"),
+        ),
+    ]
     assert [command.name for command in COMMANDS] == [
         "acknowledge",
         "forget",
         "task/start",
+        "task/retry",
         "task/start",  # Butler's start_task, answered where ours is
     ]
 

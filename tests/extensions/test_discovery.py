@@ -26,7 +26,11 @@ SETTINGS = DiscoverySettings(
     support_url="https://example.org/qlik2mqtt",
     buttons=command_buttons(Config()),  # the acknowledge button, as the defaults have it
 )
-ALL = bridge_configs(SETTINGS) + server_configs(SETTINGS, "qswin01", "QSWIN01")
+ALL = [  # without the removals (an empty config): the retry button, with QRS off
+    (topic, payload)
+    for topic, payload in bridge_configs(SETTINGS) + server_configs(SETTINGS, "qswin01", "QSWIN01")
+    if payload
+]
 ENTITIES = [(t, p) for t, p in ALL if "device_automation" not in t]
 TRIGGERS = [(t, p) for t, p in ALL if "device_automation" in t]
 TOPIC = re.compile(
@@ -129,6 +133,31 @@ def test_the_flag_and_the_button() -> None:
     assert render(flag["value_template"], {"reload_failure": "ON"}) == flag["payload_on"]
     button = by_id["button.qlik_sense_acknowledge_failure"]
     assert button["command_topic"] == "qlik2mqtt/bridge/acknowledge"
+
+
+QRS_ON = Config.model_validate(
+    {"qrs": {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": __file__}}
+)
+
+
+def test_the_retry_button_is_there_with_qrs_and_available_only_with_a_task_to_retry() -> None:
+    off = dict(bridge_configs(SETTINGS))
+    topic = "homeassistant/button/qlik2mqtt/retry_failed_reload/config"
+    assert off[topic] == {}  # QRS off: an earlier button is removed
+    settings = DiscoverySettings(
+        "homeassistant", "qlik2mqtt", "1.2.3", "https://example.org", command_buttons(QRS_ON)
+    )
+    button = dict(bridge_configs(settings))[topic]
+    assert button["default_entity_id"] == "button.qlik_sense_retry_failed_reload"
+    assert button["name"] == "Retry failed reload"
+    assert button["command_topic"] == "qlik2mqtt/bridge/request/task/retry"
+    assert "availability_topic" not in button  # HA refuses both forms together
+    assert button["availability_mode"] == "all"
+    bridge, retry = button["availability"]
+    assert bridge == {"topic": "qlik2mqtt/bridge/state"}
+    assert retry["topic"] == button["json_attributes_topic"] == "qlik2mqtt/site/retry"
+    assert render(retry["value_template"], {"task_id": "6e4c"}) == "online"
+    assert render(retry["value_template"], {"task_id": None}) == "offline"
 
 
 def busy_state() -> BridgeState:

@@ -1,0 +1,91 @@
+"""The retry button's command end to end: task events by UDP, `site/retry` saying what it would
+start, the request on the broker (a real mosquitto), the start at a local QRS
+(tests/qrs_server.py) and the answer on `bridge/response/task/retry`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.certs import Certificates, make_certificates
+from tests.helpers import Mosquitto, Subscriber
+from tests.qrs_server import QrsServer, qrs_settings
+from tests.task_datagrams import task_datagram
+from tests.test_task_start import bridge_and_client
+from tests.test_topics_doc import example
+
+SALES_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
+HR_ID = "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f"
+RETRY = "qlik2mqtt/bridge/request/task/retry"
+ANSWER = "qlik2mqtt/bridge/response/task/retry"
+TARGET = "qlik2mqtt/site/retry"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("qrs-certs"))
+
+
+@pytest.fixture
+def server(certs: Certificates) -> Iterator[QrsServer]:
+    running = QrsServer(certs, task_ids={SALES_ID, HR_ID}).start()
+    yield running
+    running.stop()
+
+
+async def retry(client: Subscriber, transaction: str) -> Any:
+    client.publish(RETRY, json.dumps({"transaction": transaction}).encode())
+    answer = await client.wait_json(ANSWER, lambda p: p.get("transaction") == transaction)
+    return answer
+
+
+async def test_the_retry_starts_the_newest_allowed_failed_task_until_none_is_left(
+    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+) -> None:
+    qrs = qrs_settings(server, allowed_tasks=[SALES_ID])  # HR may not be started
+    async with bridge_and_client(tmp_path, mosquitto, qrs, (ANSWER, TARGET)) as (bridge, client):
+        await client.wait_json(TARGET, lambda p: p["task_id"] is None)
+        nothing = await retry(client, "before")
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_ID, "e1"))
+        bridge.tasks.send(task_datagram("failed", "Reload HR", HR_ID, "e2"))  # newer, refused
+        target = await client.wait_json(TARGET, lambda p: p["task_id"] == SALES_ID)
+        client.publish(RETRY, b"retry")  # what the button sends: answered without transaction
+        pressed = await client.wait_json(ANSWER, lambda p: "transaction" not in p)
+        bridge.tasks.send(task_datagram("succeeded", "Reload Sales", SALES_ID, "e3"))
+        await client.wait_json(TARGET, lambda p: p["task_id"] is None)
+        after = await retry(client, "after")
+    assert nothing == {
+        "status": "error",
+        "error": "no failed task to retry",
+        "transaction": "before",
+    }
+    assert (target["task_name"], target["server"]) == ("Reload Sales", "QS1")
+    assert target["failed_at"].endswith("Z")
+    assert set(example("qlik2mqtt/site/retry")) == set(target)  # docs/topics.md
+    assert pressed == {
+        "status": "ok",
+        "data": {"id": SALES_ID, "name": "Reload Sales", "server": "QS1"},
+    }
+    assert after["error"] == "no failed task to retry"
+    assert [request.path for request in server.requests] == [f"/qrs/task/{SALES_ID}/start"]
+
+
+async def test_a_refused_retry_is_answered_with_the_reason(
+    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+) -> None:
+    server.task_ids.clear()  # deleted in the QMC since it failed
+    qrs = qrs_settings(server)
+    async with bridge_and_client(tmp_path, mosquitto, qrs, (ANSWER, TARGET)) as (bridge, client):
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_ID, "e1"))
+        await client.wait_json(TARGET, lambda p: p["task_id"] == SALES_ID)
+        answer = await retry(client, "gone")
+    assert answer == {
+        "status": "error",
+        "error": "not found",
+        "data": {"id": SALES_ID, "name": "Reload Sales", "server": "QS1"},
+        "transaction": "gone",
+    }
