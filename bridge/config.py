@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     PlainValidator,
     SecretStr,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -29,6 +30,7 @@ from pydantic import (
 )
 
 from bridge.core.flags import validate_flag
+from bridge.core.topics import task_slug
 
 ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"
@@ -189,9 +191,31 @@ class SessionsConfig(_Section):
     stale_after: Duration | None = 8 * 3600.0
 
 
+WatchEntry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
 class TasksConfig(_Section):
     dedup_window: Duration = 60.0
     auto_clear_after: Duration | None = None
+    watch: Annotated[list[WatchEntry], Field(max_length=100)] = []
+    """Task names or ids, each with its own retained topic and Home Assistant device."""
+
+    @field_validator("watch")
+    @classmethod
+    def _distinct_names(cls, entries: list[str]) -> list[str]:
+        """Each entry names its topic and entity ids: two entries may not name the same."""
+        named: dict[str, str] = {}
+        for entry in entries:
+            slug = task_slug(entry)
+            if not slug:
+                raise ValueError(f"{entry!r} has no letter or digit to name its entities")
+            if slug in named:
+                raise ValueError(
+                    f"{named[slug]!r} and {entry!r} would both be named {slug!r} "
+                    "(topics and entity ids): keep one"
+                )
+            named[slug] = entry
+        return entries
 
 
 class LogEventsConfig(_Section):

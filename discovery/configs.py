@@ -370,3 +370,68 @@ def _also_available_when(
     payload["availability_mode"] = "all"
     payload["json_attributes_topic"] = topic
     return config_topic, payload
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedTask:
+    """A task in `tasks.watch`: its own device with its last outcome and a Start button."""
+
+    entry: str
+    """As configured: a task name or id."""
+    slug: str
+    """Names its topics and entity ids (`reload_sales`)."""
+    start_payload: str | None
+    """The `task/start` request its Start button sends; None: no button (QRS is off)."""
+
+
+def watched_task_configs(settings: DiscoverySettings, task: WatchedTask) -> list[DiscoveryMessage]:
+    """A watched task's device: its last outcome, the time of it, and its Start button (an
+    empty config, removing it, without QRS)."""
+    device = {
+        "identifiers": [f"{settings.node_id}_task_{task.slug}"],
+        "name": f"Qlik Sense task {task.entry}",
+        "manufacturer": "Qlik",
+        "model": "Reload task",
+        "via_device": settings.bridge_identifier,
+    }
+    state_topic = f"{settings.base_topic}/tasks/{task.slug}"
+    prefix = f"qlik_sense_task_{task.slug}"
+
+    def entity(component: str, key: str, name: str, **config: Any) -> DiscoveryMessage:
+        unique_key = f"task_{task.slug}_{key}"
+        return _entity(settings, device, component, unique_key, f"{prefix}_{key}", name, config)
+
+    start = entity(
+        "button",
+        "start",
+        "Start",
+        command_topic=f"{settings.base_topic}/bridge/request/task/start",
+        payload_press=task.start_payload or "",
+        icon="mdi:play-circle-outline",
+    )
+    return [
+        entity(
+            "sensor",
+            "last_outcome",
+            "Last outcome",
+            state_topic=state_topic,
+            value_template="{{ value_json.outcome or 'unknown' }}",
+            json_attributes_topic=state_topic,
+            icon="mdi:database-check-outline",
+        ),
+        entity(
+            # Its own topic, published only once there was an outcome (see last_event).
+            "sensor",
+            "last_outcome_at",
+            "Last outcome at",
+            state_topic=f"{state_topic}/last_outcome_at",
+            device_class="timestamp",
+        ),
+        start if task.start_payload is not None else (start[0], {}),
+    ]
+
+
+def watched_task_removals(settings: DiscoverySettings, slug: str) -> list[DiscoveryMessage]:
+    """Empty configs for a task no longer watched: Home Assistant removes its device."""
+    configs = watched_task_configs(settings, WatchedTask(slug, slug, None))
+    return [(topic, {}) for topic, _ in configs]

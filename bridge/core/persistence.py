@@ -31,6 +31,7 @@ def snapshot(state: BridgeState) -> dict[str, Any]:
         "last_failure_at": state.last_failure_at,
         "last_failed_task": _record(state.last_failed_task),
         "retryable": [_record(record) for record in state.retryable.values()],
+        "watched": {entry: _record(record) for entry, record in state.watched.items()},
     }
 
 
@@ -66,6 +67,7 @@ def restore(data: Any) -> BridgeState:
             last_failure_at=_opt_float(data.get("last_failure_at")),
             last_failed_task=_load_record(data.get("last_failed_task")),
             retryable=_load_retryable(data.get("retryable", [])),
+            watched=_load_watched(data.get("watched", {})),
         )
     except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
         raise StateFileError(f"malformed state: {exc.__class__.__name__}: {exc}") from None
@@ -101,6 +103,11 @@ def _load_retryable(raw: list[dict[str, Any]]) -> OrderedDict[str, TaskRecord]:
         for record in records
         if record is not None and record.event.task_id
     )
+
+
+def _load_watched(raw: dict[str, Any]) -> dict[str, TaskRecord]:
+    loaded = {str(entry): _load_record(item) for entry, item in raw.items()}
+    return {entry: record for entry, record in loaded.items() if record is not None}
 
 
 def _opt_float(value: Any) -> float | None:

@@ -30,6 +30,10 @@ UserKey = tuple[str, str]
 """(user_directory, user_id); a missing part is ''."""
 
 FAILURE_TYPES = frozenset({TaskEventType.TASK_FAILED, TaskEventType.ENGINE_RELOAD_FAILED})
+OUTCOME_TYPES = frozenset(
+    {TaskEventType.TASK_SUCCEEDED, TaskEventType.TASK_FAILED, TaskEventType.TASK_ABORTED}
+)
+"""A watched task's outcomes (`tasks.watch`)."""
 RETRY_MEMORY = 100
 """The most failed tasks with an id kept as retry candidates (`BridgeState.retryable`): the
 oldest is forgotten first."""
@@ -52,6 +56,8 @@ class StateSettings:
     dedup_memory: int = DEDUP_MEMORY
     log_window: float = 3600.0
     """The rolling window of the log-event counts (`log_events.window`)."""
+    watch: tuple[str, ...] = ()
+    """`tasks.watch`: task names or ids whose last outcome is kept (`BridgeState.watched`)."""
 
 
 @dataclass(slots=True)
@@ -121,6 +127,10 @@ class BridgeState:
     """Dedup memory: (server, type, task, execution) → first seen; not persisted."""
     last_log_error: LogRecord | None = None
     """The last ERROR or FATAL log event of any server. Not persisted."""
+    watched: dict[str, TaskRecord] = field(default_factory=dict)
+    """A `tasks.watch` entry → the last outcome (succeeded, failed, aborted) of the task it
+    names, on any server. An entry taken out of `tasks.watch` stays (the bridge removes what it
+    published for it at each connect); one per entry ever watched."""
     retryable: OrderedDict[str, TaskRecord] = field(default_factory=OrderedDict)
     """Failed tasks that carry a task id (lower case) → their last failure, the most recent
     last; a task leaves when it succeeds or its server is forgotten (acknowledging keeps it:
@@ -310,6 +320,8 @@ def _apply_task(
     if flagged is not None:
         server.tracked_tasks += key not in flagged
         flagged[key] = now
+    if settings.watch and kind in OUTCOME_TYPES:
+        _remember_outcome(state, TaskRecord(event=event, received_at=now), settings.watch)
     if kind in FAILURE_TYPES:
         record = TaskRecord(event=event, received_at=now)
         _remember_retryable(state, record)
@@ -332,6 +344,19 @@ def _apply_task(
         site=True,
         flag_changed=was_on != state.reload_failure,
     )
+
+
+def watch_matches(entry: str, event: TaskEvent) -> bool:
+    """A `tasks.watch` entry names the task by its exact name, or by its id in any case."""
+    if entry == event.task_name:
+        return True
+    return event.task_id is not None and entry.lower() == event.task_id.strip().lower()
+
+
+def _remember_outcome(state: BridgeState, record: TaskRecord, watch: tuple[str, ...]) -> None:
+    for entry in watch:
+        if watch_matches(entry, record.event):
+            state.watched[entry] = record
 
 
 def _remember_retryable(state: BridgeState, record: TaskRecord) -> None:

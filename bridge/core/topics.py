@@ -11,7 +11,8 @@ from functools import lru_cache
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
 MAX_SLUG_CHARS = 64
 # Names the topic map uses below the base topic; a server so named gets a prefix.
-RESERVED_SLUGS = frozenset({"bridge", "site"})
+RESERVED_SLUGS = frozenset({"bridge", "site", "tasks"})
+_NOT_TASK_SLUG = re.compile(r"[^a-z0-9_]+")
 
 
 @lru_cache(maxsize=4096)  # per datagram, twice; a site has a handful of host names
@@ -22,6 +23,12 @@ def server_slug(host: str) -> str:
     """
     slug = _UNSAFE.sub("_", host.strip().lower()).strip("_")[:MAX_SLUG_CHARS] or "unknown"
     return f"server_{slug}" if slug in RESERVED_SLUGS else slug
+
+
+def task_slug(entry: str) -> str:
+    """A watched task's name in topics and entity ids: `Reload Sales; daily` is
+    `reload_sales_daily`. Empty when the entry has no letter or digit (config refuses it)."""
+    return _NOT_TASK_SLUG.sub("_", entry.strip().lower()).strip("_")[:MAX_SLUG_CHARS]
 
 
 @lru_cache(maxsize=4096)
@@ -84,6 +91,14 @@ class Topics:
     def site_retry(self) -> str:
         """The failed task the retry button would start (`task_id` null: none)."""
         return f"{self.base}/site/retry"
+
+    def watched_task(self, slug: str) -> str:
+        """A watched task's last outcome (`tasks.watch`)."""
+        return f"{self.base}/tasks/{slug}"
+
+    def watched_task_at(self, slug: str) -> str:
+        """Plain ISO time of a watched task's last outcome, published only once there is one."""
+        return f"{self.base}/tasks/{slug}/last_outcome_at"
 
     def server(self, slug: str) -> str:
         return f"{self.base}/{slug}"

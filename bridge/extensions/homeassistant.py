@@ -12,9 +12,20 @@ import structlog
 
 from bridge import PROJECT_URL, __version__
 from bridge.commands.builtin import command_buttons
+from bridge.config import Config
 from bridge.core.state import Change
+from bridge.core.topics import task_slug
 from bridge.extensions import Context, Extension
-from discovery import DiscoveryMessage, DiscoverySettings, bridge_configs, server_configs
+from bridge.qrs.allow import is_task_id
+from discovery import (
+    DiscoveryMessage,
+    DiscoverySettings,
+    WatchedTask,
+    bridge_configs,
+    server_configs,
+    watched_task_configs,
+    watched_task_removals,
+)
 
 log = structlog.get_logger("qlik2mqtt.homeassistant")
 
@@ -30,6 +41,7 @@ class HomeAssistantDiscovery(Extension):
             buttons=command_buttons(context.config),
         )
         self._announced: set[str] = set()
+        self._watched = watched_tasks(context.config)
 
     def subscriptions(self) -> tuple[str, ...]:
         return (self.settings.status_topic,)
@@ -63,9 +75,20 @@ class HomeAssistantDiscovery(Extension):
     def _publish_all(self) -> None:
         self._announced.clear()
         self._publish(bridge_configs(self.settings))
+        self._publish_watched()
         for slug, server in self.context.state.servers.items():
             if self._publish(server_configs(self.settings, slug, server.host)):
                 self._announced.add(slug)
+
+    def _publish_watched(self) -> None:
+        """The watched tasks' devices; a task watched before and no longer is removed."""
+        slugs = {task.slug for task in self._watched}
+        for entry in self.context.state.watched:
+            slug = task_slug(entry)
+            if slug and slug not in slugs:
+                self._publish(watched_task_removals(self.settings, slug))
+        for task in self._watched:
+            self._publish(watched_task_configs(self.settings, task))
 
     def _publish(self, messages: list[DiscoveryMessage]) -> bool:
         link = self.context.link
@@ -74,3 +97,16 @@ class HomeAssistantDiscovery(Extension):
             if not link.publish_now(topic, data, retain=True):
                 return False
         return True
+
+
+def watched_tasks(config: Config) -> list[WatchedTask]:
+    """`tasks.watch` as discovery describes it; a Start button only with `qrs.enabled`."""
+    return [
+        WatchedTask(entry, task_slug(entry), _start_payload(entry) if config.qrs.enabled else None)
+        for entry in config.tasks.watch
+    ]
+
+
+def _start_payload(entry: str) -> str:
+    key = "id" if is_task_id(entry) else "name"
+    return json.dumps({key: entry}, ensure_ascii=False)

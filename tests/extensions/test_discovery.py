@@ -16,7 +16,14 @@ from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent
 from bridge.core.payloads import server_payload, site_payload
 from bridge.core.state import BridgeState, StateSettings, apply_event
 from bridge.core.stats import Stats
-from discovery import DiscoverySettings, bridge_configs, server_configs
+from bridge.extensions.homeassistant import watched_tasks
+from discovery import (
+    DiscoverySettings,
+    bridge_configs,
+    server_configs,
+    watched_task_configs,
+    watched_task_removals,
+)
 from discovery.configs import TASK_EVENT_TYPES, USER_EVENT_TYPES
 
 SETTINGS = DiscoverySettings(
@@ -270,3 +277,35 @@ def test_a_small_site_shows_every_user() -> None:
     assert stored["users"] == ["CORP\\anna", "CORP\\bob"] == payload["users"]
     assert stored["user_count"] == 2
     assert stored["users_truncated"] is False
+
+
+def test_a_watched_task_has_its_device_with_outcome_time_and_start() -> None:
+    watch = {"tasks": {"watch": ["Reload Sales; daily", "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"]}}
+    by_name, by_id = watched_tasks(Config.model_validate({**watch, "qrs": QRS_ON.qrs.model_dump()}))
+    configs = {p["default_entity_id"]: p for _, p in watched_task_configs(SETTINGS, by_name)}
+    assert set(configs) == {
+        "sensor.qlik_sense_task_reload_sales_daily_last_outcome",
+        "sensor.qlik_sense_task_reload_sales_daily_last_outcome_at",
+        "button.qlik_sense_task_reload_sales_daily_start",
+    }
+    outcome = configs["sensor.qlik_sense_task_reload_sales_daily_last_outcome"]
+    assert outcome["device"]["name"] == "Qlik Sense task Reload Sales; daily"
+    assert outcome["device"]["via_device"] == "qlik2mqtt_bridge"
+    assert outcome["state_topic"] == "qlik2mqtt/tasks/reload_sales_daily"
+    assert render(outcome["value_template"], {"outcome": None}) == "unknown"
+    assert render(outcome["value_template"], {"outcome": "failed"}) == "failed"
+    at = configs["sensor.qlik_sense_task_reload_sales_daily_last_outcome_at"]
+    assert at["device_class"] == "timestamp"
+    assert at["state_topic"] == "qlik2mqtt/tasks/reload_sales_daily/last_outcome_at"
+    start = configs["button.qlik_sense_task_reload_sales_daily_start"]
+    assert start["command_topic"] == "qlik2mqtt/bridge/request/task/start"
+    assert json.loads(start["payload_press"]) == {"name": "Reload Sales; daily"}
+    start_by_id = watched_task_configs(SETTINGS, by_id)[2][1]
+    assert json.loads(start_by_id["payload_press"]) == {"id": by_id.entry}
+    (no_qrs, _) = watched_tasks(Config.model_validate(watch))
+    assert watched_task_configs(SETTINGS, no_qrs)[2][1] == {}  # no QRS: no Start button
+    removals = watched_task_removals(SETTINGS, by_name.slug)
+    assert [topic for topic, _ in removals] == [
+        t for t, _ in watched_task_configs(SETTINGS, by_name)
+    ]
+    assert all(payload == {} for _, payload in removals)

@@ -1,0 +1,100 @@
+"""Watched tasks (`tasks.watch`): outcomes kept in state and saved, their payload, the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.config import ConfigError, load_config
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
+from bridge.core.persistence import restore, snapshot
+from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.core.topics import server_slug, task_slug
+from bridge.core.watch import watched_payload
+
+SALES_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
+WATCH = ("Reload Sales", SALES_ID.upper(), "Reload HR")
+SETTINGS = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None, watch=WATCH)
+
+
+def event(kind: TaskEventType, name: str, task_id: str | None, execution: str) -> TaskEvent:
+    return TaskEvent(
+        event_type=kind,
+        server="QS1",
+        source_format=SourceFormat.TAGGED,
+        task_name=name,
+        task_id=task_id,
+        execution_id=execution,
+    )
+
+
+def test_the_last_outcome_of_each_watched_task_is_kept_by_name_or_id() -> None:
+    state = BridgeState()
+    apply_event(
+        state, event(TaskEventType.TASK_FAILED, "Reload Sales", SALES_ID, "e1"), 1.0, SETTINGS
+    )
+    apply_event(state, event(TaskEventType.TASK_ABORTED, "Reload HR", None, "e2"), 2.0, SETTINGS)
+    apply_event(state, event(TaskEventType.TASK_FAILED, "Reload Other", None, "e3"), 3.0, SETTINGS)
+    apply_event(
+        state, event(TaskEventType.DISTRIBUTE_FINISHED, "Reload HR", None, "e4"), 4.0, SETTINGS
+    )
+    assert set(state.watched) == set(WATCH)  # the id entry matched in any case
+    assert state.watched["Reload HR"].event.event_type is TaskEventType.TASK_ABORTED
+    apply_event(
+        state, event(TaskEventType.TASK_SUCCEEDED, "Reload Sales", SALES_ID, "e5"), 5.0, SETTINGS
+    )
+    assert watched_payload("Reload Sales", state.watched["Reload Sales"]) == {
+        "task": "Reload Sales",
+        "outcome": "succeeded",
+        "last_outcome_at": "1970-01-01T00:00:05.000Z",
+        "task_name": "Reload Sales",
+        "task_id": SALES_ID,
+        "server": "QS1",
+    }
+    assert watched_payload("Reload X", None)["outcome"] is None
+
+
+def test_nothing_is_kept_when_nothing_is_watched() -> None:
+    state = BridgeState()
+    quiet = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
+    apply_event(state, event(TaskEventType.TASK_FAILED, "Reload Sales", SALES_ID, "e1"), 1.0, quiet)
+    assert state.watched == {}
+
+
+def test_the_outcomes_survive_a_restart() -> None:
+    state = BridgeState()
+    apply_event(state, event(TaskEventType.TASK_FAILED, "Reload Sales", None, "e1"), 1.0, SETTINGS)
+    restored = restore(snapshot(state))
+    assert restored.watched["Reload Sales"].received_at == 1.0
+    assert restored.watched["Reload Sales"].event.event_type is TaskEventType.TASK_FAILED
+    old = snapshot(BridgeState())
+    del old["watched"]  # a state file from before watched tasks
+    assert restore(old).watched == {}
+
+
+def test_a_task_slug_names_topics_and_entity_ids() -> None:
+    assert task_slug(" Reload Sales; daily ") == "reload_sales_daily"
+    assert task_slug("Försäljning-EMEA") == "f_rs_ljning_emea"
+    assert task_slug("+#/") == ""
+    assert server_slug("tasks") == "server_tasks"  # `<base>/tasks/…` belongs to watched tasks
+
+
+@pytest.mark.parametrize(
+    ("watch", "problem"),
+    [
+        ('["Reload Sales", "reload-sales"]', "would both be named 'reload_sales'"),
+        ('["+#"]', "has no letter or digit"),
+        ('[""]', "at least 1 character"),
+    ],
+)
+def test_watch_entries_that_cannot_name_their_entities_are_config_errors(
+    tmp_path: Path, watch: str, problem: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"tasks:\n  watch: {watch}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    (line,) = raised.value.problems
+    assert line.startswith("tasks.watch")
+    assert problem in line
