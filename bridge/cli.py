@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept a loopback or any-address --bridge-host (log4net on this machine: tests)",
     )
-    command("check", "check the config, the broker, the UDP ports and the state folder")
+    command("check", "check the config, the broker, the UDP ports, the state folder and QRS")
     status = command("status", "show what the bridge publishes: servers, users, failures")
     status.add_argument("--watch", action="store_true", help="keep the view live (Ctrl-C ends)")
     command("test-slack", "post one sample message per configured Slack kind")

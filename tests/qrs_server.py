@@ -3,11 +3,13 @@
 It requires a client certificate signed by the CA it is given (as QRS on port 4242 does), checks
 Qlik's xrfkey rule (the `xrfkey` query parameter and the `X-Qlik-Xrfkey` header equal, 16
 characters; else 403, as QRS answers) and that `X-Qlik-User` is present, answers 204 to a start
-by id and 201 to a start by name of a task it knows, 404 to any other, and holds the answer to
-a task in `hanging` until it is stopped (`hung` is set when such a request arrived). Every
-request that got past the TLS handshake is recorded, the refused ones too. For the client's
-defences it can also send a large body with a refusal (`body_bytes`: how much of it went out is
-in `body_sent` once `body_done` is set) or claim a gzip body that is not one (`bad_gzip`).
+by id and 201 to a start by name of a task it knows, 404 to any other, 200 to `GET /qrs/about`
+(what `qlik2mqtt check` asks), and holds the answer to a task in `hanging` (or to the about
+request, with `"about"` there) until it is stopped (`hung` is set when such a request
+arrived). Every request that got past the TLS handshake is recorded, the refused ones too. For
+the client's defences it can also send a large body with a refusal (`body_bytes`: how much of
+it went out is in `body_sent` once `body_done` is set) or claim a gzip body that is not one
+(`bad_gzip`).
 """
 
 from __future__ import annotations
@@ -95,6 +97,29 @@ class QrsServer:
                     )
                 )
 
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                owner.requests.append(
+                    QrsRequest(
+                        "GET", url.path, query, {k.lower(): v for k, v in self.headers.items()}
+                    )
+                )
+                status = owner.about(
+                    url.path,
+                    query,
+                    self.headers.get("X-Qlik-Xrfkey"),
+                    self.headers.get("X-Qlik-User"),
+                )
+                body = b'{"buildVersion": "30.8.1", "requiresBootstrap": false}'
+                if status != 200:
+                    body = b'"not what QRS expected"'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def _answer(self, status: int) -> None:
                 body = b"" if status in (201, 204) else b'"not what QRS expected"'
                 if owner.bad_gzip:
@@ -163,6 +188,18 @@ class QrsServer:
             self.hung.set()
             self._release.wait(HANG_LIMIT)
         return started if known else 404
+
+    def about(
+        self, path: str, query: dict[str, list[str]], xrf_header: str | None, user: str | None
+    ) -> int:
+        """`GET /qrs/about`, as `qlik2mqtt check` asks: 200 past the same checks as a start."""
+        xrf = query.get("xrfkey", [None])[0]
+        if xrf is None or xrf != xrf_header or len(xrf) != 16 or not user or self.denied:
+            return 403
+        if "about" in self.hanging:
+            self.hung.set()
+            self._release.wait(HANG_LIMIT)
+        return 200 if path == "/qrs/about" else 404
 
     def stop(self) -> None:
         self._release.set()

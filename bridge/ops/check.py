@@ -38,7 +38,34 @@ async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
     for port in sorted(port for port, _ in listening(INPUTS, config.udp)):
         results.append(_udp(config.udp.host, port, config.udp.receive_buffer_bytes, running))
     results.append(_state_dir(config.state_file))
+    if config.qrs.enabled:
+        results.append(await _qrs(config))
     return results
+
+
+async def _qrs(config: Config) -> Result:
+    """An authenticated `GET /qrs/about` with the configured certificates and user: ok, or the
+    short reason a start would get. Nothing from the certificates is shown."""
+    from bridge.qrs.client import QrsClient, QrsError  # httpx only when QRS is on
+    from bridge.qrs.tls import CertificateError, client_context
+
+    qrs = config.qrs
+    where = f"{qrs.host}:{qrs.port}"
+    try:
+        tls = client_context(qrs)
+    except CertificateError as exc:
+        return Result("qrs", False, f"{exc}")
+    client = QrsClient(qrs.model_copy(update={"timeout": min(qrs.timeout, PROBE_TIMEOUT)}), tls)
+    try:
+        await client.about()
+    except QrsError as exc:
+        detail = f" ({exc.detail})" if exc.detail else ""
+        return Result("qrs", False, f"{where}: {exc.reason.value}{detail}")
+    finally:
+        await client.aclose()
+    user = f"{qrs.user_directory}\\{qrs.user_id}"
+    unverified = "; qrs.verify is false: its certificate is not checked" if not qrs.verify else ""
+    return Result("qrs", True, f"{where} answers, as {user}{unverified}", warning=not qrs.verify)
 
 
 async def _broker(config: Config) -> Result:

@@ -101,18 +101,28 @@ class QrsClient:
 
     async def start(self, key: TaskKey, value: str) -> None:
         """Start a task (QRS starts it asynchronously and answers at once). Raises QrsError."""
-        xrf = xrfkey()
         if key == "id":
             if not is_task_id(value):
                 raise QrsError(Reason.NOT_FOUND, "not a task id")
-            path, params = f"/qrs/task/{uuid.UUID(value)}/start", {"xrfkey": xrf}
+            await self._request("POST", f"/qrs/task/{uuid.UUID(value)}/start", {})
         else:
-            path, params = "/qrs/task/start", {"name": value, "xrfkey": xrf}
+            await self._request("POST", "/qrs/task/start", {"name": value})
+
+    async def about(self) -> None:
+        """A harmless authenticated request (`GET /qrs/about`): QRS answers it when the
+        certificates, the user and the address are right. Raises QrsError."""
+        await self._request("GET", "/qrs/about", {})
+
+    async def _request(self, method: str, path: str, params: dict[str, str]) -> None:
+        """One request with a new xrfkey; success is any 2xx. Raises QrsError."""
+        xrf = xrfkey()
         headers = {"X-Qlik-Xrfkey": xrf, "Accept-Encoding": "identity"}
         try:
             async with (
                 asyncio.timeout(self._timeout),
-                self._client.stream("POST", path, params=params, headers=headers) as response,
+                self._client.stream(
+                    method, path, params={**params, "xrfkey": xrf}, headers=headers
+                ) as response,
             ):
                 status = response.status_code  # the body is left unread: closed with the stream
         except (TimeoutError, httpx.TimeoutException):
