@@ -9,6 +9,12 @@ sends the test events, then checks: every expected entity exists with its entity
 follow the events (read through HA's own mqtt_statestream), and HA logged no warning or error
 that mentions MQTT or qlik2mqtt, or any attribute size. The recorder is on, as in a usual
 installation. Stops everything it started. Exit 0 when all holds.
+
+Starting tasks (issue 17): a local QRS (tests/qrs_server.py, with test certificates: needs
+`scripts/setup --test`) behind `qrs:`, one watched task (`tasks.watch`), and the automation of
+docs/qrs.md that presses the retry button once the failure flag turns on. Then the check
+presses the watched task's Start button and the retry button in Home Assistant (through an
+automation on the MQTT topic `check/press`: no token needed) and waits for each start at QRS.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported at run time once ROOT is on the path (start_qrs)
+    from tests.qrs_server import QrsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
@@ -43,6 +53,17 @@ EXPECTED = {
     "event.qlik_sense_qswin01_user_activity": None,
     "event.qlik_sense_qswin01_reload_task": None,
 }
+# Issue 17: the retry button, and the watched task "Reload Sales; daily" (send-test-events
+# fails it), with QRS on.
+WATCHED = "Reload Sales; daily"
+SALES_ID = "7c3e5a10-0000-4000-8000-000000000001"  # send-test-events' failing task
+TASK_ENTITIES: dict[str, str | None] = {
+    "button.qlik_sense_retry_failed_reload": None,
+    "sensor.qlik_sense_task_reload_sales_daily_last_outcome": "failed",
+    "sensor.qlik_sense_task_reload_sales_daily_last_outcome_at": None,
+    "button.qlik_sense_task_reload_sales_daily_start": None,
+}
+PRESS_TOPIC = "check/press"
 DEADLINE = 240.0
 SESSION_COUNTS = (
     "sensor.qlik_sense_site_active_sessions",
@@ -86,7 +107,9 @@ def main() -> int:
         "logger:\n  default: info\n"
         "recorder:\n  commit_interval: 1\n"
         "mqtt_statestream:\n  base_topic: hastate\n  publish_attributes: true\n"
+        "automation: !include automations.yaml\n"
     )
+    (config / "automations.yaml").write_text(automations())
     entry = {
         "entry_id": "qlik2mqttcheck",
         "version": 1,
@@ -116,10 +139,12 @@ def main() -> int:
             }
         )
     )
+    qrs = start_qrs(work)
     (work / "bridge.yaml").write_text(
         f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}}}\n"
         f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
         f"state_file: {work}/state.json\nstats_interval: 1s\nlogging: {{format: console}}\n"
+        + qrs_config(qrs)
     )
     qlik2mqtt = [str(ROOT / ".venv/bin/qlik2mqtt")]
     processes: list[subprocess.Popen[bytes]] = []
@@ -143,6 +168,7 @@ def main() -> int:
             "the bridge's entities",
             60,
         )
+        before = retry_unavailable_before_a_failure(mqtt_port)
         subprocess.run(
             [
                 *qlik2mqtt,
@@ -162,13 +188,15 @@ def main() -> int:
             60,
         )
         states = read_states(mqtt_port, settle=2.0 + sessions / 1000)
-        expected = dict(EXPECTED)
+        expected = dict(EXPECTED) | TASK_ENTITIES
         for entity_id in SESSION_COUNTS:
             expected[entity_id] = str(2 + sessions)
         # First: a warning about the attributes comes when the recorder writes them.
         stored = check_recorded(config / "home-assistant_v2.db", 2 + sessions) if sessions else 0
-        return report(registry, states, log, expected) | stored
+        found = report(registry, states, log, expected) | stored
+        return found | before | check_task_buttons(qrs, mqtt_port, states)
     finally:
+        qrs.stop()
         for process in reversed(processes):
             process.terminate()
         for process in processes:
@@ -239,7 +267,7 @@ def report(
         if mark != "ok":
             problems.append(f"{entity_id}: {mark}")
         print(f"{entity_id:50} {state!s:28} {mark}")
-    for extra in sorted(created - EXPECTED.keys()):
+    for extra in sorted(created - expected_states.keys()):
         problems.append(f"unexpected entity {extra}")
     for line in log.read_text().splitlines():
         if (" WARNING " in line or " ERROR " in line) and (
@@ -248,6 +276,104 @@ def report(
             problems.append(line)
     print("\n".join(["", *problems]) if problems else "\nall entities created, no warnings")
     return 1 if problems else 0
+
+
+# --- issue 17: a local QRS, the watched task, the retry automation and the buttons ---------
+
+
+def start_qrs(work: Path) -> QrsServer:
+    """tests/qrs_server.py with certificates made for this run (test tools needed)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from tests.certs import make_certificates
+        from tests.qrs_server import QrsServer
+    except ImportError as exc:
+        raise SystemExit(
+            f"the QRS part needs the test tools ({exc}): scripts/setup --test"
+        ) from None
+    (work / "certs").mkdir()
+    certificates = make_certificates(work / "certs")
+    return QrsServer(certificates, task_ids={SALES_ID}, task_names={WATCHED}).start()
+
+
+def qrs_config(qrs: QrsServer) -> str:
+    certificates = qrs.certificates
+    return (
+        f"qrs: {{enabled: true, host: 127.0.0.1, port: {qrs.port}, "
+        f"client_cert: {certificates.client_certfile}, client_key: {certificates.client_keyfile}, "
+        f"root_cert: {certificates.ca_file}, allowed_tasks: ['*']}}\n"
+        f"tasks: {{watch: [{json.dumps(WATCHED)}]}}\n"
+    )
+
+
+def automations() -> str:
+    """The retry automation of docs/qrs.md, as the docs give it, and one that presses the
+    button named by a message on `check/press` (HA's own press, without an API token)."""
+    import yaml
+
+    text = (ROOT / "docs/qrs.md").read_text(encoding="utf-8")
+    start = text.index("## An automation: retry a failed reload once")
+    block = text[
+        text.index("```yaml\n", start) + 8 : text.index("```", text.index("```yaml\n", start) + 8)
+    ]
+    documented = yaml.safe_load(block)["automation"]
+    press = {
+        "alias": "check: press a button",
+        "mode": "queued",
+        "trigger": [{"platform": "mqtt", "topic": PRESS_TOPIC}],
+        "action": [{"service": "button.press", "target": {"entity_id": "{{ trigger.payload }}"}}],
+    }
+    return yaml.safe_dump([*documented, press], allow_unicode=True)
+
+
+def retry_unavailable_before_a_failure(mqtt_port: int) -> int:
+    """Nothing has failed yet: the retry button is unavailable (its availability template)."""
+    entity_id = "button.qlik_sense_retry_failed_reload"
+    state = read_states(mqtt_port, settle=2.0).get(entity_id)
+    print(f"before any failure: {entity_id} is {state!r}")
+    return 0 if state == "unavailable" else 1
+
+
+def check_task_buttons(qrs: QrsServer, mqtt_port: int, states: dict[str, str]) -> int:
+    """The retry automation started the failed task; pressing the watched task's Start button
+    and the retry button starts them again, at QRS."""
+    problems = []
+    by_id = f"/qrs/task/{SALES_ID}/start"
+
+    def started(path: str, name: str | None, count: int) -> bool:
+        hits = [
+            r
+            for r in list(qrs.requests)
+            if r.path == path and (name is None or r.query.get("name") == [name])
+        ]
+        return len(hits) >= count
+
+    for entity_id in (
+        "button.qlik_sense_retry_failed_reload",
+        "button.qlik_sense_task_reload_sales_daily_start",
+    ):
+        if states.get(entity_id) in (None, "unavailable"):
+            problems.append(f"{entity_id} is {states.get(entity_id)!r}, not available")
+    try:
+        wait_until(lambda: started(by_id, None, 1), "the documented automation's retry at QRS", 60)
+        press(mqtt_port, "button.qlik_sense_task_reload_sales_daily_start")
+        wait_until(lambda: started("/qrs/task/start", WATCHED, 1), "the Start button's start", 30)
+        press(mqtt_port, "button.qlik_sense_retry_failed_reload")
+        wait_until(lambda: started(by_id, None, 2), "the retry button's start", 30)
+    except SystemExit as exc:
+        problems.append(str(exc))
+    for request in qrs.requests:
+        print(f"QRS got {request.method} {request.path} {request.query.get('name') or ''}")
+    print(
+        "\n".join(problems) if problems else "retry automation, retry and Start buttons reached QRS"
+    )
+    return 1 if problems else 0
+
+
+def press(mqtt_port: int, entity_id: str) -> None:
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(mqtt_port), "-t", PRESS_TOPIC, "-m", entity_id], check=True
+    )
 
 
 if __name__ == "__main__":
