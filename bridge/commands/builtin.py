@@ -8,6 +8,7 @@ it, its button if Home Assistant should show one, its handler) and add it to `CO
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable
 from typing import Literal
 
@@ -18,9 +19,18 @@ from bridge.config import Config
 from bridge.core.retry import retry_target
 from bridge.core.state import TaskRecord
 from bridge.qrs.allow import is_task_id
+from bridge.runtime.logs import RateLimiter
 from discovery import CommandButton
 
 log = structlog.get_logger("qlik2mqtt.commands")
+_log_limit = RateLimiter(60.0, time.monotonic)
+"""A looping automation or a flood of bad payloads: one line a minute per kind."""
+
+
+def _log_refusal(event: str, **fields: object) -> None:
+    held_back = _log_limit.allow(event)
+    if held_back is not None:
+        log.warning(event, held_back=held_back or None, **fields)
 
 
 def _acknowledge(request: Request) -> Answer:
@@ -190,7 +200,7 @@ def _retry(request: Request) -> Answer | Awaitable[Answer]:
         return retry_answer(None, QRS_OFF, transaction)
     record = retry_target(request.state, lambda task_id: tasks.allowed("id", task_id))
     if record is None:
-        log.info("retry: no failed task to retry")
+        _log_refusal("retry: no failed task to retry")
         return retry_answer(None, NOTHING_TO_RETRY, transaction)
     return _retried(tasks, record, transaction)
 
@@ -225,7 +235,7 @@ async def _butler_started(tasks: Tasks, ids: list[str]) -> Answers:
     answers: list[dict[str, object]] = []
     for task_id in ids:  # one after the other: each counts against the rate limit in order
         if not is_task_id(task_id):
-            log.warning("butler start_task: not a task id", task_id=task_id[:64])
+            _log_refusal("butler start_task: not a task id", task_id=task_id[:64])
             answers.append(task_start_answer(("id", task_id), NOT_A_TASK_ID, None))
             continue
         reason = await tasks.start("id", task_id)
@@ -237,7 +247,7 @@ async def _butler_started(tasks: Tasks, ids: list[str]) -> Answers:
 def _butler_start_task(request: Request) -> Answers | Awaitable[Answers]:
     ids = butler_task_ids(request.payload)
     if not ids:
-        log.warning("butler start_task: no task id in the payload")
+        _log_refusal("butler start_task: no task id in the payload")
         return task_start_answer(None, 'bad request: send task ids ("id1,id2")', None)
     if request.tasks is None:
         return [task_start_answer(("id", task_id), QRS_OFF, None) for task_id in ids]
