@@ -220,6 +220,9 @@ TASK_RETRY = Command(
     ),
 )
 
+MAX_BUTLER_IDS = 100
+"""Task ids one `start_task` message may name; past it, none is started."""
+TOO_MANY_IDS = f"bad request: more than {MAX_BUTLER_IDS} task ids"
 NOT_A_TASK_ID = "bad request: not a task id"
 QRS_OFF = "QRS is not configured (qrs.enabled)"
 
@@ -236,7 +239,7 @@ async def _butler_started(tasks: Tasks, ids: list[str]) -> Answers:
     for task_id in ids:  # one after the other: each counts against the rate limit in order
         if not is_task_id(task_id):
             _log_refusal("butler start_task: not a task id", task_id=task_id[:64])
-            answers.append(task_start_answer(("id", task_id), NOT_A_TASK_ID, None))
+            answers.append(task_start_answer(("id", task_id[:64]), NOT_A_TASK_ID, None))
             continue
         reason = await tasks.start("id", task_id)
         error = None if reason is None else reason.value
@@ -249,8 +252,11 @@ def _butler_start_task(request: Request) -> Answers | Awaitable[Answers]:
     if not ids:
         _log_refusal("butler start_task: no task id in the payload")
         return task_start_answer(None, 'bad request: send task ids ("id1,id2")', None)
+    if len(ids) > MAX_BUTLER_IDS:
+        _log_refusal("butler start_task: too many task ids", count=len(ids))
+        return task_start_answer(None, TOO_MANY_IDS, None)
     if request.tasks is None:
-        return [task_start_answer(("id", task_id), QRS_OFF, None) for task_id in ids]
+        return [task_start_answer(("id", task_id[:64]), QRS_OFF, None) for task_id in ids]
     return _butler_started(request.tasks, ids)
 
 

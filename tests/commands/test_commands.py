@@ -170,3 +170,16 @@ def test_butlers_payload_is_task_ids_separated_by_commas() -> None:
     assert butler_task_ids(b"6e4c") == ["6e4c"]
     assert butler_task_ids(b" a , b,,c \n") == ["a", "b", "c"]
     assert butler_task_ids(b" , ") == []
+
+
+def test_a_butler_message_with_too_many_ids_starts_none() -> None:
+    butler = {"enabled": True}
+    extension = commands(Config.model_validate({"qrs": QRS_ON, "butler_compat": butler}))
+    ids = ",".join(f"6e4c8b3a-21f0-4f5e-9d7a-{n:012d}" for n in range(101))
+    extension.on_message("qliksense/start_task", ids.encode())
+    assert answers(extension) == [
+        (
+            "qlik2mqtt/bridge/response/task/start",
+            {"status": "error", "error": "bad request: more than 100 task ids"},
+        )
+    ]
