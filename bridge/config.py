@@ -30,7 +30,9 @@ from pydantic import (
 )
 
 from bridge.core.flags import validate_flag
+from bridge.core.state import Watch
 from bridge.core.topics import task_slug
+from bridge.qrs.allow import is_task_id
 
 ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"
@@ -191,31 +193,71 @@ class SessionsConfig(_Section):
     stale_after: Duration | None = 8 * 3600.0
 
 
-WatchEntry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+_TaskText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class WatchEntryConfig(_Section):
+    """A watched task named by both: its id finds it after a rename, its name names the
+    entities (`{name: Reload Sales, id: 6e4c…}`). At least one of the two."""
+
+    name: _TaskText | None = None
+    id: _TaskText | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> WatchEntryConfig:
+        if self.name is None and self.id is None:
+            raise ValueError("give the task's name, its id, or both")
+        if self.id is not None and not is_task_id(self.id):
+            raise ValueError(f"id {self.id!r} is not a task id (a GUID)")
+        return self
+
+    def watch(self) -> Watch:
+        return Watch(name=self.name, task_id=self.id)
+
+
+def _watch_entry(value: Any) -> Any:
+    """A plain entry is a task id when shaped as one (a GUID), else a task name."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # YAML reads a task named 2024 as a number
+    if isinstance(value, str):
+        return {"id": value} if is_task_id(value.strip()) else {"name": value}
+    if not isinstance(value, dict):
+        raise ValueError("a task name, a task id, or {name: …, id: …}")
+    return value
 
 
 class TasksConfig(_Section):
     dedup_window: Duration = 60.0
     auto_clear_after: Duration | None = None
-    watch: Annotated[list[WatchEntry], Field(max_length=100)] = []
-    """Task names or ids, each with its own retained topic and Home Assistant device."""
+    watch: Annotated[
+        list[Annotated[WatchEntryConfig, BeforeValidator(_watch_entry)]], Field(max_length=100)
+    ] = []
+    """Tasks each with its own retained topic and Home Assistant device: a name, an id (a
+    GUID), or `{name, id}`."""
 
     @field_validator("watch")
     @classmethod
-    def _distinct_names(cls, entries: list[str]) -> list[str]:
+    def _distinct_names(cls, entries: list[WatchEntryConfig]) -> list[WatchEntryConfig]:
         """Each entry names its topic and entity ids: two entries may not name the same."""
         named: dict[str, str] = {}
-        for entry in entries:
-            slug = task_slug(entry)
+        for watch in (entry.watch() for entry in entries):
+            slug = task_slug(watch.key)
             if not slug:
-                raise ValueError(f"{entry!r} has no letter or digit to name its entities")
+                raise ValueError(
+                    f"{watch.key!r} has no letter or digit (a-z, 0-9) to name its topic and "
+                    "entities: give the task's id instead"
+                )
             if slug in named:
                 raise ValueError(
-                    f"{named[slug]!r} and {entry!r} would both be named {slug!r} "
+                    f"{named[slug]!r} and {watch.key!r} would both be named {slug!r} "
                     "(topics and entity ids): keep one"
                 )
-            named[slug] = entry
+            named[slug] = watch.key
         return entries
+
+    def watched(self) -> tuple[Watch, ...]:
+        """`watch` as the state matches it."""
+        return tuple(entry.watch() for entry in self.watch)
 
 
 class LogEventsConfig(_Section):

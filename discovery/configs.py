@@ -377,7 +377,7 @@ class WatchedTask:
     """A task in `tasks.watch`: its own device with its last outcome and a Start button."""
 
     entry: str
-    """As configured: a task name or id."""
+    """The task's name as configured, else its id: the device's name."""
     slug: str
     """Names its topics and entity ids (`reload_sales`)."""
     start_payload: str | None

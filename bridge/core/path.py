@@ -55,7 +55,7 @@ class Bridge:
             max_sessions_per_server=config.limits.max_sessions_per_server,
             max_tasks_per_server=config.limits.max_tasks_per_server,
             log_window=config.log_events.window,
-            watch=tuple(config.tasks.watch),
+            watch=config.tasks.watched(),
         )
         self.state = state
         self.stats = stats

@@ -44,6 +44,31 @@ new. A real site logs a few task events a minute."""
 
 
 @dataclass(frozen=True, slots=True)
+class Watch:
+    """A `tasks.watch` entry: a task named by its name, its id, or both (an id survives a
+    rename; a name gives the entities a readable id)."""
+
+    name: str | None = None
+    task_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The name, else the id: the entry's key in `BridgeState.watched` and the source of
+        its slug and label."""
+        return self.name or self.task_id or ""
+
+    def matches(self, event: TaskEvent) -> bool:
+        """The task's exact name, or its id in any case (either, when both are given)."""
+        if self.name is not None and self.name == event.task_name:
+            return True
+        return (
+            self.task_id is not None
+            and event.task_id is not None
+            and self.task_id.strip().lower() == event.task_id.strip().lower()
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StateSettings:
     stale_after: float | None
     dedup_window: float
@@ -56,8 +81,8 @@ class StateSettings:
     dedup_memory: int = DEDUP_MEMORY
     log_window: float = 3600.0
     """The rolling window of the log-event counts (`log_events.window`)."""
-    watch: tuple[str, ...] = ()
-    """`tasks.watch`: task names or ids whose last outcome is kept (`BridgeState.watched`)."""
+    watch: tuple[Watch, ...] = ()
+    """`tasks.watch`: the tasks whose last outcome is kept (`BridgeState.watched`)."""
 
 
 @dataclass(slots=True)
@@ -346,17 +371,10 @@ def _apply_task(
     )
 
 
-def watch_matches(entry: str, event: TaskEvent) -> bool:
-    """A `tasks.watch` entry names the task by its exact name, or by its id in any case."""
-    if entry == event.task_name:
-        return True
-    return event.task_id is not None and entry.lower() == event.task_id.strip().lower()
-
-
-def _remember_outcome(state: BridgeState, record: TaskRecord, watch: tuple[str, ...]) -> None:
+def _remember_outcome(state: BridgeState, record: TaskRecord, watch: tuple[Watch, ...]) -> None:
     for entry in watch:
-        if watch_matches(entry, record.event):
-            state.watched[entry] = record
+        if entry.matches(record.event):
+            state.watched[entry.key] = record
 
 
 def _remember_retryable(state: BridgeState, record: TaskRecord) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Container
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,8 +28,10 @@ def server_slug(host: str) -> str:
 
 def task_slug(entry: str) -> str:
     """A watched task's name in topics and entity ids: `Reload Sales; daily` is
-    `reload_sales_daily`. Empty when the entry has no letter or digit (config refuses it)."""
-    return _NOT_TASK_SLUG.sub("_", entry.strip().lower()).strip("_")[:MAX_SLUG_CHARS]
+    `reload_sales_daily`, `Försäljning` is `forsaljning` (accents dropped, as Home Assistant's
+    own entity ids do). Empty when the entry has no letter or digit (config refuses it)."""
+    ascii_text = unicodedata.normalize("NFKD", entry).encode("ascii", "ignore").decode()
+    return _NOT_TASK_SLUG.sub("_", ascii_text.strip().lower()).strip("_")[:MAX_SLUG_CHARS]
 
 
 @lru_cache(maxsize=4096)

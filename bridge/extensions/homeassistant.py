@@ -13,10 +13,9 @@ import structlog
 from bridge import PROJECT_URL, __version__
 from bridge.commands.builtin import command_buttons
 from bridge.config import Config
-from bridge.core.state import Change
+from bridge.core.state import Change, Watch
 from bridge.core.topics import task_slug
 from bridge.extensions import Context, Extension
-from bridge.qrs.allow import is_task_id
 from discovery import (
     DiscoveryMessage,
     DiscoverySettings,
@@ -102,11 +101,16 @@ class HomeAssistantDiscovery(Extension):
 def watched_tasks(config: Config) -> list[WatchedTask]:
     """`tasks.watch` as discovery describes it; a Start button only with `qrs.enabled`."""
     return [
-        WatchedTask(entry, task_slug(entry), _start_payload(entry) if config.qrs.enabled else None)
-        for entry in config.tasks.watch
+        WatchedTask(
+            watch.key,
+            task_slug(watch.key),
+            _start_payload(watch) if config.qrs.enabled else None,
+        )
+        for watch in config.tasks.watched()
     ]
 
 
-def _start_payload(entry: str) -> str:
-    key = "id" if is_task_id(entry) else "name"
-    return json.dumps({key: entry}, ensure_ascii=False)
+def _start_payload(watch: Watch) -> str:
+    """Start by id when the entry has one: it still names the task after a rename."""
+    request = {"id": watch.task_id} if watch.task_id else {"name": watch.name}
+    return json.dumps(request, ensure_ascii=False)

@@ -20,7 +20,7 @@ class TaskTopics(Extension):
         self._retry = context.config.qrs.enabled
         allow = AllowList(context.config.qrs.allowed_tasks)
         self._allowed = lambda task_id: allow.allowed("id", task_id)
-        self._watch = {entry: task_slug(entry) for entry in context.config.tasks.watch}
+        self._watch = {watch.key: task_slug(watch.key) for watch in context.config.tasks.watched()}
         self._published: dict[str, bytes] = {}
 
     def on_connect(self) -> None:

@@ -9,12 +9,12 @@ import pytest
 from bridge.config import ConfigError, load_config
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
 from bridge.core.persistence import restore, snapshot
-from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.core.state import BridgeState, StateSettings, Watch, apply_event
 from bridge.core.topics import server_slug, task_slug
 from bridge.core.watch import watched_payload
 
 SALES_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
-WATCH = ("Reload Sales", SALES_ID.upper(), "Reload HR")
+WATCH = (Watch(name="Reload Sales"), Watch(task_id=SALES_ID.upper()), Watch(name="Reload HR"))
 SETTINGS = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None, watch=WATCH)
 
 
@@ -39,7 +39,7 @@ def test_the_last_outcome_of_each_watched_task_is_kept_by_name_or_id() -> None:
     apply_event(
         state, event(TaskEventType.DISTRIBUTE_FINISHED, "Reload HR", None, "e4"), 4.0, SETTINGS
     )
-    assert set(state.watched) == set(WATCH)  # the id entry matched in any case
+    assert set(state.watched) == {watch.key for watch in WATCH}  # the id entry matched in any case
     assert state.watched["Reload HR"].event.event_type is TaskEventType.TASK_ABORTED
     apply_event(
         state, event(TaskEventType.TASK_SUCCEEDED, "Reload Sales", SALES_ID, "e5"), 5.0, SETTINGS
@@ -75,7 +75,8 @@ def test_the_outcomes_survive_a_restart() -> None:
 
 def test_a_task_slug_names_topics_and_entity_ids() -> None:
     assert task_slug(" Reload Sales; daily ") == "reload_sales_daily"
-    assert task_slug("Försäljning-EMEA") == "f_rs_ljning_emea"
+    assert task_slug("Försäljning-EMEA") == "forsaljning_emea"
+    assert task_slug("売上") == ""  # no Latin letter or digit: the config asks for its id
     assert task_slug("+#/") == ""
     assert server_slug("tasks") == "server_tasks"  # `<base>/tasks/…` belongs to watched tasks
 
@@ -85,7 +86,11 @@ def test_a_task_slug_names_topics_and_entity_ids() -> None:
     [
         ('["Reload Sales", "reload-sales"]', "would both be named 'reload_sales'"),
         ('["+#"]', "has no letter or digit"),
+        ('["売上"]', "give the task's id instead"),
         ('[""]', "at least 1 character"),
+        ("[{}]", "give the task's name, its id, or both"),
+        ('[{name: Sales, id: "12"}]', "'12' is not a task id"),
+        ('[{name: Sales, ids: "x"}]', "ids: unknown key"),
     ],
 )
 def test_watch_entries_that_cannot_name_their_entities_are_config_errors(
@@ -98,3 +103,19 @@ def test_watch_entries_that_cannot_name_their_entities_are_config_errors(
     (line,) = raised.value.problems
     assert line.startswith("tasks.watch")
     assert problem in line
+
+
+def test_an_entry_with_name_and_id_matches_either_and_is_named_by_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"tasks:\n  watch: [{{name: Reload Sales, id: {SALES_ID}}}, {SALES_ID}, HR]\n")
+    both, by_id, by_name = load_config(path).tasks.watched()
+    assert both == Watch(name="Reload Sales", task_id=SALES_ID)
+    assert (by_id, by_name) == (Watch(task_id=SALES_ID), Watch(name="HR"))
+    state = BridgeState()
+    settings = StateSettings(None, 60.0, None, watch=(both,))
+    renamed = event(TaskEventType.TASK_FAILED, "Reload Sales v2", SALES_ID.upper(), "e1")
+    apply_event(state, renamed, 1.0, settings)  # renamed in the QMC: the id still finds it
+    assert state.watched["Reload Sales"].event.task_name == "Reload Sales v2"
+    succeeded = event(TaskEventType.TASK_SUCCEEDED, "Reload Sales", None, "e2")
+    apply_event(state, succeeded, 2.0, settings)
+    assert state.watched["Reload Sales"].event.event_type is TaskEventType.TASK_SUCCEEDED

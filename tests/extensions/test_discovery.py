@@ -302,6 +302,11 @@ def test_a_watched_task_has_its_device_with_outcome_time_and_start() -> None:
     assert json.loads(start["payload_press"]) == {"name": "Reload Sales; daily"}
     start_by_id = watched_task_configs(SETTINGS, by_id)[2][1]
     assert json.loads(start_by_id["payload_press"]) == {"id": by_id.entry}
+    both = {"tasks": {"watch": [{"name": "Reload Sales", "id": by_id.entry}]}}
+    (named_by_id,) = watched_tasks(Config.model_validate({**both, "qrs": QRS_ON.qrs.model_dump()}))
+    assert (named_by_id.entry, named_by_id.slug) == ("Reload Sales", "reload_sales")
+    start_named = watched_task_configs(SETTINGS, named_by_id)[2][1]  # by id: survives a rename
+    assert json.loads(start_named["payload_press"]) == {"id": by_id.entry}
     (no_qrs, _) = watched_tasks(Config.model_validate(watch))
     assert watched_task_configs(SETTINGS, no_qrs)[2][1] == {}  # no QRS: no Start button
     removals = watched_task_removals(SETTINGS, by_name.slug)

@@ -7,7 +7,7 @@ import json
 
 from bridge.config import Config
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
-from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.core.state import BridgeState, StateSettings, Watch, apply_event
 from bridge.extensions.task_topics import TaskTopics
 from tests.fakes import FakeLink, fake_context
 
@@ -38,7 +38,7 @@ def test_each_topic_is_published_at_connect_and_again_only_when_it_changed() -> 
         "qlik2mqtt/tasks/reload_sales",
     ]
     assert all(m.retain for m in link.published)
-    settings = StateSettings(None, 60.0, None, watch=("Reload Sales",))
+    settings = StateSettings(None, 60.0, None, watch=(Watch(name="Reload Sales"),))
     event = failed("Reload Sales", SALES_ID)
     apply_event(state, event, 1.0, settings)
     topics.on_event(event, 1.0)
@@ -59,7 +59,7 @@ def test_a_task_no_longer_watched_has_its_topics_cleared_and_no_retry_without_qr
         state,
         failed("Reload HR", "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f"),
         1.0,
-        StateSettings(None, 60.0, None, watch=("Reload HR",)),
+        StateSettings(None, 60.0, None, watch=(Watch(name="Reload HR"),)),
     )
     config = Config.model_validate({"tasks": {"watch": ["Reload Sales"]}})
     TaskTopics(fake_context(config, link, state)).on_connect()
