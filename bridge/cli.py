@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         if ports:
             sub.add_argument("--user-port", type=int, help="user activity port (config: 9997)")
             sub.add_argument("--task-port", type=int, help="task port (config: 9998)")
+            sub.add_argument("--log-port", type=int, help="log-event port (config: 9996)")
         return sub
 
     command("run", "run the bridge")
@@ -280,7 +281,7 @@ def _start_task(args: argparse.Namespace, config: Config) -> int:
 
 
 def _appenders(args: argparse.Namespace, config: Config) -> int:
-    from bridge.inputs.appenders import Target, local_only, write_appenders
+    from bridge.inputs.appenders import DESTINATIONS, Target, local_only, write_appenders
 
     reason = None if args.allow_local else local_only(args.bridge_host)
     if reason is not None:
@@ -294,6 +295,7 @@ def _appenders(args: argparse.Namespace, config: Config) -> int:
         bridge_host=args.bridge_host,
         user_port=args.user_port or config.udp.user_activity_port,
         task_port=args.task_port or config.udp.task_port,
+        log_port=args.log_port or config.udp.log_port,
     )
     try:
         written = write_appenders(target, args.out)
@@ -305,11 +307,9 @@ def _appenders(args: argparse.Namespace, config: Config) -> int:
         return 1
     for path in written:
         print(f"wrote {path}")
-    print(
-        "copy proxy/LocalLogConfig.xml to C:\\ProgramData\\Qlik\\Sense\\Proxy\\ and "
-        "scheduler/LocalLogConfig.xml to C:\\ProgramData\\Qlik\\Sense\\Scheduler\\ on each "
-        "node, then restart those services (docs/appenders.md)"
-    )
+    for name, folder in DESTINATIONS.items():
+        print(f"copy {name} to {folder}")
+    print("on each node that runs the service, then restart it (docs/appenders.md)")
     return 0
 
 
