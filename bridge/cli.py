@@ -171,15 +171,19 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
 
     user_port = args.user_port or config.udp.user_activity_port
     task_port = args.task_port or config.udp.task_port
+    log_port = args.log_port or config.udp.log_port
     try:
         refusal = _refusal(config, args.host, user_port)
-        count = send_test_events(args.host, user_port, task_port, args.format, args.server)
+        count = send_test_events(
+            args.host, user_port, task_port, args.format, args.server, log_port
+        )
     except OSError as exc:
         print(f"qlik2mqtt: cannot send to {args.host}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(
         f"sent {count} {args.format} datagrams as server {args.server!r} to "
-        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port})"
+        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port}, "
+        f"log events: {f'UDP {log_port}' if log_port else 'off'})"
     )
     if refusal is not None:
         # Sent all the same: the bridge counts them (source_not_allowed) and logs the sender,
