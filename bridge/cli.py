@@ -301,6 +301,13 @@ def _appenders(args: argparse.Namespace, config: Config) -> int:
         task_port=args.task_port or config.udp.task_port,
         log_port=args.log_port or config.udp.log_port,
     )
+    if not target.log_port:
+        print(
+            "qlik2mqtt: udp.log_port is 0 (log events off): every file has a log-event "
+            "appender, so give the port it should send to with --log-port",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     try:
         written = write_appenders(target, args.out)
     except ValueError as exc:

@@ -177,6 +177,18 @@ def test_command_line_writes_ready_files(tmp_path: Path) -> None:
         assert 9995 in ports, service
 
 
+def test_command_line_asks_for_a_log_port_when_log_events_are_off(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {"QLIK2MQTT_UDP__LOG_PORT": "0"}
+    args = ("appenders", "--bridge-host", "10.0.0.5", "--out", str(out))
+    result = qlik2mqtt(*args, env=env)
+    assert result.returncode == 2
+    assert "udp.log_port is 0" in result.stderr
+    assert "--log-port" in result.stderr
+    assert not out.exists()
+    assert qlik2mqtt(*args, "--log-port", "9996", env=env).returncode == 0
+
+
 def test_command_line_refuses_a_bad_host(tmp_path: Path) -> None:
     result = qlik2mqtt(
         "appenders",
