@@ -174,8 +174,19 @@ def render_log4j_xml(event: LogEvent, host: str, timestamp_ms: int) -> bytes:
 
 
 def _cdata(text: str) -> str:
-    """log4net's CDATA form: sections split where the text holds `]]>`."""
-    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+    """log4net's CDATA form: a section up to each `]]>`, then `]]` as text and the `>` opens
+    the next section; a `]]>` at the very end is written as escaped text."""
+    out = []
+    start = 0
+    end = text.find("]]>")
+    while end > 0:
+        out.append(f"<![CDATA[{text[start:end]}]]>")
+        if end == len(text) - 3:
+            return "".join(out) + "]]&gt;"
+        out.append("]]")
+        start = end + 2
+        end = text.find("]]>", start)
+    return "".join(out) + (f"<![CDATA[{text[start:]}]]>" if start < len(text) else "")
 
 
 def _xml_text(text: str) -> str:
@@ -197,10 +208,16 @@ def render_xml_layout(
     host: str,
     timestamp: str = "2026-11-04T09:15:02.4170000+01:00",
     username: str = "CORP\\qlikservice",
+    thread: str = "12",
+    domain: str = "Qlik.Sense.Service.exe",
+    newline: str = "\r\n",
 ) -> bytes:
     """XmlLayout's output for an event with `prefix`, base64EncodeMessage and
-    base64EncodeProperties set (the shipped log-event appenders), as real log4net sends it."""
-    properties = {"log4net:HostName": host, **event.properties}
+    base64EncodeProperties set (the shipped log-event appenders), as real log4net sends it
+    (byte for byte: tests/inputs/test_log_event_xml.py checks it against the captures)."""
+    properties = event.properties  # in log4net's order (a hash table's: any)
+    if "log4net:HostName" not in properties:
+        properties = {"log4net:HostName": host, **properties}
     data = "".join(
         f"<{prefix}:data name={_attr(k)} value={_attr(_b64(v))} />" for k, v in properties.items()
     )
@@ -209,9 +226,9 @@ def render_xml_layout(
         exception = f"<{prefix}:exception>{_xml_text(event.exception)}</{prefix}:exception>"
     text = (
         f"<{prefix}:event logger={_attr(event.logger)} timestamp={_attr(timestamp)} "
-        f'level={_attr(event.level)} thread="12" domain="Qlik.Sense.Service.exe" '
+        f"level={_attr(event.level)} thread={_attr(thread)} domain={_attr(domain)} "
         f"username={_attr(username)}>"
         f"<{prefix}:message>{_b64(event.message)}</{prefix}:message>"
-        f"<{prefix}:properties>{data}</{prefix}:properties>{exception}</{prefix}:event>\r\n"
+        f"<{prefix}:properties>{data}</{prefix}:properties>{exception}</{prefix}:event>{newline}"
     )
     return text.encode("utf-8")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 from typing import Any
 
 import pytest
@@ -75,6 +76,37 @@ def test_captured_datagram_parses_to_its_intended_event_with_every_field(
     data = bytes.fromhex(fixture["hex"])
     assert data.decode("utf-8") == fixture["text"]
     assert dataclasses.asdict(parsed_event(data)) == fixture["expected"]
+
+
+@pytest.mark.parametrize("fixture", CAPTURED, ids=[f["logged"]["message"][:30] for f in CAPTURED])
+def test_the_model_renders_what_real_log4net_sent_byte_for_byte(fixture: dict[str, Any]) -> None:
+    """The model the Hypothesis test sends through is real log4net's output, not a guess."""
+    text = fixture["text"]
+    attributes = dict(re.findall(r'(\w+)="([^"]*)"', text.partition(">")[0]))
+    logged = fixture["logged"]
+    # log4net keeps properties in a hash table: their order, and the ones another appender of
+    # the same event added (XmlLayoutSchemaLog4j's log4jmachinename…), come from the capture.
+    properties = {
+        name: base64.b64decode(value).decode()
+        for name, value in re.findall(r'data name="([^"]*)" value="([^"]*)"', text)
+    }
+    assert {k: v for k, v in properties.items() if k in logged["properties"]} == logged[
+        "properties"
+    ]
+    event = Logged(
+        logged["logger"], logged["level"], logged["message"], properties, logged["exception"]
+    )
+    rendered = render_xml_layout(
+        event,
+        f"qseow-{fixture['source']}",
+        fixture["expected"]["server"],
+        timestamp=attributes["timestamp"],
+        username=attributes["username"],
+        thread=attributes["thread"],
+        domain=attributes["domain"],
+        newline="\n",  # Mono; CRLF on Windows
+    )
+    assert rendered == bytes.fromhex(fixture["hex"])
 
 
 def test_captured_fixtures_cover_every_source_and_level_and_hard_text() -> None:
