@@ -16,6 +16,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else sys.executable
 EVENTS = "qlik2mqtt/+/event/user"
+LOG_EVENTS = "qlik2mqtt/+/event/log"
 SERVER_STATE = "qlik2mqtt/bench"
 """The load generator's server; its retained state topic, to count state publishes."""
 WARM_UP_ORIGIN = "warm-up"
@@ -96,14 +97,14 @@ def start_target(kind: str, work: Path, mqtt_port: int, udp_port: int) -> subpro
 class Subscription:
     """mosquitto_sub (C, not the bottleneck) writing `<receive time> <payload>` lines."""
 
-    def __init__(self, work: Path, port: int, client_id: str) -> None:
+    def __init__(self, work: Path, port: int, client_id: str, *events: str) -> None:
+        """Subscribed to the user events (the warm-up's), the load server's state and `events`."""
         self.path = work / f"received-{client_id}.txt"
         self.command = [
             "mosquitto_sub",
             "-p",
             str(port),
-            "-t",
-            EVENTS,
+            *[arg for topic in (EVENTS, *events) for arg in ("-t", topic)],
             "-t",
             SERVER_STATE,
             "-q",
@@ -184,7 +185,12 @@ class Subscription:
 
 
 def load(
-    udp_port: int, rate: int, seconds: float, junk: float = 0.0, start: int = 0
+    udp_port: int,
+    rate: int,
+    seconds: float,
+    junk: float = 0.0,
+    start: int = 0,
+    kind: str = "sessions",
 ) -> dict[str, Any]:
     result = subprocess.run(
         [
@@ -200,6 +206,8 @@ def load(
             str(junk),
             "--start",
             str(start),
+            "--kind",
+            kind,
         ],
         capture_output=True,
         text=True,

@@ -2,12 +2,17 @@
 
     .venv/bin/python -m bench.run [--rates 5000,10000,20000,40000] [--seconds 2]
         [--targets bridge,naive,tuned] [--repeat 3] [--json bench/results/run.json]
+        [--load sessions|log_events]
 
 For each target and rate: a fresh mosquitto, the target, a mosquitto_sub subscriber and the
 load generator (separate processes, loopback only, bounded). Reports offered, delivered, lost,
 delivered rate, latency from datagram sent to event received (p50/p99), the target's CPU and
 peak RSS, and for the bridge its retained-state publishes per second. With --repeat the table
 shows medians (and the worst loss) over the runs; the JSON keeps every run.
+
+`--load log_events` offers warnings and errors of the four services instead of sessions (the
+XML and `;` log-event formats in turn; `bench/loadgen.py`), counted on `<server>/event/log`;
+the bridge only: the yardsticks do not read log events.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    LOG_EVENTS,
     Broker,
     Subscription,
     cpu_seconds,
@@ -33,21 +39,28 @@ from bench.common import (
     wait_settled,
 )
 
+LOADS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "sessions": ("sessions", (), "origin"),
+    "log_events": ("log", (LOG_EVENTS,), "subsystem"),
+}
+"""--load → the load generator's kind, the extra event topics, the field naming each event."""
 
-def measure(target: str, rate: int, seconds: float) -> dict[str, Any]:
+
+def measure(target: str, rate: int, seconds: float, load_name: str = "sessions") -> dict[str, Any]:
+    kind, topics, identity = LOADS[load_name]
     work = Path(tempfile.mkdtemp(prefix=f"bench-{target}-{rate}-"))
     broker = Broker(work)
     broker.start()
     udp_port = free_port(socket.SOCK_DGRAM)
     process = start_target(target, work, broker.port, udp_port)
-    subscription = Subscription(work, broker.port, f"bench-{target}-{rate}")
+    subscription = Subscription(work, broker.port, f"bench-{target}-{rate}", *topics)
     try:
         subscription.start()
         subscription.ready(broker.port)
         wait_online(broker.port)
         subscription.warm_up(udp_port)
         cpu_before = cpu_seconds(process.pid)
-        offered = load(udp_port, rate, seconds)
+        offered = load(udp_port, rate, seconds, kind=kind)
         wait_settled(subscription, offered["valid"], timeout=seconds + 30)
         cpu = cpu_seconds(process.pid) - cpu_before
         peak = rss_mb(process.pid)
@@ -63,16 +76,17 @@ def measure(target: str, rate: int, seconds: float) -> dict[str, Any]:
         for stamp, message in received
         if str(message.get("message", "")).isdigit()
     )
-    unique = {message.get("origin") for _, message in received}
+    unique = {message.get(identity) for _, message in received}
     delivered = len(unique)
     result = {
         "target": target,
+        "load": load_name,
         "offered_rate": rate,
         "offered": offered["valid"],
         "delivered": delivered,
         "lost": offered["valid"] - delivered,
         "duplicates": len(received) - delivered,
-        "delivered_rate": delivered_rate(received, offered),
+        "delivered_rate": delivered_rate(received, offered, identity),
         "latency_ms_p50": round(statistics.median(latencies), 2) if latencies else None,
         "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 2)
         if latencies
@@ -86,20 +100,23 @@ def measure(target: str, rate: int, seconds: float) -> dict[str, Any]:
     return result
 
 
-def delivered_rate(received: list[tuple[float, dict[str, Any]]], offered: dict[str, Any]) -> int:
+def delivered_rate(
+    received: list[tuple[float, dict[str, Any]]], offered: dict[str, Any], identity: str
+) -> int:
     """Events delivered per second, from the first datagram sent to the last event received:
     a target that falls behind and catches up later scores lower than the offered rate."""
     if not received:
         return 0
     span = max(stamp for stamp, _ in received) - float(offered["started"])
-    return round(len({message.get("origin") for _, message in received}) / max(span, 1e-3))
+    return round(len({message.get(identity) for _, message in received}) / max(span, 1e-3))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="5000,10000,20000,40000")
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--targets", default="bridge,naive,tuned")
+    parser.add_argument("--targets", default=None, help="default bridge,naive,tuned (sessions)")
+    parser.add_argument("--load", choices=sorted(LOADS), default="sessions")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per rate and target; the table's medians"
@@ -107,11 +124,16 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.repeat <= 10:
         raise SystemExit("repeat 1-10")
+    targets = (
+        args.targets or ("bridge" if args.load == "log_events" else "bridge,naive,tuned")
+    ).split(",")
+    if args.load == "log_events" and targets != ["bridge"]:
+        raise SystemExit("the log-event load runs against the bridge only")
     runs = []
     for _ in range(args.repeat):  # round-robin, so a noisy minute hits every target alike
         for rate in [int(r) for r in args.rates.split(",")]:
-            for target in args.targets.split(","):
-                result = measure(target, rate, args.seconds)
+            for target in targets:
+                result = measure(target, rate, args.seconds, args.load)
                 runs.append(result)
                 print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     results = medians(runs)
@@ -123,6 +145,7 @@ def main() -> None:
         },
         "seconds": args.seconds,
         "repeat": args.repeat,
+        "load": args.load,
         "results": results,
         "runs": runs,
     }

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         if ports:
             sub.add_argument("--user-port", type=int, help="user activity port (config: 9997)")
             sub.add_argument("--task-port", type=int, help="task port (config: 9998)")
+            sub.add_argument("--log-port", type=int, help="log-event port (config: 9996)")
         return sub
 
     command("run", "run the bridge")
@@ -170,15 +171,19 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
 
     user_port = args.user_port or config.udp.user_activity_port
     task_port = args.task_port or config.udp.task_port
+    log_port = args.log_port or config.udp.log_port
     try:
         refusal = _refusal(config, args.host, user_port)
-        count = send_test_events(args.host, user_port, task_port, args.format, args.server)
+        count = send_test_events(
+            args.host, user_port, task_port, args.format, args.server, log_port
+        )
     except OSError as exc:
         print(f"qlik2mqtt: cannot send to {args.host}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(
         f"sent {count} {args.format} datagrams as server {args.server!r} to "
-        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port})"
+        f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port}, "
+        f"log events: {f'UDP {log_port}' if log_port else 'off'})"
     )
     if refusal is not None:
         # Sent all the same: the bridge counts them (source_not_allowed) and logs the sender,
@@ -280,7 +285,7 @@ def _start_task(args: argparse.Namespace, config: Config) -> int:
 
 
 def _appenders(args: argparse.Namespace, config: Config) -> int:
-    from bridge.inputs.appenders import Target, local_only, write_appenders
+    from bridge.inputs.appenders import DESTINATIONS, Target, local_only, write_appenders
 
     reason = None if args.allow_local else local_only(args.bridge_host)
     if reason is not None:
@@ -294,7 +299,15 @@ def _appenders(args: argparse.Namespace, config: Config) -> int:
         bridge_host=args.bridge_host,
         user_port=args.user_port or config.udp.user_activity_port,
         task_port=args.task_port or config.udp.task_port,
+        log_port=args.log_port or config.udp.log_port,
     )
+    if not target.log_port:
+        print(
+            "qlik2mqtt: udp.log_port is 0 (log events off): every file has a log-event "
+            "appender, so give the port it should send to with --log-port",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     try:
         written = write_appenders(target, args.out)
     except ValueError as exc:
@@ -305,11 +318,9 @@ def _appenders(args: argparse.Namespace, config: Config) -> int:
         return 1
     for path in written:
         print(f"wrote {path}")
-    print(
-        "copy proxy/LocalLogConfig.xml to C:\\ProgramData\\Qlik\\Sense\\Proxy\\ and "
-        "scheduler/LocalLogConfig.xml to C:\\ProgramData\\Qlik\\Sense\\Scheduler\\ on each "
-        "node, then restart those services (docs/appenders.md)"
-    )
+    for name, folder in DESTINATIONS.items():
+        print(f"copy {name} to {folder}")
+    print("on each node that runs the service, then restart it (docs/appenders.md)")
     return 0
 
 

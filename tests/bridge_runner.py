@@ -69,6 +69,8 @@ class RunningBridge:
             str(self.config.udp.user_activity_port),
             "--task-port",
             str(self.config.udp.task_port),
+            "--log-port",
+            str(self.config.udp.log_port),
             *extra,
             env=env,
         )

@@ -5,7 +5,9 @@
 // <log4net> element, so they are moved into one here and nothing else is changed.
 // Usage: mono log4net_emit.exe CONFIG.xml CASES.tsv
 // CASES.tsv: per line, tab-separated base64 (UTF-8) of logger, level, message, then key, value
-// pairs. Written and compiled (mcs, against log4net.dll) by tests/test_log4net.py.
+// pairs; the key `log4net_emit:exception` gives the event an exception whose text (what log4net
+// renders, Exception.ToString()) is its value. Written and compiled (mcs, against
+// log4net.dll) by tests/inputs/test_log4net.py.
 using System;
 using System.IO;
 using System.Text;
@@ -14,8 +16,26 @@ using log4net;
 using log4net.Config;
 using log4net.Core;
 
+// An exception as a Qlik service logs one, whose text is exactly the given text.
+public class LoggedException : Exception
+{
+    readonly string text;
+
+    public LoggedException(string text) : base(text)
+    {
+        this.text = text;
+    }
+
+    public override string ToString()
+    {
+        return text;
+    }
+}
+
 public static class Log4netEmit
 {
+    const string ExceptionKey = "log4net_emit:exception";
+
     static string Text(string field)
     {
         return Encoding.UTF8.GetString(Convert.FromBase64String(field));
@@ -52,11 +72,22 @@ public static class Log4netEmit
             string[] fields = line.Split('\t');
             ILog log = LogManager.GetLogger(Text(fields[0]));
             Level level = log.Logger.Repository.LevelMap[Text(fields[1])];
-            LoggingEvent logged = new LoggingEvent(
-                typeof(Log4netEmit), log.Logger.Repository, log.Logger.Name, level, Text(fields[2]), null);
+            Exception exception = null;
             for (int i = 3; i + 1 < fields.Length; i += 2)
             {
-                logged.Properties[Text(fields[i])] = Text(fields[i + 1]);
+                if (Text(fields[i]) == ExceptionKey)
+                {
+                    exception = new LoggedException(Text(fields[i + 1]));
+                }
+            }
+            LoggingEvent logged = new LoggingEvent(
+                typeof(Log4netEmit), log.Logger.Repository, log.Logger.Name, level, Text(fields[2]), exception);
+            for (int i = 3; i + 1 < fields.Length; i += 2)
+            {
+                if (Text(fields[i]) != ExceptionKey)
+                {
+                    logged.Properties[Text(fields[i])] = Text(fields[i + 1]);
+                }
             }
             log.Logger.Log(logged);
             count++;

@@ -44,6 +44,30 @@ def test_the_full_benchmark_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
     assert rows["bridge"]["state_publishes_per_s"] > 0
 
 
+def test_the_log_event_load_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
+    out = tmp_path / "logs.json"
+    bench("bench.run", "--load", "log_events", "--rates", "400", "--seconds", "0.5",
+          "--json", str(out))  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["load"] == "log_events"
+    (row,) = report["results"]
+    assert (row["target"], row["offered"], row["delivered"], row["lost"]) == ("bridge", 200, 200, 0)
+    assert row["latency_ms_p50"] is not None
+    assert row["state_publishes_per_s"] > 0
+
+
+def test_the_log_event_load_refuses_the_yardsticks() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--load", "log_events", "--targets", "tuned"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert "the bridge only" in result.stderr
+
+
 def test_the_hot_path_benchmark_accounts_for_every_event() -> None:
     lines = bench("bench.hotpath", "--events", "2000", "--rounds", "1").splitlines()
     rounds = [json.loads(line) for line in lines if line.startswith("{")]

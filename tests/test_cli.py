@@ -17,7 +17,7 @@ from pytest_mock import MockerFixture
 
 from bridge import __version__
 from bridge.cli import main
-from bridge.core.events import TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.events import LogEvent, TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.inputs.parse import parse_datagram
 from bridge.inputs.testevents import Sample, sample_events
 from tests.bridge_runner import RunningBridge, bridge_config
@@ -37,9 +37,11 @@ def test_send_test_events_datagrams_parse_to_the_intended_events(layout: str) ->
     with (
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as users,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tasks,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as logs,
     ):
-        users.bind(("127.0.0.1", 0))
-        tasks.bind(("127.0.0.1", 0))
+        for sock in (users, tasks, logs):
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(5)
         result = qlik2mqtt(
             "send-test-events",
             "--format",
@@ -50,13 +52,19 @@ def test_send_test_events_datagrams_parse_to_the_intended_events(layout: str) ->
             str(users.getsockname()[1]),
             "--task-port",
             str(tasks.getsockname()[1]),
+            "--log-port",
+            str(logs.getsockname()[1]),
         )
         assert result.returncode == 0, result.stderr
-        users.settimeout(5)
-        tasks.settimeout(5)
         user_events = [parse_datagram(users.recv(65535)) for _ in range(7)]
         task_count = 2 if layout == "legacy" else 3
         task_events = [parse_datagram(tasks.recv(65535)) for _ in range(task_count)]
+        log_count = 0 if layout == "legacy" else 6
+        log_events = [parse_datagram(logs.recv(65535)) for _ in range(log_count)]
+        logs.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            logs.recv(65535)  # nothing more: the sender has exited, every datagram is here
+    assert f"sent {7 + task_count + log_count} {layout} datagrams" in result.stdout
 
     assert all(isinstance(e, UserEvent) and e.server == "QSTEST" for e in user_events)
     kinds = [e.event_type for e in user_events if isinstance(e, UserEvent)]
@@ -70,7 +78,21 @@ def test_send_test_events_datagrams_parse_to_the_intended_events(layout: str) ->
     assert failures[0].app_name == "Sales € dashboard"
     if layout != "legacy":
         assert failures[-1].event_type is TaskEventType.TASK_ABORTED
-    assert len(sample_events("X")) == 10
+    assert len(sample_events("X")) == 16
+    assert all(isinstance(e, LogEvent) and e.server == "QSTEST" for e in log_events), log_events
+    parsed = [e for e in log_events if isinstance(e, LogEvent)]
+    if layout != "legacy":
+        assert {e.source.value for e in parsed} == {"engine", "proxy", "repository", "scheduler"}
+        assert {e.source_format.value for e in parsed} == {layout}
+        assert {e.level.value for e in parsed} == {"WARN", "ERROR"}
+        assert all(e.windows_user == "CORP\\qlikservice" for e in parsed)
+        scheduler = next(e for e in parsed if e.source.value == "scheduler")
+        assert (scheduler.task_name, scheduler.user_id) == (
+            "Reload Sales € dashboard",
+            "svc_reload",
+        )
+        repository = next(e for e in parsed if e.exception_message)
+        assert repository.message == "License check failed; the LEF <expired> & cannot be renewed"
 
 
 async def test_send_test_events_fills_the_topics(

@@ -1,4 +1,20 @@
-"""Rendering the shipped log4net appender templates for one bridge address."""
+"""Rendering the shipped log4net appender templates for one bridge address.
+
+One `LocalLogConfig.xml` per Qlik Sense service (engine, proxy, repository, scheduler). The
+proxy's and the scheduler's also send sessions and reload tasks (log4j XML layout, UDP 9997 and
+9998); all four send their service's warnings, errors and fatal errors to the log port (9996).
+
+How a log event says which service sent it, and why: log4net's `XmlLayout` with its `prefix`
+set to Butler SOS's tag for the service, so every element is `<qseow-engine:event …>`,
+`<qseow-proxy:…>`, … (proven in real log4net: tests/inputs/test_log4net.py). The source
+travels in the datagram itself, in the one place no message or property can reach, so it holds
+whichever port, host or logger the event comes from (a logger cannot tell: the repository and
+the scheduler both log on `Service`). `base64EncodeMessage` and `base64EncodeProperties` send
+the message and the property values as base64 of their UTF-8: log4net before 1.2.11 replaces
+every character from U+0800 up (`€`, CJK) with `?` in XML text, and base64 is immune to that
+and to characters XML cannot hold. The exception text is the one part log4net does not encode
+(`bridge.inputs.log_event_xml` says what that costs).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +24,19 @@ from importlib.resources import files
 from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 
-TEMPLATES = ("proxy/LocalLogConfig.xml", "scheduler/LocalLogConfig.xml")
+TEMPLATES = (
+    "engine/LocalLogConfig.xml",
+    "proxy/LocalLogConfig.xml",
+    "repository/LocalLogConfig.xml",
+    "scheduler/LocalLogConfig.xml",
+)
+DESTINATIONS = {
+    "engine/LocalLogConfig.xml": "C:\\ProgramData\\Qlik\\Sense\\Engine\\",
+    "proxy/LocalLogConfig.xml": "C:\\ProgramData\\Qlik\\Sense\\Proxy\\",
+    "repository/LocalLogConfig.xml": "C:\\ProgramData\\Qlik\\Sense\\Repository\\",
+    "scheduler/LocalLogConfig.xml": "C:\\ProgramData\\Qlik\\Sense\\Scheduler\\",
+}
+"""Where each file goes on a Qlik Sense node (then restart that service)."""
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
@@ -18,6 +46,7 @@ class Target:
     bridge_host: str
     user_port: int
     task_port: int
+    log_port: int
 
 
 def validate_host(host: str) -> str:
@@ -74,6 +103,7 @@ def render(text: str, target: Target) -> str:
         "bridge_host": validate_host(target.bridge_host),
         "user_port": str(validate_port(target.user_port)),
         "task_port": str(validate_port(target.task_port)),
+        "log_port": str(validate_port(target.log_port)),
     }
 
     def substitute(match: re.Match[str]) -> str:
@@ -86,7 +116,7 @@ def render(text: str, target: Target) -> str:
 
 
 def write_appenders(target: Target, out_dir: Path) -> list[Path]:
-    """Render every template into out_dir (proxy/…, scheduler/…); returns the files written."""
+    """Render every template into out_dir (engine/…, proxy/…, …); returns the files written."""
     rendered = {name: render(template_text(name), target) for name in TEMPLATES}  # may refuse
     written = []
     for name, text in rendered.items():

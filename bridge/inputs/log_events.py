@@ -194,7 +194,7 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
     if tail_misfit is not None:
         return _misfit(tag, *tail_misfit)
     values = {name: field(value) for name, value in tail.items()}
-    _complete_user(values)
+    complete_user(values)
     return LogEvent(
         source=source,
         level=level,
@@ -297,7 +297,7 @@ def iso_timestamp(raw: str) -> str | None:
     return text + (offset or "")
 
 
-def _complete_user(values: dict[str, str | None]) -> None:
+def complete_user(values: dict[str, str | None]) -> None:
     """The scheduler logs a user as `DIR\\user`, or as directory and id: give both forms."""
     if "user" not in values:
         return

@@ -2,8 +2,9 @@
 
 Accepts every format of DESIGN §2 on any port: Butler's legacy semicolon lines, Butler v5+ and
 Butler SOS tagged lines (`/proxy-session/;…`, `/scheduler-task-failed/;…`, …), Butler SOS's
-log events (`/qseow-engine/;…`, `bridge.inputs.log_events`) and log4net's XML event layout,
-which is the only one that carries `;` inside names unambiguously.
+log events (`/qseow-engine/;…`, `bridge.inputs.log_events`), log4net's XML event layout,
+which is the only one that carries `;` inside names unambiguously, and qlik2mqtt's own
+log-event appenders (`<qseow-engine:event …>`, `bridge.inputs.log_event_xml`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bridge.core.events import (
 )
 from bridge.inputs.fields import NULL, clip, field, message_text
 from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
+from bridge.inputs.log_event_xml import is_log_event_xml, parse_log_event_xml
 from bridge.inputs.log_events import LOG_TAGS, parse_log_fields
 
 COMMANDS: dict[str, UserEventType] = {
@@ -238,6 +240,8 @@ def _split_names(names: Sequence[str]) -> tuple[str | None, str | None]:
 
 
 def _parse_xml(text: str) -> Event | Rejected:
+    if is_log_event_xml(text):  # qlik2mqtt's log-event appenders (bridge.inputs.log_event_xml)
+        return parse_log_event_xml(text)
     try:
         event = parse_log4j_event(text)
     except XmlRefusedError as exc:

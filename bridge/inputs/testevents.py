@@ -1,7 +1,9 @@
 """`qlik2mqtt send-test-events`: a realistic burst of Qlik Sense datagrams, in any layout.
 
 Three users log in and open connections, one logs out, a reload fails (logged twice, as Qlik
-does) and another is aborted — enough to watch every topic fill up without a Qlik server.
+does) and another is aborted; and each service logs a warning or an error (log events, to the
+log port: qlik2mqtt's XML appenders with `--format xml`, Butler SOS's `;` lines with `tagged`;
+Butler <= v4 had none) — enough to watch every topic fill up without a Qlik server.
 
 Each run is a new run of the same tasks: the task and app ids stay, the execution ids are new,
 so the bridge folds the repeated failure within a run but not a second run's failure into the
@@ -10,25 +12,60 @@ first (`tasks.dedup_window` keys on server, event type, task and execution id).
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
 Layout = Literal["legacy", "tagged", "xml"]
 TASK_LOGGER = "System.Scheduler.Scheduler.Master.Task.TaskSession"
 PROXY_LOGGER = "AuditActivity.Proxy"
+SERVICE_USER = "CORP\\qlikservice"
+_PROXY_TAIL = ("UserDirectory", "UserId", "Command", "Result", "Origin", "Context")
+BUTLER_SOS_TAILS = {
+    "engine": (
+        "ProxySessionId",
+        "ActiveUserDirectory",
+        "ActiveUserId",
+        "EngineTimestamp",
+        "ProcessId",
+        "Exe Version",
+        "Server Started",
+        "Entry Type",
+        "SessionId",
+        "AppId",
+    ),
+    "proxy": _PROXY_TAIL,
+    "repository": _PROXY_TAIL,
+    "scheduler": (
+        "UserDirectory",
+        "UserId",
+        "User",
+        "TaskName",
+        "AppName",
+        "TaskId",
+        "AppId",
+        "ExecutionId",
+    ),
+}
+"""The properties Butler SOS's appenders send after the message (and, but for the engine's,
+after the exception), in their order."""
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    port_kind: Literal["user", "task"]
+    port_kind: Literal["user", "task", "log"]
     logger: str
     level: str
     message: str
     properties: dict[str, str]
+    source: str | None = None
+    """For a log event: the service that logs it (engine, proxy, repository, scheduler)."""
+    exception: str | None = None
 
 
 def sample_events(server: str, run: str | None = None) -> list[Sample]:
@@ -65,6 +102,20 @@ def sample_events(server: str, run: str | None = None) -> list[Sample]:
         "Sales € dashboard",
         1,
     )
+
+    def log(source: str, logger: str, level: str, message: str, **extra: str) -> Sample:
+        exception = extra.pop("exception", None)
+        properties = {key.replace("_", " "): value for key, value in extra.items()}
+        return Sample("log", logger, level, message, properties, source, exception)
+
+    engine = {
+        "ProxySessionId": "3f6b1c8e-2a41-4d1f-9c3e-7b52a0d9e611",
+        "ActiveUserDirectory": "CORP",
+        "ActiveUserId": "anna",
+        "ProcessId": "9d2c4f10-5e6a-4b7c-8d9e-0f1a2b3c4d5e",
+        "Exe_Version": "14.129.5.0",
+        "AppId": "9f1d2b20-0000-4000-8000-000000000001",
+    }
     events = [
         user("Start session", "CORP", "anna", "/hub/"),
         user("Open connection", "CORP", "anna", "/app/sales"),
@@ -76,24 +127,39 @@ def sample_events(server: str, run: str | None = None) -> list[Sample]:
         failure,
         failure,  # Qlik logs a failure more than once; the bridge folds it into one event
         task("INFO", "Execution State Change to Aborting", "Reload HR", "HR", 2),
-    ]
+        log("engine", "System.Engine.Engine", "WARN",
+            "Document 'Sales € dashboard.qvf': cache full; evicting \"old\" objects", **engine),
+        log("engine", "Session.Engine.Session", "ERROR",
+            "Out of memory: a request for 2048 MB was refused", **engine),
+        log("proxy", "Audit.Proxy.Proxy.SessionEstablishment.Authentication", "WARN",
+            "Authentication failed for user 'EXT\\bob'; reason: \"ticket expired\"",
+            UserDirectory="EXT", UserId="bob", Command="Login", Result="401",
+            Origin="AppAccess", Context="/hub/"),
+        log("repository", "System.Repository.Repository.Core.Licensing", "ERROR",
+            "License check failed; the LEF <expired> & cannot be renewed",
+            exception="System.InvalidOperationException: license expired"),
+        log("repository", "Service", "WARN", "Node 'rim01' unreachable; will retry"),
+        log("scheduler", TASK_LOGGER, "ERROR",
+            "Task finished with state FinishedFail; Max retries reached",
+            UserDirectory="CORP", UserId="svc_reload", User="CORP\\svc_reload",
+            TaskName="Reload Sales € dashboard", AppName="Sales € dashboard",
+            TaskId="7c3e5a10-0000-4000-8000-000000000001",
+            AppId="9f1d2b20-0000-4000-8000-000000000001",
+            ExecutionId=f"e4a6c830-0001-4000-8000-{run_id}"),
+    ]  # fmt: skip
     return [_on(server, sample) for sample in events]
 
 
 def _on(server: str, sample: Sample) -> Sample:
-    return Sample(
-        sample.port_kind,
-        sample.logger,
-        sample.level,
-        sample.message,
-        {**sample.properties, "log4jmachinename": server},
-    )
+    return replace(sample, properties={**sample.properties, "log4jmachinename": server})
 
 
 def render(sample: Sample, layout: Layout) -> bytes:
     """The datagram log4net would send for this event with the given layout."""
     p = sample.properties
     host = p["log4jmachinename"]
+    if sample.port_kind == "log":
+        return _render_log_event(sample, host, layout)
     if layout == "xml":
         data = "".join(
             f"<log4j:data name={quoteattr(k)} value={quoteattr(v)} />" for k, v in p.items()
@@ -133,6 +199,51 @@ def render(sample: Sample, layout: Layout) -> bytes:
     return ";".join([tag, *fields]).encode("utf-8")
 
 
+def _render_log_event(sample: Sample, host: str, layout: Layout) -> bytes:
+    """A log event as qlik2mqtt's appenders send it (XmlLayout, `xml`), or as Butler SOS's
+    (a `;` line, otherwise)."""
+    source = sample.source or "engine"
+    properties = {k: v for k, v in sample.properties.items() if k != "log4jmachinename"}
+    now = datetime.now().astimezone()
+    if layout == "xml":
+        prefix = f"qseow-{source}"
+
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+        data = "".join(
+            f"<{prefix}:data name={quoteattr(k)} value={quoteattr(b64(v))} />"
+            for k, v in {"log4net:HostName": host, **properties}.items()
+        )
+        exception = ""
+        if sample.exception is not None:
+            exception = f"<{prefix}:exception>{escape(sample.exception)}</{prefix}:exception>"
+        text = (
+            f"<{prefix}:event logger={quoteattr(sample.logger)} "
+            f"timestamp={quoteattr(now.isoformat(timespec='microseconds'))} "
+            f'level={quoteattr(sample.level)} thread="1" domain="qlik2mqtt" '
+            f"username={quoteattr(SERVICE_USER)}>"
+            f"<{prefix}:message>{b64(sample.message)}</{prefix}:message>"
+            f"<{prefix}:properties>{data}</{prefix}:properties>{exception}</{prefix}:event>\r\n"
+        )
+        return text.encode("utf-8")
+    head = [
+        f"/qseow-{source}/",
+        "1",
+        now.strftime("%Y%m%dT%H%M%S.000%z"),
+        now.strftime("%Y-%m-%d %H:%M:%S,000"),
+        sample.level,
+        host,
+        sample.logger,
+        SERVICE_USER,
+        sample.message,
+    ]
+    tail = [properties.get(name, "(null)") for name in BUTLER_SOS_TAILS[source]]
+    if source != "engine":
+        tail.insert(0, sample.exception or "(null)")
+    return ";".join(head + tail).encode("utf-8")
+
+
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -145,13 +256,18 @@ def source_address(host: str, port: int) -> str:
         return str(sock.getsockname()[0])
 
 
-def send_test_events(host: str, user_port: int, task_port: int, layout: Layout, server: str) -> int:
-    """Send the burst; returns the number of datagrams sent."""
+def send_test_events(
+    host: str, user_port: int, task_port: int, layout: Layout, server: str, log_port: int = 0
+) -> int:
+    """Send the burst; returns the number of datagrams sent. Log events go to `log_port`, none
+    when it is 0 (the input is off) or for the legacy layout (Butler <= v4 had none)."""
     samples = sample_events(server)
-    if layout == "legacy":  # Butler <= v4 had no abort datagrams
-        samples = [s for s in samples if "Aborting" not in s.message]
+    if layout == "legacy":  # Butler <= v4 had no abort datagrams and no log events
+        samples = [s for s in samples if "Aborting" not in s.message and s.port_kind != "log"]
+    if not log_port:
+        samples = [s for s in samples if s.port_kind != "log"]
+    ports = {"user": user_port, "task": task_port, "log": log_port}
     with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
         for sample in samples:
-            port = user_port if sample.port_kind == "user" else task_port
-            sock.sendto(render(sample, layout), (host, port))
+            sock.sendto(render(sample, layout), (host, ports[sample.port_kind]))
     return len(samples)

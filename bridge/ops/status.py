@@ -105,8 +105,57 @@ def render(snapshot: Snapshot) -> Group:
             f"  last: {last.get('task_name')} (app {last.get('app_name')}) on "
             f"{last.get('server')} at {last.get('timestamp')}"
         )
-    return Group(header, failure, _servers(snapshot, info), _counters(site, stats))
+    parts: list[Text | Table] = [header, failure]
+    logs = site.get("log_events") or {}
+    last_error = logs.get("last_error")
+    if last_error:
+        parts.append(
+            Text.assemble(
+                ("last log error: ", "bold"),
+                f"{last_error.get('level')} from the {last_error.get('source')} on "
+                f"{last_error.get('server')} at {last_error.get('time')}: "
+                f"{_clipped(last_error.get('message'))}",
+            )
+        )
+    parts.append(_servers(snapshot, info))
+    if any(logs.get(f"{kind}_total") for kind in ("warnings", "errors", "fatals")):
+        parts.append(_log_events(snapshot, info))
+    return Group(*parts, _counters(site, stats))
 
+
+def _log_events(snapshot: Snapshot, info: dict[str, Any]) -> Table:
+    """Per server and source: warnings/errors+fatals in the window (log_events.window)."""
+    table = Table(
+        title="Log events in the window (warnings/errors)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("server", no_wrap=True, overflow="fold")
+    for source in SOURCES:
+        table.add_column(source, justify="right", no_wrap=True)
+    for slug in sorted(info.get("servers", {})):
+        server = snapshot.get(slug)
+        if not isinstance(server, dict):
+            continue
+        sources = (server.get("log_events") or {}).get("sources") or {}
+        cells = []
+        for source in SOURCES:
+            counts = sources.get(source) or {}
+            errors = (counts.get("errors") or 0) + (counts.get("fatals") or 0)
+            cells.append(f"{counts.get('warnings') or 0}/{errors}")
+        table.add_row(str(server.get("server", slug)), *cells)
+    return table
+
+
+def _clipped(message: Any, limit: int = 120) -> str:
+    """A log message on one line, at most `limit` characters."""
+    text = " ".join(str(message or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+SOURCES = ("engine", "proxy", "repository", "scheduler")
 
 SERVER_COLUMNS = (
     # header, justify; short headers and wrapping text keep the table within 80 columns. A
@@ -172,6 +221,8 @@ def _counters(site: dict[str, Any], stats: dict[str, Any]) -> Table:
             f"{site.get('active_sessions', '?')} / {site.get('active_users', '?')} / "
             f"{site.get('active_connections', '?')}",
         ),
+        ("log events in the window", _log_counts(site.get("log_events"), "")),
+        ("log events since start", _log_counts(site.get("log_events"), "_total")),
         ("datagrams received", str(stats.get("datagrams", "?"))),
         ("events", f"{stats.get('events', '?')} ({stats.get('duplicates', 0)} duplicates folded)"),
         ("rejected", f"{stats.get('rejected_total', '?')} ({reasons})"),
@@ -183,6 +234,15 @@ def _counters(site: dict[str, Any], stats: dict[str, Any]) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _log_counts(logs: Any, suffix: str) -> str:
+    """`3 warnings, 1 errors, 0 fatals` from the site's `log_events` (`_total`: since start)."""
+    if not isinstance(logs, dict):
+        return "?"
+    return ", ".join(
+        f"{logs.get(kind + suffix, '?')} {kind}" for kind in ("warnings", "errors", "fatals")
+    )
 
 
 PLAIN_REFRESH = 1.0

@@ -1,5 +1,6 @@
 """The shipped appender files: well-formed templates that render for a bridge, and whose filters
-pass exactly the Qlik Sense events qlik2mqtt wants, as datagrams the bridge parses intact."""
+pass exactly the Qlik Sense events qlik2mqtt wants, as datagrams the bridge parses intact: the
+sessions and tasks of the proxy and the scheduler, and every service's warnings and errors."""
 
 from __future__ import annotations
 
@@ -21,11 +22,26 @@ from bridge.inputs.appenders import (
 from bridge.inputs.parse import parse_datagram
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import ROOT, Mosquitto, Subscriber, qlik2mqtt
-from tests.log4net_model import LogEvent, load, render_log4j_xml
-from tests.qlik_events import INTENDED, PROXY, TASK_SESSION, assert_datagram_is
+from tests.log4net_model import (
+    LogEvent,
+    UdpAppender,
+    appenders_of,
+    load,
+    render_log4j_xml,
+    render_xml_layout,
+)
+from tests.qlik_events import (
+    INTENDED,
+    LOG_INTENDED,
+    PROXY,
+    TASK_SESSION,
+    assert_datagram_is,
+    assert_log_datagram_is,
+)
 
-TARGET = Target(bridge_host="10.20.0.5", user_port=19997, task_port=19998)
+TARGET = Target(bridge_host="10.20.0.5", user_port=19997, task_port=19998, log_port=19996)
 PORTS = {"proxy/LocalLogConfig.xml": 19997, "scheduler/LocalLogConfig.xml": 19998}
+LOG_EVENT_LAYOUT = "log4net.Layout.XmlLayout"
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
@@ -43,12 +59,39 @@ def test_rendered_files_target_the_bridge_in_utf8_xml_layout(name: str) -> None:
     assert "}}" not in text
     loggers = load(text)
     appenders = [a for feeds in loggers.values() for a in feeds]
-    assert appenders
+    log_appenders = [a for a in appenders if a.layout == LOG_EVENT_LAYOUT]
+    assert log_appenders, "every service sends its warnings and errors"
     for appender in appenders:
-        assert (appender.remote_address, appender.remote_port) == ("10.20.0.5", PORTS[name])
+        assert appender.remote_address == "10.20.0.5"
         assert appender.encoding == "utf-8"
-        assert appender.layout == "log4net.Layout.XmlLayoutSchemaLog4j"
-        assert appender.filters[-1].kind == "log4net.Filter.DenyAllFilter"
+        if appender in log_appenders:
+            service = name.partition("/")[0]
+            assert appender.remote_port == TARGET.log_port
+            assert (appender.threshold, appender.prefix) == ("WARN", f"qseow-{service}")
+            assert appender.base64
+        else:
+            assert appender.remote_port == PORTS[name]
+            assert appender.layout == "log4net.Layout.XmlLayoutSchemaLog4j"
+            assert appender.filters[-1].kind == "log4net.Filter.DenyAllFilter"
+
+
+@pytest.mark.parametrize(
+    ("name", "loggers"),
+    [
+        ("engine", {"System.Engine", "Session.Engine", "Performance.Engine"}),
+        ("proxy", {"Audit.Proxy", "AuditSecurity", "Security.Proxy", "System.Proxy"}),
+        ("repository", {"Service", "System.Repository", "UserManagement.Repository"}),
+        ("scheduler", {"Service", "System"}),
+    ],
+)
+def test_log_events_come_from_the_loggers_butler_sos_covers(name: str, loggers: set[str]) -> None:
+    configured = load(render(template_text(f"{name}/LocalLogConfig.xml"), TARGET))
+    covered = {
+        logger
+        for logger, feeds in configured.items()
+        if any(a.layout == LOG_EVENT_LAYOUT for a in feeds)
+    }
+    assert covered == loggers
 
 
 def test_render_refuses_bad_hosts() -> None:
@@ -58,22 +101,30 @@ def test_render_refuses_bad_hosts() -> None:
     assert validate_host("qlik2mqtt.corp.example") == "qlik2mqtt.corp.example"
     assert validate_host("fd00::5") == "fd00::5"
     with pytest.raises(ValueError, match="outside"):
-        render(template_text(TEMPLATES[0]), Target("10.0.0.1", 70000, 9998))
+        render(template_text(TEMPLATES[0]), Target("10.0.0.1", 9997, 9998, 70000))
 
 
-def sent(event: LogEvent) -> list[tuple[int, bytes]]:
-    """Every datagram the two rendered files make log4net send for one event."""
+def rendered(appender: UdpAppender, event: LogEvent) -> bytes:
+    if appender.layout == LOG_EVENT_LAYOUT:
+        assert appender.prefix is not None
+        return render_xml_layout(event, appender.prefix, "QSPROD02")
+    return render_log4j_xml(event, "QSPROD02", 1)
+
+
+def sent(event: LogEvent, names: tuple[str, ...] = TEMPLATES) -> list[tuple[int, bytes]]:
+    """Every datagram the rendered files make log4net send for one event."""
     datagrams = []
-    for name in TEMPLATES:
-        for appender in load(render(template_text(name), TARGET)).get(event.logger, []):
+    for name in names:
+        for appender in appenders_of(load(render(template_text(name), TARGET)), event.logger):
             if appender.accepts(event):
-                datagrams.append((appender.remote_port, render_log4j_xml(event, "QSPROD02", 1)))
+                datagrams.append((appender.remote_port, rendered(appender, event)))
     return datagrams
 
 
 @pytest.mark.parametrize(("event", "expected"), INTENDED, ids=lambda v: getattr(v, "message", v))
 def test_each_qlik_event_is_sent_once_or_not_at_all(event: LogEvent, expected: str | None) -> None:
-    datagrams = sent(event)
+    """The session and task appenders as before the log-event appenders came beside them."""
+    datagrams = [(port, data) for port, data in sent(event) if port != TARGET.log_port]
     if expected is None:
         assert datagrams == []
         return
@@ -83,6 +134,24 @@ def test_each_qlik_event_is_sent_once_or_not_at_all(event: LogEvent, expected: s
     assert_datagram_is(data, event, expected, server="QSPROD02")
 
 
+@pytest.mark.parametrize(
+    ("service", "event", "expected"),
+    LOG_INTENDED,
+    ids=lambda v: getattr(v, "message", v)[:30] if not isinstance(v, bool) else str(v),
+)
+def test_each_warning_and_error_is_one_log_event_from_its_service(
+    service: str, event: LogEvent, expected: bool
+) -> None:
+    datagrams = [
+        data
+        for port, data in sent(event, (f"{service}/LocalLogConfig.xml",))
+        if port == TARGET.log_port
+    ]
+    assert len(datagrams) == (1 if expected else 0)
+    for data in datagrams:
+        assert_log_datagram_is(data, service, event, "QSPROD02")
+
+
 def test_command_line_writes_ready_files(tmp_path: Path) -> None:
     result = qlik2mqtt(
         "appenders",
@@ -90,15 +159,34 @@ def test_command_line_writes_ready_files(tmp_path: Path) -> None:
         "qlik2mqtt.corp.example",
         "--task-port",
         "9999",
+        "--log-port",
+        "9995",
         "--out",
         str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
+    assert "C:\\ProgramData\\Qlik\\Sense\\Engine\\" in result.stdout
     proxy = load((tmp_path / "proxy/LocalLogConfig.xml").read_text(encoding="utf-8"))
     scheduler = load((tmp_path / "scheduler/LocalLogConfig.xml").read_text(encoding="utf-8"))
     assert proxy[PROXY][0].remote_address == "qlik2mqtt.corp.example"
     assert proxy[PROXY][0].remote_port == 9997
     assert scheduler[TASK_SESSION][0].remote_port == 9999
+    for service in ("engine", "proxy", "repository", "scheduler"):
+        text = (tmp_path / service / "LocalLogConfig.xml").read_text(encoding="utf-8")
+        ports = {a.remote_port for feeds in load(text).values() for a in feeds}
+        assert 9995 in ports, service
+
+
+def test_command_line_asks_for_a_log_port_when_log_events_are_off(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {"QLIK2MQTT_UDP__LOG_PORT": "0"}
+    args = ("appenders", "--bridge-host", "10.0.0.5", "--out", str(out))
+    result = qlik2mqtt(*args, env=env)
+    assert result.returncode == 2
+    assert "udp.log_port is 0" in result.stderr
+    assert "--log-port" in result.stderr
+    assert not out.exists()
+    assert qlik2mqtt(*args, "--log-port", "9996", env=env).returncode == 0
 
 
 def test_command_line_refuses_a_bad_host(tmp_path: Path) -> None:
@@ -158,14 +246,17 @@ async def test_what_the_appenders_send_comes_out_of_the_bridge_intact(
     config = bridge_config(tmp_path, mosquitto.port, homeassistant__enabled=False)
     bridge = RunningBridge(config)
     sub = await Subscriber(mosquitto.port).start("qlik2mqtt/+/event/#")
-    target = Target("127.0.0.1", config.udp.user_activity_port, config.udp.task_port)
+    target = Target(
+        "127.0.0.1", config.udp.user_activity_port, config.udp.task_port, config.udp.log_port
+    )
     try:
         await bridge.start()
         expected = []
         for event, kind in INTENDED:
             for name in TEMPLATES:
-                for appender in load(render(template_text(name), target)).get(event.logger, []):
-                    if appender.accepts(event):
+                loggers = load(render(template_text(name), target))
+                for appender in appenders_of(loggers, event.logger):
+                    if appender.accepts(event) and appender.layout != LOG_EVENT_LAYOUT:
                         sender = (
                             bridge.users
                             if appender.remote_port == target.user_port

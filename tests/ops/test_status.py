@@ -36,7 +36,10 @@ async def test_status_fits_80_columns_without_cutting_a_word(
     try:
         await send_test_events(bridge, env, "--server", "QSPROD-CENTRAL-01")
         await sub.wait_json("qlik2mqtt/qsprod-central-01", lambda p: p["aborted_tasks"] == 1)
-        await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 10)
+        await sub.wait_json(
+            "qlik2mqtt/qsprod-central-01", lambda p: p["log_events"]["errors_total"] == 3
+        )
+        await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 16)
         result = await asyncio.to_thread(qlik2mqtt, "status", env=env)
     finally:
         await sub.stop()
@@ -50,6 +53,12 @@ async def test_status_fits_80_columns_without_cutting_a_word(
         assert f" {column} " in f"{header} ", header
     row, below = lines[lines.index(header) + 2 : lines.index(header) + 4]  # under the rule
     assert row.split()[:5] == ["QSPROD-CENTRAL-01", "2", "2", "1", "1"]
+    assert "last log error: ERROR from the scheduler on QSPROD-CENTRAL-01" in result.stdout
+    logs = next(line for line in lines if " engine " in line)
+    assert logs.split() == ["server", "engine", "proxy", "repository", "scheduler"]
+    assert lines[lines.index(logs) + 2].split() == ["QSPROD-CENTRAL-01", "1/1", "1/0", "1/1", "0/1"]
+    words = " ".join(result.stdout.replace("│", " ").split())
+    assert "log events in the window 3 warnings, 3 errors, 0 fatals" in words
     # The task name and the time wrap at spaces, whole words: the date on the row, the time
     # below it.
     assert "Reload" in row

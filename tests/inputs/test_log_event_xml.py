@@ -1,0 +1,261 @@
+"""qlik2mqtt's log-event appenders (log4net XmlLayout, `<qseow-<service>:event>`): the datagrams
+real log4net sent parse back field by field, every refusal has its reason, and a property test
+that any event survives the round trip through what log4net sends."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.core.events import LogEvent, LogSource, Rejected, RejectReason, TaskEvent, UserEvent
+from bridge.inputs.log_event_xml import keep_carriage_returns
+from bridge.inputs.parse import parse_datagram
+from tests.helpers import FIXTURES
+from tests.log4net_model import LogEvent as Logged
+from tests.log4net_model import render_xml_layout
+from tests.qlik_events import (
+    ENGINE_PROPERTIES,
+    PROXY_PROPERTIES,
+    SCHEDULER_PROPERTIES,
+    expected_log_event,
+)
+
+CAPTURED = [
+    json.loads(line)
+    for line in (FIXTURES / "log4net-log-events.jsonl").read_text(encoding="utf-8").splitlines()
+]
+PROPERTIES = {
+    "engine": ENGINE_PROPERTIES,
+    "proxy": PROXY_PROPERTIES,
+    "repository": PROXY_PROPERTIES,
+    "scheduler": SCHEDULER_PROPERTIES,
+}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def event_xml(
+    prefix: str = "qseow-proxy",
+    level: str = "ERROR",
+    message: str = "b64:Boom",
+    properties: str | None = None,
+    extra: str = "",
+) -> bytes:
+    """A hand-written datagram of the layout; `b64:` values are encoded."""
+    text = message.removeprefix("b64:")
+    body = b64(text) if message.startswith("b64:") else text
+    if properties is None:
+        properties = f'<{prefix}:data name="log4net:HostName" value="{b64("QS1")}" />'
+    return (
+        f'<{prefix}:event logger="System.Proxy.Proxy" timestamp="2026-11-04T09:15:02.4170000'
+        f'+01:00" level="{level}" thread="7" domain="Proxy.exe" username="CORP\\svc">'
+        f"<{prefix}:message>{body}</{prefix}:message><{prefix}:properties>{properties}"
+        f"</{prefix}:properties>{extra}</{prefix}:event>\r\n"
+    ).encode()
+
+
+def parsed_event(data: bytes) -> LogEvent:
+    parsed = parse_datagram(data)
+    assert isinstance(parsed, LogEvent), parsed
+    return parsed
+
+
+@pytest.mark.parametrize("fixture", CAPTURED, ids=[f["logged"]["message"][:30] for f in CAPTURED])
+def test_captured_datagram_parses_to_its_intended_event_with_every_field(
+    fixture: dict[str, Any],
+) -> None:
+    data = bytes.fromhex(fixture["hex"])
+    assert data.decode("utf-8") == fixture["text"]
+    assert dataclasses.asdict(parsed_event(data)) == fixture["expected"]
+
+
+@pytest.mark.parametrize("fixture", CAPTURED, ids=[f["logged"]["message"][:30] for f in CAPTURED])
+def test_the_model_renders_what_real_log4net_sent_byte_for_byte(fixture: dict[str, Any]) -> None:
+    """The model the Hypothesis test sends through is real log4net's output, not a guess."""
+    text = fixture["text"]
+    attributes = dict(re.findall(r'(\w+)="([^"]*)"', text.partition(">")[0]))
+    logged = fixture["logged"]
+    # log4net keeps properties in a hash table: their order, and the ones another appender of
+    # the same event added (XmlLayoutSchemaLog4j's log4jmachinename…), come from the capture.
+    properties = {
+        name: base64.b64decode(value).decode()
+        for name, value in re.findall(r'data name="([^"]*)" value="([^"]*)"', text)
+    }
+    assert {k: v for k, v in properties.items() if k in logged["properties"]} == logged[
+        "properties"
+    ]
+    event = Logged(
+        logged["logger"], logged["level"], logged["message"], properties, logged["exception"]
+    )
+    rendered = render_xml_layout(
+        event,
+        f"qseow-{fixture['source']}",
+        fixture["expected"]["server"],
+        timestamp=attributes["timestamp"],
+        username=attributes["username"],
+        thread=attributes["thread"],
+        domain=attributes["domain"],
+        newline="\n",  # Mono; CRLF on Windows
+    )
+    assert rendered == bytes.fromhex(fixture["hex"])
+
+
+def test_captured_fixtures_cover_every_source_and_level_and_hard_text() -> None:
+    events = [parsed_event(bytes.fromhex(f["hex"])) for f in CAPTURED]
+    assert {e.source for e in events} == set(LogSource)
+    assert {e.level.value for e in events} == {"WARN", "ERROR", "FATAL"}
+    messages = "".join(e.message or "" for e in events)
+    for needle in (";", '"', "'", "<", ">", "&", "\n", "€", "日本"):
+        assert needle in messages, needle
+    exceptions = [e.exception_message for e in events if e.exception_message]
+    assert any("\r\n" in e for e in exceptions)
+    assert any("<![CDATA[" in f["text"] for f in CAPTURED)  # log4net chose CDATA once
+
+
+def test_the_prefix_names_the_source_in_any_case() -> None:
+    assert parsed_event(event_xml("QSEOW-Repository")).source is LogSource.REPOSITORY
+    assert parsed_event(event_xml("qseow-engine")).source is LogSource.ENGINE
+
+
+def test_an_xml_declaration_and_leading_space_are_allowed() -> None:
+    data = b'<?xml version="1.0" encoding="utf-8"?>\n  ' + event_xml()
+    assert parsed_event(data).message == "Boom"
+
+
+def test_carriage_returns_survive_in_text_and_in_cdata() -> None:
+    exception = "<qseow-proxy:exception><![CDATA[A\r\nB]]>\r\nC\rD</qseow-proxy:exception>"
+    event = parsed_event(event_xml(extra=exception))
+    assert event.exception_message == "A\r\nB\r\nC\rD"
+    assert keep_carriage_returns("no returns") == "no returns"
+
+
+def test_only_the_fields_of_its_source_are_filled() -> None:
+    properties = "".join(
+        f'<qseow-proxy:data name="{k}" value="{b64(v)}" />'
+        for k, v in {"log4net:HostName": "QS1", "TaskName": "T", "Command": "Login"}.items()
+    )
+    event = parsed_event(event_xml(properties=properties))
+    assert (event.command, event.task_name) == ("Login", None)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "says"),
+    [
+        (event_xml(level="INFO"), RejectReason.UNKNOWN_EVENT, "only WARN and above"),
+        (event_xml(level="NOTICE"), RejectReason.UNKNOWN_EVENT, "only WARN and above"),
+        (event_xml("log4net"), RejectReason.UNKNOWN_EVENT, "not a qseow-<service> log event"),
+        (event_xml("qseow-nprinting"), RejectReason.UNKNOWN_EVENT, "qseow-nprinting"),
+        (event_xml(properties=""), RejectReason.UNKNOWN_EVENT, "without log4net:HostName"),
+        (event_xml(message="Boom!"), RejectReason.BAD_XML, "the message is not base64"),
+        (event_xml(message="/w=="), RejectReason.BAD_XML, "not base64 of UTF-8"),
+        (
+            event_xml(properties='<qseow-proxy:data name="UserId" value="mia" />'),
+            RejectReason.BAD_XML,
+            "property 'UserId' is not base64",
+        ),
+        (event_xml()[:-30], RejectReason.BAD_XML, "not well-formed"),
+        (event_xml() + event_xml(), RejectReason.BAD_XML, "exactly one qseow-proxy:event"),
+        (
+            b'<!DOCTYPE x [<!ENTITY a "b">]><qseow-proxy:event/>',
+            RejectReason.BAD_XML,
+            "DOCTYPE",
+        ),
+        (event_xml(message="&a;"), RejectReason.BAD_XML, "not well-formed"),
+    ],
+)
+def test_what_is_not_a_log_event_is_refused_with_its_reason(
+    data: bytes, reason: RejectReason, says: str
+) -> None:
+    parsed = parse_datagram(data)
+    assert isinstance(parsed, Rejected), parsed
+    assert parsed.reason is reason
+    assert says in parsed.detail
+
+
+def test_the_session_and_task_xml_is_still_read_as_before() -> None:
+    line = json.loads((FIXTURES / "log4net-datagrams.jsonl").read_text().splitlines()[2])
+    assert line["format"] == "xml"
+    assert isinstance(parse_datagram(bytes.fromhex(line["hex"])), UserEvent)
+
+
+_XML_CHARS = st.characters(
+    exclude_categories=["Cs"],
+    exclude_characters="\ufffe\uffff",
+).filter(lambda c: c in "\t\n\r" or ord(c) >= 0x20)
+_TEXT = st.text(_XML_CHARS, max_size=200)
+_ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=200)
+_VALUE = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=60)
+
+
+def _cleaned(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return None if value in ("", "(null)") else value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    service=st.sampled_from(["engine", "proxy", "repository", "scheduler"]),
+    level=st.sampled_from(["WARN", "ERROR", "FATAL"]),
+    logger=st.sampled_from(["System.Engine.Engine", "Service", "Audit.Proxy.X", "System"]),
+    message=_ANY_TEXT,
+    exception=st.none() | _TEXT,
+    data=st.data(),
+    upper=st.booleans(),
+)
+def test_any_event_survives_what_log4net_sends(
+    service: str,
+    level: str,
+    logger: str,
+    message: str,
+    exception: str | None,
+    data: st.DataObject,
+    upper: bool,
+) -> None:
+    """Event → XmlLayout as log4net writes it (base64 message and properties, the exception
+    escaped or in CDATA) → parse: every field as logged, whatever characters it holds."""
+    names = data.draw(st.lists(st.sampled_from(list(PROPERTIES[service])), unique=True))
+    properties = {name: data.draw(_VALUE) for name in names}
+    logged = Logged(logger, level, message, properties, exception)
+    prefix = f"qseow-{service}".upper() if upper else f"qseow-{service}"
+    parsed = parse_datagram(render_xml_layout(logged, prefix, "QSPROD02"))
+    assert isinstance(parsed, LogEvent), parsed
+    fields = dataclasses.asdict(parsed)
+    expected = expected_log_event(service, logged, "QSPROD02")
+    expected = {name: _cleaned(v) if isinstance(v, str) else v for name, v in expected.items()}
+    expected["source"], expected["level"] = service, level  # not cleaned away
+    if service == "scheduler":  # the scheduler's user, in both forms (as the `;` format)
+        if expected["user"] is None and expected["user_directory"] and expected["user_id"]:
+            expected["user"] = f"{expected['user_directory']}\\{expected['user_id']}"
+        elif expected["user"] and not expected["user_directory"] and not expected["user_id"]:
+            directory, _, user_id = str(expected["user"]).replace("/", "\\").partition("\\")
+            expected["user_directory"], expected["user_id"] = directory or None, user_id or None
+    assert fields.pop("log_timestamp") == "2026-11-04T09:15:02.4170000+01:00"
+    assert fields.pop("windows_user") == "CORP\\qlikservice"
+    assert fields == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["<qseow-engine:event", "<qseow-proxy:event ", ">", "</qseow-engine:event>", "<",
+             "level=\"ERROR\"", "<qseow-engine:message>", "QQ==", "<![CDATA[", "]]>", "\r",
+             "<qseow-engine:data name=\"log4net:HostName\" value=\"UTE=\"/>", "&", "&#0;", " "]
+        ),
+        max_size=30,
+    )
+)  # fmt: skip
+def test_the_xml_log_parser_never_raises(parts: list[str]) -> None:
+    parsed = parse_datagram("".join(parts).encode())
+    assert isinstance(parsed, (Rejected, LogEvent, UserEvent, TaskEvent)), parsed
