@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.core.events import LogLevel, LogSource
 from bridge.core.flags import validate_flag
 
 ENV_PREFIX = "QLIK2MQTT_"
@@ -194,9 +195,77 @@ class TasksConfig(_Section):
     auto_clear_after: Duration | None = None
 
 
+_ESCAPE = re.compile(r"\\.")
+
+
+def _regex(value: Any) -> Any:
+    """A regular expression in lower case, compiled once here: a bad one is a config error
+    naming its key, with Python's reason. It is searched in the message lowered, which ignores
+    case at a quarter of the cost of `re.IGNORECASE`; so a capital letter (outside an escape
+    such as `\\S`) could never match, and is refused."""
+    if not isinstance(value, str):
+        return value
+    if any(char.isupper() for char in _ESCAPE.sub("", value)):
+        raise ValueError(
+            "write the pattern in lower case: it is searched in the message in lower case"
+        )
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+
+
+def _one_or_many(value: Any) -> Any:
+    """`level: ERROR` or `level: [ERROR, FATAL]`; names in any case."""
+    values = value if isinstance(value, list) else [value]
+    return [item.strip().upper() if isinstance(item, str) else item for item in values]
+
+
+def _sources(value: Any) -> Any:
+    return [item.lower() if isinstance(item, str) else item for item in _one_or_many(value)]
+
+
+CATEGORY_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class CategoryRuleConfig(_Section):
+    """One rule of `log_events.categories`: first match wins."""
+
+    name: Annotated[str, Field(pattern=CATEGORY_NAME)]
+    """Lower case, digits and _ (it is used in `when: log_category:<name>`)."""
+    pattern: Annotated[re.Pattern[str], BeforeValidator(_regex)]
+    """Searched (`re.search`) in the message's first 4,096 characters, lowered."""
+    level: Annotated[list[LogLevel] | None, BeforeValidator(_one_or_many)] = None
+    source: Annotated[list[LogSource] | None, BeforeValidator(_sources)] = None
+
+
+DEFAULT_CATEGORIES = [
+    CategoryRuleConfig.model_validate(rule)
+    for rule in (
+        {"name": "licence", "pattern": r"licen[cs]e|access pass|\bcal\b"},
+        {"name": "out_of_memory", "pattern": r"out of memory|outofmemory|memory (limit|quota)"},
+        {
+            "name": "reload",
+            "source": ["scheduler", "engine"],
+            "pattern": r"reload|finishedfail|task .*fail",
+        },
+        {
+            "name": "connectivity",
+            "pattern": (
+                r"connection (refused|reset|closed|lost|failed)|could not connect|"
+                r"unable to connect|timed out|unreachable|not responding"
+            ),
+        },
+    )
+]
+"""The rules shipped in config.example.yaml (the same): `categories: []` turns them off."""
+
+
 class LogEventsConfig(_Section):
     window: Annotated[float, BeforeValidator(_duration), Field(ge=60, le=7 * 86400)] = 3600.0
     """The rolling window of the published warning, error and fatal counts."""
+    categories: list[CategoryRuleConfig] = DEFAULT_CATEGORIES
+    """Ordered rules naming a log event's `category`; first match wins."""
 
 
 class LimitsConfig(_Section):

@@ -53,7 +53,7 @@ def log_event_payload(
     for name in _PLAIN_FIELDS:
         payload[name] = getattr(event, name)
     payload["log_row"] = event.log_row
-    payload["category"] = None
+    payload["category"] = event.category
     payload["log_timestamp"] = event.log_timestamp
     payload["timestamp"] = iso_time(received_at)
     return payload
@@ -95,7 +95,7 @@ def _last_error(
         source=event.source.value,
         subsystem=event.subsystem,
         message=privacy.redact(event.message, event.user_id or privacy.user_part(event.user)),
-        category=None,
+        category=event.category,
     )
     return last
 
