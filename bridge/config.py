@@ -27,9 +27,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bridge.core.events import LogLevel, LogSource
-from bridge.core.flags import validate_flag
+from bridge.core.flags import flag_category, validate_flag
 
 ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"
@@ -492,6 +493,27 @@ class Config(_Section):
     qlik: QlikConfig = QlikConfig()
     qrs: QrsConfig = QrsConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> Config:
+        """`when: log_category:<name>` names a category of `log_events.categories`."""
+        names = {rule.name for rule in self.log_events.categories}
+        problems = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "value_error",
+                    f"unknown category {category!r}: log_events.categories names "
+                    f"{', '.join(sorted(names)) or 'none'}",
+                ),
+                loc=("alerts", "outputs", index, "when"),
+                input=output.when,
+            )
+            for index, output in enumerate(self.alerts.outputs)
+            if (category := flag_category(output.when)) is not None and category not in names
+        ]
+        if problems:
+            raise ValidationError.from_exception_data("Config", problems)
+        return self
 
 
 class ConfigError(Exception):
