@@ -361,6 +361,10 @@ def _test_slack(config: Config) -> int:
     import time
 
     from bridge.core.events import (
+        Event,
+        LogEvent,
+        LogLevel,
+        LogSource,
         SourceFormat,
         TaskEvent,
         TaskEventType,
@@ -376,7 +380,7 @@ def _test_slack(config: Config) -> int:
     if not slack.enabled:
         print("qlik2mqtt: slack.enabled is false: nothing to test", file=sys.stderr)
         return 1
-    samples: list[UserEvent | TaskEvent] = []
+    samples: list[Event] = []
     if slack.task_events.enabled:
         samples.append(
             TaskEvent(
@@ -391,6 +395,18 @@ def _test_slack(config: Config) -> int:
                 execution_id="test",
                 message="This is a test message from qlik2mqtt test-slack.",
                 log_level="ERROR",
+            )
+        )
+    if slack.log_events.enabled:
+        samples.append(
+            LogEvent(
+                source=LogSource.REPOSITORY,
+                level=LogLevel.ERROR,
+                server="QSTEST",
+                source_format=SourceFormat.TAGGED,
+                subsystem="System.Repository.Repository.Core",
+                message="This is a test message from qlik2mqtt test-slack.",
+                category="connectivity",
             )
         )
     if slack.user_activity.enabled:

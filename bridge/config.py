@@ -372,6 +372,19 @@ class SlackUserActivityConfig(SlackKindConfig):
     enabled: bool = False
 
 
+def _level_name(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class SlackLogEventsConfig(SlackKindConfig):
+    """Qlik Sense's warnings and errors (the log port): off by default."""
+
+    enabled: bool = False
+    min_level: Annotated[LogLevel, BeforeValidator(_level_name)] = LogLevel.ERROR
+    min_interval: Duration = 300.0
+    """The same error again within this interval is folded into one later message."""
+
+
 class SlackConfig(_Section):
     enabled: bool = False
     webhook_url: SecretStr | None = None
@@ -380,6 +393,7 @@ class SlackConfig(_Section):
     timeout: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=120)] = 10.0
     task_events: SlackTaskEventsConfig = SlackTaskEventsConfig()
     user_activity: SlackUserActivityConfig = SlackUserActivityConfig()
+    log_events: SlackLogEventsConfig = SlackLogEventsConfig()
 
     @model_validator(mode="after")
     def _reachable(self) -> SlackConfig:
@@ -389,6 +403,7 @@ class SlackConfig(_Section):
         for name, kind in (
             ("task_events", self.task_events),
             ("user_activity", self.user_activity),
+            ("log_events", self.log_events),
         ):
             if not kind.enabled or kind.webhook_url or self.webhook_url:
                 continue
