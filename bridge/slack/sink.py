@@ -6,8 +6,9 @@ order, and each post runs in a short-lived daemon thread, so neither the event l
 process's exit ever waits on Slack. Each channel gets at most one message a second; a task
 that fails again within `task_events.min_interval` is folded into one later message ("4
 failures since…"), and so is the same log error within `log_events.min_interval` (with a cap
-on distinct log errors per interval); 429 and `ratelimited` wait for Retry-After; timeouts, 5xx and network
-errors retry with backoff and give up after a bound; anything else fails that message only.
+on distinct log errors per interval); 429 and `ratelimited` wait for Retry-After; timeouts,
+5xx and network errors retry with backoff and give up after a bound; anything else fails that
+message only.
 
 Nothing is lost without a trace: a message that is not posted is counted (`slack_failed`,
 or `slack_dropped` when the queue is full or the bridge stops first) and logged, rate-limited.
