@@ -243,7 +243,7 @@ class CategoryRuleConfig(_Section):
 DEFAULT_CATEGORIES = [
     CategoryRuleConfig.model_validate(rule)
     for rule in (
-        {"name": "licence", "pattern": r"licen[cs]e|access pass|\bcal\b"},
+        {"name": "licence", "pattern": r"licen[cs]e|access pass"},
         {"name": "out_of_memory", "pattern": r"out of memory|outofmemory|memory (limit|quota)"},
         {
             "name": "reload",

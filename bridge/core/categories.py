@@ -4,7 +4,8 @@ and source, a regular expression searched in the message), first match wins. Pur
 The rules are grouped once per (source, level), so an event tries only the patterns that can
 apply to it. A pattern (written in lower case) is searched in the first `SEARCHED_CHARS`
 characters of the message, lowered once: case is ignored at a quarter of the cost of
-`re.IGNORECASE`, and a long message costs no more than a short one.
+`re.IGNORECASE`, and a long message costs no more than a short one. A message seen recently is
+answered from memory (a flood repeats one message).
 """
 
 from __future__ import annotations
@@ -29,11 +30,20 @@ class CategoryRule:
     """None: any source."""
 
 
+CACHED_MESSAGES = 4096
+"""Categories remembered per (source, level, message): a flood is mostly one message again and
+again, which then costs a dict lookup instead of the searches. Emptied when full."""
+CACHED_CHARS = 512
+"""Longer messages are not remembered (the memory stays a few MB)."""
+
+
 class Categories:
-    """The rules, grouped by the (source, level) they apply to, in their order."""
+    """The rules, grouped by the (source, level) they apply to, in their order. `of` is a
+    function of the event; it remembers recent answers (`CACHED_MESSAGES`)."""
 
     def __init__(self, rules: Iterable[CategoryRule]) -> None:
         rules = tuple(rules)
+        self._cache: dict[tuple[LogSource, LogLevel, str], str | None] = {}
         self.names = frozenset(rule.name for rule in rules)
         self._by_kind: dict[tuple[LogSource, LogLevel], tuple[tuple[str, re.Pattern[str]], ...]]
         self._by_kind = {
@@ -55,7 +65,20 @@ class Categories:
         candidates = self._by_kind[event.source, event.level]
         if not candidates:
             return None
-        message = (event.message or "")[:SEARCHED_CHARS].lower()
+        message = event.message or ""
+        key = (event.source, event.level, message)
+        cached = len(message) <= CACHED_CHARS
+        if cached and key in self._cache:
+            return self._cache[key]
+        found = self._search(candidates, message[:SEARCHED_CHARS].lower())
+        if cached:
+            if len(self._cache) >= CACHED_MESSAGES:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    @staticmethod
+    def _search(candidates: tuple[tuple[str, re.Pattern[str]], ...], message: str) -> str | None:
         for name, pattern in candidates:
             if pattern.search(message) is not None:
                 return name

@@ -70,6 +70,17 @@ def test_an_escape_with_a_capital_letter_is_allowed_in_a_lower_case_pattern() ->
     assert rules.of(event("ERROR   404 not found")) == "code"
 
 
+def test_a_remembered_answer_is_the_answer_for_that_source_and_level_only() -> None:
+    rules = categories()
+    for _ in range(3):  # answered from memory after the first time, the same each time
+        assert rules.of(event("Engine stopped", LogLevel.FATAL)) == "engine_fatal"
+        assert rules.of(event("Engine stopped", LogLevel.ERROR)) is None
+        assert rules.of(event("Engine stopped", LogLevel.FATAL, LogSource.PROXY)) is None
+    long = "reload failed " + "x" * 1_000  # too long to remember: searched each time
+    assert rules.of(event(long, source=LogSource.SCHEDULER)) == "reload"
+    assert rules.of(event(long, source=LogSource.SCHEDULER)) == "reload"
+
+
 def test_a_pattern_searches_the_start_of_a_long_message_only() -> None:
     rules = categories([{"name": "late", "pattern": "needle"}])
     assert rules.of(event("x" * (SEARCHED_CHARS - 6) + "needle")) == "late"
