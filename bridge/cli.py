@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="keep the view live (Ctrl-C ends)")
     command("test-slack", "post one sample message per configured Slack kind")
     command("health", "exit 0 when the running bridge is connected and listening (Docker)")
-    command("acknowledge", "turn the reload_failure flag off (through the broker)")
+    command(
+        "acknowledge",
+        "turn the reload_failure flag and the log flags off (through the broker)",
+    )
     forget = command(
         "forget", "remove a Qlik Sense server: its state, topics and Home Assistant device"
     )

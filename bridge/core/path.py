@@ -141,7 +141,12 @@ class Bridge:
 
     def acknowledge(self, source: str) -> None:
         change = acknowledge(self.state)
-        log.info("reload failure acknowledged", via=source, was_on=change.flag_changed)
+        log.info(
+            "reload failure acknowledged",
+            via=source,
+            was_on=change.flag_changed,
+            log_flags_cleared=sorted(change.servers),
+        )
         self._changed(change)
 
     def forget(self, server: str, source: str) -> str | None:
