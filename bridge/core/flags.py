@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from functools import lru_cache
 
 from bridge.core.events import Event, LogEvent, LogLevel, TaskEvent, TaskEventType
 from bridge.core.state import FAILURE_TYPES, BridgeState, ServerState, find_server, slug_of
@@ -49,8 +51,10 @@ def flag_category(flag: str) -> str | None:
     return rest.partition(":")[0] if kind == LOG_CATEGORY else None
 
 
+@lru_cache(maxsize=256)
 def _log_flag(flag: str) -> tuple[str | None, str | None] | None:
-    """(category or None for log_error, host name or None for any server) of a log flag."""
+    """(category or None for log_error, host name or None for any server) of a log flag;
+    read once per flag (the alert outputs ask for every event)."""
     kind, _, rest = flag.partition(":")
     if kind == LOG_ERROR:
         return None, rest or None
@@ -60,11 +64,11 @@ def _log_flag(flag: str) -> tuple[str | None, str | None] | None:
     return None
 
 
-def _servers(state: BridgeState, host: str | None) -> list[ServerState]:
+def _servers(state: BridgeState, host: str | None) -> Iterable[ServerState]:
     if host is None:
-        return list(state.servers.values())
+        return state.servers.values()
     slug = find_server(state, host)
-    return [] if slug is None else [state.servers[slug]]
+    return () if slug is None else (state.servers[slug],)
 
 
 def flag_is_on(state: BridgeState, flag: str) -> bool:
