@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="keep the view live (Ctrl-C ends)")
     command("test-slack", "post one sample message per configured Slack kind")
     command("health", "exit 0 when the running bridge is connected and listening (Docker)")
-    command("acknowledge", "turn the reload_failure flag off (through the broker)")
+    command(
+        "acknowledge",
+        "turn the reload_failure flag and the log flags off (through the broker)",
+    )
     forget = command(
         "forget", "remove a Qlik Sense server: its state, topics and Home Assistant device"
     )
@@ -372,6 +375,10 @@ def _test_slack(config: Config) -> int:
     import time
 
     from bridge.core.events import (
+        Event,
+        LogEvent,
+        LogLevel,
+        LogSource,
         SourceFormat,
         TaskEvent,
         TaskEventType,
@@ -387,7 +394,7 @@ def _test_slack(config: Config) -> int:
     if not slack.enabled:
         print("qlik2mqtt: slack.enabled is false: nothing to test", file=sys.stderr)
         return 1
-    samples: list[UserEvent | TaskEvent] = []
+    samples: list[Event] = []
     if slack.task_events.enabled:
         samples.append(
             TaskEvent(
@@ -402,6 +409,18 @@ def _test_slack(config: Config) -> int:
                 execution_id="test",
                 message="This is a test message from qlik2mqtt test-slack.",
                 log_level="ERROR",
+            )
+        )
+    if slack.log_events.enabled:
+        samples.append(
+            LogEvent(
+                source=LogSource.REPOSITORY,
+                level=LogLevel.ERROR,
+                server="QSTEST",
+                source_format=SourceFormat.TAGGED,
+                subsystem="System.Repository.Repository.Core",
+                message="This is a test message from qlik2mqtt test-slack.",
+                category="connectivity",
             )
         )
     if slack.user_activity.enabled:

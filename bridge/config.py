@@ -28,8 +28,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from bridge.core.flags import validate_flag
+from bridge.core.events import LogLevel, LogSource
+from bridge.core.flags import flag_category, validate_flag
 from bridge.core.state import Watch
 from bridge.core.topics import task_slug
 from bridge.qrs.allow import is_task_id
@@ -260,9 +262,77 @@ class TasksConfig(_Section):
         return tuple(entry.watch() for entry in self.watch)
 
 
+_ESCAPE = re.compile(r"\\.")
+
+
+def _regex(value: Any) -> Any:
+    """A regular expression in lower case, compiled once here: a bad one is a config error
+    naming its key, with Python's reason. It is searched in the message lowered, which ignores
+    case at a quarter of the cost of `re.IGNORECASE`; so a capital letter (outside an escape
+    such as `\\S`) could never match, and is refused."""
+    if not isinstance(value, str):
+        return value
+    if any(char.isupper() for char in _ESCAPE.sub("", value)):
+        raise ValueError(
+            "write the pattern in lower case: it is searched in the message in lower case"
+        )
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+
+
+def _one_or_many(value: Any) -> Any:
+    """`level: ERROR` or `level: [ERROR, FATAL]`; names in any case."""
+    values = value if isinstance(value, list) else [value]
+    return [item.strip().upper() if isinstance(item, str) else item for item in values]
+
+
+def _sources(value: Any) -> Any:
+    return [item.lower() if isinstance(item, str) else item for item in _one_or_many(value)]
+
+
+CATEGORY_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class CategoryRuleConfig(_Section):
+    """One rule of `log_events.categories`: first match wins."""
+
+    name: Annotated[str, Field(pattern=CATEGORY_NAME)]
+    """Lower case, digits and _ (it is used in `when: log_category:<name>`)."""
+    pattern: Annotated[re.Pattern[str], BeforeValidator(_regex)]
+    """Searched (`re.search`) in the message's first 4,096 characters, lowered."""
+    level: Annotated[list[LogLevel] | None, BeforeValidator(_one_or_many)] = None
+    source: Annotated[list[LogSource] | None, BeforeValidator(_sources)] = None
+
+
+DEFAULT_CATEGORIES = [
+    CategoryRuleConfig.model_validate(rule)
+    for rule in (
+        {"name": "licence", "pattern": r"licen[cs]e|access pass"},
+        {"name": "out_of_memory", "pattern": r"out of memory|outofmemory|memory (limit|quota)"},
+        {
+            "name": "reload",
+            "source": ["scheduler", "engine"],
+            "pattern": r"reload|finishedfail|task .*fail",
+        },
+        {
+            "name": "connectivity",
+            "pattern": (
+                r"connection (refused|reset|closed|lost|failed)|could not connect|"
+                r"unable to connect|timed out|unreachable|not responding"
+            ),
+        },
+    )
+]
+"""The rules shipped in config.example.yaml (the same): `categories: []` turns them off."""
+
+
 class LogEventsConfig(_Section):
     window: Annotated[float, BeforeValidator(_duration), Field(ge=60, le=7 * 86400)] = 3600.0
     """The rolling window of the published warning, error and fatal counts."""
+    categories: list[CategoryRuleConfig] = DEFAULT_CATEGORIES
+    """Ordered rules naming a log event's `category`; first match wins."""
 
 
 class LimitsConfig(_Section):
@@ -368,6 +438,19 @@ class SlackUserActivityConfig(SlackKindConfig):
     enabled: bool = False
 
 
+def _level_name(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class SlackLogEventsConfig(SlackKindConfig):
+    """Qlik Sense's warnings and errors (the log port): off by default."""
+
+    enabled: bool = False
+    min_level: Annotated[LogLevel, BeforeValidator(_level_name)] = LogLevel.ERROR
+    min_interval: Duration = 300.0
+    """The same error again within this interval is folded into one later message."""
+
+
 class SlackConfig(_Section):
     enabled: bool = False
     webhook_url: SecretStr | None = None
@@ -376,6 +459,7 @@ class SlackConfig(_Section):
     timeout: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=120)] = 10.0
     task_events: SlackTaskEventsConfig = SlackTaskEventsConfig()
     user_activity: SlackUserActivityConfig = SlackUserActivityConfig()
+    log_events: SlackLogEventsConfig = SlackLogEventsConfig()
 
     @model_validator(mode="after")
     def _reachable(self) -> SlackConfig:
@@ -385,6 +469,7 @@ class SlackConfig(_Section):
         for name, kind in (
             ("task_events", self.task_events),
             ("user_activity", self.user_activity),
+            ("log_events", self.log_events),
         ):
             if not kind.enabled or kind.webhook_url or self.webhook_url:
                 continue
@@ -489,6 +574,27 @@ class Config(_Section):
     qlik: QlikConfig = QlikConfig()
     qrs: QrsConfig = QrsConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> Config:
+        """`when: log_category:<name>` names a category of `log_events.categories`."""
+        names = {rule.name for rule in self.log_events.categories}
+        problems = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "value_error",
+                    f"unknown category {category!r}: log_events.categories names "
+                    f"{', '.join(sorted(names)) or 'none'}",
+                ),
+                loc=("alerts", "outputs", index, "when"),
+                input=output.when,
+            )
+            for index, output in enumerate(self.alerts.outputs)
+            if (category := flag_category(output.when)) is not None and category not in names
+        ]
+        if problems:
+            raise ValidationError.from_exception_data("Config", problems)
+        return self
 
 
 class ConfigError(Exception):

@@ -19,6 +19,7 @@ TASK_EVENT_TYPES = (
     "distribute_finished",
     "engine_reload_failed",
 )
+LOG_EVENT_TYPES = ("log_warning", "log_error", "log_fatal")
 _NOT_ENTITY_ID = re.compile(r"[^a-z0-9_]+")
 
 DiscoveryMessage = tuple[str, dict[str, Any]]
@@ -212,7 +213,149 @@ def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[Di
         messages.append(_trigger(settings, device, slug, user_topic, event_type, "user_activity"))
     for event_type in TASK_EVENT_TYPES:
         messages.append(_trigger(settings, device, slug, task_topic, event_type, "reload_task"))
+    messages.extend(_server_log_configs(settings, device, slug))
     return messages
+
+
+# Log events (issue 16): their own block, so other entities are added beside them, not in them.
+
+_LAST_ERROR = "value_json.log_events.last_error"
+_ERRORS = "(value_json.log_events.{0}errors + value_json.log_events.{0}fatals)"
+
+
+def _server_log_configs(
+    settings: DiscoverySettings, device: dict[str, Any], slug: str
+) -> list[DiscoveryMessage]:
+    """A server's log events: warnings and errors in the window, the last error, an event
+    entity of the three levels, and a device trigger per level. Every text that comes from a
+    datagram is clipped in the templates: a state holds 255 characters, attributes 16 KiB."""
+    state_topic = f"{settings.base_topic}/{slug}"
+    log_topic = f"{state_topic}/event/log"
+    prefix = f"qlik_sense_{slug}"
+
+    def entity(component: str, key: str, name: str, **config: Any) -> DiscoveryMessage:
+        return _entity(
+            settings, device, component, f"{slug}_{key}", f"{prefix}_{key}", name, config
+        )
+
+    per_source = ", ".join(
+        f"'{source}': {_ERRORS.format(f'sources.{source}.')}"
+        for source in ("engine", "proxy", "repository", "scheduler")
+    )
+    messages = [
+        entity(
+            "sensor",
+            "log_warnings",
+            "Log warnings",
+            state_topic=state_topic,
+            value_template="{{ value_json.log_events.warnings }}",
+            state_class="measurement",
+            unit_of_measurement="warnings",
+            icon="mdi:alert-outline",
+        ),
+        entity(
+            "sensor",
+            "log_errors",
+            "Log errors",
+            state_topic=state_topic,
+            value_template=f"{{{{ {_ERRORS.format('')} }}}}",
+            state_class="measurement",
+            unit_of_measurement="errors",
+            icon="mdi:alert-octagon-outline",
+            json_attributes_topic=state_topic,
+            json_attributes_template=(
+                "{{ {'errors': value_json.log_events.errors, "
+                f"'fatals': value_json.log_events.fatals, {per_source}}} | tojson }}}}"
+            ),
+        ),
+        entity(
+            "sensor",
+            "last_log_error",
+            "Last log error",
+            state_topic=state_topic,
+            value_template=(
+                f"{{{{ {_LAST_ERROR}.message[:255] "
+                f"if {_LAST_ERROR} and {_LAST_ERROR}.message else None }}}}"
+            ),
+            icon="mdi:alert-circle-outline",
+            json_attributes_topic=state_topic,
+            json_attributes_template=(
+                f"{{% set e = {_LAST_ERROR} or {{}} %}}"
+                "{{ {'level': e.level, 'source': e.source, "
+                "'subsystem': (e.subsystem or '')[:255] or None, 'time': e.time, "
+                "'log_timestamp': (e.log_timestamp or '')[:64] or None, "
+                "'category': e.category} | tojson if e else '{}' }}"
+            ),
+        ),
+        entity(
+            "event",
+            "log_event",
+            "Log event",
+            state_topic=log_topic,
+            event_types=list(LOG_EVENT_TYPES),
+            icon="mdi:text-box-alert-outline",
+            # The event's keys become its attributes: the texts clipped, under 16 KiB.
+            value_template=(
+                "{{ {'event_type': value_json.event_type, 'level': value_json.level, "
+                "'source': value_json.source, 'category': value_json.category, "
+                "'subsystem': (value_json.subsystem or '')[:255], "
+                "'message': (value_json.message or '')[:1500], "
+                "'exception_message': (value_json.exception_message or '')[:1000], "
+                "'task_name': (value_json.task_name or '')[:255], "
+                "'app_id': value_json.app_id, "
+                "'log_timestamp': (value_json.log_timestamp or '')[:64]} | tojson }}"
+            ),
+        ),
+    ]
+    for event_type in LOG_EVENT_TYPES:
+        messages.append(_trigger(settings, device, slug, log_topic, event_type, "log_event"))
+    return messages
+
+
+def _site_log_configs(
+    settings: DiscoverySettings, device: dict[str, Any]
+) -> list[DiscoveryMessage]:
+    """The site's log events: errors in the window on every server, and whether an error
+    arrived since the last acknowledge (what `when: log_error` lamps follow)."""
+    site_topic = f"{settings.base_topic}/site"
+    return [
+        _entity(
+            settings,
+            device,
+            "sensor",
+            "site_log_errors",
+            "qlik_sense_site_log_errors",
+            "Site log errors",
+            {
+                "state_topic": site_topic,
+                "value_template": f"{{{{ {_ERRORS.format('')} }}}}",
+                "state_class": "measurement",
+                "unit_of_measurement": "errors",
+                "icon": "mdi:alert-octagon-outline",
+            },
+        ),
+        _entity(
+            settings,
+            device,
+            "binary_sensor",
+            "log_error",
+            "qlik_sense_log_error",
+            "Log error",
+            {
+                "state_topic": site_topic,
+                "value_template": (
+                    "{{ 'ON' if value_json.log_events.unacknowledged.error else 'OFF' }}"
+                ),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "device_class": "problem",
+                "json_attributes_topic": site_topic,
+                "json_attributes_template": (
+                    "{{ {'categories': value_json.log_events.unacknowledged.categories} | tojson }}"
+                ),
+            },
+        ),
+    ]
 
 
 def _trigger(
@@ -340,6 +483,7 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             device_class="timestamp",
         ),
     ]
+    configs.extend(_site_log_configs(settings, device))
     for index, button in enumerate(settings.buttons, start=1):
         config = entity(
             "button",

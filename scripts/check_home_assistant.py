@@ -5,9 +5,11 @@ SESSIONS=5000 scripts/check-home-assistant  adds that many sessions on one serve
 see that no entity's attributes pass the recorder's 16 KiB ("exceed maximum size").
 
 Starts mosquitto, the bridge and Home Assistant on loopback (free ports, temporary folders),
-sends the test events, then checks: every expected entity exists with its entity id, the states
-follow the events (read through HA's own mqtt_statestream), and HA logged no warning or error
-that mentions MQTT or qlik2mqtt, or any attribute size. The recorder is on, as in a usual
+sends the test events and log events (on their own server, QSLOG01: warnings, errors, a fatal
+with a 15,000-character message), then checks: every expected entity exists with its entity id,
+the states and the log entities' attributes follow the events (read through HA's own
+mqtt_statestream), and HA logged no warning or error that mentions MQTT or qlik2mqtt, or any
+attribute size. The recorder is on, as in a usual
 installation. Stops everything it started. Exit 0 when all holds.
 
 Starting tasks (issue 17): a local QRS (tests/qrs_server.py, with test certificates: needs
@@ -64,6 +66,55 @@ TASK_ENTITIES: dict[str, str | None] = {
     "button.qlik_sense_task_reload_sales_daily_start": None,
 }
 PRESS_TOPIC = "check/press"
+# Log events (issue 16): their own server, so the counts are only these.
+LOG_SERVER_ENTITIES = {
+    "sensor.qlik_sense_qslog01_active_sessions": "0",
+    "sensor.qlik_sense_qslog01_active_users": "0",
+    "sensor.qlik_sense_qslog01_active_connections": "0",
+    "sensor.qlik_sense_qslog01_last_failed_task": None,
+    "sensor.qlik_sense_qslog01_failed_tasks": "0",
+    "event.qlik_sense_qslog01_user_activity": None,
+    "event.qlik_sense_qslog01_reload_task": None,
+    "sensor.qlik_sense_qslog01_log_warnings": "2",
+    "sensor.qlik_sense_qslog01_log_errors": "3",
+    "sensor.qlik_sense_qslog01_last_log_error": "The license for this site has expired",
+    "event.qlik_sense_qslog01_log_event": None,
+    "event.qlik_sense_qswin01_log_event": None,
+    "sensor.qlik_sense_qswin01_log_warnings": "0",
+    "sensor.qlik_sense_qswin01_log_errors": "0",
+    "sensor.qlik_sense_qswin01_last_log_error": None,
+    "sensor.qlik_sense_site_log_errors": "3",
+    "binary_sensor.qlik_sense_log_error": "on",
+}
+EXPECTED.update(LOG_SERVER_ENTITIES)
+LOG_ATTRIBUTES = {
+    ("sensor.qlik_sense_qslog01_last_log_error", "category"): "licence",
+    ("sensor.qlik_sense_qslog01_last_log_error", "source"): "repository",
+    ("sensor.qlik_sense_qslog01_log_errors", "fatals"): 1,
+    ("event.qlik_sense_qslog01_log_event", "event_type"): "log_error",
+    ("event.qlik_sense_qslog01_log_event", "category"): "licence",
+    ("binary_sensor.qlik_sense_log_error", "categories"): ["licence", "out_of_memory", "reload"],
+}
+_HEAD = "{row};2026-11-04T09:15:09.001+0100;2026-11-04 09:15:09,001;{level};QSLOG01"
+LOG_EVENTS = [
+    f"/qseow-engine/;{_HEAD};System.Engine.Engine;CORP\\qlikservice;Engine memory is high;0;"
+    "(null);(null);20261104T081509.001Z;9d2c4f10-5e6a-4b7c-8d9e-0f1a2b3c4d5e;14.129.5.0;"
+    "20261101T060000.000Z;Warning;(null);(null)",
+    f"/qseow-proxy/;{_HEAD};Audit.Proxy.Proxy;CORP\\qlikservice;Authentication is slow;;CORP;"
+    "mia;Login;200;AppAccess;/hub/",
+    f"/qseow-engine/;{_HEAD};System.Engine.Engine;CORP\\qlikservice;Out of memory: "
+    + "é" * 15_000
+    + ";0;(null);(null);20261104T081509.001Z;9d2c4f10-5e6a-4b7c-8d9e-0f1a2b3c4d5e;14.129.5.0;"
+    "20261101T060000.000Z;Error;(null);(null)",
+    f"/qseow-scheduler/;{_HEAD};System.Scheduler.Scheduler.Slave.Tasks.ReloadTask;"
+    "CORP\\qlikservice;Message from ReloadProvider: Reload failed in Engine;(null);(null);"
+    "(null);CORP\\mia;Reload Sales;Sales;dec2a02a-1680-44ef-8dc2-e2bfb180af87;"
+    "e7af59a0-c243-480d-9571-08727551a66f;4831c6a5-34f6-45bb-9d40-73a6e6992670",
+    f"/qseow-repository/;{_HEAD};System.Repository.Repository.Licensing;CORP\\qlikservice;"
+    "The license for this site has expired;(null);INTERNAL;sa_repository;License check;0;"
+    "(null);(null)",
+]
+LOG_LEVELS = ("WARN", "WARN", "FATAL", "ERROR", "ERROR")
 DEADLINE = 240.0
 SESSION_COUNTS = (
     "sensor.qlik_sense_site_active_sessions",
@@ -98,6 +149,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="qlik2mqtt-ha-"))
     mqtt_port = free_port()
     user_port, task_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    log_port = free_port(socket.SOCK_DGRAM)
     (work / "mosquitto.conf").write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\n")
     config = work / "ha"
     (config / ".storage").mkdir(parents=True)
@@ -141,7 +193,8 @@ def main() -> int:
     )
     qrs = start_qrs(work)
     (work / "bridge.yaml").write_text(
-        f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}}}\n"
+        f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}, "
+        f"log_port: {log_port}}}\n"
         f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
         f"state_file: {work}/state.json\nstats_interval: 1s\nlogging: {{format: console}}\n"
         + qrs_config(qrs)
@@ -187,13 +240,19 @@ def main() -> int:
             "the server's entities (HA saves its registry after about 10 s)",
             60,
         )
-        states = read_states(mqtt_port, settle=2.0 + sessions / 1000)
+        send_log_events(log_port)
+        wait_until(
+            lambda: "qlik_sense_qslog01_log_event" in registry.read_text(),
+            "the log server's entities",
+            60,
+        )
+        states, attributes = read_states(mqtt_port, settle=2.0 + sessions / 1000)
         expected = dict(EXPECTED) | TASK_ENTITIES
         for entity_id in SESSION_COUNTS:
             expected[entity_id] = str(2 + sessions)
         # First: a warning about the attributes comes when the recorder writes them.
         stored = check_recorded(config / "home-assistant_v2.db", 2 + sessions) if sessions else 0
-        found = report(registry, states, log, expected) | stored
+        found = report(registry, states, log, expected) | stored | check_attributes(attributes)
         return found | before | check_task_buttons(qrs, mqtt_port, states)
     finally:
         qrs.stop()
@@ -217,6 +276,25 @@ def send_sessions(port: int, count: int) -> None:
                 time.sleep(0.05)
 
 
+def send_log_events(port: int) -> None:
+    """The log events on QSLOG01; its first one makes the device, whose event entity HA
+    subscribes to a moment later (the bridge holds a new server's first events for that)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for row, (line, level) in enumerate(zip(LOG_EVENTS, LOG_LEVELS, strict=True), start=1):
+            data = line.format(row=row, level=level).encode()
+            sock.sendto(data, ("127.0.0.1", port))
+
+
+def check_attributes(attributes: dict[tuple[str, str], object]) -> int:
+    problems = 0
+    for key, expected in LOG_ATTRIBUTES.items():
+        value = attributes.get(key)
+        mark = "ok" if value == expected else f"expected {expected!r}"
+        problems += mark != "ok"
+        print(f"{key[0]} [{key[1]}] = {value!r} {mark}")
+    return 1 if problems else 0
+
+
 def check_recorded(database: Path, users: int) -> int:
     """That the recorder stored the sessions sensor's attributes (it drops what is too big).
     The recorder writes thousands of event states first: it is waited for (bounded)."""
@@ -236,19 +314,29 @@ def check_recorded(database: Path, users: int) -> int:
     return 0 if rows and max(sizes) < 16384 else 1
 
 
-def read_states(port: int, settle: float) -> dict[str, str]:
+def read_states(port: int, settle: float) -> tuple[dict[str, str], dict[tuple[str, str], object]]:
+    """Every entity's state, and the attributes of the log entities (JSON values)."""
     time.sleep(settle)  # a one-off check script, not a test: let HA's state stream settle
     result = subprocess.run(
-        ["mosquitto_sub", "-p", str(port), "-t", "hastate/+/+/state", "-v", "-W", "3"],
+        ["mosquitto_sub", "-p", str(port), "-t", "hastate/+/+/+", "-v", "-W", "3"],
         capture_output=True,
         text=True,
     )
     states = {}
+    attributes: dict[tuple[str, str], object] = {}
+    wanted = {entity for entity, _ in LOG_ATTRIBUTES}
     for line in result.stdout.splitlines():
         topic, _, value = line.partition(" ")
-        _, domain, object_id, _ = topic.split("/")
-        states[f"{domain}.{object_id}"] = value
-    return states
+        _, domain, object_id, name = topic.split("/")
+        entity_id = f"{domain}.{object_id}"
+        if name == "state":
+            states[entity_id] = value
+        elif entity_id in wanted:
+            try:
+                attributes[entity_id, name] = json.loads(value)
+            except ValueError:
+                attributes[entity_id, name] = value
+    return states, attributes
 
 
 def report(

@@ -43,6 +43,9 @@ async def test_the_payload_examples_have_the_published_keys(
             "Audit.Proxy;CORP\\svc;Login failed;;CORP;mia;Login;401;AppAccess;/hub/"
         )
         log = await sub.wait_json(f"{BASE}/qswin01/event/log", lambda p: True)
+        logged = await sub.wait_json(
+            f"{BASE}/qswin01", lambda p: p["log_events"]["last_error"] is not None
+        )
     finally:
         await sub.stop()
     published = {
@@ -54,5 +57,12 @@ async def test_the_payload_examples_have_the_published_keys(
     }
     for heading, payload in published.items():
         assert set(example(heading)) == set(payload), heading
+    text = TOPICS_MD.read_text(encoding="utf-8")
+    block = text[text.index("### `log_events` in") :].split("```json\n")[1].split("```")[0]
+    documented = json.loads(block)["log_events"]
+    for state in (server, site):
+        assert set(documented) == set(state["log_events"])
+        assert set(documented["unacknowledged"]) == set(state["log_events"]["unacknowledged"])
+    assert set(documented["last_error"]) == set(logged["log_events"]["last_error"])
     assert site["last_event_at"] is not None
     assert set(example(f"{BASE}/site")["last_failed_task"]) - {"..."} <= set(task)

@@ -166,6 +166,9 @@ class LogEvent:
     app_name: str | None = None
     task_id: str | None = None
     execution_id: str | None = None
+    category: str | None = None
+    """The first `log_events.categories` rule it matches: set once by the core path
+    (`Bridge.handle_event`, bridge.core.categories) before anything else sees the event."""
 
     @property
     def event_type(self) -> str:

@@ -3,6 +3,7 @@ retained server and site state. Pure functions of events and state."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bridge.core.events import LogEvent, LogSource
@@ -53,7 +54,7 @@ def log_event_payload(
     for name in _PLAIN_FIELDS:
         payload[name] = getattr(event, name)
     payload["log_row"] = event.log_row
-    payload["category"] = None
+    payload["category"] = event.category
     payload["log_timestamp"] = event.log_timestamp
     payload["timestamp"] = iso_time(received_at)
     return payload
@@ -95,7 +96,7 @@ def _last_error(
         source=event.source.value,
         subsystem=event.subsystem,
         message=privacy.redact(event.message, event.user_id or privacy.user_part(event.user)),
-        category=None,
+        category=event.category,
     )
     return last
 
@@ -105,11 +106,24 @@ def server_log_events(server: ServerState, privacy: Privacy = PLAIN) -> dict[str
     and since start, overall and per source, and the last error."""
     payload = _by_source([server.log_counts])
     payload["last_error"] = _last_error(server.last_log_error, privacy, with_server=False)
+    payload["unacknowledged"] = _unacknowledged([server])
     return payload
+
+
+def _unacknowledged(servers: Iterable[ServerState]) -> dict[str, Any]:
+    """What arrived since the last acknowledge (the alert outputs' `log_error` and
+    `log_category:<name>` flags): an ERROR or FATAL, and which categories."""
+    error = False
+    categories: set[str] = set()
+    for server in servers:
+        error = error or server.log_error_at is not None
+        categories.update(server.log_categories_at)
+    return {"error": error, "categories": sorted(categories)}
 
 
 def site_log_events(state: BridgeState, privacy: Privacy = PLAIN) -> dict[str, Any]:
     """`log_events` in `<base>/site`: the servers' counts summed, and the last error."""
     payload = _by_source([server.log_counts for server in state.servers.values()])
     payload["last_error"] = _last_error(state.last_log_error, privacy, with_server=True)
+    payload["unacknowledged"] = _unacknowledged(state.servers.values())
     return payload

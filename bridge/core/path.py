@@ -8,7 +8,8 @@ from functools import partial
 import structlog
 
 from bridge.config import Config
-from bridge.core.events import Event, Rejected, RejectReason
+from bridge.core.categories import Categories, CategoryRule
+from bridge.core.events import Event, LogEvent, Rejected, RejectReason
 from bridge.core.state import (
     BridgeState,
     Change,
@@ -57,6 +58,7 @@ class Bridge:
             log_window=config.log_events.window,
             watch=config.tasks.watched(),
         )
+        self.categories = categories_of(config)
         self.state = state
         self.stats = stats
         self._clock = clock
@@ -120,6 +122,8 @@ class Bridge:
 
     def handle_event(self, event: Event) -> None:
         now = self._clock()
+        if type(event) is LogEvent and self.categories:
+            event.category = self.categories.of(event)
         change = apply_event(self.state, event, now, self._settings)
         if change.refused is not None:  # a cap of `limits:`; nothing changed
             detail = f"past {_LIMIT_KEYS[change.refused]}, host {event.server[:64]!r}"
@@ -138,7 +142,12 @@ class Bridge:
 
     def acknowledge(self, source: str) -> None:
         change = acknowledge(self.state)
-        log.info("reload failure acknowledged", via=source, was_on=change.flag_changed)
+        log.info(
+            "reload failure acknowledged",
+            via=source,
+            was_on=change.flag_changed,
+            log_flags_cleared=sorted(change.servers),
+        )
         self._changed(change)
 
     def forget(self, server: str, source: str) -> str | None:
@@ -176,6 +185,19 @@ class Bridge:
                 on_change(change)
             except Exception:
                 self.guard.failed(name, "on_change")
+
+
+def categories_of(config: Config) -> Categories:
+    """`log_events.categories` (patterns compiled by the config), grouped for `Categories.of`."""
+    return Categories(
+        CategoryRule(
+            name=rule.name,
+            pattern=rule.pattern,
+            levels=frozenset(rule.level) if rule.level else None,
+            sources=frozenset(rule.source) if rule.source else None,
+        )
+        for rule in config.log_events.categories
+    )
 
 
 def _overrides(extension: Extension, hook: str) -> bool:

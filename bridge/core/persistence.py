@@ -45,6 +45,8 @@ def _server(server: ServerState) -> dict[str, Any]:
         "aborted_tasks": server.aborted_tasks,
         "succeeded_tasks": server.succeeded_tasks,
         "last_failed_task": _record(server.last_failed_task),
+        "log_error_at": server.log_error_at,
+        "log_categories_at": dict(server.log_categories_at),
     }
 
 
@@ -86,6 +88,10 @@ def _load_server(raw: dict[str, Any]) -> ServerState:
         aborted_tasks=int(raw.get("aborted_tasks", 0)),
         succeeded_tasks=int(raw.get("succeeded_tasks", 0)),
         last_failed_task=_load_record(raw.get("last_failed_task")),
+        log_error_at=_opt_float(raw.get("log_error_at")),
+        log_categories_at={
+            str(name): float(at) for name, at in raw.get("log_categories_at", {}).items()
+        },
     )
 
 

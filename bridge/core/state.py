@@ -129,6 +129,12 @@ class ServerState:
     "since start" is since the bridge started."""
     last_log_error: LogRecord | None = None
     """The last ERROR or FATAL log event. Not persisted."""
+    log_error_at: float | None = None
+    """When the last ERROR or FATAL arrived since the last acknowledge (the `log_error` flag
+    of alert outputs); None: none since. Persisted, like the failure flag."""
+    log_categories_at: dict[str, float] = field(default_factory=dict)
+    """Category → when its last event arrived since the last acknowledge (the
+    `log_category:<name>` flags). Persisted."""
 
     @property
     def active_connections(self) -> int:
@@ -307,6 +313,9 @@ def _apply_log(
         record = LogRecord(event=event, received_at=now)
         server.last_log_error = record
         state.last_log_error = record
+        server.log_error_at = now
+    if event.category is not None:
+        server.log_categories_at[event.category] = now
 
 
 def task_key(slug: str, event: TaskEvent) -> str:
@@ -409,15 +418,23 @@ def _is_duplicate(
 
 
 def acknowledge(state: BridgeState) -> Change:
-    """Clear the failure flag and the aborts (MQTT command, CLI, Home Assistant button)."""
-    if not state.failing and not state.aborted:
+    """Clear the failure flag, the aborts and the log errors and categories seen since the
+    last acknowledge (MQTT command, CLI, Home Assistant button)."""
+    logged = frozenset(
+        slug
+        for slug, server in state.servers.items()
+        if server.log_error_at is not None or server.log_categories_at
+    )
+    if not state.failing and not state.aborted and not logged:
         return NO_CHANGE
     was_on = state.reload_failure
     state.failing.clear()
     state.aborted.clear()
     for server in state.servers.values():
         server.tracked_tasks = 0
-    return Change(site=True, flag_changed=was_on)
+        server.log_error_at = None
+        server.log_categories_at.clear()
+    return Change(servers=logged, site=True, flag_changed=was_on)
 
 
 def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:

@@ -1,5 +1,6 @@
 """Alert outputs: MQTT command topics (a Tasmota plug, a WLED strip, a zigbee2mqtt bulb) that
-follow a flag — ON while a reload failure is unacknowledged, OFF once it is.
+follow a flag — ON while a reload failure (or a log error, or a log event of a category) is
+unacknowledged, OFF once it is.
 
 Every output is set at connect (so a lamp left on by a crash is corrected), on every change of
 its flag, and optionally blinks for a while after each new failure before it stays on.
@@ -15,7 +16,7 @@ import math
 import structlog
 
 from bridge.config import AlertOutputConfig
-from bridge.core.events import Event
+from bridge.core.events import Event, LogEvent
 from bridge.core.flags import flag_is_on, raises
 from bridge.core.state import Change
 from bridge.extensions import Context, Extension
@@ -45,8 +46,11 @@ class AlertOutputs(Extension):
 
     def on_event(self, event: Event, received_at: float) -> None:
         for index, output in enumerate(self._outputs):
-            if output.blink is not None and raises(self.context.state, output.when, event):
-                self._start_blink(index, output)
+            if output.blink is None or not raises(self.context.state, output.when, event):
+                continue
+            if isinstance(event, LogEvent) and index in self._blinking:
+                continue  # a burst of log errors blinks once, not once per error
+            self._start_blink(index, output)
 
     def on_change(self, change: Change) -> None:
         for index in range(len(self._outputs)):

@@ -138,6 +138,7 @@ def _secrets(config: SlackConfig) -> list[str]:
         config.webhook_url,
         config.task_events.webhook_url,
         config.user_activity.webhook_url,
+        config.log_events.webhook_url,
     ):
         if secret is None or not secret.get_secret_value():
             continue

@@ -11,11 +11,18 @@ from typing import Any
 import structlog
 
 from bridge.config import SlackConfig
-from bridge.core.events import TaskEvent, UserEvent
+from bridge.core.events import Event, LogEvent, UserEvent
 from bridge.core.payloads import event_payload
 from bridge.core.privacy import Privacy
 from bridge.core.times import iso_time
-from bridge.slack.messages import Kind, SlackMessage, kind_of, task_message, user_message
+from bridge.slack.messages import (
+    Kind,
+    SlackMessage,
+    kind_of,
+    log_message,
+    task_message,
+    user_message,
+)
 from bridge.slack.templates import compile_template, templated
 
 log = structlog.get_logger("qlik2mqtt.slack")
@@ -30,12 +37,18 @@ class SlackLayout:
             self._templates["task_events"] = compile_template(config.task_events.template)
         if config.user_activity.template is not None:
             self._templates["user_activity"] = compile_template(config.user_activity.template)
+        if config.log_events.template is not None:
+            self._templates["log_events"] = compile_template(config.log_events.template)
 
     def message(
-        self, event: UserEvent | TaskEvent, received_at: float, folded: int = 0
+        self, event: Event, received_at: float, folded: int = 0, overflow: bool = False
     ) -> SlackMessage:
+        """`folded`: events folded into this message; `overflow`: they were of several kinds
+        (log events past the distinct messages Slack gets per interval)."""
         if isinstance(event, UserEvent):
             built_in = user_message(event, self._privacy)
+        elif isinstance(event, LogEvent):
+            built_in = log_message(event, iso_time(received_at), folded, overflow, self._privacy)
         else:
             built_in = task_message(
                 event, iso_time(received_at), folded, self._qlik_base_url, self._privacy
@@ -47,6 +60,7 @@ class SlackLayout:
         variables = {
             "event": event_payload(event, received_at, self._privacy),
             "folded": folded,
+            "overflow": overflow,
             "text": built_in.text,
             "qlik_base_url": self._qlik_base_url,
         }

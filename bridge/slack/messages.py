@@ -6,10 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge.core.events import Event, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.events import (
+    Event,
+    LogEvent,
+    LogLevel,
+    TaskEvent,
+    TaskEventType,
+    UserEvent,
+    UserEventType,
+)
 from bridge.core.privacy import PLAIN, Privacy
 
-Kind = Literal["task_events", "user_activity"]
+Kind = Literal["task_events", "user_activity", "log_events"]
 """A kind of message: its own `slack.<kind>` settings (on/off, channel, webhook, template)."""
 
 MAX_MESSAGE_CHARS = 2800  # a section's text may hold 3000
@@ -35,6 +43,8 @@ class SlackMessage:
 
 
 def kind_of(event: Event) -> Kind:
+    if isinstance(event, LogEvent):
+        return "log_events"
     return "user_activity" if isinstance(event, UserEvent) else "task_events"
 
 
@@ -119,3 +129,89 @@ def user_message(event: UserEvent, privacy: Privacy = PLAIN) -> SlackMessage:
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{icon} {_escape(text)}"}]}
         ],
     )
+
+
+_LOG_TITLES = {
+    LogLevel.WARN: ("Warning", ":warning:"),
+    LogLevel.ERROR: ("Error", ":red_circle:"),
+    LogLevel.FATAL: ("Fatal error", ":rotating_light:"),
+}
+MAX_EXCEPTION_CHARS = 1000
+
+
+def _times(count: int) -> str:
+    return f"{count} more time" + ("s" if count != 1 else "")
+
+
+def _clipped(text: str, limit: int) -> str:
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def log_message(
+    event: LogEvent,
+    received_at_iso: str | None,
+    folded: int = 0,
+    overflow: bool = False,
+    privacy: Privacy = PLAIN,
+) -> SlackMessage:
+    """A warning or an error a Qlik Sense service logged. `folded`: the same error again
+    since the last message; with `overflow`, that many log events of several kinds (this one
+    the last) that were not posted one by one."""
+    title, icon = _LOG_TITLES[event.level]
+    service = event.source.value
+    user_part = event.user_id or privacy.user_part(event.user)
+    message = privacy.redact(event.message, user_part) or "(no message)"
+    if overflow:
+        text = (
+            f"{folded} more Qlik Sense log events on {event.server} were not posted one by one; "
+            f"the last: {title.lower()} in the {service}: {_clipped(message, 150)}"
+        )
+    else:
+        text = f"{title} in the Qlik Sense {service} on {event.server}: {_clipped(message, 150)}"
+        if folded:
+            text += f" — {_times(folded)} since the last message"
+    user = privacy.user_id(event.user_id)
+    who = f"{event.user_directory}\\{user}" if event.user_directory and user else user
+    fields = [
+        ("Server", event.server),
+        ("Service", service),
+        ("Level", event.level.value),
+        ("Category", event.category),
+        ("Subsystem", event.subsystem),
+        ("Time", event.log_timestamp or received_at_iso),
+        ("User", who),
+        ("Task", event.task_name),
+        ("App", event.app_name or event.app_id),
+    ]
+    header = f"{title} in the Qlik Sense {service}" if not overflow else "Qlik Sense log events"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"{icon} *{_escape(event.server)}*"},
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{name}*\n{_escape(_clipped(value, 500))}"}
+                for name, value in fields
+                if value
+            ][:10],
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"```{_escape(_clipped(message, MAX_MESSAGE_CHARS))}```",
+            },
+        },
+    ]
+    exception = privacy.redact(event.exception_message, user_part)
+    if exception:
+        shown = _escape(_clipped(exception, MAX_EXCEPTION_CHARS))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
+    if folded:
+        note = (
+            f"{folded} log events of several kinds since the last messages (this is the last)"
+            if overflow
+            else f"{_times(folded)} since the last message"
+        )
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    return SlackMessage(text=text, blocks=blocks)

@@ -5,8 +5,10 @@ A bounded queue sits between the pipeline and Slack; one worker task takes messa
 order, and each post runs in a short-lived daemon thread, so neither the event loop nor the
 process's exit ever waits on Slack. Each channel gets at most one message a second; a task
 that fails again within `task_events.min_interval` is folded into one later message ("4
-failures since…"); 429 and `ratelimited` wait for Retry-After; timeouts, 5xx and network
-errors retry with backoff and give up after a bound; anything else fails that message only.
+failures since…"), and so is the same log error within `log_events.min_interval` (with a cap
+on distinct log errors per interval); 429 and `ratelimited` wait for Retry-After; timeouts,
+5xx and network errors retry with backoff and give up after a bound; anything else fails that
+message only.
 
 Nothing is lost without a trace: a message that is not posted is counted (`slack_failed`,
 or `slack_dropped` when the queue is full or the bridge stops first) and logged, rate-limited.
@@ -23,17 +25,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 
 import structlog
 
-from bridge.core.events import Event, LogEvent, TaskEvent, TaskEventType, UserEvent
+from bridge.core.events import Event, LogEvent, LogLevel, TaskEventType, UserEvent
 from bridge.core.state import slug_of, task_key
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
 from bridge.slack.client import Outcome, SlackPoster
 from bridge.slack.layout import SlackLayout
-from bridge.slack.messages import Kind, SlackMessage
+from bridge.slack.messages import Kind, SlackMessage, kind_of
 
 log = structlog.get_logger("qlik2mqtt.slack")
 
@@ -51,6 +54,12 @@ REMEMBERED_POSTS = 10_000
 """Task posts remembered for folding before the ones older than min_interval are dropped."""
 MAX_HANGING_POSTS = 4
 """Posts past their deadline whose threads still wait on Slack; beyond this, none is started."""
+LOG_MESSAGES_PER_INTERVAL = 20
+"""Distinct log errors posted one by one within `log_events.min_interval`; past it, the rest
+is folded into one message per server ("37 more log events…") at the end of the interval."""
+FOLD_KEY_CHARS = 300
+"""The part of a message that tells two errors apart (keys stay small in memory)."""
+_LEVEL_RANK = {LogLevel.WARN: 0, LogLevel.ERROR: 1, LogLevel.FATAL: 2}
 _FOLDED_TYPES = frozenset(
     {
         TaskEventType.TASK_FAILED,
@@ -70,7 +79,9 @@ class SlackSink(Extension):
         self._current: tuple[Kind, SlackMessage] | None = None
         """The message the worker is delivering (taken from the queue, not yet done)."""
         self._last_post: dict[str, float] = {}
-        self._folded: dict[str, tuple[int, TaskEvent, float]] = {}
+        self._folded: dict[str, tuple[int, Event, float]] = {}
+        self._log_posts: deque[float] = deque()
+        """When each of the last distinct log errors was posted (for the per-interval cap)."""
         self._summary_due: dict[str, asyncio.TimerHandle] = {}
         self._next_allowed: dict[str, float] = {}
         self._posting: set[threading.Thread] = set()
@@ -105,7 +116,8 @@ class SlackSink(Extension):
 
     def on_event(self, event: Event, received_at: float) -> None:
         if isinstance(event, LogEvent):
-            return  # no Slack kind for log events yet
+            self._on_log(event, received_at)
+            return
         if isinstance(event, UserEvent):
             if self._config.user_activity.enabled:
                 self._enqueue("user_activity", self._layout.message(event, received_at))
@@ -125,37 +137,77 @@ class SlackSink(Extension):
             and last is not None
             and received_at - last < settings.min_interval
         ):
-            count = self._folded.get(key, (0, event, received_at))[0] + 1
-            if count == 1:
-                loop = asyncio.get_running_loop()
-                self._summary_due[key] = loop.call_later(
-                    last + settings.min_interval - received_at,
-                    self.guarded("summary", self._summary),
-                    key,
-                )
-            self._folded[key] = (count, event, received_at)
+            self._fold(key, event, received_at, last + settings.min_interval)
             return
-        self._last_post[key] = received_at
-        if len(self._last_post) > REMEMBERED_POSTS:
-            self._forget_posts_before(received_at - settings.min_interval)
+        self._remember_post(key, received_at, settings.min_interval)
         self._enqueue("task_events", self._layout.message(event, received_at))
 
+    def _on_log(self, event: LogEvent, received_at: float) -> None:
+        """A log event at or above `min_level`: the first of its kind is posted; the same error
+        again within `min_interval` is folded into one message at the end of the interval.
+        The same error: the same server, service and level, and the same category, or (without
+        one) the same logger and message. Past `LOG_MESSAGES_PER_INTERVAL` distinct errors in
+        an interval, the rest of the server's are folded into one message."""
+        settings = self._config.log_events
+        if not settings.enabled or _LEVEL_RANK[event.level] < _LEVEL_RANK[settings.min_level]:
+            return
+        slug = slug_of(self.context.state, event.server)
+        what = (
+            f"category:{event.category}"
+            if event.category is not None
+            else f"{event.subsystem}|{(event.message or '')[:FOLD_KEY_CHARS]}"
+        )
+        key = f"log|{slug}|{event.source.value}|{event.level.value}|{what}"
+        interval = settings.min_interval
+        last = self._last_post.get(key)
+        if last is not None and received_at - last < interval:
+            self._fold(key, event, received_at, last + interval)
+            return
+        posts = self._log_posts
+        while posts and received_at - posts[0] >= interval:
+            posts.popleft()
+        if len(posts) >= LOG_MESSAGES_PER_INTERVAL:
+            self._fold(f"log|{slug}|overflow", event, received_at, posts[0] + interval)
+            return
+        posts.append(received_at)
+        self._remember_post(key, received_at, interval)
+        self._enqueue("log_events", self._layout.message(event, received_at))
+
+    def _fold(self, key: str, event: Event, received_at: float, due: float) -> None:
+        """Count `event` into `key`'s next summary, posted at `due` (clock time)."""
+        count = self._folded.get(key, (0, event, received_at))[0] + 1
+        if count == 1:
+            loop = asyncio.get_running_loop()
+            self._summary_due[key] = loop.call_later(
+                max(0.0, due - received_at), self.guarded("summary", self._summary), key
+            )
+        self._folded[key] = (count, event, received_at)
+
+    def _remember_post(self, key: str, at: float, interval: float) -> None:
+        self._last_post[key] = at
+        if len(self._last_post) > REMEMBERED_POSTS:
+            self._forget_posts_before(at - interval)
+
     def _forget_posts_before(self, cutoff: float) -> None:
-        """Posts older than min_interval fold nothing any more: forgotten, so the memory of
-        posts stays bounded however many tasks a site has."""
+        """Posts older than their min_interval fold nothing any more: forgotten, so the memory
+        of posts stays bounded however many tasks (and distinct errors) a site has. (The
+        shorter of the two intervals is safe for both: a key forgotten early posts again.)"""
         for key in [key for key, at in self._last_post.items() if at < cutoff]:
             if key not in self._folded:
                 del self._last_post[key]
 
     def _summary(self, key: str) -> None:
-        """The end of a task's quiet interval: one message for the failures it folded."""
+        """The end of a quiet interval: one message for the events `key` folded."""
         self._summary_due.pop(key, None)
         folded = self._folded.pop(key, None)
         if folded is None:
             return
         count, event, received_at = folded
-        self._last_post[key] = self.context.clock()
-        self._enqueue("task_events", self._layout.message(event, received_at, count))
+        overflow = key.endswith("|overflow")
+        if not overflow:
+            self._last_post[key] = self.context.clock()
+        message = self._layout.message(event, received_at, count, overflow)
+        self._enqueue(kind_of(event), message)
 
     def _enqueue(self, kind: Kind, message: SlackMessage) -> None:
         try:

@@ -188,7 +188,8 @@ def test_every_example_in_the_alert_lights_doc_is_a_valid_output(tmp_path: Path)
     path = tmp_path / "c.yaml"
     path.write_text("alerts:\n  outputs:\n" + "\n".join(outputs) + "\n")
     loaded = load_config(path, environ={}).alerts.outputs
-    assert len(loaded) == 6
+    assert len(loaded) == 8
+    assert [output.when for output in loaded[6:]] == ["log_error", "log_category:licence"]
     assert loaded[1].on == {
         "id": 1,
         "src": "qlik2mqtt",
@@ -218,6 +219,75 @@ async def test_an_abort_lamp_goes_off_by_itself_with_auto_clear(
         await sub.wait_for(LAMP, lambda m: m.payload == b"ON", since=mark)
         mark = sub.mark()
         await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark, timeout=10)
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+def log_line(level: str, server: str, message: str, row: int = 1) -> str:
+    """A Butler SOS repository log event (the log port)."""
+    return (
+        f"/qseow-repository/;{row};20261104T092100.000+0100;2026-11-04 09:21:00,000;{level};"
+        f"{server};System.Repository.Repository.Licensing;CORP\\qlikservice;{message};(null);"
+        "INTERNAL;sa_repository;License check;0;(null);(null)"
+    )
+
+
+async def test_log_error_and_log_category_lamps_blink_once_per_burst_and_clear_on_acknowledge(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    errors = {
+        "topic": LAMP,
+        "on": "ON",
+        "off": "OFF",
+        "when": "log_error",
+        "blink": {"seconds": 0.4, "interval": 0.1},
+    }
+    licence = {"topic": "cmnd/licence/POWER", "on": "ON", "off": "OFF"}
+    licence["when"] = "log_category:licence:QSPROD02"
+    sub = await Subscriber(mosquitto.port).start("cmnd/#", "qlik2mqtt/#")
+    config = bridge_config(
+        tmp_path,
+        mosquitto.port,
+        alerts={"outputs": [errors, licence]},
+        homeassistant__enabled=False,
+    )
+    bridge = await RunningBridge(config).start()
+    try:
+        await sub.wait_for("cmnd/licence/POWER", lambda m: m.payload == b"OFF")
+        await sub.wait_for(LAMP, lambda m: m.payload == b"OFF")
+        mark = sub.mark()
+        bridge.logs.send(log_line("WARN", "QSPROD01", "Disk almost full"))
+        await sub.wait_for("qlik2mqtt/qsprod01/event/log", since=mark)
+        for row in range(300):  # a burst of errors: one blink, not 300
+            bridge.logs.send(log_line("ERROR", "QSPROD01", "Node qs3 is not responding", row))
+        await sub.wait_count("qlik2mqtt/qsprod01/event/log", 301)
+        site = await sub.wait_json(
+            "qlik2mqtt/site", lambda p: p["log_events"]["errors"] == 300, since=mark
+        )
+        assert site["log_events"]["unacknowledged"] == {
+            "error": True,
+            "categories": ["connectivity"],
+        }
+        await sub.wait_count(LAMP, 1 + 5)  # ON OFF ON OFF, then steady ON
+        assert payloads(sub, LAMP, mark) == [b"ON", b"OFF"] * 2 + [b"ON"]
+        assert payloads(sub, "cmnd/licence/POWER", mark) == []  # no licence event on QSPROD02
+
+        bridge.logs.send(log_line("WARN", "QSPROD01", "The licence expires in 9 days"))
+        bridge.logs.send(log_line("FATAL", "QSPROD02", "The license for this site has expired"))
+        await sub.wait_for("cmnd/licence/POWER", lambda m: m.payload == b"ON", since=mark)
+        event = await sub.wait_json("qlik2mqtt/qsprod02/event/log", lambda p: True, since=mark)
+        assert event["category"] == "licence"
+
+        mark = sub.mark()
+        sub.publish("qlik2mqtt/bridge/acknowledge", b"")
+        await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark)
+        await sub.wait_for("cmnd/licence/POWER", lambda m: m.payload == b"OFF", since=mark)
+        site = await sub.wait_json(
+            "qlik2mqtt/site", lambda p: not p["log_events"]["unacknowledged"]["error"], since=mark
+        )
+        assert site["log_events"]["unacknowledged"]["categories"] == []
+        assert site["log_events"]["fatals"] == 1  # the counts stay
     finally:
         await sub.stop()
         await bridge.close()

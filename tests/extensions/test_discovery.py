@@ -24,7 +24,7 @@ from discovery import (
     watched_task_configs,
     watched_task_removals,
 )
-from discovery.configs import TASK_EVENT_TYPES, USER_EVENT_TYPES
+from discovery.configs import LOG_EVENT_TYPES, TASK_EVENT_TYPES, USER_EVENT_TYPES
 
 SETTINGS = DiscoverySettings(
     prefix="homeassistant",
@@ -96,6 +96,13 @@ def test_entity_ids_read_as_documented() -> None:
         "sensor.qlik2mqtt_datagrams_rejected",
         "sensor.qlik2mqtt_outbox_depth",
         "sensor.qlik2mqtt_last_event",
+        # log events (issue 16)
+        "sensor.qlik_sense_qswin01_log_warnings",
+        "sensor.qlik_sense_qswin01_log_errors",
+        "sensor.qlik_sense_qswin01_last_log_error",
+        "event.qlik_sense_qswin01_log_event",
+        "sensor.qlik_sense_site_log_errors",
+        "binary_sensor.qlik_sense_log_error",
     } == ids
 
 
@@ -122,9 +129,11 @@ def test_event_entities_list_every_event_type_the_topic_carries() -> None:
 
 def test_a_device_trigger_per_event_type() -> None:
     pairs = {(p["type"], p["subtype"]) for _, p in TRIGGERS}
-    expected = {(e, "user_activity") for e in USER_EVENT_TYPES} | {
-        (e, "reload_task") for e in TASK_EVENT_TYPES
-    }
+    expected = (
+        {(e, "user_activity") for e in USER_EVENT_TYPES}
+        | {(e, "reload_task") for e in TASK_EVENT_TYPES}
+        | {(e, "log_event") for e in LOG_EVENT_TYPES}
+    )
     assert pairs == expected
     for _, payload in TRIGGERS:
         assert payload["automation_type"] == "trigger"
