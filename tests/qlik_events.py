@@ -302,7 +302,7 @@ def expected_log_event(service: str, event: LogEvent, server: str) -> dict[str, 
         "user_directory", "user_id", "proxy_session_id", "engine_timestamp", "process_id",
         "engine_version", "server_started", "entry_type", "session_id", "app_id", "command",
         "result_code", "origin", "context", "user", "task_name", "app_name", "task_id",
-        "execution_id",
+        "execution_id", "category",
     ):  # fmt: skip
         fields[name] = None
     for key, value in event.properties.items():
