@@ -67,7 +67,8 @@ def test_the_installed_package_runs_its_commands(image: Path, tmp_path: Path) ->
     imports = (
         "import bridge.service, bridge.commands.handling, bridge.core.path, "
         "bridge.extensions.homeassistant, bridge.inputs.listener, bridge.mqtt.link, "
-        "bridge.ops.check, bridge.runtime.guard, bridge.slack.sink, discovery"
+        "bridge.ops.check, bridge.qrs.starter, bridge.qrs.tls, bridge.runtime.guard, "
+        "bridge.slack.sink, discovery"
     )
     run(image / "bin/python", "-c", imports)
     dev_tools = [name for name in ("pytest", "ruff", "mypy") if (image / "bin" / name).exists()]

@@ -188,8 +188,9 @@ class BridgeState:
     dropped from here (`drop_watched`)."""
     retryable: OrderedDict[str, TaskRecord] = field(default_factory=OrderedDict)
     """Failed tasks that carry a task id (`task_id_key`) → their last failure, the most recent
-    last; a task leaves when it succeeds or its server is forgotten (acknowledging keeps it:
-    it has not run again). At most `RETRY_MEMORY`. The retry button's candidates."""
+    last; a task leaves when it succeeds, its server is forgotten or QRS does not know it
+    (`retry_gone`; acknowledging keeps it: it has not run again). At most `RETRY_MEMORY`. The
+    retry button's candidates."""
     slugs: dict[str, str] = field(default_factory=dict)
     """Host key (`topics.host_key`) → the slug its server was given. Not persisted: built from
     the servers' host names, so a restored state gives every host the slug it had."""
