@@ -33,7 +33,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from bridge.core.events import LogLevel, LogSource
 from bridge.core.flags import flag_category, validate_flag
 from bridge.core.state import Watch
-from bridge.core.topics import task_slug
 from bridge.qrs.allow import is_task_id
 
 ENV_PREFIX = "QLIK2MQTT_"
@@ -219,7 +218,9 @@ class WatchEntryConfig(_Section):
 
 def _watch_entry(value: Any) -> Any:
     """A plain entry is a task id when shaped as one (a GUID), else a task name."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, float):  # YAML reads 2024.10 as 2024.1: the name is lost
+        raise ValueError(f"{value!r} is a number: quote the task name")
+    if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # YAML reads a task named 2024 as a number
     if isinstance(value, str):
         return {"id": value} if is_task_id(value.strip()) else {"name": value}
@@ -243,11 +244,11 @@ class TasksConfig(_Section):
         """Each entry names its topic and entity ids: two entries may not name the same."""
         named: dict[str, str] = {}
         for watch in (entry.watch() for entry in entries):
-            slug = task_slug(watch.key)
+            slug = watch.slug
             if not slug:
                 raise ValueError(
                     f"{watch.key!r} has no letter or digit (a-z, 0-9) to name its topic and "
-                    "entities: give the task's id instead"
+                    "entities: give the task's id too ({name: …, id: …})"
                 )
             if slug in named:
                 raise ValueError(

@@ -337,7 +337,7 @@ def _build_extensions(context: Context) -> list[Extension]:
         extensions.append(HomeAssistantDiscovery(context))
     if context.config.butler_compat.enabled:
         extensions.append(ButlerCompat(context))
-    if context.config.qrs.enabled or context.config.tasks.watch or context.state.watched:
+    if context.config.qrs.enabled or context.config.tasks.watch or context.state.watched_slugs:
         extensions.append(TaskTopics(context))  # (watched once: its topics are cleared)
     return extensions
 

@@ -13,10 +13,12 @@ attribute size. The recorder is on, as in a usual
 installation. Stops everything it started. Exit 0 when all holds.
 
 Starting tasks (issue 17): a local QRS (tests/qrs_server.py, with test certificates: needs
-`scripts/setup --test`) behind `qrs:`, one watched task (`tasks.watch`), and the automation of
-docs/qrs.md that presses the retry button once the failure flag turns on. Then the check
-presses the watched task's Start button and the retry button in Home Assistant (through an
-automation on the MQTT topic `check/press`: no token needed) and waits for each start at QRS.
+`scripts/setup --test`) behind `qrs:`, one watched task (`tasks.watch`, `{name, id}`: its Start
+button starts it by id), and the automation of docs/qrs.md that presses the retry button once
+the failure flag turns on. Then the check sees the retry button unavailable while that start is
+pending, presses the watched task's Start button, fails the task again and presses the retry
+button in Home Assistant (through an automation on the MQTT topic `check/press`: no token
+needed), and waits for each start at QRS.
 """
 
 from __future__ import annotations
@@ -66,6 +68,24 @@ TASK_ENTITIES: dict[str, str | None] = {
     "button.qlik_sense_task_reload_sales_daily_start": None,
 }
 PRESS_TOPIC = "check/press"
+
+
+def failed_again() -> bytes:
+    """The watched task fails once more (a new execution, as log4net sends it): a retry
+    candidate again."""
+    from bridge.inputs.testevents import TASK_LOGGER, Sample, render
+
+    properties = {
+        "TaskName": WATCHED,
+        "AppName": "Sales",
+        "TaskId": SALES_ID,
+        "ExecutionId": "e4a6c830-0009-4000-8000-000000000009",
+        "log4jmachinename": "QSWIN01",
+    }
+    message = "Task finished with state FinishedFail. Max retries reached"
+    return render(Sample("task", TASK_LOGGER, "ERROR", message, properties), "xml")
+
+
 # Log events (issue 16): their own server, so the counts are only these.
 LOG_SERVER_ENTITIES = {
     "sensor.qlik_sense_qslog01_active_sessions": "0",
@@ -253,7 +273,7 @@ def main() -> int:
         # First: a warning about the attributes comes when the recorder writes them.
         stored = check_recorded(config / "home-assistant_v2.db", 2 + sessions) if sessions else 0
         found = report(registry, states, log, expected) | stored | check_attributes(attributes)
-        return found | before | check_task_buttons(qrs, mqtt_port, states)
+        return found | before | check_task_buttons(qrs, mqtt_port, task_port)
     finally:
         qrs.stop()
         for process in reversed(processes):
@@ -381,7 +401,7 @@ def start_qrs(work: Path) -> QrsServer:
         ) from None
     (work / "certs").mkdir()
     certificates = make_certificates(work / "certs")
-    return QrsServer(certificates, task_ids={SALES_ID}, task_names={WATCHED}).start()
+    return QrsServer(certificates, task_ids={SALES_ID}).start()
 
 
 def qrs_config(qrs: QrsServer) -> str:
@@ -390,7 +410,7 @@ def qrs_config(qrs: QrsServer) -> str:
         f"qrs: {{enabled: true, host: 127.0.0.1, port: {qrs.port}, "
         f"client_cert: {certificates.client_certfile}, client_key: {certificates.client_keyfile}, "
         f"root_cert: {certificates.ca_file}, allowed_tasks: ['*']}}\n"
-        f"tasks: {{watch: [{json.dumps(WATCHED)}]}}\n"
+        f"tasks: {{watch: [{{name: {json.dumps(WATCHED)}, id: {SALES_ID}}}]}}\n"
     )
 
 
@@ -417,37 +437,41 @@ def automations() -> str:
 def retry_unavailable_before_a_failure(mqtt_port: int) -> int:
     """Nothing has failed yet: the retry button is unavailable (its availability template)."""
     entity_id = "button.qlik_sense_retry_failed_reload"
-    state = read_states(mqtt_port, settle=2.0).get(entity_id)
+    state = read_states(mqtt_port, settle=2.0)[0].get(entity_id)
     print(f"before any failure: {entity_id} is {state!r}")
     return 0 if state == "unavailable" else 1
 
 
-def check_task_buttons(qrs: QrsServer, mqtt_port: int, states: dict[str, str]) -> int:
-    """The retry automation started the failed task; pressing the watched task's Start button
-    and the retry button starts them again, at QRS."""
+def check_task_buttons(qrs: QrsServer, mqtt_port: int, task_port: int) -> int:
+    """The retry automation started the failed task, and the retry button is unavailable
+    until the task's next outcome; the watched task's Start button (a `{name, id}` entry)
+    starts it by id; after a new failure the retry button is back and starts it again."""
     problems = []
     by_id = f"/qrs/task/{SALES_ID}/start"
 
-    def started(path: str, name: str | None, count: int) -> bool:
-        hits = [
-            r
-            for r in list(qrs.requests)
-            if r.path == path and (name is None or r.query.get("name") == [name])
-        ]
-        return len(hits) >= count
+    def started(count: int) -> bool:
+        return len([r for r in list(qrs.requests) if r.path == by_id]) >= count
 
-    for entity_id in (
-        "button.qlik_sense_retry_failed_reload",
-        "button.qlik_sense_task_reload_sales_daily_start",
-    ):
-        if states.get(entity_id) in (None, "unavailable"):
-            problems.append(f"{entity_id} is {states.get(entity_id)!r}, not available")
+    retry = "button.qlik_sense_retry_failed_reload"
+    start = "button.qlik_sense_task_reload_sales_daily_start"
     try:
-        wait_until(lambda: started(by_id, None, 1), "the documented automation's retry at QRS", 60)
-        press(mqtt_port, "button.qlik_sense_task_reload_sales_daily_start")
-        wait_until(lambda: started("/qrs/task/start", WATCHED, 1), "the Start button's start", 30)
-        press(mqtt_port, "button.qlik_sense_retry_failed_reload")
-        wait_until(lambda: started(by_id, None, 2), "the retry button's start", 30)
+        wait_until(lambda: started(1), "the documented automation's retry at QRS", 60)
+        states = read_states(mqtt_port, settle=2.0)[0]
+        if states.get(start) in (None, "unavailable"):
+            problems.append(f"{start} is {states.get(start)!r}, not available")
+        if states.get(retry) != "unavailable":
+            problems.append(f"{retry} is {states.get(retry)!r} while its start is pending")
+        press(mqtt_port, start)
+        wait_until(lambda: started(2), "the Start button's start (by id)", 30)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(failed_again(), ("127.0.0.1", task_port))
+        wait_until(
+            lambda: read_states(mqtt_port, settle=1.0)[0].get(retry) not in (None, "unavailable"),
+            "the retry button after a new failure",
+            30,
+        )
+        press(mqtt_port, retry)
+        wait_until(lambda: started(3), "the retry button's start", 30)
     except SystemExit as exc:
         problems.append(str(exc))
     for request in qrs.requests:

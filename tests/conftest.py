@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.bridge_runner import RunningBridge, bridge_config
+from tests.certs import Certificates, make_certificates
 from tests.helpers import Mosquitto
+from tests.qrs_server import KNOWN_TASK_IDS, KNOWN_TASK_NAMES, QrsServer
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -41,3 +43,20 @@ async def bridge(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningB
     await running.start()
     yield running
     await running.close()
+
+
+@pytest.fixture(scope="session")
+def qrs_certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A CA made for the test session, QRS's server certificate and the bridge's client
+    certificate, both signed by it (as the QMC's export)."""
+    return make_certificates(tmp_path_factory.mktemp("qrs-certs"))
+
+
+@pytest.fixture
+def qrs_server(qrs_certs: Certificates) -> Iterator[QrsServer]:
+    """A local QRS (tests/qrs_server.py) that knows `KNOWN_TASK_IDS` and `KNOWN_TASK_NAMES`."""
+    running = QrsServer(
+        qrs_certs, task_ids=set(KNOWN_TASK_IDS), task_names=set(KNOWN_TASK_NAMES)
+    ).start()
+    yield running
+    running.stop()

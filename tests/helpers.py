@@ -48,9 +48,10 @@ class Mosquitto:
         persistence: bool = False,
         users: dict[str, str] | None = None,
         tls: tuple[Path, Path, Path] | None = None,
+        acl: str | None = None,
     ) -> None:
         """users: a password file with these users (no anonymous access); tls: (ca, cert, key)
-        for a TLS-only listener."""
+        for a TLS-only listener; acl: the text of an `acl_file`."""
         self.port = port or free_port()
         self._conf = workdir / f"mosquitto-{self.port}.conf"
         lines = [f"listener {self.port} 127.0.0.1"]
@@ -69,6 +70,10 @@ class Mosquitto:
                     ["mosquitto_passwd", "-b", str(password_file), user, password], check=True
                 )
             lines.append(f"password_file {password_file}")
+        if acl is not None:
+            acl_file = workdir / f"acl-{self.port}"
+            acl_file.write_text(acl)
+            lines.append(f"acl_file {acl_file}")
         if persistence:  # sessions of clean_session=False clients survive a restart
             lines.append(f"persistence_location {workdir}/")
         if os.geteuid() == 0:  # mosquitto would drop to its own user, locked out of workdir
@@ -222,11 +227,16 @@ class Subscriber:
 
     async def start(self, *topics: str) -> Subscriber:
         await self._client.connect("127.0.0.1", self.port, ssl=self._tls or False, version=MQTTv311)
+        await self.subscribe(*topics)
+        return self
+
+    async def subscribe(self, *topics: str) -> None:
+        """Subscribe and await each SUBACK: the broker has handled what this client sent
+        before (one connection is read in order)."""
         for topic in topics:
             self._subscribed.clear()
             self._client.subscribe(topic, qos=1)
             await asyncio.wait_for(self._subscribed.wait(), READY_TIMEOUT)
-        return self
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):

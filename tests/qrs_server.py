@@ -24,6 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.certs import Certificates
 
+KNOWN_TASK_IDS = ("6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f", "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f")
+"""The tasks the `qrs_server` fixture (tests/conftest.py) knows: Reload Sales and Reload HR."""
+KNOWN_TASK_NAMES = ("Reload Sales",)
 HANG_LIMIT = 60.0
 """A hanging answer is held at most this long (the server's stop releases it sooner)."""
 
@@ -173,9 +176,8 @@ class QrsServer:
     def answer(
         self, path: str, query: dict[str, list[str]], xrf_header: str | None, user: str | None
     ) -> int:
-        xrf = query.get("xrfkey", [None])[0]
-        if xrf is None or xrf != xrf_header or len(xrf) != 16 or not user or self.denied:
-            return 403  # QRS: "XSRF prevention check failed", or no user
+        if self._refused(query, xrf_header, user):
+            return 403
         parts = path.strip("/").split("/")
         if len(parts) == 4 and parts[:2] == ["qrs", "task"] and parts[3] == "start":
             task, known, started = parts[2], parts[2] in self.task_ids, 204
@@ -193,13 +195,20 @@ class QrsServer:
         self, path: str, query: dict[str, list[str]], xrf_header: str | None, user: str | None
     ) -> int:
         """`GET /qrs/about`, as `qlik2mqtt check` asks: 200 past the same checks as a start."""
-        xrf = query.get("xrfkey", [None])[0]
-        if xrf is None or xrf != xrf_header or len(xrf) != 16 or not user or self.denied:
+        if self._refused(query, xrf_header, user):
             return 403
         if "about" in self.hanging:
             self.hung.set()
             self._release.wait(HANG_LIMIT)
         return 200 if path == "/qrs/about" else 404
+
+    def _refused(
+        self, query: dict[str, list[str]], xrf_header: str | None, user: str | None
+    ) -> bool:
+        """What QRS answers 403 to: the xrfkey query parameter and header differ or are not 16
+        characters ("XSRF prevention check failed"), no user, or a user without access."""
+        xrf = query.get("xrfkey", [None])[0]
+        return xrf is None or xrf != xrf_header or len(xrf) != 16 or not user or self.denied
 
     def stop(self) -> None:
         self._release.set()

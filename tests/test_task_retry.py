@@ -5,13 +5,9 @@ start, the request on the broker (a real mosquitto), the start at a local QRS
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.certs import Certificates, make_certificates
 from tests.helpers import Mosquitto, Subscriber
 from tests.qrs_server import QrsServer, qrs_settings
 from tests.task_datagrams import task_datagram
@@ -25,18 +21,6 @@ ANSWER = "qlik2mqtt/bridge/response/task/retry"
 TARGET = "qlik2mqtt/site/retry"
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("qrs-certs"))
-
-
-@pytest.fixture
-def server(certs: Certificates) -> Iterator[QrsServer]:
-    running = QrsServer(certs, task_ids={SALES_ID, HR_ID}).start()
-    yield running
-    running.stop()
-
-
 async def retry(client: Subscriber, transaction: str) -> Any:
     client.publish(RETRY, json.dumps({"transaction": transaction}).encode())
     answer = await client.wait_json(ANSWER, lambda p: p.get("transaction") == transaction)
@@ -44,19 +28,21 @@ async def retry(client: Subscriber, transaction: str) -> Any:
 
 
 async def test_the_retry_starts_the_newest_allowed_failed_task_until_none_is_left(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
-    qrs = qrs_settings(server, allowed_tasks=[SALES_ID])  # HR may not be started
+    qrs = qrs_settings(qrs_server, allowed_tasks=[SALES_ID])  # HR may not be started
     async with bridge_and_client(tmp_path, mosquitto, qrs, (ANSWER, TARGET)) as (bridge, client):
         await client.wait_json(TARGET, lambda p: p["task_id"] is None)
         nothing = await retry(client, "before")
         bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_ID, "e1"))
         bridge.tasks.send(task_datagram("failed", "Reload HR", HR_ID, "e2"))  # newer, refused
         target = await client.wait_json(TARGET, lambda p: p["task_id"] == SALES_ID)
+        since = client.mark()
         client.publish(RETRY, b"retry")  # what the button sends: answered without transaction
         pressed = await client.wait_json(ANSWER, lambda p: "transaction" not in p)
+        await client.wait_json(TARGET, lambda p: p["task_id"] is None, since=since)  # started
+        again = await retry(client, "again")  # a second press before its outcome: no start
         bridge.tasks.send(task_datagram("succeeded", "Reload Sales", SALES_ID, "e3"))
-        await client.wait_json(TARGET, lambda p: p["task_id"] is None)
         after = await retry(client, "after")
     assert nothing == {
         "status": "error",
@@ -70,22 +56,30 @@ async def test_the_retry_starts_the_newest_allowed_failed_task_until_none_is_lef
         "status": "ok",
         "data": {"id": SALES_ID, "name": "Reload Sales", "server": "QS1"},
     }
-    assert after["error"] == "no failed task to retry"
-    assert [request.path for request in server.requests] == [f"/qrs/task/{SALES_ID}/start"]
+    assert again["error"] == after["error"] == "no failed task to retry"
+    assert [request.path for request in qrs_server.requests] == [f"/qrs/task/{SALES_ID}/start"]
 
 
-async def test_a_refused_retry_is_answered_with_the_reason(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+async def test_a_task_qrs_does_not_know_is_answered_and_no_longer_offered(
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
-    server.task_ids.clear()  # deleted in the QMC since it failed
-    qrs = qrs_settings(server)
+    qrs_server.task_ids.discard(SALES_ID)  # deleted in the QMC since it failed
+    qrs = qrs_settings(qrs_server)
     async with bridge_and_client(tmp_path, mosquitto, qrs, (ANSWER, TARGET)) as (bridge, client):
-        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_ID, "e1"))
+        bridge.tasks.send(task_datagram("failed", "Reload HR", HR_ID, "e1"))
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_ID, "e2"))
         await client.wait_json(TARGET, lambda p: p["task_id"] == SALES_ID)
         answer = await retry(client, "gone")
+        await client.wait_json(TARGET, lambda p: p["task_id"] == HR_ID)  # the next one
+        next_one = await retry(client, "next")
     assert answer == {
         "status": "error",
         "error": "not found",
         "data": {"id": SALES_ID, "name": "Reload Sales", "server": "QS1"},
         "transaction": "gone",
     }
+    assert (next_one["status"], next_one["data"]["id"]) == ("ok", HR_ID)
+    assert [request.path for request in qrs_server.requests] == [
+        f"/qrs/task/{SALES_ID}/start",
+        f"/qrs/task/{HR_ID}/start",
+    ]

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +25,6 @@ OTHER_ID = "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f"
 TASK_NAME = "Reload Sales"
 REQUEST = "qlik2mqtt/bridge/request/task/start"
 RESPONSE = "qlik2mqtt/bridge/response/task/start"
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("qrs-certs"))
-
-
-@pytest.fixture
-def server(certs: Certificates) -> Iterator[QrsServer]:
-    running = QrsServer(certs, task_ids={TASK_ID, OTHER_ID}, task_names={TASK_NAME}).start()
-    yield running
-    running.stop()
 
 
 @contextlib.asynccontextmanager
@@ -72,30 +60,30 @@ async def ask(client: Subscriber, request: dict[str, Any]) -> Any:
 
 
 async def test_a_task_starts_by_id_and_by_name(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
-    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(server)) as (_, client):
+    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(qrs_server)) as (_, client):
         by_id = await ask(client, {"id": TASK_ID, "transaction": "a1"})
         by_name = await ask(client, {"name": TASK_NAME, "transaction": 2})
         stats = await client.wait_json("qlik2mqtt/bridge/stats", lambda p: p["task_starts"] == 2)
     assert by_id == {"status": "ok", "data": {"id": TASK_ID}, "transaction": "a1"}
     assert by_name == {"status": "ok", "data": {"name": TASK_NAME}, "transaction": 2}
-    assert [request.path for request in server.requests] == [
+    assert [request.path for request in qrs_server.requests] == [
         f"/qrs/task/{TASK_ID}/start",
         "/qrs/task/start",
     ]
-    assert server.requests[1].query["name"] == [TASK_NAME]
+    assert qrs_server.requests[1].query["name"] == [TASK_NAME]
     assert stats["task_start_errors"] == {}
 
 
 async def test_each_refusal_is_answered_with_its_reason_and_counted(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
-    qrs = qrs_settings(server, allowed_tasks=[TASK_ID, OTHER_ID], max_starts_per_minute=2)
+    qrs = qrs_settings(qrs_server, allowed_tasks=[TASK_ID, OTHER_ID], max_starts_per_minute=2)
     async with bridge_and_client(tmp_path, mosquitto, qrs) as (_, client):
         not_allowed = await ask(client, {"name": TASK_NAME, "transaction": 1})
         bad = await ask(client, {"id": TASK_ID, "name": TASK_NAME, "transaction": 2})
-        server.task_ids.discard(OTHER_ID)  # deleted in the QMC since it was allowed
+        qrs_server.task_ids.discard(OTHER_ID)  # deleted in the QMC since it was allowed
         not_found = await ask(client, {"id": OTHER_ID, "transaction": 3})
         started = await ask(client, {"id": TASK_ID, "transaction": 4})
         limited = await ask(client, {"id": TASK_ID, "transaction": 5})
@@ -112,22 +100,22 @@ async def test_each_refusal_is_answered_with_its_reason_and_counted(
     assert (not_found["error"], not_found["data"]) == ("not found", {"id": OTHER_ID})
     assert started["status"] == "ok"
     assert (limited["status"], limited["error"]) == ("error", "rate limited")
-    assert len(server.requests) == 2  # refused requests never reach QRS
+    assert len(qrs_server.requests) == 2  # refused requests never reach QRS
     assert stats["task_start_errors"] == {"not_allowed": 1, "not_found": 1, "rate_limited": 1}
     assert stats["task_starts"] == 1
 
 
 async def test_a_hanging_qrs_never_holds_the_events(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
-    server.hanging.add(TASK_NAME)
-    qrs = qrs_settings(server, timeout=2.0)
+    qrs_server.hanging.add(TASK_NAME)
+    qrs = qrs_settings(qrs_server, timeout=2.0)
     async with bridge_and_client(tmp_path, mosquitto, qrs) as (bridge, client):
         events = await Subscriber(mosquitto.port).start("qlik2mqtt/qs1")
         try:
             client.publish(REQUEST, b'{"name": "Reload Sales", "transaction": "slow"}')
             # The event only once QRS holds the request: it cannot pass by arriving first.
-            assert await asyncio.to_thread(server.hung.wait, 10)
+            assert await asyncio.to_thread(qrs_server.hung.wait, 10)
             bridge.users.send("QS1;Start session;CORP;anna")
             await events.wait_json("qlik2mqtt/qs1", lambda p: p["active_sessions"] == 1)
             assert client.on(RESPONSE) == []  # the event went through while QRS hangs
@@ -138,12 +126,12 @@ async def test_a_hanging_qrs_never_holds_the_events(
 
 
 async def test_an_answer_httpx_cannot_decode_is_still_answered_and_counted(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
     """`Content-Encoding: gzip` over a body that is not gzip: the status decides (the body is
     not read), and the request is answered rather than left to its caller's timeout."""
-    server.bad_gzip = True
-    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(server)) as (_, client):
+    qrs_server.bad_gzip = True
+    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(qrs_server)) as (_, client):
         started = await ask(client, {"id": TASK_ID, "transaction": 1})
         missing = await ask(client, {"name": "Reload Nothing", "transaction": 2})
         stats = await client.wait_json(
@@ -156,10 +144,10 @@ async def test_an_answer_httpx_cannot_decode_is_still_answered_and_counted(
 
 @pytest.mark.parametrize("fault", ["certificate refused", "QRS unreachable"])
 async def test_a_qrs_that_cannot_be_talked_to_is_answered(
-    tmp_path: Path, mosquitto: Mosquitto, certs: Certificates, fault: str
+    tmp_path: Path, mosquitto: Mosquitto, qrs_certs: Certificates, fault: str
 ) -> None:
     other = make_certificates(tmp_path)
-    refusing = QrsServer(certs, client_ca=other.ca_file, task_ids={TASK_ID}).start()
+    refusing = QrsServer(qrs_certs, client_ca=other.ca_file, task_ids={TASK_ID}).start()
     qrs = qrs_settings(refusing)
     if fault == "QRS unreachable":
         qrs["port"] = free_port(socket.SOCK_STREAM)
@@ -172,10 +160,10 @@ async def test_a_qrs_that_cannot_be_talked_to_is_answered(
 
 
 async def test_verify_off_warns_at_start_and_skips_the_server_check(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
     other = make_certificates(tmp_path)  # a root that did not sign the server's certificate
-    qrs = qrs_settings(server, root_cert=str(other.ca_file), verify=False)
+    qrs = qrs_settings(qrs_server, root_cert=str(other.ca_file), verify=False)
     with capture_logs() as logs:
         async with bridge_and_client(tmp_path, mosquitto, qrs) as (_, client):
             answer = await ask(client, {"id": TASK_ID, "transaction": 1})
@@ -185,7 +173,7 @@ async def test_verify_off_warns_at_start_and_skips_the_server_check(
 
 
 def test_a_certificate_that_does_not_load_stops_the_bridge_naming_its_key(
-    tmp_path: Path, server: QrsServer
+    tmp_path: Path, qrs_server: QrsServer
 ) -> None:
     key = tmp_path / "client_key.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n")
@@ -197,7 +185,7 @@ def test_a_certificate_that_does_not_load_stops_the_bridge_naming_its_key(
             "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
             **{
                 f"QLIK2MQTT_QRS__{name.upper()}": str(value)
-                for name, value in qrs_settings(server, client_key=str(key)).items()
+                for name, value in qrs_settings(qrs_server, client_key=str(key)).items()
                 if name != "allowed_tasks"
             },
         },
@@ -209,10 +197,10 @@ def test_a_certificate_that_does_not_load_stops_the_bridge_naming_its_key(
 
 
 async def test_the_start_task_command_prints_the_answer(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
     env = {"QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(mosquitto.port)}
-    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(server)):
+    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(qrs_server)):
         started = await asyncio.to_thread(qlik2mqtt, "start-task", TASK_ID, env=env)
         missing = await asyncio.to_thread(
             qlik2mqtt, "start-task", "--name", "Reload Nothing", env=env
@@ -223,17 +211,17 @@ async def test_the_start_task_command_prints_the_answer(
     assert missing.returncode == 1
     assert json.loads(missing.stdout)["error"] == "not found"
     assert "qlik2mqtt: start-task: not found" in missing.stderr
-    assert [request.query.get("name") for request in server.requests] == [
+    assert [request.query.get("name") for request in qrs_server.requests] == [
         None,
         ["Reload Nothing"],
     ]
 
 
 async def test_butlers_start_task_topic_starts_each_id_and_answers_on_ours(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
     unknown = "9d2c4b1a-3e5f-4a6b-8c7d-0e1f2a3b4c5d"
-    qrs = qrs_settings(server, allowed_tasks=[TASK_ID, unknown])
+    qrs = qrs_settings(qrs_server, allowed_tasks=[TASK_ID, unknown])
     butler = {"enabled": True, "base_topic": "butler"}
     with capture_logs() as logs:
         async with bridge_and_client(tmp_path, mosquitto, qrs, butler_compat=butler) as (
@@ -254,7 +242,7 @@ async def test_butlers_start_task_topic_starts_each_id_and_answers_on_ours(
         {"status": "error", "error": "not found", "data": {"id": unknown}},
         {"status": "error", "error": 'bad request: send task ids ("id1,id2")'},
     ]
-    assert [request.path for request in server.requests] == [
+    assert [request.path for request in qrs_server.requests] == [
         f"/qrs/task/{TASK_ID}/start",
         f"/qrs/task/{unknown}/start",
     ]

@@ -5,14 +5,10 @@ removed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.certs import Certificates, make_certificates
 from tests.helpers import Mosquitto, Subscriber
 from tests.qrs_server import QrsServer, qrs_settings
 from tests.task_datagrams import task_datagram
@@ -26,26 +22,14 @@ HR = f"qlik2mqtt/tasks/{HR_ID.replace('-', '_')}"
 DISCOVERY = "homeassistant/+/qlik2mqtt/+/config"
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("qrs-certs"))
-
-
-@pytest.fixture
-def server(certs: Certificates) -> Iterator[QrsServer]:
-    running = QrsServer(certs, task_ids={SALES_ID, HR_ID}, task_names={"Reload Sales"}).start()
-    yield running
-    running.stop()
-
-
 def watching(tmp_path: Path, port: int, watch: list[str], qrs: dict[str, Any]) -> RunningBridge:
     return RunningBridge(bridge_config(tmp_path, port, qrs=qrs, tasks__watch=watch))
 
 
 async def test_a_watched_task_follows_its_events_and_its_button_starts_it(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
-    bridge = watching(tmp_path, mosquitto.port, ["Reload Sales", HR_ID], qrs_settings(server))
+    bridge = watching(tmp_path, mosquitto.port, ["Reload Sales", HR_ID], qrs_settings(qrs_server))
     sub = await Subscriber(mosquitto.port).start("qlik2mqtt/tasks/#", DISCOVERY, RESPONSE)
     try:
         await bridge.start()
@@ -77,15 +61,15 @@ async def test_a_watched_task_follows_its_events_and_its_button_starts_it(
     assert (aborted["task"], aborted["task_name"]) == (HR_ID, "Reload HR")
     assert set(example("qlik2mqtt/tasks/<task>")) == set(failed)  # docs/topics.md
     assert answer == {"status": "ok", "data": {"name": "Reload Sales"}}
-    assert [(r.path, r.query.get("name")) for r in server.requests] == [
+    assert [(r.path, r.query.get("name")) for r in qrs_server.requests] == [
         ("/qrs/task/start", ["Reload Sales"])
     ]
 
 
 async def test_the_outcome_survives_a_restart_and_an_unwatched_task_is_removed(
-    tmp_path: Path, mosquitto: Mosquitto, server: QrsServer
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
-    qrs = qrs_settings(server)
+    qrs = qrs_settings(qrs_server)
     first = watching(tmp_path, mosquitto.port, ["Reload Sales", "Reload HR"], qrs)
     sub = await Subscriber(mosquitto.port).start(SALES)
     try:
@@ -119,3 +103,42 @@ async def test_the_outcome_survives_a_restart_and_an_unwatched_task_is_removed(
         "qlik2mqtt/tasks/reload_hr",
         "qlik2mqtt/tasks/reload_hr/last_outcome_at",
     }
+
+
+async def test_a_task_watched_then_unwatched_with_no_event_between_is_removed(
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
+) -> None:
+    qrs = qrs_settings(qrs_server)
+    first = watching(tmp_path, mosquitto.port, ["Reload Sales", "Reload HR"], qrs)
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/tasks/#", DISCOVERY)
+    try:
+        await first.start()
+        await sub.wait_json("qlik2mqtt/tasks/reload_hr", lambda p: p["outcome"] is None)
+        await sub.wait_for("homeassistant/button/qlik2mqtt/task_reload_hr_start/config")
+    finally:
+        await first.close()
+        await sub.stop()
+    again = watching(tmp_path, mosquitto.port, ["Reload Sales"], qrs)  # no event in between
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/tasks/#", DISCOVERY)
+    try:
+        await again.start()
+        for topic in (
+            "qlik2mqtt/tasks/reload_hr",
+            "homeassistant/sensor/qlik2mqtt/task_reload_hr_last_outcome/config",
+            "homeassistant/button/qlik2mqtt/task_reload_hr_start/config",
+        ):
+            await sub.wait_for(topic, lambda m: m.payload == b"")
+        await sub.wait_json(SALES, lambda p: not p["outcome"])
+    finally:
+        await again.close()
+        await sub.stop()
+    third = watching(tmp_path, mosquitto.port, ["Reload Sales"], qrs)  # dropped: cleared once
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/tasks/#", DISCOVERY, SALES)
+    try:
+        await third.start()
+        await sub.wait_for(SALES, lambda m: not m.retain)  # the third bridge's own
+        await sub.wait_for("homeassistant/button/qlik2mqtt/task_reload_sales_start/config")
+    finally:
+        await third.close()
+        await sub.stop()
+    assert not [m.topic for m in sub.messages if "reload_hr" in m.topic]

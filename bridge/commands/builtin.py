@@ -8,7 +8,6 @@ it, its button if Home Assistant should show one, its handler) and add it to `CO
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable
 from typing import Literal
 
@@ -19,16 +18,14 @@ from bridge.config import Config
 from bridge.core.retry import retry_target
 from bridge.core.state import TaskRecord
 from bridge.qrs.allow import is_task_id
-from bridge.runtime.logs import RateLimiter
 from discovery import CommandButton
 
 log = structlog.get_logger("qlik2mqtt.commands")
-_log_limit = RateLimiter(60.0, time.monotonic)
-"""A looping automation or a flood of bad payloads: one line a minute per kind."""
 
 
-def _log_refusal(event: str, **fields: object) -> None:
-    held_back = _log_limit.allow(event)
+def _log_refusal(request: Request, event: str, **fields: object) -> None:
+    """A refusal, logged at most once a `REFUSAL_LOG_INTERVAL` per kind (per `Commands`)."""
+    held_back = request.refusals.allow(event)
     if held_back is not None:
         log.warning(event, held_back=held_back or None, **fields)
 
@@ -145,6 +142,9 @@ def _start_task(request: Request) -> Answer | Awaitable[Answer]:
     task, transaction = task_start_request(request.payload)
     if task is None:
         return task_start_answer(None, BAD_TASK_REQUEST, transaction)
+    if task[0] == "id" and not is_task_id(task[1]):
+        _log_refusal(request, "task/start: not a task id", task_id=task[1][:64])
+        return task_start_answer(("id", task[1][:64]), NOT_A_TASK_ID, transaction)
     if request.tasks is None:
         return task_start_answer(task, QRS_OFF, transaction)
     return _started(request.tasks, task, transaction)
@@ -158,6 +158,8 @@ TASK_START = Command(
 )
 
 NOTHING_TO_RETRY = "no failed task to retry"
+NOT_FOUND = "not found"
+"""QRS's answer for a task it does not know (`bridge.qrs.client.Reason.NOT_FOUND`)."""
 RETRY_AVAILABLE = "{{ 'online' if value_json.task_id else 'offline' }}"
 
 
@@ -187,9 +189,16 @@ def retry_answer(record: TaskRecord | None, error: str | None, transaction: obje
     return answer
 
 
-async def _retried(tasks: Tasks, record: TaskRecord, transaction: object) -> Answer:
-    assert record.event.task_id is not None  # retry_target takes only those
-    reason = await tasks.start("id", record.event.task_id)
+async def _retried(
+    request: Request, tasks: Tasks, record: TaskRecord, transaction: object
+) -> Answer:
+    task_id = record.event.task_id
+    assert task_id is not None  # retry_target takes only those
+    reason = await tasks.start("id", task_id)
+    if reason is None:
+        request.core.retry_started(task_id)  # not offered again until its outcome
+    elif reason.value == NOT_FOUND:
+        request.core.retry_gone(task_id)  # deleted in the QMC: the button offers the next
     return retry_answer(record, None if reason is None else reason.value, transaction)
 
 
@@ -200,9 +209,9 @@ def _retry(request: Request) -> Answer | Awaitable[Answer]:
         return retry_answer(None, QRS_OFF, transaction)
     record = retry_target(request.state, lambda task_id: tasks.allowed("id", task_id))
     if record is None:
-        _log_refusal("retry: no failed task to retry")
+        _log_refusal(request, "retry: no failed task to retry")
         return retry_answer(None, NOTHING_TO_RETRY, transaction)
-    return _retried(tasks, record, transaction)
+    return _retried(request, tasks, record, transaction)
 
 
 TASK_RETRY = Command(
@@ -234,11 +243,11 @@ def butler_task_ids(payload: bytes) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-async def _butler_started(tasks: Tasks, ids: list[str]) -> Answers:
+async def _butler_started(request: Request, tasks: Tasks, ids: list[str]) -> Answers:
     answers: list[dict[str, object]] = []
     for task_id in ids:  # one after the other: each counts against the rate limit in order
         if not is_task_id(task_id):
-            _log_refusal("butler start_task: not a task id", task_id=task_id[:64])
+            _log_refusal(request, "butler start_task: not a task id", task_id=task_id[:64])
             answers.append(task_start_answer(("id", task_id[:64]), NOT_A_TASK_ID, None))
             continue
         reason = await tasks.start("id", task_id)
@@ -250,14 +259,14 @@ async def _butler_started(tasks: Tasks, ids: list[str]) -> Answers:
 def _butler_start_task(request: Request) -> Answers | Awaitable[Answers]:
     ids = butler_task_ids(request.payload)
     if not ids:
-        _log_refusal("butler start_task: no task id in the payload")
+        _log_refusal(request, "butler start_task: no task id in the payload")
         return task_start_answer(None, 'bad request: send task ids ("id1,id2")', None)
     if len(ids) > MAX_BUTLER_IDS:
-        _log_refusal("butler start_task: too many task ids", count=len(ids))
+        _log_refusal(request, "butler start_task: too many task ids", count=len(ids))
         return task_start_answer(None, TOO_MANY_IDS, None)
     if request.tasks is None:
         return [task_start_answer(("id", task_id[:64]), QRS_OFF, None) for task_id in ids]
-    return _butler_started(request.tasks, ids)
+    return _butler_started(request, request.tasks, ids)
 
 
 BUTLER_START_TASK = Command(

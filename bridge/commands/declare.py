@@ -8,15 +8,20 @@ the answer is then published when it is ready, and the event loop never waits fo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from bridge.config import Config
 from bridge.core.state import BridgeState
+from bridge.runtime.logs import RateLimiter
 
 if TYPE_CHECKING:  # httpx only when qrs.enabled
     from bridge.qrs.client import Reason
+
+REFUSAL_LOG_INTERVAL = 60.0
+"""Seconds between two log lines of one kind of refusal."""
 
 Answer = dict[str, object] | None
 """The payload for `bridge/response/<name>`, or None: no answer."""
@@ -30,6 +35,14 @@ class Core(Protocol):
     def acknowledge(self, source: str) -> None: ...
 
     def forget(self, server: str, source: str) -> str | None: ...
+
+    def retry_started(self, task_id: str) -> None:
+        """The retry button started this failed task: not offered again until its outcome."""
+        ...
+
+    def retry_gone(self, task_id: str) -> None:
+        """QRS knows no such task: drop it from the retry button's candidates."""
+        ...
 
 
 class Tasks(Protocol):
@@ -55,6 +68,11 @@ class Request:
     """Set when `qrs.enabled`."""
     state: BridgeState | None = None
     """The live state, to read (the retry button's failed tasks); changes go through `core`."""
+    refusals: RateLimiter = field(
+        default_factory=lambda: RateLimiter(REFUSAL_LOG_INTERVAL, time.monotonic)
+    )
+    """The rate limit of refusal log lines: one per `Commands` (a looping automation or a
+    flood of bad payloads logs one line a minute per kind)."""
 
 
 Handler = Callable[[Request], Answers | Awaitable[Answers]]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Sequence
 
 from bridge.commands.builtin import COMMANDS
-from bridge.commands.declare import Answers, Command, Core, Request, Tasks
+from bridge.commands.declare import REFUSAL_LOG_INTERVAL, Answers, Command, Core, Request, Tasks
 from bridge.core.payloads import encode
 from bridge.extensions import Context, Extension
+from bridge.runtime.logs import RateLimiter
 
 
 class Commands(Extension):
@@ -31,6 +33,7 @@ class Commands(Extension):
             if command.enabled(context.config)
         }
         self._pending: set[asyncio.Task[None]] = set()
+        self._refusals = RateLimiter(REFUSAL_LOG_INTERVAL, time.monotonic)
 
     def subscriptions(self) -> tuple[str, ...]:
         return tuple(self._by_topic)
@@ -39,7 +42,14 @@ class Commands(Extension):
         command = self._by_topic.get(topic)
         if command is None:
             return
-        request = Request(payload, self._core, self.context.config, self._tasks, self.context.state)
+        request = Request(
+            payload,
+            self._core,
+            self.context.config,
+            self._tasks,
+            self.context.state,
+            self._refusals,
+        )
         answer = command.handle(request)
         if isinstance(answer, Awaitable):
             task = asyncio.ensure_future(self._answer_later(command, answer))

@@ -19,6 +19,9 @@ from bridge.core.state import (
     expire,
     find_server,
     forget_server,
+    remember_watched,
+    retry_gone,
+    retry_started,
 )
 from bridge.core.stats import Stats
 from bridge.core.topics import server_slug
@@ -72,6 +75,8 @@ class Bridge:
         self.state_saved = True
         """False while saving the state file fails (a full or read-only disk)."""
         self._handle_any = self.datagram_handler(parse_datagram)
+        if remember_watched(state, self._settings.watch):
+            self.dirty = True  # saved soon: a task unwatched before any outcome is still known
 
     def attach(self, extensions: Sequence[Extension]) -> None:
         self._extensions = extensions
@@ -163,6 +168,16 @@ class Bridge:
             self.guard.call(extension.name, "on_forget", partial(extension.on_forget, slug))
         self._changed(change)
         return slug
+
+    def retry_started(self, task_id: str) -> None:
+        """The retry button started this task: not offered again until its next outcome."""
+        self._changed(retry_started(self.state, task_id, self._clock()))
+
+    def retry_gone(self, task_id: str) -> None:
+        """QRS knows no such task: no longer a retry candidate."""
+        if (change := retry_gone(self.state, task_id)).any:
+            log.info("retry: QRS knows no such task, no longer offered", task_id=task_id)
+        self._changed(change)
 
     def expire(self) -> None:
         change = expire(self.state, self._clock(), self._settings)

@@ -13,7 +13,15 @@ import orjson
 from pydantic import ValidationError
 
 from bridge.core.events import TASK_EVENT_ADAPTER
-from bridge.core.state import RETRY_MEMORY, BridgeState, Connections, ServerState, TaskRecord
+from bridge.core.state import (
+    RETRY_MEMORY,
+    BridgeState,
+    Connections,
+    ServerState,
+    TaskRecord,
+    task_id_key,
+)
+from bridge.core.topics import task_slug
 
 FORMAT_VERSION = 1
 
@@ -32,6 +40,7 @@ def snapshot(state: BridgeState) -> dict[str, Any]:
         "last_failed_task": _record(state.last_failed_task),
         "retryable": [_record(record) for record in state.retryable.values()],
         "watched": {entry: _record(record) for entry, record in state.watched.items()},
+        "watched_slugs": sorted(state.watched_slugs),
     }
 
 
@@ -69,7 +78,8 @@ def restore(data: Any) -> BridgeState:
             last_failure_at=_opt_float(data.get("last_failure_at")),
             last_failed_task=_load_record(data.get("last_failed_task")),
             retryable=_load_retryable(data.get("retryable", [])),
-            watched=_load_watched(data.get("watched", {})),
+            watched=(watched := _load_watched(data.get("watched", {}))),
+            watched_slugs=_load_watched_slugs(data.get("watched_slugs"), watched),
         )
     except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
         raise StateFileError(f"malformed state: {exc.__class__.__name__}: {exc}") from None
@@ -105,7 +115,7 @@ def _load_record(raw: dict[str, Any] | None) -> TaskRecord | None:
 def _load_retryable(raw: list[dict[str, Any]]) -> OrderedDict[str, TaskRecord]:
     records = (_load_record(item) for item in raw[-RETRY_MEMORY:])
     return OrderedDict(
-        (record.event.task_id.strip().lower(), record)
+        (task_id_key(record.event.task_id), record)
         for record in records
         if record is not None and record.event.task_id
     )
@@ -114,6 +124,13 @@ def _load_retryable(raw: list[dict[str, Any]]) -> OrderedDict[str, TaskRecord]:
 def _load_watched(raw: dict[str, Any]) -> dict[str, TaskRecord]:
     loaded = {str(entry): _load_record(item) for entry, item in raw.items()}
     return {entry: record for entry, record in loaded.items() if record is not None}
+
+
+def _load_watched_slugs(raw: list[str] | None, watched: dict[str, TaskRecord]) -> set[str]:
+    """A file from before `watched_slugs` knew only the tasks with an outcome."""
+    if raw is None:
+        return {slug for slug in map(task_slug, watched) if slug}
+    return {str(slug) for slug in raw}
 
 
 def _opt_float(value: Any) -> float | None:

@@ -1,5 +1,6 @@
-"""What the retry button would start: the most recent failed task that has a task id and may
-be started, and the payload of `<base>/site/retry` that says so. Pure."""
+"""What the retry button would start: the most recent failed task that has a task id, may be
+started and is not started already (`TaskRecord.started_at`), and the payload of
+`<base>/site/retry` that says so. Pure."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from bridge.core.times import iso_time
 
 
 def retry_target(state: BridgeState, allowed: Callable[[str], bool]) -> TaskRecord | None:
-    """The newest of `state.retryable` whose task id `allowed` takes, None when there is none."""
+    """The newest of `state.retryable` not started since it failed whose task id `allowed`
+    takes, None when there is none."""
     for record in reversed(state.retryable.values()):
         task_id = record.event.task_id
-        if task_id and allowed(task_id):
+        if task_id and record.started_at is None and allowed(task_id):
             return record
     return None
 

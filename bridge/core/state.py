@@ -24,7 +24,8 @@ from bridge.core.events import (
     UserEventType,
 )
 from bridge.core.logcounts import LevelCounts
-from bridge.core.topics import distinct_slug, host_key, server_slug
+from bridge.core.topics import distinct_slug, host_key, server_slug, task_slug
+from bridge.qrs.allow import id_key, is_task_id
 
 UserKey = tuple[str, str]
 """(user_directory, user_id); a missing part is ''."""
@@ -37,35 +38,52 @@ OUTCOME_TYPES = frozenset(
 RETRY_MEMORY = 100
 """The most failed tasks with an id kept as retry candidates (`BridgeState.retryable`): the
 oldest is forgotten first."""
+RETRY_PENDING = 15 * 60.0
+"""How long a candidate the retry button started is not offered again while no outcome of it
+arrived (a reload that long, or an outcome lost on UDP)."""
 DEDUP_MEMORY = 10_000
 """The most task events the duplicate check remembers: past it (a flood of distinct task
 events within `dedup_window`), the oldest is forgotten first and a late repeat of it counts as
 new. A real site logs a few task events a minute."""
 
 
+def task_id_key(task_id: str) -> str:
+    """A task id as kept and compared: a GUID in its one canonical form (any case, braces,
+    dashes or `urn:uuid:` as written), anything else stripped and lower case."""
+    return id_key(task_id) if is_task_id(task_id) else task_id.strip().lower()
+
+
 @dataclass(frozen=True, slots=True)
 class Watch:
     """A `tasks.watch` entry: a task named by its name, its id, or both (an id survives a
-    rename; a name gives the entities a readable id)."""
+    rename; a name gives the entities a readable id). `task_id` is kept in its canonical form
+    (`task_id_key`): `{6E4C…}`, `6e4c…` without dashes and `urn:uuid:6e4c…` are one task."""
 
     name: str | None = None
     task_id: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.task_id is not None:
+            object.__setattr__(self, "task_id", task_id_key(self.task_id))
+
     @property
     def key(self) -> str:
-        """The name, else the id: the entry's key in `BridgeState.watched` and the source of
-        its slug and label."""
+        """The name, else the id: the entry's key in `BridgeState.watched` and its label."""
         return self.name or self.task_id or ""
 
-    def matches(self, event: TaskEvent) -> bool:
-        """The task's exact name, or its id in any case (either, when both are given)."""
-        if self.name is not None and self.name == event.task_name:
-            return True
-        return (
-            self.task_id is not None
-            and event.task_id is not None
-            and self.task_id.strip().lower() == event.task_id.strip().lower()
-        )
+    @property
+    def slug(self) -> str:
+        """Its topics' and entity ids' name: from the name, else (no name, or one with no
+        letter `task_slug` keeps, as `売上`) from the id."""
+        return (self.name and task_slug(self.name)) or task_slug(self.task_id or "")
+
+    def matches(self, task_name: str | None, task_id: str | None) -> bool:
+        """Whether a task event (its name, its id as `task_id_key` gives it) is this task: by
+        the id alone when both have one (another task may take the old name after a
+        rename), else by the exact name."""
+        if self.task_id is not None and task_id is not None:
+            return self.task_id == task_id
+        return self.name is not None and self.name == task_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +109,9 @@ class TaskRecord:
 
     event: TaskEvent
     received_at: float
+    started_at: float | None = None
+    """A retry candidate the retry button started (`retry_started`), until the task's next
+    outcome or `RETRY_PENDING`: the button does not start it twice. Not persisted."""
 
 
 @dataclass(slots=True)
@@ -160,12 +181,16 @@ class BridgeState:
     """The last ERROR or FATAL log event of any server. Not persisted."""
     watched: dict[str, TaskRecord] = field(default_factory=dict)
     """A `tasks.watch` entry → the last outcome (succeeded, failed, aborted) of the task it
-    names, on any server. An entry taken out of `tasks.watch` stays (the bridge removes what it
-    published for it at each connect); one per entry ever watched."""
+    names, on any server. Dropped with its slug from `watched_slugs`."""
+    watched_slugs: set[str] = field(default_factory=set)
+    """The slugs of the watched tasks whose topics and Home Assistant device were announced,
+    outcome or not: one no longer in `tasks.watch` is removed at the next connect, then
+    dropped from here (`drop_watched`)."""
     retryable: OrderedDict[str, TaskRecord] = field(default_factory=OrderedDict)
-    """Failed tasks that carry a task id (lower case) → their last failure, the most recent
-    last; a task leaves when it succeeds or its server is forgotten (acknowledging keeps it:
-    it has not run again). At most `RETRY_MEMORY`. The retry button's candidates."""
+    """Failed tasks that carry a task id (`task_id_key`) → their last failure, the most recent
+    last; a task leaves when it succeeds, its server is forgotten or QRS does not know it
+    (`retry_gone`; acknowledging keeps it: it has not run again). At most `RETRY_MEMORY`. The
+    retry button's candidates."""
     slugs: dict[str, str] = field(default_factory=dict)
     """Host key (`topics.host_key`) → the slug its server was given. Not persisted: built from
     the servers' host names, so a restored state gives every host the slug it had."""
@@ -217,13 +242,17 @@ class Change:
     """Servers whose stale sessions or connections `expire` dropped."""
     auto_cleared: bool = False
     """Whether `expire` cleared failures or aborts older than `auto_clear_after`."""
+    retry: bool = False
+    """Whether the retry button's candidates changed without a task event (a start, a task
+    QRS does not know, a start pending too long)."""
 
     @property
     def any(self) -> bool:
-        return self.publish_event or self.site or bool(self.servers)
+        return self.publish_event or self.site or bool(self.servers) or self.retry
 
 
 NO_CHANGE = Change()
+RETRY_CHANGED = Change(retry=True)
 TOO_MANY_SERVERS = Change(refused=RejectReason.TOO_MANY_SERVERS)
 TOO_MANY_SESSIONS = Change(refused=RejectReason.TOO_MANY_SESSIONS)
 TOO_MANY_TASKS = Change(refused=RejectReason.TOO_MANY_TASKS)
@@ -356,6 +385,10 @@ def _apply_task(
         flagged[key] = now
     if settings.watch and kind in OUTCOME_TYPES:
         _remember_outcome(state, TaskRecord(event=event, received_at=now), settings.watch)
+    if kind is TaskEventType.TASK_ABORTED and event.task_id:
+        kept = state.retryable.get(task_id_key(event.task_id))
+        if kept is not None:
+            kept.started_at = None  # the retried run ended
     if kind in FAILURE_TYPES:
         record = TaskRecord(event=event, received_at=now)
         _remember_retryable(state, record)
@@ -367,7 +400,7 @@ def _apply_task(
         server.aborted_tasks += 1
     elif kind is TaskEventType.TASK_SUCCEEDED:
         if event.task_id:
-            state.retryable.pop(event.task_id.strip().lower(), None)
+            state.retryable.pop(task_id_key(event.task_id), None)
         server.succeeded_tasks += 1
         for cleared in (state.failing, state.aborted):
             if cleared.pop(key, None) is not None:
@@ -381,9 +414,46 @@ def _apply_task(
 
 
 def _remember_outcome(state: BridgeState, record: TaskRecord, watch: tuple[Watch, ...]) -> None:
+    event = record.event
+    task_id = task_id_key(event.task_id) if event.task_id else None
     for entry in watch:
-        if entry.matches(record.event):
+        if entry.matches(event.task_name, task_id):
             state.watched[entry.key] = record
+
+
+def remember_watched(state: BridgeState, watch: tuple[Watch, ...]) -> bool:
+    """Note the slugs of `watch` as announced (before they are: a crash in between costs an
+    empty retained message later, never a device left behind). True when one is new."""
+    slugs = {entry.slug for entry in watch}
+    new = not slugs <= state.watched_slugs
+    state.watched_slugs |= slugs
+    return new
+
+
+def drop_watched(state: BridgeState, watch: tuple[Watch, ...]) -> None:
+    """Once what was announced for tasks no longer in `watch` was removed: keep only the
+    slugs and the outcomes of `watch`."""
+    state.watched_slugs = {entry.slug for entry in watch}
+    keys = {entry.key for entry in watch}
+    for entry in [entry for entry in state.watched if entry not in keys]:
+        del state.watched[entry]
+
+
+def retry_started(state: BridgeState, task_id: str, now: float) -> Change:
+    """The retry button started this candidate: not a candidate again until its next
+    outcome, or for `RETRY_PENDING`."""
+    record = state.retryable.get(task_id_key(task_id))
+    if record is None:
+        return NO_CHANGE
+    record.started_at = now
+    return RETRY_CHANGED
+
+
+def retry_gone(state: BridgeState, task_id: str) -> Change:
+    """QRS knows no such task (deleted in the QMC): no longer a retry candidate."""
+    if state.retryable.pop(task_id_key(task_id), None) is None:
+        return NO_CHANGE
+    return RETRY_CHANGED
 
 
 def _remember_retryable(state: BridgeState, record: TaskRecord) -> None:
@@ -392,7 +462,7 @@ def _remember_retryable(state: BridgeState, record: TaskRecord) -> None:
     task_id = record.event.task_id
     if not task_id or record.event.event_type is not TaskEventType.TASK_FAILED:
         return
-    key = task_id.strip().lower()
+    key = task_id_key(task_id)
     state.retryable.pop(key, None)
     state.retryable[key] = record
     while len(state.retryable) > RETRY_MEMORY:
@@ -471,14 +541,20 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
                 owner = state.servers.get(task.partition("|")[0])
                 if owner is not None:
                     owner.tracked_tasks -= 1
+    retry = False
+    for record in state.retryable.values():
+        if record.started_at is not None and now - record.started_at >= RETRY_PENDING:
+            record.started_at = None
+            retry = True
     if not changed and not cleared:
-        return NO_CHANGE
+        return RETRY_CHANGED if retry else NO_CHANGE
     return Change(
         servers=frozenset(changed),
         site=True,
         flag_changed=was_on != state.reload_failure,
         expired=frozenset(expired),
         auto_cleared=cleared,
+        retry=retry,
     )
 
 

@@ -14,6 +14,11 @@ MAX_SLUG_CHARS = 64
 # Names the topic map uses below the base topic; a server so named gets a prefix.
 RESERVED_SLUGS = frozenset({"bridge", "site", "tasks"})
 _NOT_TASK_SLUG = re.compile(r"[^a-z0-9_]+")
+_LATIN_LETTERS = str.maketrans(
+    {"ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ł": "l", "þ": "th", "ð": "d"}
+)
+"""Latin letters that no accent decomposes (NFKD keeps them whole), spelled as Home
+Assistant's entity ids spell them."""
 
 
 @lru_cache(maxsize=4096)  # per datagram, twice; a site has a handful of host names
@@ -28,10 +33,12 @@ def server_slug(host: str) -> str:
 
 def task_slug(entry: str) -> str:
     """A watched task's name in topics and entity ids: `Reload Sales; daily` is
-    `reload_sales_daily`, `Försäljning` is `forsaljning` (accents dropped, as Home Assistant's
-    own entity ids do). Empty when the entry has no letter or digit (config refuses it)."""
-    ascii_text = unicodedata.normalize("NFKD", entry).encode("ascii", "ignore").decode()
-    return _NOT_TASK_SLUG.sub("_", ascii_text.strip().lower()).strip("_")[:MAX_SLUG_CHARS]
+    `reload_sales_daily`, `Försäljning` is `forsaljning`, `Straße` is `strasse` (accents
+    dropped and `ß ø æ œ đ ł þ ð` spelled out, as Home Assistant's own entity ids do). Empty
+    when the entry has no such letter or digit (`売上`: the entry's id names it then)."""
+    text = entry.strip().lower().translate(_LATIN_LETTERS)
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _NOT_TASK_SLUG.sub("_", ascii_text).strip("_")[:MAX_SLUG_CHARS]
 
 
 @lru_cache(maxsize=4096)

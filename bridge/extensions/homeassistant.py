@@ -14,7 +14,6 @@ from bridge import PROJECT_URL, __version__
 from bridge.commands.builtin import command_buttons
 from bridge.config import Config
 from bridge.core.state import Change, Watch
-from bridge.core.topics import task_slug
 from bridge.extensions import Context, Extension
 from discovery import (
     DiscoveryMessage,
@@ -41,6 +40,9 @@ class HomeAssistantDiscovery(Extension):
         )
         self._announced: set[str] = set()
         self._watched = watched_tasks(context.config)
+        self._retired = sorted(context.state.watched_slugs - {task.slug for task in self._watched})
+        """Watched tasks announced before and no longer watched: removed at each connect of
+        this run (the state forgets them once their topics are cleared: `TaskTopics`)."""
 
     def subscriptions(self) -> tuple[str, ...]:
         return (self.settings.status_topic,)
@@ -81,11 +83,8 @@ class HomeAssistantDiscovery(Extension):
 
     def _publish_watched(self) -> None:
         """The watched tasks' devices; a task watched before and no longer is removed."""
-        slugs = {task.slug for task in self._watched}
-        for entry in self.context.state.watched:
-            slug = task_slug(entry)
-            if slug and slug not in slugs:
-                self._publish(watched_task_removals(self.settings, slug))
+        for slug in self._retired:
+            self._publish(watched_task_removals(self.settings, slug))
         for task in self._watched:
             self._publish(watched_task_configs(self.settings, task))
 
@@ -103,7 +102,7 @@ def watched_tasks(config: Config) -> list[WatchedTask]:
     return [
         WatchedTask(
             watch.key,
-            task_slug(watch.key),
+            watch.slug,
             _start_payload(watch) if config.qrs.enabled else None,
         )
         for watch in config.tasks.watched()

@@ -1,14 +1,15 @@
 """Retained topics about single tasks: `<base>/site/retry`, the failed task the retry button
 would start (with `qrs.enabled`), and `<base>/tasks/<slug>` with `…/last_outcome_at` for each
-watched task (`tasks.watch`). Published at connect and after each task event or forget, each
-only when it changed; at connect, the topics of a task no longer watched are cleared."""
+watched task (`tasks.watch`). Published at connect and after each task event, forget or change
+of the retry candidates, each only when it changed; at connect, the topics of a task no longer
+watched (in `BridgeState.watched_slugs`, outcome or not) are cleared, and it is dropped."""
 
 from __future__ import annotations
 
 from bridge.core.events import Event, TaskEvent
 from bridge.core.payloads import encode
 from bridge.core.retry import retry_payload, retry_target
-from bridge.core.topics import task_slug
+from bridge.core.state import Change, drop_watched
 from bridge.core.watch import watched_payload
 from bridge.extensions import Context, Extension
 from bridge.qrs.allow import AllowList
@@ -20,21 +21,31 @@ class TaskTopics(Extension):
         self._retry = context.config.qrs.enabled
         allow = AllowList(context.config.qrs.allowed_tasks)
         self._allowed = lambda task_id: allow.allowed("id", task_id)
-        self._watch = {watch.key: task_slug(watch.key) for watch in context.config.tasks.watched()}
+        self._watched = context.config.tasks.watched()
+        self._watch = {watch.key: watch.slug for watch in self._watched}
         self._published: dict[str, bytes] = {}
 
     def on_connect(self) -> None:
         self._published.clear()
-        topics, link = self.context.topics, self.context.link
-        for entry in self.context.state.watched.keys() - self._watch.keys():
-            slug = task_slug(entry)
-            if slug and slug not in self._watch.values():
-                link.publish_now(topics.watched_task(slug), b"", retain=True)
-                link.publish_now(topics.watched_task_at(slug), b"", retain=True)
+        topics, link, state = self.context.topics, self.context.link, self.context.state
+        retired = sorted(state.watched_slugs - set(self._watch.values()))
+        cleared = all(
+            [
+                link.publish_now(topic, b"", retain=True)
+                for slug in retired
+                for topic in (topics.watched_task(slug), topics.watched_task_at(slug))
+            ]
+        )
+        if cleared:
+            drop_watched(state, self._watched)  # Home Assistant's side keeps its own list
         self._publish_all()
 
     def on_event(self, event: Event, received_at: float) -> None:
         if isinstance(event, TaskEvent):
+            self._publish_all()
+
+    def on_change(self, change: Change) -> None:
+        if change.retry:
             self._publish_all()
 
     def on_forget(self, slug: str) -> None:

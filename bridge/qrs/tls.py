@@ -21,16 +21,15 @@ def _no_password() -> bytes:
 
 
 def client_context(qrs: QrsConfig) -> ssl.SSLContext:
-    """Verifies the server (against `root_cert`, else the system's CAs) unless `verify` is
-    false, and presents the client certificate. Raises CertificateError."""
+    """Verifies the server (against `root_cert` alone: the site's own CA is the only one that
+    vouches for QRS; without it, the system's CAs) unless `verify` is false, and presents the
+    client certificate. Raises CertificateError."""
     if qrs.client_cert is None or qrs.client_key is None:
         raise CertificateError("qrs.client_cert", "not set")
-    context = ssl.create_default_context()
-    if qrs.root_cert is not None:
-        try:
-            context.load_verify_locations(cafile=qrs.root_cert)
-        except (ssl.SSLError, OSError):
-            raise CertificateError("qrs.root_cert", "not a PEM certificate") from None
+    try:
+        context = ssl.create_default_context(cafile=qrs.root_cert)
+    except (ssl.SSLError, OSError):
+        raise CertificateError("qrs.root_cert", "not a PEM certificate") from None
     if not qrs.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
+from typing import Literal
+
+from structlog.testing import capture_logs
 
 from bridge.commands.builtin import (
     COMMANDS,
+    NOT_FOUND,
+    TASK_RETRY,
+    TASK_START,
     butler_task_ids,
     command_buttons,
     task_start_request,
@@ -16,6 +23,9 @@ from bridge.commands.builtin import (
 from bridge.commands.declare import Answer, Command, Request
 from bridge.commands.handling import Commands
 from bridge.config import Config
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
+from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.qrs.client import Reason
 from tests.fakes import FakeLink, fake_context
 
 
@@ -31,6 +41,12 @@ class FakeCore:
         self.calls.append(("forget", server, source))
         slug = server.lower()
         return slug if slug in self.servers else None
+
+    def retry_started(self, task_id: str) -> None:
+        self.calls.append(("retry_started", task_id))
+
+    def retry_gone(self, task_id: str) -> None:
+        self.calls.append(("retry_gone", task_id))
 
 
 def commands(config: Config | None = None, core: FakeCore | None = None) -> Commands:
@@ -183,3 +199,75 @@ def test_a_butler_message_with_too_many_ids_starts_none() -> None:
             {"status": "error", "error": "bad request: more than 100 task ids"},
         )
     ]
+
+
+class FakeTasks:
+    """Qlik Sense as the handlers see it: every task allowed, each start answered `reason`."""
+
+    def __init__(self, reason: Reason | None = None) -> None:
+        self.reason = reason
+        self.started: list[tuple[str, str]] = []
+
+    def allowed(self, key: Literal["id", "name"], value: str) -> bool:
+        return True
+
+    async def start(self, key: Literal["id", "name"], value: str) -> Reason | None:
+        self.started.append((key, value))
+        return self.reason
+
+    async def aclose(self) -> None:
+        pass
+
+
+def failed_state(task_id: str) -> BridgeState:
+    state = BridgeState()
+    failed = TaskEvent(
+        event_type=TaskEventType.TASK_FAILED,
+        server="QS1",
+        source_format=SourceFormat.TAGGED,
+        task_name="Reload Sales",
+        task_id=task_id,
+        execution_id="e1",
+    )
+    apply_event(state, failed, 1.0, StateSettings(None, 60.0, None))
+    return state
+
+
+async def test_a_retry_tells_the_core_it_started_the_task_or_that_qrs_does_not_know_it() -> None:
+    task_id = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
+    assert Reason.NOT_FOUND.value == NOT_FOUND
+    for reason, call in ((None, "retry_started"), (Reason.NOT_FOUND, "retry_gone")):
+        core, tasks = FakeCore(), FakeTasks(reason)
+        request = Request(b"retry", core, Config(), tasks, failed_state(task_id))
+        answer = TASK_RETRY.handle(request)
+        assert isinstance(answer, Awaitable)
+        await answer
+        assert core.calls == [(call, task_id)]
+    core, tasks = FakeCore(), FakeTasks(Reason.TIMEOUT)  # it may yet start: nothing changes
+    answer = TASK_RETRY.handle(Request(b"retry", core, Config(), tasks, failed_state(task_id)))
+    assert isinstance(answer, Awaitable)
+    await answer
+    assert core.calls == []
+
+
+def test_an_id_that_is_no_task_id_is_a_bad_request_not_a_refusal() -> None:
+    tasks = FakeTasks()
+    request = Request(b'{"id": "abc", "transaction": 1}', FakeCore(), Config(), tasks)
+    assert TASK_START.handle(request) == {
+        "status": "error",
+        "error": "bad request: not a task id",
+        "data": {"id": "abc"},
+        "transaction": 1,
+    }
+    assert tasks.started == []
+
+
+def test_each_commands_extension_limits_its_own_refusal_logs() -> None:
+    config = Config.model_validate({"qrs": QRS_ON})
+    with capture_logs() as logs:
+        for _ in range(2):  # two bridges in one process (tests do): each logs its first
+            extension = Commands(fake_context(config, FakeLink()), FakeCore(), tasks=FakeTasks())
+            extension.on_message("qlik2mqtt/bridge/request/task/retry", b"retry")
+            extension.on_message("qlik2mqtt/bridge/request/task/retry", b"retry")
+    refusals = [entry for entry in logs if entry["event"] == "retry: no failed task to retry"]
+    assert len(refusals) == 2

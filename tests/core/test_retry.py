@@ -6,12 +6,17 @@ from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
 from bridge.core.persistence import restore, snapshot
 from bridge.core.retry import retry_payload, retry_target
 from bridge.core.state import (
+    NO_CHANGE,
     RETRY_MEMORY,
+    RETRY_PENDING,
     BridgeState,
     StateSettings,
     acknowledge,
     apply_event,
+    expire,
     forget_server,
+    retry_gone,
+    retry_started,
 )
 
 SETTINGS = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
@@ -97,3 +102,45 @@ def test_the_payload_names_the_task_or_nothing() -> None:
         "failed_at": "1970-01-01T00:00:01.000Z",
     }
     assert set(retry_payload(None).values()) == {None}
+
+
+def test_a_started_candidate_is_not_offered_until_its_outcome_or_a_while() -> None:
+    state = BridgeState()
+    fail(state, "A", 1.0)
+    fail(state, "B", 2.0)
+    assert retry_started(state, "B", 3.0).retry
+    record = retry_target(state, lambda task_id: True)
+    assert record is not None
+    assert record.event.task_id == "A"
+    apply_event(state, event(TaskEventType.TASK_ABORTED, "B", "e7"), 4.0, SETTINGS)
+    record = retry_target(state, lambda task_id: True)
+    assert record is not None
+    assert record.event.task_id == "B"
+    retry_started(state, "B", 10.0)
+    assert not expire(state, 10.0 + RETRY_PENDING - 1, SETTINGS).retry
+    assert expire(state, 10.0 + RETRY_PENDING, SETTINGS).retry  # no outcome came: offered
+    record = retry_target(state, lambda task_id: True)
+    assert record is not None
+    assert record.event.task_id == "B"
+
+
+def test_a_task_qrs_does_not_know_is_no_longer_a_candidate() -> None:
+    state = BridgeState()
+    fail(state, "A", 1.0)
+    fail(state, "B", 2.0)
+    assert retry_gone(state, "b").retry
+    record = retry_target(state, lambda task_id: True)
+    assert record is not None
+    assert record.event.task_id == "A"
+    assert retry_gone(state, "B") is NO_CHANGE
+
+
+def test_a_task_id_in_any_guid_form_is_one_candidate() -> None:
+    guid = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
+    state = BridgeState()
+    fail(state, "{" + guid.upper() + "}", 1.0)
+    fail(state, f"urn:uuid:{guid}", 2.0)
+    assert list(state.retryable) == [guid]
+    succeeded = event(TaskEventType.TASK_SUCCEEDED, guid.replace("-", ""), "e9")
+    apply_event(state, succeeded, 3.0, SETTINGS)
+    assert state.retryable == {}

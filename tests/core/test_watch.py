@@ -9,7 +9,7 @@ import pytest
 from bridge.config import ConfigError, load_config
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
 from bridge.core.persistence import restore, snapshot
-from bridge.core.state import BridgeState, StateSettings, Watch, apply_event
+from bridge.core.state import BridgeState, StateSettings, Watch, apply_event, remember_watched
 from bridge.core.topics import server_slug, task_slug
 from bridge.core.watch import watched_payload
 
@@ -71,12 +71,25 @@ def test_the_outcomes_survive_a_restart() -> None:
     old = snapshot(BridgeState())
     del old["watched"]  # a state file from before watched tasks
     assert restore(old).watched == {}
+    older = snapshot(state)
+    del older["watched_slugs"]  # from before the announced slugs: those with an outcome
+    assert restore(older).watched_slugs == {"reload_sales"}
+    remember_watched(state, (Watch(name="Reload Finance"),))  # announced, no outcome yet
+    assert restore(snapshot(state)).watched_slugs == {"reload_finance"}
 
 
 def test_a_task_slug_names_topics_and_entity_ids() -> None:
     assert task_slug(" Reload Sales; daily ") == "reload_sales_daily"
     assert task_slug("Försäljning-EMEA") == "forsaljning_emea"
     assert task_slug("売上") == ""  # no Latin letter or digit: the config asks for its id
+    assert [task_slug(name) for name in ("Straße", "Øl", "Æble", "Œuvre", "Łódź", "Þór")] == [
+        "strasse",
+        "ol",
+        "aeble",
+        "oeuvre",
+        "lodz",
+        "thor",
+    ]  # as Home Assistant spells them
     assert task_slug("+#/") == ""
     assert server_slug("tasks") == "server_tasks"  # `<base>/tasks/…` belongs to watched tasks
 
@@ -86,7 +99,8 @@ def test_a_task_slug_names_topics_and_entity_ids() -> None:
     [
         ('["Reload Sales", "reload-sales"]', "would both be named 'reload_sales'"),
         ('["+#"]', "has no letter or digit"),
-        ('["売上"]', "give the task's id instead"),
+        ('["売上"]', "give the task's id too"),
+        ("[2024.10]", "2024.1 is a number: quote the task name"),
         ('[""]', "at least 1 character"),
         ("[{}]", "give the task's name, its id, or both"),
         ('[{name: Sales, id: "12"}]', "'12' is not a task id"),
@@ -103,6 +117,40 @@ def test_watch_entries_that_cannot_name_their_entities_are_config_errors(
     (line,) = raised.value.problems
     assert line.startswith("tasks.watch")
     assert problem in line
+
+
+def test_an_id_in_any_accepted_form_is_the_same_task(tmp_path: Path) -> None:
+    forms = [f"'{{{SALES_ID.upper()}}}'", SALES_ID.replace("-", ""), f"urn:uuid:{SALES_ID}"]
+    path = tmp_path / "config.yaml"
+    path.write_text(f"tasks:\n  watch: [{forms[0]}]\n")
+    assert load_config(path).tasks.watched() == (Watch(task_id=SALES_ID),)
+    for form in forms:
+        watch = Watch(name="Reload Sales", task_id=form.strip("'"))
+        state = BridgeState()
+        settings = StateSettings(None, 60.0, None, watch=(watch,))
+        failed = event(TaskEventType.TASK_FAILED, "Reload Sales v2", SALES_ID, "e1")
+        apply_event(state, failed, 1.0, settings)
+        assert set(state.watched) == {"Reload Sales"}, form
+        assert watch.slug == "reload_sales"
+
+
+def test_a_name_with_no_latin_letter_is_named_by_its_id(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"tasks:\n  watch: [{{name: 売上, id: {SALES_ID}}}]\n")
+    (watch,) = load_config(path).tasks.watched()
+    assert (watch.key, watch.slug) == ("売上", SALES_ID.replace("-", "_"))
+
+
+def test_with_an_id_on_both_sides_the_id_alone_decides() -> None:
+    """After a rename, another task that took the old name is not this one."""
+    watch = Watch(name="Reload Sales", task_id=SALES_ID)
+    other = "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f"
+    state = BridgeState()
+    settings = StateSettings(None, 60.0, None, watch=(watch,))
+    apply_event(state, event(TaskEventType.TASK_FAILED, "Reload Sales", other, "e1"), 1.0, settings)
+    assert state.watched == {}
+    apply_event(state, event(TaskEventType.TASK_FAILED, "Reload Sales", None, "e2"), 2.0, settings)
+    assert set(state.watched) == {"Reload Sales"}  # no id in the event: the name decides
 
 
 def test_an_entry_with_name_and_id_matches_either_and_is_named_by_its_name(tmp_path: Path) -> None:

@@ -286,3 +286,14 @@ async def test_a_port_that_does_not_speak_tls_is_not_a_refused_certificate(
             await client.aclose()
     assert caught.value.reason is expected
     assert "certificate" not in str(caught.value)
+
+
+def test_the_root_certificate_is_the_only_ca_that_vouches_for_qrs(
+    server: QrsServer, certs: Certificates
+) -> None:
+    """Not added to the system's CAs: a certificate one of those signed is not QRS's."""
+    context = client_context(settings(server))
+    (only,) = context.get_ca_certs()
+    assert only == ssl.create_default_context(cafile=certs.ca_file).get_ca_certs()[0]
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert context.check_hostname
