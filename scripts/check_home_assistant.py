@@ -100,10 +100,11 @@ LOG_SERVER_ENTITIES = {
     "sensor.qlik_sense_qslog01_last_log_error": "The license for this site has expired",
     "event.qlik_sense_qslog01_log_event": None,
     "event.qlik_sense_qswin01_log_event": None,
-    "sensor.qlik_sense_qswin01_log_warnings": "0",
-    "sensor.qlik_sense_qswin01_log_errors": "0",
+    # send-test-events' own log events on QSWIN01: 3 warnings and 3 errors.
+    "sensor.qlik_sense_qswin01_log_warnings": "3",
+    "sensor.qlik_sense_qswin01_log_errors": "3",
     "sensor.qlik_sense_qswin01_last_log_error": None,
-    "sensor.qlik_sense_site_log_errors": "3",
+    "sensor.qlik_sense_site_log_errors": "6",
     "binary_sensor.qlik_sense_log_error": "on",
 }
 EXPECTED.update(LOG_SERVER_ENTITIES)
@@ -113,7 +114,12 @@ LOG_ATTRIBUTES = {
     ("sensor.qlik_sense_qslog01_log_errors", "fatals"): 1,
     ("event.qlik_sense_qslog01_log_event", "event_type"): "log_error",
     ("event.qlik_sense_qslog01_log_event", "category"): "licence",
-    ("binary_sensor.qlik_sense_log_error", "categories"): ["licence", "out_of_memory", "reload"],
+    ("binary_sensor.qlik_sense_log_error", "categories"): [
+        "connectivity",  # send-test-events' scheduler error
+        "licence",
+        "out_of_memory",
+        "reload",
+    ],
 }
 _HEAD = "{row};2026-11-04T09:15:09.001+0100;2026-11-04 09:15:09,001;{level};QSLOG01"
 LOG_EVENTS = [
