@@ -108,7 +108,12 @@ def load(text: str) -> dict[str, list[UdpAppender]]:
         filters = tuple(
             Filter(
                 str(f.get("type")),
-                {child.tag: str(child.get("value")) for child in f},
+                {
+                    str(child.get("name")) if child.tag == "param" else child.tag: str(
+                        child.get("value")
+                    )
+                    for child in f
+                },
             )
             for f in element.findall("filter")
         )
