@@ -18,7 +18,7 @@ entities). Each source's properties map to the `LogEvent` fields the Butler SOS 
 for that source (`TAILS`), so both formats give the same event; the XML adds the exception for
 the engine too, and has no row number. The host is log4net's `log4net:HostName`, the Windows
 user the `username` attribute, the time the `timestamp` attribute (ISO 8601 with the node's
-offset, 7 fraction digits).
+offset, 7 fraction digits, kept to milliseconds as in Butler SOS's lines).
 
 XML turns a carriage return into a line feed; a datagram's carriage returns are kept as
 character references first, so a Windows stack trace keeps its CRLF. The exception text is not

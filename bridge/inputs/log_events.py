@@ -34,6 +34,9 @@ part. What catches it:
   an exception text beside such a message must start with a namespace-qualified type;
 - `MAX_MESSAGE_PARTS`: more parts than a real message has.
 
+A control character (an ESC a script error quoted, say) is shown as U+FFFD in the message;
+anywhere else in the line it refuses it (`not_text`), as in every other text format.
+
 A `;` after the backslash of the Windows user cannot be caught (it reads as message text);
 Windows forbids `;` in account names.
 
@@ -61,7 +64,7 @@ import re
 from collections.abc import Sequence
 
 from bridge.core.events import LogEvent, LogLevel, LogSource, Rejected, RejectReason, SourceFormat
-from bridge.inputs.fields import clip, field, is_null, message_text
+from bridge.inputs.fields import CONTROL_CHARS, clip, field, is_null, message_text, visible_controls
 
 LOG_TAGS: dict[str, LogSource] = {
     "qseow-engine": LogSource.ENGINE,
@@ -197,6 +200,13 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
             detail=f"/{tag}/ {len(fields) + 1} fields: a message of {len(middle)} ';'-separated "
             f"parts (at most {MAX_MESSAGE_PARTS})",
         )
+    if any(
+        CONTROL_CHARS.search(value) for value in (*fields[:HEAD_FIELDS], *fields[-len(names) :])
+    ):
+        return Rejected(
+            reason=RejectReason.NOT_TEXT,
+            detail=f"/{tag}/ control characters outside the message",
+        )
     row, logged_at, local_time, level_text, host, logger, windows_user = (
         value.strip() for value in fields[:HEAD_FIELDS]
     )
@@ -226,7 +236,7 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
         log_timestamp=iso_timestamp(logged_at),
         subsystem=field(logger),
         windows_user=field(windows_user),
-        message=message_text(middle),
+        message=message_text([visible_controls(part) for part in middle]),
         **values,
     )
 
@@ -308,8 +318,9 @@ def _tail_misfit(
 
 
 def iso_timestamp(raw: str) -> str | None:
-    """Qlik's `20211109T153726.028+0200` or `2021-11-09T15:37:26.028+0200` as RFC 3339
-    (`2021-11-09T15:37:26.028+02:00`); text of another shape as it came (clipped)."""
+    """Qlik's `20211109T153726.028+0200` or `2021-11-09T15:37:26.028+0200` (or log4net's
+    seven fraction digits) as RFC 3339 with milliseconds (`2021-11-09T15:37:26.028+02:00`);
+    text of another shape as it came (clipped)."""
     value = raw.strip()
     if is_null(value):
         return None
@@ -319,7 +330,7 @@ def iso_timestamp(raw: str) -> str | None:
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     text = f"{year}-{month}-{day}T{hour}:{minute}:{second}"
     if fraction:
-        text += f".{fraction}"
+        text += f".{fraction[:3]:0<3}"  # milliseconds in both formats (XML has seven digits)
     if offset and offset != "Z" and ":" not in offset:
         offset = f"{offset[:3]}:{offset[3:]}"
     return text + (offset or "")

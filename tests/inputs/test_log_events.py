@@ -189,6 +189,8 @@ def test_an_exception_beside_a_semicolon_message_is_kept_when_it_reads_as_one() 
         ("20211109T153726.028+0200", "2021-11-09T15:37:26.028+02:00"),
         ("2021-11-09T15:37:26.028-0530", "2021-11-09T15:37:26.028-05:30"),
         ("2021-11-09T15:37:26Z", "2021-11-09T15:37:26Z"),
+        ("2026-11-04T09:15:02.4179999+01:00", "2026-11-04T09:15:02.417+01:00"),
+        ("2026-11-04T09:15:02.5+01:00", "2026-11-04T09:15:02.500+01:00"),
         ("(null)", None),
         ("", None),
         ("not a time", "not a time"),
@@ -332,6 +334,23 @@ def test_an_ambiguous_exception_is_refused_saying_why_and_what_to_do() -> None:
 def test_a_windows_user_without_a_domain_is_refused() -> None:
     line = f"/qseow-proxy/;{HEAD};WARN;QS1;Audit.Proxy;qlikservice;msg;(null){PROXY_TAIL}"
     assert "windows user 'qlikservice'" in refused(line).detail
+
+
+def test_a_control_character_in_the_message_is_shown_not_refused() -> None:
+    """An ESC quoted in a message costs one character, not the whole warning."""
+    head = f"/qseow-proxy/;{HEAD};WARN;QS1;Audit.Proxy;CORP\\svc;"
+    event = log_event(f"{head}Bad \x1b[31mcolour\x00;here\x07;(null){PROXY_TAIL}")
+    assert event.message == "Bad \ufffd[31mcolour\ufffd;here\ufffd"
+    assert log_event(f"{head}tab\tand\r\nlines;(null){PROXY_TAIL}").message == "tab\tand\r\nlines"
+    outside = parse_datagram(f"{head}msg;(null){PROXY_TAIL}\x1b".encode())
+    assert isinstance(outside, Rejected)
+    assert (outside.reason, outside.detail) == (
+        RejectReason.NOT_TEXT,
+        "/qseow-proxy/ control characters outside the message",
+    )
+    user = parse_datagram(b"/proxy-session/;QS1;Start session;CORP;mia;A;/;m\x1b")
+    assert isinstance(user, Rejected)
+    assert user.reason is RejectReason.NOT_TEXT
 
 
 def test_the_scheduler_user_must_agree_with_its_directory_and_id() -> None:
