@@ -6,7 +6,9 @@ log). Written from the documented rules (help.qlik.com, "Customized logging: XML
 "Requirements"), not from the schema's text: log4net settings only as `<param name value>`,
 never log4net's element form (`<remoteAddress value=…>`); an appender holds its filters, then
 its evaluators, then its params, then its layout (the order Butler's and Butler SOS's files have
-used in Qlik Sense for years); the file is under 1 MB.
+used in Qlik Sense for years); every appender before the first logger, as in those files
+(whether Qlik's schema allows them mixed is not checked: we keep to the proven form); no
+`<root>` (nothing of ours needs one); the file is under 1 MB.
 """
 
 from __future__ import annotations
@@ -102,10 +104,14 @@ def violations(data: bytes) -> list[str]:
     root = ET.fromstring(data)
     if root.tag != "configuration":
         return [*problems, f"the root is <{root.tag}>, not <configuration>"]
+    seen_logger = False
     for child in root:
         if child.tag == "appender":
+            if seen_logger:
+                problems.append(f"appender {child.get('name')!r} comes after a <logger>")
             problems += _appender(child)
         elif child.tag == "logger":
+            seen_logger = True
             problems += _logger(child)
         else:
             problems.append(f"<{child.tag}> is not allowed in <configuration>")

@@ -105,6 +105,7 @@ def test_the_schema_rules_refuse_log4net_element_form() -> None:
         <layout type="l"><param name="p" value="v" /><converter /></layout>
       </appender>
       <logger name="System"><appender-ref ref="a" /><additivity value="x" /></logger>
+      <appender name="b" type="t" />
       <log4net />
     </configuration>"""
     assert violations(misordered.encode()) == [
@@ -114,6 +115,7 @@ def test_the_schema_rules_refuse_log4net_element_form() -> None:
         "['extra', 'name', 'value']",
         "appender '$a' <layout>: a <converter> comes after a <param>",
         "logger 'System': <additivity> is not allowed in a logger",
+        "appender 'b' comes after a <logger>",
         "<log4net> is not allowed in <configuration>",
     ]
     assert violations(b"<log4net />") == ["the root is <log4net>, not <configuration>"]
