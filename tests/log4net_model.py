@@ -91,7 +91,7 @@ def _value(element: ET.Element, name: str, default: str | None = None) -> str:
     child = element.find(name)
     if child is not None and child.get("value") is not None:
         return str(child.get("value"))
-    for param in element.findall("param"):  # the older <param name=… value=…/> form
+    for param in element.findall("param"):  # <param name=… value=…/>: what Qlik accepts
         if param.get("name", "").lower() == name.lower():
             return str(param.get("value"))
     if default is not None:
@@ -108,7 +108,12 @@ def load(text: str) -> dict[str, list[UdpAppender]]:
         filters = tuple(
             Filter(
                 str(f.get("type")),
-                {child.tag: str(child.get("value")) for child in f},
+                {
+                    str(child.get("name")) if child.tag == "param" else child.tag: str(
+                        child.get("value")
+                    )
+                    for child in f
+                },
             )
             for f in element.findall("filter")
         )

@@ -2,7 +2,10 @@
 
 log4net writes the `log4j:` prefix without declaring it, so the text is wrapped in an element
 that declares it before a namespace-aware parser sees it. DTDs and entity declarations are
-refused outright, never expanded (defusedxml underneath).
+refused outright, never expanded: a DOCTYPE heading the datagram is refused by name; anywhere
+else it sits inside the wrapper, where XML allows none (not well-formed), and defusedxml
+(`forbid_dtd`) stands behind both. Text that merely quotes one (an exception citing an HTML
+page's `<!DOCTYPE html>`, escaped or in CDATA) is an ordinary event.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from defusedxml.ElementTree import fromstring as safe_fromstring
 
 LOG4J_NAMESPACE = "http://jakarta.apache.org/log4j/"
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+DOCTYPE_FIRST = re.compile(r"\s*(?:<\?xml[^>]*\?>\s*)?<!DOCTYPE")
+"""A document type declaration heading the datagram (the only place XML allows one)."""
 _WRAP_OPEN = f'<log4j:events xmlns:log4j="{LOG4J_NAMESPACE}">'
 _WRAP_CLOSE = "</log4j:events>"
 _EPOCH_MS = re.compile(r"[0-9]{1,13}")  # milliseconds, up to year 2286
@@ -40,7 +45,7 @@ def _local(tag: str) -> str:
 
 def parse_log4j_event(text: str) -> Log4jEvent:
     """Parse one `<log4j:event>`; raise XmlRefusedError with a short reason otherwise."""
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+    if DOCTYPE_FIRST.match(text):
         raise XmlRefusedError("DOCTYPE and entity declarations are refused")
     body = _XML_DECLARATION.sub("", text, count=1)
     try:

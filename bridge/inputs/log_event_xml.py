@@ -18,15 +18,17 @@ entities). Each source's properties map to the `LogEvent` fields the Butler SOS 
 for that source (`TAILS`), so both formats give the same event; the XML adds the exception for
 the engine too, and has no row number. The host is log4net's `log4net:HostName`, the Windows
 user the `username` attribute, the time the `timestamp` attribute (ISO 8601 with the node's
-offset, 7 fraction digits).
+offset, 7 fraction digits, kept to milliseconds as in Butler SOS's lines).
 
 XML turns a carriage return into a line feed; a datagram's carriage returns are kept as
 character references first, so a Windows stack trace keeps its CRLF. The exception text is not
 base64: log4net before 1.2.11 replaces its characters from U+0800 up with `?`.
 
-Refusals: not well-formed or a DTD (`bad_xml`); a message or property value that is not base64
-of UTF-8 (`bad_xml`: the appender lost its `base64Encode…` settings); a level below WARN or
-unknown, or no host (`unknown_event`).
+Refusals: not well-formed (`bad_xml`: a DOCTYPE or an entity declaration can only sit inside
+the wrapper, where XML allows none, and defusedxml forbids a DTD as well; text merely quoting
+`<!DOCTYPE html>`, escaped or in CDATA, is an ordinary message); a message or property value
+that is not base64 of UTF-8 (`bad_xml`: the appender lost its `base64Encode…` settings); a
+level below WARN or unknown, or no host (`unknown_event`).
 """
 
 from __future__ import annotations
@@ -122,8 +124,6 @@ def parse_log_event_xml(text: str) -> LogEvent | Rejected:
 
 
 def _root(text: str, prefix: str) -> Element:
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise _BadXmlError("DOCTYPE and entity declarations are refused")
     body = keep_carriage_returns(_XML_DECLARATION.sub("", text, count=1))
     wrapped = f'<qlik2mqtt-events xmlns:{prefix}="{NAMESPACE}">{body}</qlik2mqtt-events>'
     try:

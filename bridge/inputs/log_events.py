@@ -25,16 +25,37 @@ part. What catches it:
   number for its version; times; an integer result code; a command with a letter in it; the
   scheduler's `user` as `DIR\\user` with no space in the directory; no `\\` in a user
   directory or id; a logger named as .NET names are; a Windows user `DOMAIN\\account`, always there;
-- agreement: a user directory and id both there or both absent; the scheduler's `user` equal
-  to them when all three are there;
-- the message's last part, when it absorbed extra parts: refused when empty or `(null)`, for
-  the engine a proxy session id, for the others an exception type or its front cut at a dot
-  (`looks_shifted`); an exception text beside such a message must start with a
-  namespace-qualified type;
+- agreement: no user id without its user directory; the scheduler's `user` equal to them when
+  all three are there;
+- the message's last part, when it absorbed extra parts (`looks_shifted`): for the engine a
+  proxy session id (a message ending in `;`, as a script error quoting `LOAD … FROM x.qvd;`,
+  is text); for the others empty, `(null)`, an exception type or its front cut at a dot, or
+  the front of a name that with the exception text makes a type (`System.I` + `O.IOException`);
+  an exception text beside such a message must start with a namespace-qualified type;
 - `MAX_MESSAGE_PARTS`: more parts than a real message has.
+
+A control character (an ESC a script error quoted, say) is shown as U+FFFD in the message;
+anywhere else in the line it refuses it (`not_text`), as in every other text format.
 
 A `;` after the backslash of the Windows user cannot be caught (it reads as message text);
 Windows forbids `;` in account names.
+
+Rules that rest on hand-made fixtures, unverified against a real Qlik capture, and why each
+stays as it is or was loosened (tests/fixtures/README.md lists them too):
+
+- a message with `;` beside an exception text that does not start with a .NET type
+  (`Unable to connect…`: Qlik's `EncodedExceptionPatternConverter` may write the exception's
+  message alone) is refused: the `;` may be in either, and both readings are real. The refusal
+  says so and points to qlik2mqtt's XML appenders, which send both intact;
+- an engine line with an empty or `(null)` proxy session id is refused: Qlik's engine sets it
+  always (`0` for its own work), and if it could be empty a message ending in `;` could not be
+  told from a shifted one;
+- a Windows user without a domain (`qlikservice`) is refused: Qlik's
+  `ServiceUserNameCachedPatternConverter` writes `DOMAIN\account`, and a bare name would let a
+  `;` in the logger or the host pass a logger fragment off as the user;
+- a user directory without a user id is accepted (loosened: the shapes and the message's last
+  part catch every shift that could produce one); a user id without its directory is refused
+  (a `;` in the command puts one there).
 """
 
 from __future__ import annotations
@@ -43,7 +64,7 @@ import re
 from collections.abc import Sequence
 
 from bridge.core.events import LogEvent, LogLevel, LogSource, Rejected, RejectReason, SourceFormat
-from bridge.inputs.fields import clip, field, is_null, message_text
+from bridge.inputs.fields import CONTROL_CHARS, clip, field, is_null, message_text, visible_controls
 
 LOG_TAGS: dict[str, LogSource] = {
     "qseow-engine": LogSource.ENGINE,
@@ -151,6 +172,10 @@ _EXCEPTION_PIECE = re.compile(
 """A dotted .NET exception type (`System.IO.IOException: …`) or the front of one cut at a dot
 (`System.`): what the message's last part looks like when a `;` in the exception split it."""
 
+_TYPE_FRONT = re.compile(r"[A-Za-z_][\w`+.]*")
+"""The front of a .NET type name, as a `;` inside the exception's type leaves it in the message
+(no space on either side: an exception text starts with its type)."""
+
 MAX_MESSAGE_PARTS = 256
 """At most this many `;`-separated parts in a message (255 `;`). Qlik's messages hold a few;
 a load-script statement quoted in an error a few dozen. Past this the line is refused: it is a
@@ -174,6 +199,13 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
             reason=RejectReason.MISFIT_FIELDS,
             detail=f"/{tag}/ {len(fields) + 1} fields: a message of {len(middle)} ';'-separated "
             f"parts (at most {MAX_MESSAGE_PARTS})",
+        )
+    if any(
+        CONTROL_CHARS.search(value) for value in (*fields[:HEAD_FIELDS], *fields[-len(names) :])
+    ):
+        return Rejected(
+            reason=RejectReason.NOT_TEXT,
+            detail=f"/{tag}/ control characters outside the message",
         )
     row, logged_at, local_time, level_text, host, logger, windows_user = (
         value.strip() for value in fields[:HEAD_FIELDS]
@@ -204,21 +236,22 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
         log_timestamp=iso_timestamp(logged_at),
         subsystem=field(logger),
         windows_user=field(windows_user),
-        message=message_text(middle),
+        message=message_text([visible_controls(part) for part in middle]),
         **values,
     )
 
 
 def looks_shifted(source: LogSource, last_part: str) -> bool:
     """Whether the last `;`-part of a message that absorbed extra parts reads as the source's
-    first tail field pushed left by a `;` further right rather than as message text: empty or
-    `(null)`, for the engine a proxy session id (a GUID, `0`, a hash), for the others an
-    exception type or the front of one cut at a dot (`System.`). Such a line is refused."""
+    first tail field pushed left by a `;` further right rather than as message text: for the
+    engine a proxy session id (a GUID, `0`, a hash; it is never empty, so a message ending in
+    `;` is text), for the others empty, `(null)`, an exception type or the front of one cut at
+    a dot (`System.`). Such a line is refused."""
     last = last_part.strip()
+    if source is LogSource.ENGINE:  # never empty or `(null)`: `LOAD … FROM x.qvd;` is text
+        return _PROXY_SESSION_ID.fullmatch(last) is not None
     if is_null(last):
         return True
-    if source is LogSource.ENGINE:
-        return _PROXY_SESSION_ID.fullmatch(last) is not None
     return _EXCEPTION_PIECE.fullmatch(last) is not None
 
 
@@ -244,7 +277,7 @@ def _head_misfit(
 
 def _tail_misfit(
     source: LogSource, tail: dict[str, str], middle: Sequence[str]
-) -> tuple[str, str] | None:
+) -> tuple[str, str] | tuple[str, str, str] | None:
     """The first sign that the tail, read from the right, is shifted, as (name, value); None
     when it fits. A `;` in tail field k gives every field left of k its right neighbour's value
     and the first tail field's value to the message as its last part: the shapes catch the
@@ -256,10 +289,9 @@ def _tail_misfit(
                 return name, value
         elif shape is not None and not shape.fullmatch(value.strip()):
             return name, value
-    if is_null(tail["user_directory"]) != is_null(tail["user_id"]):
-        # Qlik logs a user directory and a user id together, or neither.
-        which = "user_id" if is_null(tail["user_directory"]) else "user_directory"
-        return which, tail[which]
+    if is_null(tail["user_directory"]) and not is_null(tail["user_id"]):
+        # A user id never comes without its directory; a `;` in the command puts one there.
+        return "user_id", tail["user_id"]
     if "user" in tail and not any(is_null(tail[n]) for n in ("user", "user_directory", "user_id")):
         user = f"{tail['user_directory'].strip()}\\{tail['user_id'].strip()}"
         if tail["user"].strip().casefold() != user.casefold():
@@ -269,19 +301,26 @@ def _tail_misfit(
     if looks_shifted(source, middle[-1]):
         return "message", f"…;{middle[-1].strip()}"
     exception = tail.get("exception_message")
+    if (  # `System.I;O.IOException`: cut inside a name, the rest may still read as a type
+        exception is not None
+        and _TYPE_FRONT.fullmatch(middle[-1])
+        and _EXCEPTION_START.match(middle[-1] + exception.strip())
+    ):
+        return "message", f"…;{middle[-1]}"
     if (
         exception is not None
         and not is_null(exception)
         and not _EXCEPTION_START.match(exception.strip())
     ):
         # Extra `;` and an exception text: they could be in the message or in the exception.
-        return "exception_message", exception
+        return "exception_message", exception, _AMBIGUOUS_EXCEPTION
     return None
 
 
 def iso_timestamp(raw: str) -> str | None:
-    """Qlik's `20211109T153726.028+0200` or `2021-11-09T15:37:26.028+0200` as RFC 3339
-    (`2021-11-09T15:37:26.028+02:00`); text of another shape as it came (clipped)."""
+    """Qlik's `20211109T153726.028+0200` or `2021-11-09T15:37:26.028+0200` (or log4net's
+    seven fraction digits) as RFC 3339 with milliseconds (`2021-11-09T15:37:26.028+02:00`);
+    text of another shape as it came (clipped)."""
     value = raw.strip()
     if is_null(value):
         return None
@@ -291,7 +330,7 @@ def iso_timestamp(raw: str) -> str | None:
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     text = f"{year}-{month}-{day}T{hour}:{minute}:{second}"
     if fraction:
-        text += f".{fraction}"
+        text += f".{fraction[:3]:0<3}"  # milliseconds in both formats (XML has seven digits)
     if offset and offset != "Z" and ":" not in offset:
         offset = f"{offset[:3]}:{offset[3:]}"
     return text + (offset or "")
@@ -309,9 +348,15 @@ def complete_user(values: dict[str, str | None]) -> None:
         values["user"] = f"{directory}\\{user_id}"
 
 
-def _misfit(tag: str, name: str, value: str) -> Rejected:
+_SHIFTED = "a ';' in a field other than the message?"
+_AMBIGUOUS_EXCEPTION = (
+    "the message holds ';' and so may the exception text, which does not start with a .NET "
+    "type: where the message ends cannot be told (qlik2mqtt's XML appenders send both intact)"
+)
+
+
+def _misfit(tag: str, name: str, value: str, why: str = _SHIFTED) -> Rejected:
     return Rejected(
         reason=RejectReason.MISFIT_FIELDS,
-        detail=f"/{tag}/ {name} {clip(value.strip(), 64)!r} does not fit: a ';' in a field "
-        "other than the message?",
+        detail=f"/{tag}/ {name} {clip(value.strip(), 64)!r} does not fit: {why}",
     )

@@ -23,7 +23,7 @@ from bridge.core.events import (
     UserEvent,
     UserEventType,
 )
-from bridge.inputs.fields import NULL, clip, field, message_text
+from bridge.inputs.fields import CONTROL_CHARS, NULL, clip, field, message_text
 from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
 from bridge.inputs.log_event_xml import is_log_event_xml, parse_log_event_xml
 from bridge.inputs.log_events import LOG_TAGS, parse_log_fields
@@ -49,7 +49,6 @@ SCHEDULER_TAGS: dict[str, TaskEventType] = {
 }
 ENGINE_RELOAD_TAG = "engine-reload-failed"
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LOG_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:[,.](\d{1,7}))?")
 _LOG_LEVEL = re.compile(r"(?i:DEBUG|INFO|WARN|WARNING|ERROR|FATAL|TRACE|NOTICE|CRITICAL)")
 # Messages the scheduler logs for a reload that failed for good (see appenders/scheduler).
@@ -75,7 +74,7 @@ def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | Rejected:
         return Rejected(reason=RejectReason.EMPTY, detail="no text")
     if start == "<":
         return _parse_xml(text)
-    if _CONTROL_CHARS.search(text):
+    if CONTROL_CHARS.search(text) and not _is_log_line(text):  # a log line's message may
         return Rejected(reason=RejectReason.NOT_TEXT, detail="control characters in a text line")
     return _parse_semicolon(text.split(";"))
 
@@ -90,6 +89,12 @@ def decode(data: bytes) -> str | None:
         return data.decode("cp1252")
     except UnicodeDecodeError:
         return None
+
+
+def _is_log_line(text: str) -> bool:
+    """Whether a text line is a Butler SOS log event (`/qseow-engine/;…`), whose message may
+    hold a control character (bridge.inputs.log_events shows it as U+FFFD)."""
+    return text.partition(";")[0].strip().strip("/").lower() in LOG_TAGS
 
 
 def _parse_semicolon(fields: list[str]) -> Event | Rejected:

@@ -215,16 +215,17 @@ def _counters(site: dict[str, Any], stats: dict[str, Any]) -> Table:
     table = Table(title="Counters", title_justify="left", show_header=False)
     rejected = stats.get("rejected") or {}
     reasons = ", ".join(f"{k} {v}" for k, v in rejected.items() if v) or "none"
+    duplicates = stats.get("duplicates", 0)
     rows = [
         (
             "site sessions / users / connections",
             f"{site.get('active_sessions', '?')} / {site.get('active_users', '?')} / "
             f"{site.get('active_connections', '?')}",
         ),
-        ("log events in the window", _log_counts(site.get("log_events"), "")),
-        ("log events since start", _log_counts(site.get("log_events"), "_total")),
+        ("log events in the window", log_counts(site.get("log_events"), "")),
+        ("log events since start", log_counts(site.get("log_events"), "_total")),
         ("datagrams received", str(stats.get("datagrams", "?"))),
-        ("events", f"{stats.get('events', '?')} ({stats.get('duplicates', 0)} duplicates folded)"),
+        ("events", f"{stats.get('events', '?')} ({counted(duplicates, 'duplicates')} folded)"),
         ("rejected", f"{stats.get('rejected_total', '?')} ({reasons})"),
         (
             "outbox",
@@ -236,13 +237,18 @@ def _counters(site: dict[str, Any], stats: dict[str, Any]) -> Table:
     return table
 
 
-def _log_counts(logs: Any, suffix: str) -> str:
-    """`3 warnings, 1 errors, 0 fatals` from the site's `log_events` (`_total`: since start)."""
+def log_counts(logs: Any, suffix: str) -> str:
+    """`3 warnings, 1 error, 0 fatals` from the site's `log_events` (`_total`: since start)."""
     if not isinstance(logs, dict):
         return "?"
     return ", ".join(
-        f"{logs.get(kind + suffix, '?')} {kind}" for kind in ("warnings", "errors", "fatals")
+        counted(logs.get(kind + suffix, "?"), kind) for kind in ("warnings", "errors", "fatals")
     )
+
+
+def counted(count: object, plural: str) -> str:
+    """`1 error`, `3 errors`, `? errors` (a count the payload lacks)."""
+    return f"1 {plural.removesuffix('s')}" if count == 1 else f"{count} {plural}"
 
 
 PLAIN_REFRESH = 1.0

@@ -38,6 +38,7 @@ from tests.qlik_events import (
     assert_datagram_is,
     assert_log_datagram_is,
 )
+from tests.qlik_log_config import violations
 
 TARGET = Target(bridge_host="10.20.0.5", user_port=19997, task_port=19998, log_port=19996)
 PORTS = {"proxy/LocalLogConfig.xml": 19997, "scheduler/LocalLogConfig.xml": 19998}
@@ -73,6 +74,53 @@ def test_rendered_files_target_the_bridge_in_utf8_xml_layout(name: str) -> None:
             assert appender.remote_port == PORTS[name]
             assert appender.layout == "log4net.Layout.XmlLayoutSchemaLog4j"
             assert appender.filters[-1].kind == "log4net.Filter.DenyAllFilter"
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_rendered_files_keep_to_qlik_schema_rules(name: str) -> None:
+    """QRS, QPS and QSS drop a LocalLogConfig.xml that breaks Qlik's schema, and every appender
+    in it with the file: settings only as <param name value>, in Butler's order."""
+    data = render(template_text(name), TARGET).encode("utf-8")
+    assert violations(data) == []
+
+
+def test_the_schema_rules_refuse_log4net_element_form() -> None:
+    """The checker is not a rubber stamp: what the files looked like before, and the other
+    breaks Qlik documents, are each found."""
+    old = """<configuration>
+      <appender name="a" type="log4net.Appender.UdpAppender">
+        <threshold value="WARN" />
+        <layout type="log4net.Layout.XmlLayout"><prefix value="x" /></layout>
+      </appender>
+      <logger name="System"><appender-ref ref="a" /></logger>
+    </configuration>"""
+    assert violations(old.encode()) == [
+        "appender 'a': <threshold> is not allowed in an appender",
+        "appender 'a' <layout>: <prefix> is not allowed here (only <param>)",
+    ]
+    misordered = """<configuration>
+      <appender name="$a" type="t">
+        <param name="remotePort" value="1" />
+        <filter type="f"><param name="key" value="k" extra="x" /></filter>
+        <layout type="l"><param name="p" value="v" /><converter /></layout>
+      </appender>
+      <logger name="System"><appender-ref ref="a" /><additivity value="x" /></logger>
+      <appender name="b" type="t" />
+      <log4net />
+    </configuration>"""
+    assert violations(misordered.encode()) == [
+        "appender '$a': a name is required and may not start with '$'",
+        "appender '$a': <filter> comes after <param>",
+        "appender '$a' <filter>: <param> needs exactly name and value, has "
+        "['extra', 'name', 'value']",
+        "appender '$a' <layout>: a <converter> comes after a <param>",
+        "logger 'System': <additivity> is not allowed in a logger",
+        "appender 'b' comes after a <logger>",
+        "<log4net> is not allowed in <configuration>",
+    ]
+    assert violations(b"<log4net />") == ["the root is <log4net>, not <configuration>"]
+    big = b"<configuration>" + b" " * (1024 * 1024) + b"</configuration>"
+    assert violations(big) == [f"{len(big)} bytes: the file must stay under 1 MB"]
 
 
 @pytest.mark.parametrize(

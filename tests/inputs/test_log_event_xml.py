@@ -63,6 +63,12 @@ def event_xml(
     ).encode()
 
 
+LAUGHS = '<!ENTITY lol "lol">' + "".join(
+    f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+).replace("&lol0;", "&lol;")
+"""The entity declarations of a billion laughs."""
+
+
 def parsed_event(data: bytes) -> LogEvent:
     parsed = parse_datagram(data)
     assert isinstance(parsed, LogEvent), parsed
@@ -170,6 +176,17 @@ def test_only_the_fields_of_its_source_are_filled() -> None:
             "DOCTYPE",
         ),
         (event_xml(message="&a;"), RejectReason.BAD_XML, "not well-formed"),
+        (
+            event_xml(extra='<!DOCTYPE x [<!ENTITY a "b">]>'),
+            RejectReason.BAD_XML,
+            "not well-formed",
+        ),
+        (event_xml(extra=f"<!DOCTYPE lolz [{LAUGHS}]>"), RejectReason.BAD_XML, "not well-formed"),
+        (
+            event_xml(extra='<!ENTITY xxe SYSTEM "file:///etc/passwd">'),
+            RejectReason.BAD_XML,
+            "not well-formed",
+        ),
     ],
 )
 def test_what_is_not_a_log_event_is_refused_with_its_reason(
@@ -179,6 +196,28 @@ def test_what_is_not_a_log_event_is_refused_with_its_reason(
     assert isinstance(parsed, Rejected), parsed
     assert parsed.reason is reason
     assert says in parsed.detail
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [
+        "<![CDATA[HttpRequestException: got <!DOCTYPE html><html><body>502</body></html>]]>",
+        "HttpRequestException: got &lt;!DOCTYPE html&gt;&lt;html&gt;502&lt;/html&gt;",
+        '<![CDATA[<!ENTITY x "y"> quoted from a config file]]>',
+    ],
+)
+def test_an_exception_quoting_a_doctype_is_an_event(exception: str) -> None:
+    """A real error whose text quotes an HTML page (a proxy's 502, say) is not an attack."""
+    event = parsed_event(
+        event_xml(extra=f"<qseow-proxy:exception>{exception}</qseow-proxy:exception>")
+    )
+    assert event.exception_message is not None
+    assert "<!" in event.exception_message
+
+
+def test_a_message_quoting_a_doctype_is_an_event() -> None:
+    event = parsed_event(event_xml(message="b64:Bad answer: <!DOCTYPE html> <!ENTITY a 'b'>"))
+    assert event.message == "Bad answer: <!DOCTYPE html> <!ENTITY a 'b'>"
 
 
 def test_the_session_and_task_xml_is_still_read_as_before() -> None:
@@ -240,7 +279,7 @@ def test_any_event_survives_what_log4net_sends(
         elif expected["user"] and not expected["user_directory"] and not expected["user_id"]:
             directory, _, user_id = str(expected["user"]).replace("/", "\\").partition("\\")
             expected["user_directory"], expected["user_id"] = directory or None, user_id or None
-    assert fields.pop("log_timestamp") == "2026-11-04T09:15:02.4170000+01:00"
+    assert fields.pop("log_timestamp") == "2026-11-04T09:15:02.417+01:00"
     assert fields.pop("windows_user") == "CORP\\qlikservice"
     assert fields == expected
 

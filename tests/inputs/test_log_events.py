@@ -189,6 +189,8 @@ def test_an_exception_beside_a_semicolon_message_is_kept_when_it_reads_as_one() 
         ("20211109T153726.028+0200", "2021-11-09T15:37:26.028+02:00"),
         ("2021-11-09T15:37:26.028-0530", "2021-11-09T15:37:26.028-05:30"),
         ("2021-11-09T15:37:26Z", "2021-11-09T15:37:26Z"),
+        ("2026-11-04T09:15:02.4179999+01:00", "2026-11-04T09:15:02.417+01:00"),
+        ("2026-11-04T09:15:02.5+01:00", "2026-11-04T09:15:02.500+01:00"),
         ("(null)", None),
         ("", None),
         ("not a time", "not a time"),
@@ -266,7 +268,6 @@ def test_a_message_of_too_many_parts_is_refused() -> None:
 @pytest.mark.parametrize(
     ("tail", "says"),
     [
-        ("(null);CORP;(null);Login;401;AppAccess;/hub/", "user_directory 'CORP'"),
         ("(null);(null);mia;Login;401;AppAccess;/hub/", "user_id 'mia'"),
         ("(null);CORP;mia;Login;Denied;AppAccess;/hub/", "result_code"),
         ("(null);CORP;mia;401;401;AppAccess;/hub/", "command '401'"),
@@ -275,6 +276,81 @@ def test_a_message_of_too_many_parts_is_refused() -> None:
 def test_a_user_half_missing_or_a_shapeless_field_is_refused(tail: str, says: str) -> None:
     rejected = refused(f"/qseow-proxy/;{HEAD};WARN;QS1;Audit.Proxy;CORP\\svc;msg;{tail}")
     assert (rejected.reason, says in rejected.detail) == (RejectReason.MISFIT_FIELDS, True)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Script error: LOAD * FROM [lib://Data/x.qvd];",
+        "Script error: a;;b",
+        "Script error: ends in two;;",
+        "(null) came back;(null)",
+    ],
+)
+def test_an_engine_message_ending_in_a_semicolon_or_null_is_text(message: str) -> None:
+    """The engine's first tail field (its proxy session id) is never empty: a message ending in
+    `;` cannot be a shifted one."""
+    tail = _TAILS_OK[LogSource.ENGINE]
+    text = f"/qseow-engine/;{HEAD};ERROR;QS1;System.Engine.Engine;CORP\\svc;{message};{tail}"
+    event = log_event(text)
+    assert (event.message, event.proxy_session_id, event.app_id) == (message, "0", None)
+
+
+def test_an_engine_line_without_its_proxy_session_id_is_refused() -> None:
+    tail = _TAILS_OK[LogSource.ENGINE].removeprefix("0")
+    line = f"/qseow-engine/;{HEAD};ERROR;QS1;System.Engine.Engine;CORP\\svc;Boom;{tail}"
+    assert "proxy_session_id ''" in refused(line).detail
+
+
+def test_a_user_directory_without_a_user_id_is_kept() -> None:
+    """Loosened: a directory alone is no sign of a shift (tests/fixtures/README.md)."""
+    proxy = f"/qseow-proxy/;{HEAD};WARN;QS1;Audit.Proxy;CORP\\svc;a;b;(null);INTERNAL;(null);"
+    event = log_event(proxy + "Login;401;AppAccess;/hub/")
+    assert (event.message, event.user_directory, event.user_id) == ("a;b", "INTERNAL", None)
+
+
+def test_a_semicolon_inside_the_exception_type_is_refused() -> None:
+    """Found by Hypothesis: `System.I;O.IOException` left a type behind (`O.IOException`)."""
+    head = f"/qseow-proxy/;{HEAD};ERROR;QS1;Audit.Proxy;CORP\\svc;Disk full;"
+    line = f"{head}System.I;O.IOException: The disk is full{PROXY_TAIL}"
+    assert refused(line).detail.startswith("/qseow-proxy/ message '…;System.I' does not fit")
+    kept = log_event(f"{head}System.IO.IOException: The disk is full{PROXY_TAIL}")
+    assert kept.exception_message == "System.IO.IOException: The disk is full"
+    spaced = log_event(f"{head[:-1]}; see log;System.IO.IOException: x{PROXY_TAIL}")
+    assert spaced.message == "Disk full; see log"
+
+
+def test_an_ambiguous_exception_is_refused_saying_why_and_what_to_do() -> None:
+    line = (
+        f"/qseow-proxy/;{HEAD};ERROR;QS1;Audit.Proxy;CORP\\svc;Login failed; retrying;"
+        f"Unable to connect to the remote server{PROXY_TAIL}"
+    )
+    detail = refused(line).detail
+    assert "exception_message 'Unable to connect to the remote server'" in detail
+    assert "does not start with a .NET type" in detail
+    assert "qlik2mqtt's XML appenders" in detail
+
+
+def test_a_windows_user_without_a_domain_is_refused() -> None:
+    line = f"/qseow-proxy/;{HEAD};WARN;QS1;Audit.Proxy;qlikservice;msg;(null){PROXY_TAIL}"
+    assert "windows user 'qlikservice'" in refused(line).detail
+
+
+def test_a_control_character_in_the_message_is_shown_not_refused() -> None:
+    """An ESC quoted in a message costs one character, not the whole warning."""
+    head = f"/qseow-proxy/;{HEAD};WARN;QS1;Audit.Proxy;CORP\\svc;"
+    event = log_event(f"{head}Bad \x1b[31mcolour\x00;here\x07;(null){PROXY_TAIL}")
+    assert event.message == "Bad \ufffd[31mcolour\ufffd;here\ufffd"
+    assert log_event(f"{head}tab\tand\r\nlines;(null){PROXY_TAIL}").message == "tab\tand\r\nlines"
+    outside = parse_datagram(f"{head}msg;(null){PROXY_TAIL}\x1b".encode())
+    assert isinstance(outside, Rejected)
+    assert (outside.reason, outside.detail) == (
+        RejectReason.NOT_TEXT,
+        "/qseow-proxy/ control characters outside the message",
+    )
+    user = parse_datagram(b"/proxy-session/;QS1;Start session;CORP;mia;A;/;m\x1b")
+    assert isinstance(user, Rejected)
+    assert user.reason is RejectReason.NOT_TEXT
 
 
 def test_the_scheduler_user_must_agree_with_its_directory_and_id() -> None:
@@ -359,7 +435,9 @@ _HEAD_NAMES = ("row", "time", "local time", "level", "host", "logger", "windows 
 
 @st.composite
 def _user_pair(draw: st.DrawFn) -> tuple[str, str]:
-    return draw(st.tuples(_DIR, _NAME) | st.just(("(null)", "(null)")))
+    return draw(
+        st.tuples(_DIR, _NAME) | st.tuples(_DIR, st.just("(null)")) | st.just(("(null)", "(null)"))
+    )
 
 
 @st.composite
@@ -373,7 +451,7 @@ def _tail(draw: st.DrawFn, source: LogSource) -> list[str]:
                 "20261101T060000.000+0100", draw(st.sampled_from(["Session", "Error", "(null)"])),
                 draw(_ID), draw(_ID)]  # fmt: skip
     if source is LogSource.SCHEDULER:
-        user = f"{directory}\\{user_id}" if directory != "(null)" else "(null)"
+        user = f"{directory}\\{user_id}" if "(null)" not in (directory, user_id) else "(null)"
         directory, user_id, user = draw(
             st.sampled_from([(directory, user_id, user), (directory, user_id, "(null)"),
                              ("(null)", "(null)", user)])
@@ -416,7 +494,8 @@ def test_a_semicolon_in_any_other_field_is_refused_or_changes_nothing(
 ) -> None:
     """A `;` inserted anywhere in any field but the message (and the Windows user: Windows
     forbids `;` in account names, and one after its backslash reads as message text) either
-    gets the line refused or leaves every field as intended — never in the wrong place."""
+    gets the line refused or leaves every field as intended — never in the wrong place. (Not
+    one in front of the engine's proxy session id, which never holds one: see below.)"""
     assume(_unambiguous(message, source))
     head = ["812", "20261104T091502.417+0100", "2026-11-04 09:15:02,417",
             data.draw(st.sampled_from(["WARN", "ERROR", "FATAL"])),
@@ -434,6 +513,10 @@ def test_a_semicolon_in_any_other_field_is_refused_or_changes_nothing(
 
     which = data.draw(st.sampled_from([i for i in range(len(fields)) if i not in (6, 7)]))
     at = data.draw(st.integers(0, len(fields[which])))
+    # `;` in front of the engine's proxy session id is the line of a message ending in `;`
+    # (a script error quoting `LOAD … FROM x.qvd;`), which is text: a GUID, `0` or a hash
+    # never holds a `;`, so only the message can have sent it.
+    assume(not (source is LogSource.ENGINE and which == 8 and at == 0))
     fields[which] = f"{fields[which][:at]};{fields[which][at:]}"
     parsed = parse_datagram(";".join([f"/qseow-{source.value}/", *fields]).encode())
     if isinstance(parsed, Rejected):

@@ -261,6 +261,22 @@ def test_hostile_xml_is_refused_not_expanded(bomb: str) -> None:
     assert rejected(bomb).reason is RejectReason.BAD_XML
 
 
+def test_a_log4j_event_quoting_a_doctype_is_an_event() -> None:
+    """Only a DOCTYPE heading the datagram is refused by name; one quoted in a message (CDATA or
+    escaped) is text, and one inside the event is not well-formed."""
+    for quoted in ("<![CDATA[got <!DOCTYPE html> back]]>", "got &lt;!DOCTYPE html&gt; back"):
+        data = (
+            f'<log4j:event logger="{TASK_LOGGER}" level="ERROR" timestamp="1">'
+            f"<log4j:message>Max retries reached: {quoted}</log4j:message><log4j:properties>"
+            '<log4j:data name="log4jmachinename" value="QS1"/>'
+            '<log4j:data name="TaskName" value="T"/></log4j:properties></log4j:event>'
+        )
+        assert task(data).message == "Max retries reached: got <!DOCTYPE html> back"
+    inside = '<log4j:event><!DOCTYPE x [<!ENTITY a "b">]><log4j:message>&a;</log4j:message>'
+    assert "not well-formed" in rejected(inside + "</log4j:event>").detail
+    assert "DOCTYPE" in rejected('<?xml version="1.0"?>\n<!DOCTYPE x><x/>').detail
+
+
 def test_log_date_forms() -> None:
     assert log_date("2026-05-06 14:23:45,123") == "2026-05-06T14:23:45.123"
     assert log_date("2026-05-06 14:23:45.123") == "2026-05-06T14:23:45.123"

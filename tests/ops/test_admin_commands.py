@@ -118,7 +118,7 @@ async def test_status_shows_what_the_bridge_published(tmp_path: Path, mosquitto:
         # sessions, connections, failed, aborted
         assert re.findall(r"\b\d+\b", row)[:4] == ["2", "2", "1", "1"]
         assert "Reload Sales; daily" in row
-        assert "10 (1 duplicates folded)" in out
+        assert "10 (1 duplicate folded)" in out
     finally:
         await sub.stop()
         await bridge.close()

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from bridge.ops.status import counted, log_counts
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
 
@@ -104,3 +105,11 @@ async def test_status_watch_prints_snapshots_into_a_pipe(
             watcher.kill()
         await watcher.wait()
         await bridge.close()
+
+
+def test_log_counts_are_singular_for_one() -> None:
+    site = {"warnings": 1, "errors": 1, "fatals": 0, "errors_total": 2}
+    assert log_counts(site, "") == "1 warning, 1 error, 0 fatals"
+    assert log_counts(site, "_total") == "? warnings, 2 errors, ? fatals"
+    assert log_counts(None, "") == "?"
+    assert (counted(1, "duplicates"), counted(0, "duplicates")) == ("1 duplicate", "0 duplicates")
