@@ -20,7 +20,13 @@ from bridge.core.privacy import PLAIN, Privacy
 Kind = Literal["task_events", "user_activity", "log_events"]
 """A kind of message: its own `slack.<kind>` settings (on/off, channel, webhook, template)."""
 
-MAX_MESSAGE_CHARS = 2800  # a section's text may hold 3000
+SECTION_TEXT_MAX = 3000
+"""Slack refuses (`invalid_blocks`) a section whose text is longer, counted after escaping."""
+FIELD_TEXT_MAX = 2000
+"""The same for each of a section's fields."""
+MAX_MESSAGE_CHARS = 2800
+"""A log or task message's code block, escaped (within SECTION_TEXT_MAX with its fences)."""
+MAX_FIELD_CHARS = 500
 _TASK_TITLES = {
     TaskEventType.TASK_FAILED: ("Reload task failed", ":red_circle:"),
     TaskEventType.ENGINE_RELOAD_FAILED: ("Reload failed in the engine", ":red_circle:"),
@@ -53,6 +59,27 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _units(text: str) -> int:
+    """Length in UTF-16 code units: the stricter count, should Slack count that way."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _escaped(text: str, limit: int) -> str:
+    """`text` escaped for mrkdwn and then cut to `limit` (with "…"), never inside an entity
+    (`&lt;` is four characters for one: cutting first and escaping after overflows)."""
+    escaped = _escape(text)
+    if _units(escaped) <= limit:
+        return escaped
+    budget = limit - 1
+    cut = escaped[:budget]
+    while (units := _units(cut)) > budget:
+        cut = cut[: len(cut) - (units - budget)]
+    entity = cut.rfind("&")
+    if entity != -1 and ";" not in cut[entity:]:
+        cut = cut[:entity]
+    return cut + "…"
+
+
 def task_message(
     event: TaskEvent,
     received_at_iso: str | None,
@@ -79,9 +106,9 @@ def task_message(
         {"type": "header", "text": {"type": "plain_text", "text": f"{title}"[:150]}},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{icon} *{_escape(task)}*"},
+            "text": {"type": "mrkdwn", "text": f"{icon} *{_escaped(task, MAX_FIELD_CHARS)}*"},
             "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{_escape(value)}"}
+                {"type": "mrkdwn", "text": f"*{name}*\n{_escaped(value, MAX_FIELD_CHARS)}"}
                 for name, value in fields
                 if value
             ],
@@ -89,10 +116,8 @@ def task_message(
     ]
     message = privacy.redact(event.message, privacy.user_part(event.user))
     if message:
-        shown = message[:MAX_MESSAGE_CHARS] + ("…" if len(message) > MAX_MESSAGE_CHARS else "")
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"```{_escape(shown)}```"}}
-        )
+        shown = _escaped(message, MAX_MESSAGE_CHARS)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
     links = _links(event, qlik_base_url)
     context = [f"{folded} times since the last message"] if folded else []
     if links:
@@ -123,11 +148,10 @@ def user_message(event: UserEvent, privacy: Privacy = PLAIN) -> SlackMessage:
     text = f"{who} {verb} on {event.server}"
     if event.context:
         text += f" ({event.context})"
+    shown = f"{icon} {_escaped(text, FIELD_TEXT_MAX)}"
     return SlackMessage(
         text=text,
-        blocks=[
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{icon} {_escape(text)}"}]}
-        ],
+        blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": shown}]}],
     )
 
 
@@ -188,9 +212,9 @@ def log_message(
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{icon} *{_escape(event.server)}*"},
+            "text": {"type": "mrkdwn", "text": f"{icon} *{_escaped(event.server, 150)}*"},
             "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{_escape(_clipped(value, 500))}"}
+                {"type": "mrkdwn", "text": f"*{name}*\n{_escaped(value, MAX_FIELD_CHARS)}"}
                 for name, value in fields
                 if value
             ][:10],
@@ -199,13 +223,13 @@ def log_message(
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": f"```{_escape(_clipped(message, MAX_MESSAGE_CHARS))}```",
+                "text": f"```{_escaped(message, MAX_MESSAGE_CHARS)}```",
             },
         },
     ]
     exception = privacy.redact(event.exception_message, user_part)
     if exception:
-        shown = _escape(_clipped(exception, MAX_EXCEPTION_CHARS))
+        shown = _escaped(exception, MAX_EXCEPTION_CHARS)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
     if folded:
         note = (
