@@ -163,8 +163,24 @@ _LOG_TITLES = {
 MAX_EXCEPTION_CHARS = 1000
 
 
+_LEVEL_NOUNS = {
+    LogLevel.WARN: ("warning", "warnings"),
+    LogLevel.ERROR: ("error", "errors"),
+    LogLevel.FATAL: ("fatal error", "fatal errors"),
+}
+
+
 def _times(count: int) -> str:
     return f"{count} more time" + ("s" if count != 1 else "")
+
+
+def _more(count: int, level: LogLevel, category: str, distinct: int) -> str:
+    """`3 more `connectivity` errors since the last message (2 distinct messages)`."""
+    noun = _LEVEL_NOUNS[level][count != 1]
+    text = f"{count} more `{category}` {noun} since the last message"
+    if distinct > 1:
+        text += f" ({distinct} distinct messages)"
+    return text
 
 
 def _clipped(text: str, limit: int) -> str:
@@ -177,10 +193,12 @@ def log_message(
     folded: int = 0,
     overflow: bool = False,
     privacy: Privacy = PLAIN,
+    distinct: int | None = None,
 ) -> SlackMessage:
     """A warning or an error a Qlik Sense service logged. `folded`: the same error again
     since the last message; with `overflow`, that many log events of several kinds (this one
-    the last) that were not posted one by one."""
+    the last) that were not posted one by one. `distinct`: they were folded by the event's
+    category, and that many of them had different messages."""
     title, icon = _LOG_TITLES[event.level]
     service = event.source.value
     user_part = event.user_id or privacy.user_part(event.user)
@@ -189,6 +207,12 @@ def log_message(
         text = (
             f"{folded} more Qlik Sense log events on {event.server} were not posted one by one; "
             f"the last: {title.lower()} in the {service}: {_clipped(message, 150)}"
+        )
+    elif folded and distinct is not None and event.category is not None:
+        more = _more(folded, event.level, event.category, distinct)
+        text = (
+            f"{title} in the Qlik Sense {service} on {event.server}: {more}; "
+            f"the last: {_clipped(message, 150)}"
         )
     else:
         text = f"{title} in the Qlik Sense {service} on {event.server}: {_clipped(message, 150)}"
@@ -232,10 +256,13 @@ def log_message(
         shown = _escaped(exception, MAX_EXCEPTION_CHARS)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
     if folded:
-        note = (
-            f"{folded} log events of several kinds since the last messages (this is the last)"
-            if overflow
-            else f"{_times(folded)} since the last message"
-        )
+        if overflow:
+            note = (
+                f"{folded} log events of several kinds since the last messages (this is the last)"
+            )
+        elif distinct is not None and event.category is not None:
+            note = f"{_more(folded, event.level, event.category, distinct)}; this is the last"
+        else:
+            note = f"{_times(folded)} since the last message"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     return SlackMessage(text=text, blocks=blocks)

@@ -81,8 +81,10 @@ def test_every_log_message_block_is_within_slacks_limits(text: str, privacy: Pri
                 source_format=SourceFormat.XML,
             )
         )
-        for folded, overflow in [(0, False), (7, False), (7, True)]:
-            assert_within_limits(log_message(event, None, folded, overflow, privacy))
+        for folded, overflow, distinct in [(0, False, None), (7, False, None), (7, True, None)]:
+            assert_within_limits(log_message(event, None, folded, overflow, privacy, distinct))
+        event.category = "connectivity"
+        assert_within_limits(log_message(event, None, 7, False, privacy, 3))
 
 
 @pytest.mark.parametrize("text", NASTY)
