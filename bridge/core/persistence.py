@@ -12,8 +12,16 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from bridge.core.events import TASK_EVENT_ADAPTER
-from bridge.core.state import RETRY_MEMORY, BridgeState, Connections, ServerState, TaskRecord
+from bridge.core.events import LOG_EVENT_ADAPTER, TASK_EVENT_ADAPTER, LogSource
+from bridge.core.logcounts import BUCKETS, LevelCounts
+from bridge.core.state import (
+    RETRY_MEMORY,
+    BridgeState,
+    Connections,
+    LogRecord,
+    ServerState,
+    TaskRecord,
+)
 
 FORMAT_VERSION = 1
 
@@ -32,6 +40,15 @@ def snapshot(state: BridgeState) -> dict[str, Any]:
         "last_failed_task": _record(state.last_failed_task),
         "retryable": [_record(record) for record in state.retryable.values()],
         "watched": {entry: _record(record) for entry, record in state.watched.items()},
+        "last_log_error": next(
+            (
+                slug
+                for slug, server in state.servers.items()
+                if state.last_log_error is not None
+                and server.last_log_error is state.last_log_error
+            ),
+            None,
+        ),
     }
 
 
@@ -47,7 +64,43 @@ def _server(server: ServerState) -> dict[str, Any]:
         "last_failed_task": _record(server.last_failed_task),
         "log_error_at": server.log_error_at,
         "log_categories_at": dict(server.log_categories_at),
+        "last_log_error": _log_record(server.last_log_error),
+        "log_counts": {
+            source.value: {
+                "span": counts.span,
+                "buckets": [[number, *levels] for number, levels in counts.buckets],
+            }
+            for source, counts in server.log_counts.items()
+        },
     }
+
+
+def _log_record(record: LogRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    event = LOG_EVENT_ADAPTER.dump_python(record.event, mode="json")
+    return {"event": event, "received_at": record.received_at}
+
+
+def _load_log_record(raw: dict[str, Any] | None) -> LogRecord | None:
+    if raw is None:
+        return None
+    event = LOG_EVENT_ADAPTER.validate_python(raw["event"])
+    return LogRecord(event=event, received_at=float(raw["received_at"]))
+
+
+def _load_log_counts(raw: dict[str, Any]) -> dict[LogSource, LevelCounts]:
+    """The window's buckets (at most `BUCKETS` each); the totals since start begin at zero."""
+    loaded: dict[LogSource, LevelCounts] = {}
+    for source, saved in raw.items():
+        counts = LevelCounts(span=float(saved["span"]))
+        for number, warnings, errors, fatals in saved["buckets"][-BUCKETS:]:
+            levels = [int(warnings), int(errors), int(fatals)]
+            counts.buckets.append((int(number), levels))
+            for index, count in enumerate(levels):
+                counts.window[index] += count
+        loaded[LogSource(source)] = counts
+    return loaded
 
 
 def _record(record: TaskRecord | None) -> dict[str, Any] | None:
@@ -62,14 +115,17 @@ def restore(data: Any) -> BridgeState:
     try:
         if data.get("version") != FORMAT_VERSION:
             raise StateFileError(f"unknown state format version {data.get('version')!r}")
+        servers = {slug: _load_server(raw) for slug, raw in data["servers"].items()}
+        site_error = data.get("last_log_error")
         return BridgeState(
-            servers={slug: _load_server(raw) for slug, raw in data["servers"].items()},
+            servers=servers,
             failing={str(key): float(at) for key, at in data["failing"].items()},
             aborted={str(key): float(at) for key, at in data.get("aborted", {}).items()},
             last_failure_at=_opt_float(data.get("last_failure_at")),
             last_failed_task=_load_record(data.get("last_failed_task")),
             retryable=_load_retryable(data.get("retryable", [])),
             watched=_load_watched(data.get("watched", {})),
+            last_log_error=None if site_error is None else servers[site_error].last_log_error,
         )
     except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
         raise StateFileError(f"malformed state: {exc.__class__.__name__}: {exc}") from None
@@ -92,6 +148,8 @@ def _load_server(raw: dict[str, Any]) -> ServerState:
         log_categories_at={
             str(name): float(at) for name, at in raw.get("log_categories_at", {}).items()
         },
+        last_log_error=_load_log_record(raw.get("last_log_error")),
+        log_counts=_load_log_counts(raw.get("log_counts", {})),
     )
 
 
