@@ -15,6 +15,7 @@ from bridge.core.events import (
     UserEvent,
     UserEventType,
 )
+from bridge.core.log_payloads import redacted
 from bridge.core.privacy import PLAIN, Privacy
 
 Kind = Literal["task_events", "user_activity", "log_events"]
@@ -201,8 +202,7 @@ def log_message(
     category, and that many of them had different messages."""
     title, icon = _LOG_TITLES[event.level]
     service = event.source.value
-    user_part = event.user_id or privacy.user_part(event.user)
-    message = privacy.redact(event.message, user_part) or "(no message)"
+    message = redacted(event.message, event, privacy) or "(no message)"
     if overflow:
         text = (
             f"{folded} more Qlik Sense log events on {event.server} were not posted one by one; "
@@ -251,7 +251,7 @@ def log_message(
             },
         },
     ]
-    exception = privacy.redact(event.exception_message, user_part)
+    exception = redacted(event.exception_message, event, privacy)
     if exception:
         shown = _escaped(exception, MAX_EXCEPTION_CHARS)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
