@@ -6,7 +6,8 @@ see that no entity's attributes pass the recorder's 16 KiB ("exceed maximum size
 
 Starts mosquitto, the bridge and Home Assistant on loopback (free ports, temporary folders),
 sends the test events and log events (on their own server, QSLOG01: warnings, errors, a fatal
-with a 15,000-character message), then checks: every expected entity exists with its entity id,
+with a 15,000-character message; and on QSMAX01 the largest log event an appender can send, every
+text Home Assistant shows at its longest in four-byte characters), then checks: every expected entity exists with its entity id,
 the states and the log entities' attributes follow the events (read through HA's own
 mqtt_statestream), and HA logged no warning or error that mentions MQTT or qlik2mqtt, or any
 attribute size. The recorder is on, as in a usual
@@ -115,6 +116,18 @@ LOG_EVENTS = [
     "(null);(null)",
 ]
 LOG_LEVELS = ("WARN", "WARN", "FATAL", "ERROR", "ERROR")
+# The largest log event an appender can send (qlik2mqtt's XML layout): a message of 8,192
+# four-byte characters and the texts Home Assistant shows at 1,024, on a server of its own (a
+# warning: the error counts above stay). The recorder must store its attributes, no warning.
+MAX_SERVER = "QSMAX01"
+WIDE = "\U0001f600"
+LOG_ATTRIBUTES.update(
+    {
+        ("event.qlik_sense_qsmax01_log_event", "event_type"): "log_warning",
+        ("event.qlik_sense_qsmax01_log_event", "app_id"): WIDE * 64,
+        ("event.qlik_sense_qsmax01_log_event", "message"): WIDE * 1000,
+    }
+)
 DEADLINE = 240.0
 SESSION_COUNTS = (
     "sensor.qlik_sense_site_active_sessions",
@@ -246,6 +259,12 @@ def main() -> int:
             "the log server's entities",
             60,
         )
+        send_maximal_log_event(log_port)
+        wait_until(
+            lambda: "qlik_sense_qsmax01_log_event" in registry.read_text(),
+            "the maximal log event's server",
+            60,
+        )
         states, attributes = read_states(mqtt_port, settle=2.0 + sessions / 1000)
         expected = dict(EXPECTED) | TASK_ENTITIES
         for entity_id in SESSION_COUNTS:
@@ -283,6 +302,31 @@ def send_log_events(port: int) -> None:
         for row, (line, level) in enumerate(zip(LOG_EVENTS, LOG_LEVELS, strict=True), start=1):
             data = line.format(row=row, level=level).encode()
             sock.sendto(data, ("127.0.0.1", port))
+
+
+def maximal_log_event() -> bytes:
+    """A scheduler warning in qlik2mqtt's XML layout with every text Home Assistant shows at
+    its longest (under the 64 KiB of a datagram: the message and properties are base64)."""
+    sys.path.insert(0, str(ROOT))
+    from bridge.inputs.testevents import Sample, render
+
+    sample = Sample(
+        "log",
+        WIDE * 1024,
+        "WARN",
+        WIDE * 8192,
+        {"TaskName": WIDE * 1024, "AppId": WIDE * 1024, "log4jmachinename": MAX_SERVER},
+        "scheduler",
+        exception=WIDE * 1024,
+    )
+    return render(sample, "xml")
+
+
+def send_maximal_log_event(port: int) -> None:
+    data = maximal_log_event()
+    print(f"maximal log event: {len(data)} bytes")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(data, ("127.0.0.1", port))
 
 
 def check_attributes(attributes: dict[tuple[str, str], object]) -> int:
@@ -417,7 +461,7 @@ def automations() -> str:
 def retry_unavailable_before_a_failure(mqtt_port: int) -> int:
     """Nothing has failed yet: the retry button is unavailable (its availability template)."""
     entity_id = "button.qlik_sense_retry_failed_reload"
-    state = read_states(mqtt_port, settle=2.0).get(entity_id)
+    state = read_states(mqtt_port, settle=2.0)[0].get(entity_id)
     print(f"before any failure: {entity_id} is {state!r}")
     return 0 if state == "unavailable" else 1
 
