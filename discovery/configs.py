@@ -182,8 +182,11 @@ _LAST_ERROR_ATTRIBUTES = {
 
 def _clipped_attributes(source: str, limits: dict[str, int]) -> str:
     """A template giving `source`'s keys in `limits` as a JSON object, each text clipped to its
-    limit (a missing or empty one null); `{}` when `source` is null."""
-    keys = ", ".join(f"'{key}': (o.{key} or '')[:{limit}] or None" for key, limit in limits.items())
+    limit (a missing or empty one null: read with `get`, since Home Assistant warns about a
+    missing key); `{}` when `source` is null."""
+    keys = ", ".join(
+        f"'{key}': (o.get('{key}') or '')[:{limit}] or None" for key, limit in limits.items()
+    )
     return f"{{% set o = {source} or {{}} %}}{{{{ {{{keys}}} | tojson if o else '{{}}' }}}}"
 
 

@@ -6,12 +6,12 @@ see that no entity's attributes pass the recorder's 16 KiB ("exceed maximum size
 
 Starts mosquitto, the bridge and Home Assistant on loopback (free ports, temporary folders),
 sends the test events and log events (on their own server, QSLOG01: warnings, errors, a fatal
-with a 15,000-character message; and on QSMAX01 the largest log event an appender can send, every
-text Home Assistant shows at its longest in four-byte characters), then checks: every expected entity exists with its entity id,
-the states and the log entities' attributes follow the events (read through HA's own
-mqtt_statestream), and HA logged no warning or error that mentions MQTT or qlik2mqtt, or any
-attribute size. The recorder is on, as in a usual
-installation. Stops everything it started. Exit 0 when all holds.
+with a 15,000-character message; and on QSMAX01 the largest log event an appender can send,
+every text Home Assistant shows at its longest in four-byte characters), then checks: every
+expected entity exists with its entity id, the states and the log entities' attributes follow
+the events (read through HA's own mqtt_statestream), and HA logged no warning or error that
+mentions MQTT or qlik2mqtt, any attribute size or a template variable. The recorder is on, as
+in a usual installation. Stops everything it started. Exit 0 when all holds.
 
 Starting tasks (issue 17): a local QRS (tests/qrs_server.py, with test certificates: needs
 `scripts/setup --test`) behind `qrs:`, one watched task (`tasks.watch`), and the automation of
@@ -81,10 +81,11 @@ LOG_SERVER_ENTITIES = {
     "sensor.qlik_sense_qslog01_last_log_error": "The license for this site has expired",
     "event.qlik_sense_qslog01_log_event": None,
     "event.qlik_sense_qswin01_log_event": None,
-    "sensor.qlik_sense_qswin01_log_warnings": "0",
-    "sensor.qlik_sense_qswin01_log_errors": "0",
+    # send-test-events' own log events on QSWIN01: 3 warnings, 3 errors.
+    "sensor.qlik_sense_qswin01_log_warnings": "3",
+    "sensor.qlik_sense_qswin01_log_errors": "3",
     "sensor.qlik_sense_qswin01_last_log_error": None,
-    "sensor.qlik_sense_site_log_errors": "3",
+    "sensor.qlik_sense_site_log_errors": "6",
     "binary_sensor.qlik_sense_log_error": "on",
 }
 EXPECTED.update(LOG_SERVER_ENTITIES)
@@ -94,7 +95,12 @@ LOG_ATTRIBUTES = {
     ("sensor.qlik_sense_qslog01_log_errors", "fatals"): 1,
     ("event.qlik_sense_qslog01_log_event", "event_type"): "log_error",
     ("event.qlik_sense_qslog01_log_event", "category"): "licence",
-    ("binary_sensor.qlik_sense_log_error", "categories"): ["licence", "out_of_memory", "reload"],
+    ("binary_sensor.qlik_sense_log_error", "categories"): [
+        "connectivity",
+        "licence",
+        "out_of_memory",
+        "reload",
+    ],
 }
 _HEAD = "{row};2026-11-04T09:15:09.001+0100;2026-11-04 09:15:09,001;{level};QSLOG01"
 LOG_EVENTS = [
@@ -121,6 +127,13 @@ LOG_LEVELS = ("WARN", "WARN", "FATAL", "ERROR", "ERROR")
 # warning: the error counts above stay). The recorder must store its attributes, no warning.
 MAX_SERVER = "QSMAX01"
 WIDE = "\U0001f600"
+EXPECTED.update(
+    {
+        entity.replace("qslog01", "qsmax01"): None
+        for entity in LOG_SERVER_ENTITIES
+        if "qslog01" in entity
+    }
+)
 LOG_ATTRIBUTES.update(
     {
         ("event.qlik_sense_qsmax01_log_event", "event_type"): "log_warning",
@@ -403,7 +416,10 @@ def report(
         problems.append(f"unexpected entity {extra}")
     for line in log.read_text().splitlines():
         if (" WARNING " in line or " ERROR " in line) and (
-            "mqtt" in line.lower() or "qlik" in line.lower() or "maximum size" in line
+            "mqtt" in line.lower()
+            or "qlik" in line.lower()
+            or "maximum size" in line
+            or "Template variable" in line
         ):
             problems.append(line)
     print("\n".join(["", *problems]) if problems else "\nall entities created, no warnings")

@@ -253,3 +253,22 @@ def test_user_and_task_event_attributes_stay_under_16_kib_in_the_worst_case(char
         assert rendered["message"] == char * 800
         stored = {**rendered, "event_types": entity["event_types"]}
         assert stored_size(stored, entity) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN
+
+
+def test_the_clipped_attributes_read_no_missing_key() -> None:
+    """Home Assistant warns ("Template variable warning") about a key a payload lacks, as a
+    task event without `session_id`: the templates read keys with `get`."""
+    strict = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+    task = TaskEvent(
+        event_type=TaskEventType.TASK_FAILED, server="QSWIN01", source_format=SourceFormat.XML
+    )
+    state = BridgeState()
+    apply_event(state, task, 1.0, StateSettings(None, 60.0, None))
+    server = server_payload(state.servers["qswin01"])
+    assert "session_id" not in server["last_failed_task"]
+    for name, template, payload in [
+        ("event.qlik_sense_qswin01_reload_task", "value_template", event_payload(task, 1.0)),
+        ("sensor.qlik_sense_qswin01_last_failed_task", "json_attributes_template", server),
+    ]:
+        shown = json.loads(strict.from_string(CONFIGS[name][template]).render(value_json=payload))
+        assert shown["session_id"] is None, name
