@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from bridge.core.categories import compile_pattern
 from bridge.core.events import LogLevel, LogSource
 from bridge.core.flags import flag_category, validate_flag
 from bridge.core.state import Watch
@@ -263,22 +264,14 @@ class TasksConfig(_Section):
         return tuple(entry.watch() for entry in self.watch)
 
 
-_ESCAPE = re.compile(r"\\.")
-
-
 def _regex(value: Any) -> Any:
-    """A regular expression in lower case, compiled once here: a bad one is a config error
-    naming its key, with Python's reason. It is searched in the message lowered, which ignores
-    case at a quarter of the cost of `re.IGNORECASE`; so a capital letter (outside an escape
-    such as `\\S`) could never match, and is refused."""
+    """A category pattern, compiled once here (bridge.core.categories.compile_pattern: with
+    `re.IGNORECASE` only if it may name a capital): a bad one is a config error naming its key,
+    with Python's reason."""
     if not isinstance(value, str):
         return value
-    if any(char.isupper() for char in _ESCAPE.sub("", value)):
-        raise ValueError(
-            "write the pattern in lower case: it is searched in the message in lower case"
-        )
     try:
-        return re.compile(value)
+        return compile_pattern(value)
     except re.error as exc:
         raise ValueError(f"not a regular expression: {exc}") from None
 
@@ -302,7 +295,8 @@ class CategoryRuleConfig(_Section):
     name: Annotated[str, Field(pattern=CATEGORY_NAME)]
     """Lower case, digits and _ (it is used in `when: log_category:<name>`)."""
     pattern: Annotated[re.Pattern[str], BeforeValidator(_regex)]
-    """Searched (`re.search`) in the message's first 4,096 characters, lowered."""
+    """Searched (`re.search`) in the message's first 4,096 characters, lowered (with
+    `re.IGNORECASE` if the pattern names a capital)."""
     level: Annotated[list[LogLevel] | None, BeforeValidator(_one_or_many)] = None
     source: Annotated[list[LogSource] | None, BeforeValidator(_sources)] = None
 
@@ -315,7 +309,7 @@ DEFAULT_CATEGORIES = [
         {
             "name": "reload",
             "source": ["scheduler", "engine"],
-            "pattern": r"reload|finishedfail|task .*fail",
+            "pattern": r"reload|finishedfail|task [^\n]{0,120}fail",
         },
         {
             "name": "connectivity",

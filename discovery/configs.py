@@ -127,6 +127,69 @@ def _bridge_device(settings: DiscoverySettings) -> dict[str, Any]:
     }
 
 
+# Attributes that carry an event's text: every one clipped, so that the worst case (every
+# field at its longest, every character 6 bytes in JSON: a control character as \u0001) stays
+# under Home Assistant's 16,384 bytes of attributes with room for its own keys.
+
+_ID = 64
+_TASK_ATTRIBUTES = {
+    "event_type": _ID,
+    "server": 255,
+    "task_name": 200,
+    "app_name": 200,
+    "user": 128,
+    "task_id": _ID,
+    "app_id": _ID,
+    "execution_id": _ID,
+    "session_id": _ID,
+    "log_timestamp": _ID,
+    "log_level": 16,
+    "message": 800,
+    "timestamp": _ID,
+}
+_USER_ATTRIBUTES = {
+    "event_type": _ID,
+    "server": 255,
+    "user_directory": 128,
+    "user_id": 128,
+    "origin": 255,
+    "context": 255,
+    "message": 800,
+    "log_timestamp": _ID,
+    "timestamp": _ID,
+}
+_LOG_EVENT_ATTRIBUTES = {
+    "event_type": 16,
+    "level": 16,
+    "source": 16,
+    "category": _ID,
+    "subsystem": 255,
+    "message": 1000,
+    "exception_message": 500,
+    "task_name": 200,
+    "app_id": _ID,
+    "log_timestamp": _ID,
+}
+_LAST_ERROR_ATTRIBUTES = {
+    "level": 16,
+    "source": 16,
+    "subsystem": 255,
+    "time": _ID,
+    "log_timestamp": _ID,
+    "category": _ID,
+}
+
+
+def _clipped_attributes(source: str, limits: dict[str, int]) -> str:
+    """A template giving `source`'s keys in `limits` as a JSON object, each text clipped to its
+    limit (a missing or empty one null: read with `get`, since Home Assistant warns about a
+    missing key); `{}` when `source` is null."""
+    keys = ", ".join(
+        f"'{key}': (o.get('{key}') or '')[:{limit}] or None" for key, limit in limits.items()
+    )
+    return f"{{% set o = {source} or {{}} %}}{{{{ {{{keys}}} | tojson if o else '{{}}' }}}}"
+
+
 def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[DiscoveryMessage]:
     """Every entity and device trigger of one Qlik Sense server (slug: topic-safe name)."""
     device = _server_device(settings, slug, host)
@@ -158,7 +221,7 @@ def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[Di
         )
 
     def event(
-        key: str, name: str, icon: str, topic: str, types: tuple[str, ...]
+        key: str, name: str, icon: str, topic: str, types: tuple[str, ...], shown: dict[str, int]
     ) -> DiscoveryMessage:
         return _entity(
             settings,
@@ -167,7 +230,13 @@ def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[Di
             f"{slug}_{key}",
             f"{prefix}_{key}",
             name,
-            {"state_topic": topic, "event_types": list(types), "icon": icon},
+            {
+                "state_topic": topic,
+                "event_types": list(types),
+                "icon": icon,
+                # The event's keys become its attributes: every text clipped, under 16 KiB.
+                "value_template": _clipped_attributes("value_json", shown),
+            },
         )
 
     messages = [
@@ -187,8 +256,22 @@ def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[Di
         ),
         counter("active_users", "Active users", "mdi:account-group", "users"),
         counter("active_connections", "Active connections", "mdi:lan-connect", "connections"),
-        event("user_activity", "User activity", "mdi:account-switch", user_topic, USER_EVENT_TYPES),
-        event("reload_task", "Reload task", "mdi:database-refresh", task_topic, TASK_EVENT_TYPES),
+        event(
+            "user_activity",
+            "User activity",
+            "mdi:account-switch",
+            user_topic,
+            USER_EVENT_TYPES,
+            _USER_ATTRIBUTES,
+        ),
+        event(
+            "reload_task",
+            "Reload task",
+            "mdi:database-refresh",
+            task_topic,
+            TASK_EVENT_TYPES,
+            _TASK_ATTRIBUTES,
+        ),
         sensor(
             "last_failed_task",
             "Last failed task",
@@ -199,7 +282,9 @@ def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[Di
                 "else None }}"
             ),
             json_attributes_topic=state_topic,
-            json_attributes_template="{{ (value_json.last_failed_task or {}) | tojson }}",
+            json_attributes_template=_clipped_attributes(
+                "value_json.last_failed_task", _TASK_ATTRIBUTES
+            ),
         ),
         sensor(
             "failed_tasks",
@@ -279,13 +364,7 @@ def _server_log_configs(
             ),
             icon="mdi:alert-circle-outline",
             json_attributes_topic=state_topic,
-            json_attributes_template=(
-                f"{{% set e = {_LAST_ERROR} or {{}} %}}"
-                "{{ {'level': e.level, 'source': e.source, "
-                "'subsystem': (e.subsystem or '')[:255] or None, 'time': e.time, "
-                "'log_timestamp': (e.log_timestamp or '')[:64] or None, "
-                "'category': e.category} | tojson if e else '{}' }}"
-            ),
+            json_attributes_template=_clipped_attributes(_LAST_ERROR, _LAST_ERROR_ATTRIBUTES),
         ),
         entity(
             "event",
@@ -294,17 +373,8 @@ def _server_log_configs(
             state_topic=log_topic,
             event_types=list(LOG_EVENT_TYPES),
             icon="mdi:text-box-alert-outline",
-            # The event's keys become its attributes: the texts clipped, under 16 KiB.
-            value_template=(
-                "{{ {'event_type': value_json.event_type, 'level': value_json.level, "
-                "'source': value_json.source, 'category': value_json.category, "
-                "'subsystem': (value_json.subsystem or '')[:255], "
-                "'message': (value_json.message or '')[:1500], "
-                "'exception_message': (value_json.exception_message or '')[:1000], "
-                "'task_name': (value_json.task_name or '')[:255], "
-                "'app_id': value_json.app_id, "
-                "'log_timestamp': (value_json.log_timestamp or '')[:64]} | tojson }}"
-            ),
+            # The event's keys become its attributes: every text clipped, under 16 KiB.
+            value_template=_clipped_attributes("value_json", _LOG_EVENT_ATTRIBUTES),
         ),
     ]
     for event_type in LOG_EVENT_TYPES:
@@ -428,7 +498,9 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             payload_off="OFF",
             device_class="problem",
             json_attributes_topic=site_topic,
-            json_attributes_template="{{ (value_json.last_failed_task or {}) | tojson }}",
+            json_attributes_template=_clipped_attributes(
+                "value_json.last_failed_task", _TASK_ATTRIBUTES
+            ),
         ),
         site_counter("active_sessions", "Active sessions", "mdi:account-multiple", "sessions"),
         site_counter("active_users", "Active users", "mdi:account-group", "users"),

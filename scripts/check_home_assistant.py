@@ -6,11 +6,12 @@ see that no entity's attributes pass the recorder's 16 KiB ("exceed maximum size
 
 Starts mosquitto, the bridge and Home Assistant on loopback (free ports, temporary folders),
 sends the test events and log events (on their own server, QSLOG01: warnings, errors, a fatal
-with a 15,000-character message), then checks: every expected entity exists with its entity id,
-the states and the log entities' attributes follow the events (read through HA's own
-mqtt_statestream), and HA logged no warning or error that mentions MQTT or qlik2mqtt, or any
-attribute size. The recorder is on, as in a usual
-installation. Stops everything it started. Exit 0 when all holds.
+with a 15,000-character message; and on QSMAX01 the largest log event an appender can send,
+every text Home Assistant shows at its longest in four-byte characters), then checks: every
+expected entity exists with its entity id, the states and the log entities' attributes follow
+the events (read through HA's own mqtt_statestream), and HA logged no warning or error that
+mentions MQTT or qlik2mqtt, any attribute size or a template variable. The recorder is on, as
+in a usual installation. Stops everything it started. Exit 0 when all holds.
 
 Starting tasks (issue 17): a local QRS (tests/qrs_server.py, with test certificates: needs
 `scripts/setup --test`) behind `qrs:`, one watched task (`tasks.watch`, `{name, id}`: its Start
@@ -141,6 +142,25 @@ LOG_EVENTS = [
     "(null);(null)",
 ]
 LOG_LEVELS = ("WARN", "WARN", "FATAL", "ERROR", "ERROR")
+# The largest log event an appender can send (qlik2mqtt's XML layout): a message of 8,192
+# four-byte characters and the texts Home Assistant shows at 1,024, on a server of its own (a
+# warning: the error counts above stay). The recorder must store its attributes, no warning.
+MAX_SERVER = "QSMAX01"
+WIDE = "\U0001f600"
+EXPECTED.update(
+    {
+        entity.replace("qslog01", "qsmax01"): None
+        for entity in LOG_SERVER_ENTITIES
+        if "qslog01" in entity
+    }
+)
+LOG_ATTRIBUTES.update(
+    {
+        ("event.qlik_sense_qsmax01_log_event", "event_type"): "log_warning",
+        ("event.qlik_sense_qsmax01_log_event", "app_id"): WIDE * 64,
+        ("event.qlik_sense_qsmax01_log_event", "message"): WIDE * 1000,
+    }
+)
 DEADLINE = 240.0
 SESSION_COUNTS = (
     "sensor.qlik_sense_site_active_sessions",
@@ -272,6 +292,12 @@ def main() -> int:
             "the log server's entities",
             60,
         )
+        send_maximal_log_event(log_port)
+        wait_until(
+            lambda: "qlik_sense_qsmax01_log_event" in registry.read_text(),
+            "the maximal log event's server",
+            60,
+        )
         states, attributes = read_states(mqtt_port, settle=2.0 + sessions / 1000)
         expected = dict(EXPECTED) | TASK_ENTITIES
         for entity_id in SESSION_COUNTS:
@@ -309,6 +335,31 @@ def send_log_events(port: int) -> None:
         for row, (line, level) in enumerate(zip(LOG_EVENTS, LOG_LEVELS, strict=True), start=1):
             data = line.format(row=row, level=level).encode()
             sock.sendto(data, ("127.0.0.1", port))
+
+
+def maximal_log_event() -> bytes:
+    """A scheduler warning in qlik2mqtt's XML layout with every text Home Assistant shows at
+    its longest (under the 64 KiB of a datagram: the message and properties are base64)."""
+    sys.path.insert(0, str(ROOT))
+    from bridge.inputs.testevents import Sample, render
+
+    sample = Sample(
+        "log",
+        WIDE * 1024,
+        "WARN",
+        WIDE * 8192,
+        {"TaskName": WIDE * 1024, "AppId": WIDE * 1024, "log4jmachinename": MAX_SERVER},
+        "scheduler",
+        exception=WIDE * 1024,
+    )
+    return render(sample, "xml")
+
+
+def send_maximal_log_event(port: int) -> None:
+    data = maximal_log_event()
+    print(f"maximal log event: {len(data)} bytes")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(data, ("127.0.0.1", port))
 
 
 def check_attributes(attributes: dict[tuple[str, str], object]) -> int:
@@ -385,7 +436,10 @@ def report(
         problems.append(f"unexpected entity {extra}")
     for line in log.read_text().splitlines():
         if (" WARNING " in line or " ERROR " in line) and (
-            "mqtt" in line.lower() or "qlik" in line.lower() or "maximum size" in line
+            "mqtt" in line.lower()
+            or "qlik" in line.lower()
+            or "maximum size" in line
+            or "Template variable" in line
         ):
             problems.append(line)
     print("\n".join(["", *problems]) if problems else "\nall entities created, no warnings")

@@ -181,15 +181,21 @@ async def test_categories_alert_outputs_and_acknowledge_across_two_servers_and_f
         assert other["log_events"]["last_error"]["category"] == "engine_memory"
         assert other["log_events"]["sources"]["engine"]["warnings"] == 1
 
-        # A restart keeps the flags: the lamps are set ON again when the bridge connects.
+        # A restart keeps the flags: the lamps are set ON again when the bridge connects; and
+        # the sensors agree with them: the last error and the window's counts are kept too.
         await bridge.stop()
         mark = sub.mark()
         await bridge.start()
         await sub.wait_for(LAMP, lambda m: m.payload == b"ON", since=mark)
         await sub.wait_for(LICENCE_LAMP, lambda m: m.payload == b"ON", since=mark)
         assert payloads(sub, LAMP, mark) == [b"ON"]
+        server = await sub.wait_json(f"{BASE}/qsprod01", lambda p: True, since=mark)
+        events = server["log_events"]
+        assert (events["warnings"], events["errors"], events["fatals"]) == (2, 2, 1)
+        assert events["errors_total"] == 0  # since start: this bridge's start
+        assert events["last_error"]["category"] == "licence"
 
-        # Acknowledge: both lamps off, the counts stay.
+        # Acknowledge: both lamps off; the window's counts and the last error stay.
         mark = sub.mark()
         sub.publish(f"{BASE}/bridge/acknowledge", b"")
         await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark)
@@ -199,7 +205,9 @@ async def test_categories_alert_outputs_and_acknowledge_across_two_servers_and_f
             lambda p: p["log_events"]["unacknowledged"] == {"error": False, "categories": []},
             since=mark,
         )
+        assert (site["log_events"]["errors"], site["log_events"]["fatals"]) == (3, 1)
         assert site["log_events"]["errors_total"] == 0  # since start: this bridge's start
+        assert site["log_events"]["last_error"] is not None
     finally:
         await sub.stop()
         await bridge.close()

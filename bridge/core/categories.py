@@ -2,10 +2,12 @@
 and source, a regular expression searched in the message), first match wins. Pure.
 
 The rules are grouped once per (source, level), so an event tries only the patterns that can
-apply to it. A pattern (written in lower case) is searched in the first `SEARCHED_CHARS`
-characters of the message, lowered once: case is ignored at a quarter of the cost of
-`re.IGNORECASE`, and a long message costs no more than a short one. A message seen recently is
-answered from memory (a flood repeats one message).
+apply to it. Every pattern is searched in the first `SEARCHED_CHARS` characters of the message,
+lowered once: a pattern in lower case then ignores case at a quarter of the cost of
+`re.IGNORECASE`; a pattern that names a capital (a letter, or a character code such as `\\x4c`)
+is compiled with `re.IGNORECASE` (`compile_pattern`), so it matches too and only it pays. A long
+message costs no more than a short one. A message seen recently is answered from memory (a
+flood repeats one message).
 """
 
 from __future__ import annotations
@@ -18,6 +20,23 @@ from bridge.core.events import LogEvent, LogLevel, LogSource
 
 SEARCHED_CHARS = 4096
 """The part of a message a pattern is searched in (Qlik's messages are a line or two)."""
+
+
+_CHARACTER_CODE = re.compile(r"\\(x|u|U|N\{|0|[1-7][0-7]{2})")
+"""An escape naming a character by its code or name (`\\x4c`, `\\u004c`, `\\N{…}`, octal),
+which may be a capital."""
+
+
+def needs_ignorecase(pattern: str) -> bool:
+    """Whether `pattern` may name a capital, which the lowered message never holds: an upper-case
+    letter anywhere in its text (an escape such as `\\S` or a group name too: harmless), or a
+    character code."""
+    return any(char.isupper() for char in pattern) or _CHARACTER_CODE.search(pattern) is not None
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """A category pattern as searched in the lowered message (`re.error` if it is not one)."""
+    return re.compile(pattern, re.IGNORECASE if needs_ignorecase(pattern) else 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,6 +170,8 @@ class LogEvent:
     """The first `log_events.categories` rule it matches: set once by the core path
     (`Bridge.handle_event`, bridge.core.categories) before anything else sees the event."""
 
+    __pydantic_config__ = ConfigDict(extra="forbid")  # for LOG_EVENT_ADAPTER
+
     @property
     def event_type(self) -> str:
         return self.level.event_type
@@ -179,6 +181,8 @@ Event = UserEvent | TaskEvent | LogEvent
 
 TASK_EVENT_ADAPTER = TypeAdapter(TaskEvent)
 """Validates a task event read back from the state file, and dumps one to JSON-ready data."""
+LOG_EVENT_ADAPTER = TypeAdapter(LogEvent)
+"""The same for a log event (the last log error)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,19 +33,29 @@ _PLAIN_FIELDS = (
 """The fields of some sources only, published as they came (None where a source lacks one)."""
 
 
+def redacted(text: str | None, event: LogEvent, privacy: Privacy) -> str | None:
+    """A text of `event` (its message, its exception) with every user it names treated as
+    `privacy` publishes them: the user id, the scheduler's user and the Windows account."""
+    return privacy.redact(
+        text,
+        event.user_id,
+        privacy.user_part(event.user),
+        privacy.user_part(event.windows_user),
+    )
+
+
 def log_event_payload(
     event: LogEvent, received_at: float, privacy: Privacy = PLAIN
 ) -> dict[str, Any]:
     """`<server>/event/log`: every field of every source, None where this one lacks it."""
-    user_id = event.user_id or privacy.user_part(event.user)
     payload: dict[str, Any] = {
         "event_type": event.event_type,
         "source": event.source.value,
         "level": event.level.value,
         "server": event.server,
         "subsystem": event.subsystem,
-        "message": privacy.redact(event.message, user_id),
-        "exception_message": privacy.redact(event.exception_message, user_id),
+        "message": redacted(event.message, event, privacy),
+        "exception_message": redacted(event.exception_message, event, privacy),
         "windows_user": privacy.account(event.windows_user),
         "user_directory": event.user_directory,
         "user_id": privacy.user_id(event.user_id),
@@ -95,7 +105,7 @@ def _last_error(
         level=event.level.value,
         source=event.source.value,
         subsystem=event.subsystem,
-        message=privacy.redact(event.message, event.user_id or privacy.user_part(event.user)),
+        message=redacted(event.message, event, privacy),
         category=event.category,
     )
     return last

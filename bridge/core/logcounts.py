@@ -27,6 +27,9 @@ class LevelCounts:
     """In the rolling window: the sum of `buckets`."""
     buckets: deque[tuple[int, list[int]]] = field(default_factory=deque)
     """(bucket number, counts per level), oldest first, at most `BUCKETS`."""
+    span: float = 0.0
+    """The window the buckets were cut for (restored from the state file, the window may have
+    been set to another length since: its buckets then start empty)."""
 
     def add(self, level: LogLevel, now: float, window: float) -> None:
         index = _INDEX[level]
@@ -40,6 +43,12 @@ class LevelCounts:
 
     def prune(self, now: float, window: float) -> bool:
         """Drop the buckets that left the window; whether the window's counts changed."""
+        if window != self.span:
+            changed = any(self.window)
+            self.buckets.clear()
+            self.window = [0, 0, 0]
+            self.span = window
+            return changed
         oldest = _bucket(now, window) - BUCKETS + 1
         changed = False
         while self.buckets and self.buckets[0][0] < oldest:

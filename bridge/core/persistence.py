@@ -12,11 +12,13 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from bridge.core.events import TASK_EVENT_ADAPTER
+from bridge.core.events import LOG_EVENT_ADAPTER, TASK_EVENT_ADAPTER, LogSource
+from bridge.core.logcounts import BUCKETS, LevelCounts
 from bridge.core.state import (
     RETRY_MEMORY,
     BridgeState,
     Connections,
+    LogRecord,
     ServerState,
     TaskRecord,
     task_id_key,
@@ -41,6 +43,15 @@ def snapshot(state: BridgeState) -> dict[str, Any]:
         "retryable": [_record(record) for record in state.retryable.values()],
         "watched": {entry: _record(record) for entry, record in state.watched.items()},
         "watched_slugs": sorted(state.watched_slugs),
+        "last_log_error": next(
+            (
+                slug
+                for slug, server in state.servers.items()
+                if state.last_log_error is not None
+                and server.last_log_error is state.last_log_error
+            ),
+            None,
+        ),
     }
 
 
@@ -56,7 +67,43 @@ def _server(server: ServerState) -> dict[str, Any]:
         "last_failed_task": _record(server.last_failed_task),
         "log_error_at": server.log_error_at,
         "log_categories_at": dict(server.log_categories_at),
+        "last_log_error": _log_record(server.last_log_error),
+        "log_counts": {
+            source.value: {
+                "span": counts.span,
+                "buckets": [[number, *levels] for number, levels in counts.buckets],
+            }
+            for source, counts in server.log_counts.items()
+        },
     }
+
+
+def _log_record(record: LogRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    event = LOG_EVENT_ADAPTER.dump_python(record.event, mode="json")
+    return {"event": event, "received_at": record.received_at}
+
+
+def _load_log_record(raw: dict[str, Any] | None) -> LogRecord | None:
+    if raw is None:
+        return None
+    event = LOG_EVENT_ADAPTER.validate_python(raw["event"])
+    return LogRecord(event=event, received_at=float(raw["received_at"]))
+
+
+def _load_log_counts(raw: dict[str, Any]) -> dict[LogSource, LevelCounts]:
+    """The window's buckets (at most `BUCKETS` each); the totals since start begin at zero."""
+    loaded: dict[LogSource, LevelCounts] = {}
+    for source, saved in raw.items():
+        counts = LevelCounts(span=float(saved["span"]))
+        for number, warnings, errors, fatals in saved["buckets"][-BUCKETS:]:
+            levels = [int(warnings), int(errors), int(fatals)]
+            counts.buckets.append((int(number), levels))
+            for index, count in enumerate(levels):
+                counts.window[index] += count
+        loaded[LogSource(source)] = counts
+    return loaded
 
 
 def _record(record: TaskRecord | None) -> dict[str, Any] | None:
@@ -71,8 +118,10 @@ def restore(data: Any) -> BridgeState:
     try:
         if data.get("version") != FORMAT_VERSION:
             raise StateFileError(f"unknown state format version {data.get('version')!r}")
+        servers = {slug: _load_server(raw) for slug, raw in data["servers"].items()}
+        site_error = data.get("last_log_error")
         return BridgeState(
-            servers={slug: _load_server(raw) for slug, raw in data["servers"].items()},
+            servers=servers,
             failing={str(key): float(at) for key, at in data["failing"].items()},
             aborted={str(key): float(at) for key, at in data.get("aborted", {}).items()},
             last_failure_at=_opt_float(data.get("last_failure_at")),
@@ -80,6 +129,7 @@ def restore(data: Any) -> BridgeState:
             retryable=_load_retryable(data.get("retryable", [])),
             watched=(watched := _load_watched(data.get("watched", {}))),
             watched_slugs=_load_watched_slugs(data.get("watched_slugs"), watched),
+            last_log_error=None if site_error is None else servers[site_error].last_log_error,
         )
     except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
         raise StateFileError(f"malformed state: {exc.__class__.__name__}: {exc}") from None
@@ -102,6 +152,8 @@ def _load_server(raw: dict[str, Any]) -> ServerState:
         log_categories_at={
             str(name): float(at) for name, at in raw.get("log_categories_at", {}).items()
         },
+        last_log_error=_load_log_record(raw.get("last_log_error")),
+        log_counts=_load_log_counts(raw.get("log_counts", {})),
     )
 
 

@@ -146,10 +146,11 @@ class ServerState:
     """This server's entries in `BridgeState.failing` plus `.aborted` (for the task cap).
     Not persisted: `BridgeState` counts them again when it is built."""
     log_counts: dict[LogSource, LevelCounts] = field(default_factory=dict)
-    """Warnings, errors and fatals per service that logged any (at most four). Not persisted:
-    "since start" is since the bridge started."""
+    """Warnings, errors and fatals per service that logged any (at most four). The window's
+    buckets are persisted (a restart keeps the counts the lamp agrees with); the totals are
+    not: "since start" is since the bridge started."""
     last_log_error: LogRecord | None = None
-    """The last ERROR or FATAL log event. Not persisted."""
+    """The last ERROR or FATAL log event. Persisted."""
     log_error_at: float | None = None
     """When the last ERROR or FATAL arrived since the last acknowledge (the `log_error` flag
     of alert outputs); None: none since. Persisted, like the failure flag."""
@@ -178,7 +179,8 @@ class BridgeState:
     recent_task_events: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
     """Dedup memory: (server, type, task, execution) → first seen; not persisted."""
     last_log_error: LogRecord | None = None
-    """The last ERROR or FATAL log event of any server. Not persisted."""
+    """The last ERROR or FATAL log event of any server: one of the servers' own (persisted as
+    its slug)."""
     watched: dict[str, TaskRecord] = field(default_factory=dict)
     """A `tasks.watch` entry → the last outcome (succeeded, failed, aborted) of the task it
     names, on any server. Dropped with its slug from `watched_slugs`."""

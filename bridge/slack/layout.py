@@ -41,14 +41,22 @@ class SlackLayout:
             self._templates["log_events"] = compile_template(config.log_events.template)
 
     def message(
-        self, event: Event, received_at: float, folded: int = 0, overflow: bool = False
+        self,
+        event: Event,
+        received_at: float,
+        folded: int = 0,
+        overflow: bool = False,
+        distinct: int | None = None,
     ) -> SlackMessage:
         """`folded`: events folded into this message; `overflow`: they were of several kinds
-        (log events past the distinct messages Slack gets per interval)."""
+        (log events past the distinct messages Slack gets per interval); `distinct`: log events
+        folded by their category, and how many different messages they had."""
         if isinstance(event, UserEvent):
             built_in = user_message(event, self._privacy)
         elif isinstance(event, LogEvent):
-            built_in = log_message(event, iso_time(received_at), folded, overflow, self._privacy)
+            built_in = log_message(
+                event, iso_time(received_at), folded, overflow, self._privacy, distinct
+            )
         else:
             built_in = task_message(
                 event, iso_time(received_at), folded, self._qlik_base_url, self._privacy
@@ -61,6 +69,7 @@ class SlackLayout:
             "event": event_payload(event, received_at, self._privacy),
             "folded": folded,
             "overflow": overflow,
+            "distinct": distinct,
             "text": built_in.text,
             "qlik_base_url": self._qlik_base_url,
         }

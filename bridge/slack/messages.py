@@ -15,12 +15,19 @@ from bridge.core.events import (
     UserEvent,
     UserEventType,
 )
+from bridge.core.log_payloads import redacted
 from bridge.core.privacy import PLAIN, Privacy
 
 Kind = Literal["task_events", "user_activity", "log_events"]
 """A kind of message: its own `slack.<kind>` settings (on/off, channel, webhook, template)."""
 
-MAX_MESSAGE_CHARS = 2800  # a section's text may hold 3000
+SECTION_TEXT_MAX = 3000
+"""Slack refuses (`invalid_blocks`) a section whose text is longer, counted after escaping."""
+FIELD_TEXT_MAX = 2000
+"""The same for each of a section's fields."""
+MAX_MESSAGE_CHARS = 2800
+"""A log or task message's code block, escaped (within SECTION_TEXT_MAX with its fences)."""
+MAX_FIELD_CHARS = 500
 _TASK_TITLES = {
     TaskEventType.TASK_FAILED: ("Reload task failed", ":red_circle:"),
     TaskEventType.ENGINE_RELOAD_FAILED: ("Reload failed in the engine", ":red_circle:"),
@@ -53,6 +60,27 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _units(text: str) -> int:
+    """Length in UTF-16 code units: the stricter count, should Slack count that way."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _escaped(text: str, limit: int) -> str:
+    """`text` escaped for mrkdwn and then cut to `limit` (with "…"), never inside an entity
+    (`&lt;` is four characters for one: cutting first and escaping after overflows)."""
+    escaped = _escape(text)
+    if _units(escaped) <= limit:
+        return escaped
+    budget = limit - 1
+    cut = escaped[:budget]
+    while (units := _units(cut)) > budget:
+        cut = cut[: len(cut) - (units - budget)]
+    entity = cut.rfind("&")
+    if entity != -1 and ";" not in cut[entity:]:
+        cut = cut[:entity]
+    return cut + "…"
+
+
 def task_message(
     event: TaskEvent,
     received_at_iso: str | None,
@@ -79,9 +107,9 @@ def task_message(
         {"type": "header", "text": {"type": "plain_text", "text": f"{title}"[:150]}},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{icon} *{_escape(task)}*"},
+            "text": {"type": "mrkdwn", "text": f"{icon} *{_escaped(task, MAX_FIELD_CHARS)}*"},
             "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{_escape(value)}"}
+                {"type": "mrkdwn", "text": f"*{name}*\n{_escaped(value, MAX_FIELD_CHARS)}"}
                 for name, value in fields
                 if value
             ],
@@ -89,10 +117,8 @@ def task_message(
     ]
     message = privacy.redact(event.message, privacy.user_part(event.user))
     if message:
-        shown = message[:MAX_MESSAGE_CHARS] + ("…" if len(message) > MAX_MESSAGE_CHARS else "")
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"```{_escape(shown)}```"}}
-        )
+        shown = _escaped(message, MAX_MESSAGE_CHARS)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
     links = _links(event, qlik_base_url)
     context = [f"{folded} times since the last message"] if folded else []
     if links:
@@ -123,11 +149,10 @@ def user_message(event: UserEvent, privacy: Privacy = PLAIN) -> SlackMessage:
     text = f"{who} {verb} on {event.server}"
     if event.context:
         text += f" ({event.context})"
+    shown = f"{icon} {_escaped(text, FIELD_TEXT_MAX)}"
     return SlackMessage(
         text=text,
-        blocks=[
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{icon} {_escape(text)}"}]}
-        ],
+        blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": shown}]}],
     )
 
 
@@ -139,8 +164,24 @@ _LOG_TITLES = {
 MAX_EXCEPTION_CHARS = 1000
 
 
+_LEVEL_NOUNS = {
+    LogLevel.WARN: ("warning", "warnings"),
+    LogLevel.ERROR: ("error", "errors"),
+    LogLevel.FATAL: ("fatal error", "fatal errors"),
+}
+
+
 def _times(count: int) -> str:
     return f"{count} more time" + ("s" if count != 1 else "")
+
+
+def _more(count: int, level: LogLevel, category: str, distinct: int) -> str:
+    """`3 more `connectivity` errors since the last message (2 distinct messages)`."""
+    noun = _LEVEL_NOUNS[level][count != 1]
+    text = f"{count} more `{category}` {noun} since the last message"
+    if distinct > 1:
+        text += f" ({distinct} distinct messages)"
+    return text
 
 
 def _clipped(text: str, limit: int) -> str:
@@ -153,18 +194,25 @@ def log_message(
     folded: int = 0,
     overflow: bool = False,
     privacy: Privacy = PLAIN,
+    distinct: int | None = None,
 ) -> SlackMessage:
     """A warning or an error a Qlik Sense service logged. `folded`: the same error again
     since the last message; with `overflow`, that many log events of several kinds (this one
-    the last) that were not posted one by one."""
+    the last) that were not posted one by one. `distinct`: they were folded by the event's
+    category, and that many of them had different messages."""
     title, icon = _LOG_TITLES[event.level]
     service = event.source.value
-    user_part = event.user_id or privacy.user_part(event.user)
-    message = privacy.redact(event.message, user_part) or "(no message)"
+    message = redacted(event.message, event, privacy) or "(no message)"
     if overflow:
         text = (
             f"{folded} more Qlik Sense log events on {event.server} were not posted one by one; "
             f"the last: {title.lower()} in the {service}: {_clipped(message, 150)}"
+        )
+    elif folded and distinct is not None and event.category is not None:
+        more = _more(folded, event.level, event.category, distinct)
+        text = (
+            f"{title} in the Qlik Sense {service} on {event.server}: {more}; "
+            f"the last: {_clipped(message, 150)}"
         )
     else:
         text = f"{title} in the Qlik Sense {service} on {event.server}: {_clipped(message, 150)}"
@@ -188,9 +236,9 @@ def log_message(
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{icon} *{_escape(event.server)}*"},
+            "text": {"type": "mrkdwn", "text": f"{icon} *{_escaped(event.server, 150)}*"},
             "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{_escape(_clipped(value, 500))}"}
+                {"type": "mrkdwn", "text": f"*{name}*\n{_escaped(value, MAX_FIELD_CHARS)}"}
                 for name, value in fields
                 if value
             ][:10],
@@ -199,19 +247,22 @@ def log_message(
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": f"```{_escape(_clipped(message, MAX_MESSAGE_CHARS))}```",
+                "text": f"```{_escaped(message, MAX_MESSAGE_CHARS)}```",
             },
         },
     ]
-    exception = privacy.redact(event.exception_message, user_part)
+    exception = redacted(event.exception_message, event, privacy)
     if exception:
-        shown = _escape(_clipped(exception, MAX_EXCEPTION_CHARS))
+        shown = _escaped(exception, MAX_EXCEPTION_CHARS)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
     if folded:
-        note = (
-            f"{folded} log events of several kinds since the last messages (this is the last)"
-            if overflow
-            else f"{_times(folded)} since the last message"
-        )
+        if overflow:
+            note = (
+                f"{folded} log events of several kinds since the last messages (this is the last)"
+            )
+        elif distinct is not None and event.category is not None:
+            note = f"{_more(folded, event.level, event.category, distinct)}; this is the last"
+        else:
+            note = f"{_times(folded)} since the last message"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     return SlackMessage(text=text, blocks=blocks)

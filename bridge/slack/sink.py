@@ -59,6 +59,8 @@ LOG_MESSAGES_PER_INTERVAL = 20
 is folded into one message per server ("37 more log events…") at the end of the interval."""
 FOLD_KEY_CHARS = 300
 """The part of a message that tells two errors apart (keys stay small in memory)."""
+DISTINCT_COUNTED = 1000
+"""Different messages counted per category summary (past it, the count says this many)."""
 _LEVEL_RANK = {LogLevel.WARN: 0, LogLevel.ERROR: 1, LogLevel.FATAL: 2}
 _FOLDED_TYPES = frozenset(
     {
@@ -80,6 +82,8 @@ class SlackSink(Extension):
         """The message the worker is delivering (taken from the queue, not yet done)."""
         self._last_post: dict[str, float] = {}
         self._folded: dict[str, tuple[int, Event, float]] = {}
+        self._distinct: dict[str, set[str]] = {}
+        """A category's folded log events: their different messages (first FOLD_KEY_CHARS)."""
         self._log_posts: deque[float] = deque()
         """When each of the last distinct log errors was posted (for the per-interval cap)."""
         self._summary_due: dict[str, asyncio.TimerHandle] = {}
@@ -162,6 +166,10 @@ class SlackSink(Extension):
         last = self._last_post.get(key)
         if last is not None and received_at - last < interval:
             self._fold(key, event, received_at, last + interval)
+            if event.category is not None:
+                messages = self._distinct.setdefault(key, set())
+                if len(messages) < DISTINCT_COUNTED:
+                    messages.add((event.message or "")[:FOLD_KEY_CHARS])
             return
         posts = self._log_posts
         while posts and received_at - posts[0] >= interval:
@@ -206,7 +214,9 @@ class SlackSink(Extension):
         overflow = key.endswith("|overflow")
         if not overflow:
             self._last_post[key] = self.context.clock()
-        message = self._layout.message(event, received_at, count, overflow)
+        messages = self._distinct.pop(key, None)
+        distinct = None if messages is None else len(messages)
+        message = self._layout.message(event, received_at, count, overflow, distinct)
         self._enqueue(kind_of(event), message)
 
     def _enqueue(self, kind: Kind, message: SlackMessage) -> None:

@@ -6,9 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
+from bridge.core.events import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    SourceFormat,
+    TaskEvent,
+    TaskEventType,
+    UserEvent,
+    UserEventType,
+)
+from bridge.core.log_payloads import server_log_events, site_log_events
 from bridge.core.persistence import StateFileError, load_state, save_state, snapshot
-from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.core.state import BridgeState, StateSettings, apply_event, expire
 from bridge.service import restore_state
 
 SETTINGS = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
@@ -73,3 +83,63 @@ def test_broken_file_is_moved_aside_not_lost(tmp_path: Path) -> None:
     kept = list(tmp_path.glob("state.json.broken-*"))
     assert len(kept) == 1
     assert kept[0].read_bytes() == b"{garbage"
+
+
+def logged_state() -> BridgeState:
+    state = BridgeState()
+    for server, level, source, message, now in [
+        ("QS1", LogLevel.WARN, LogSource.PROXY, "slow", 1000.0),
+        ("QS1", LogLevel.ERROR, LogSource.ENGINE, "Out of memory; 2 GB €", 1100.0),
+        ("QS2", LogLevel.FATAL, LogSource.SCHEDULER, "Reload failed", 1200.0),
+        ("QS1", LogLevel.ERROR, LogSource.REPOSITORY, "Node qs4 is not responding", 1300.0),
+    ]:
+        event = LogEvent(
+            source=source,
+            level=level,
+            server=server,
+            source_format=SourceFormat.TAGGED,
+            subsystem="System.Engine",
+            message=message,
+            task_name="Reload; €" if source is LogSource.SCHEDULER else None,
+            category="connectivity" if "responding" in message else None,
+        )
+        apply_event(state, event, now, SETTINGS)
+    return state
+
+
+def test_the_last_log_error_and_the_windowed_counts_survive_a_restart(tmp_path: Path) -> None:
+    """The lamp (the log flags, persisted) and the sensors agree after a restart: the last
+    error and the counts in the window come back; the totals are since this start."""
+    path = tmp_path / "state.json"
+    state = logged_state()
+    save_state(path, state)
+    restored = load_state(path)
+    assert restored is not None
+    assert snapshot(restored) == snapshot(state)
+    for slug in ("qs1", "qs2"):
+        before = server_log_events(state.servers[slug])
+        after = server_log_events(restored.servers[slug])
+        assert after["last_error"] == before["last_error"] is not None
+        for key in ("warnings", "errors", "fatals"):
+            assert after[key] == before[key], (slug, key)
+        assert after["errors_total"] == after["fatals_total"] == 0
+    site = site_log_events(restored)
+    assert site["last_error"]["message"] == "Node qs4 is not responding"
+    assert site["last_error"]["server"] == "QS1"
+    assert (site["errors"], site["fatals"], site["warnings"]) == (2, 1, 1)
+    assert restored.last_log_error is restored.servers["qs1"].last_log_error
+    # Counting goes on from the restored buckets, and they leave the window in time.
+    later = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
+    expire(restored, 1100.0 + 3600.0 + 60.0, later)
+    assert server_log_events(restored.servers["qs1"])["errors"] == 1  # 1,100 s has left
+
+
+def test_windowed_counts_saved_for_another_window_start_empty(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, logged_state())
+    restored = load_state(path)
+    assert restored is not None
+    shorter = StateSettings(None, 60.0, None, log_window=600.0)
+    expire(restored, 1300.0, shorter)
+    assert server_log_events(restored.servers["qs1"])["errors"] == 0
+    assert server_log_events(restored.servers["qs1"])["last_error"] is not None

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from bridge.core.events import LogEvent, LogLevel, LogSource, SourceFormat
+from bridge.core.log_payloads import log_event_payload, server_log_events, site_log_events
 from bridge.core.privacy import Mode, Privacy
+from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.slack.messages import log_message
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber
 
@@ -81,3 +85,37 @@ def test_redaction_replaces_the_user_id_only_where_it_stands_alone(mode: Mode) -
         privacy.redact("Reloaded 'Sales' for j.doe.", "j.doe")
         == f"Reloaded 'Sales' for {privacy.user_id('j.doe') or '[user]'}."
     )
+
+
+@pytest.mark.parametrize("mode", ["hashed", "omitted"])
+def test_a_log_event_names_no_user_in_its_payload_last_error_or_slack_message(mode: Mode) -> None:
+    """The user id, the scheduler's user and the Windows account, all three at once."""
+    privacy = Privacy(mode, "salt")
+    text = "Task for anna by CORP\\bob failed; service account qlikservice could not log on"
+    event = LogEvent(
+        source=LogSource.SCHEDULER,
+        level=LogLevel.ERROR,
+        server="QS1",
+        source_format=SourceFormat.XML,
+        windows_user="CORP\\qlikservice",
+        user_id="anna",
+        user="CORP\\bob",
+        message=text,
+        exception_message=text,
+    )
+    state = BridgeState()
+    apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
+    payload = log_event_payload(event, 1.0, privacy)
+    slack = log_message(event, None, privacy=privacy)
+    said = [
+        payload["message"],
+        payload["exception_message"],
+        server_log_events(state.servers["qs1"], privacy)["last_error"]["message"],
+        site_log_events(state, privacy)["last_error"]["message"],
+        slack.text,
+        str(slack.blocks),
+    ]
+    for shown in said:
+        for name in ("anna", "bob", "qlikservice"):
+            assert name not in shown, (name, shown)
+    assert payload["message"].startswith("Task for ")

@@ -4,14 +4,25 @@ payloads, states within 255 characters and attributes under Home Assistant's 16 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
 import jinja2
 import orjson
+import pytest
 
-from bridge.core.events import LogEvent, LogLevel, LogSource, SourceFormat
+from bridge.core.events import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    SourceFormat,
+    TaskEvent,
+    TaskEventType,
+    UserEvent,
+    UserEventType,
+)
 from bridge.core.log_payloads import log_event_payload
-from bridge.core.payloads import server_payload, site_payload
+from bridge.core.payloads import event_payload, server_payload, site_payload
 from bridge.core.state import BridgeState, StateSettings, acknowledge, apply_event
 from discovery import DiscoverySettings, bridge_configs, server_configs
 from discovery.configs import LOG_EVENT_TYPES
@@ -125,7 +136,7 @@ def test_the_event_entity_gets_the_level_and_clipped_texts() -> None:
         rendered = json.loads(render(entity["value_template"], log_event_payload(event, 1.0)))
         assert rendered["event_type"] == level.event_type
         assert rendered["category"] == "out_of_memory"
-        assert rendered["message"] == HUGE[:1500]
+        assert rendered["message"] == HUGE[:1000]
         # The event's attributes: what the template gave, and the event types.
         stored = {**rendered, "event_types": entity["event_types"], "icon": entity["icon"]}
         assert len(orjson.dumps(stored)) < HA_MAX_ATTRIBUTE_BYTES
@@ -144,3 +155,120 @@ def test_the_site_sensors_and_the_log_error_flag_follow_acknowledge() -> None:
     site = site_payload(state)
     assert render(flag["value_template"], site) == flag["payload_off"]
     assert render(errors["value_template"], site) == "3"  # the window's counts stay
+
+
+WORST_CHARACTERS = ["\U0001f600", "\x01", '"']
+"""4 bytes in UTF-8; 6 in JSON (`\\u0001`); 2 in JSON (`\\"`)."""
+ATTRIBUTE_MARGIN = 2_048
+"""Room left under 16 KiB for what Home Assistant adds (friendly name, icon, …)."""
+
+
+def stored_size(attributes: dict[str, Any], entity: dict[str, Any]) -> int:
+    """The bytes Home Assistant's recorder would store: the attributes and its own keys."""
+    extra = {"icon": entity.get("icon"), "friendly_name": "Qlik Sense " + "h" * 255 + " x"}
+    return len(orjson.dumps({**attributes, **extra}))
+
+
+def longest(cls: type[Any], char: str, **fixed: Any) -> dict[str, Any]:
+    """Every text field of `cls` at the longest a datagram carries: 1,024 characters (an XML
+    attribute), the message 8,192."""
+    texts = {f.name: char * 1_024 for f in fields(cls) if f.type == "str | None"}
+    return {**texts, "message": char * 8_192, **fixed}
+
+
+@pytest.mark.parametrize("char", WORST_CHARACTERS)
+def test_log_event_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> None:
+    entity = CONFIGS["event.qlik_sense_qswin01_log_event"]
+    event = LogEvent(
+        **longest(
+            LogEvent,
+            char,
+            source=LogSource.SCHEDULER,
+            level=LogLevel.FATAL,
+            server="QSWIN01",
+            source_format=SourceFormat.XML,
+        )
+    )
+    rendered = json.loads(render(entity["value_template"], log_event_payload(event, 1.0)))
+    assert rendered["app_id"] == char * 64
+    stored = {**rendered, "event_types": entity["event_types"]}
+    assert stored_size(stored, entity) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN
+
+    state = BridgeState()
+    apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
+    name = "sensor.qlik_sense_qswin01_last_log_error"
+    shown = attributes(name, server_payload(state.servers["qswin01"]))
+    assert shown["subsystem"] == char * 255
+    assert stored_size(shown, CONFIGS[name]) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN
+
+
+@pytest.mark.parametrize("char", WORST_CHARACTERS)
+def test_last_failed_task_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> None:
+    event = TaskEvent(
+        **longest(
+            TaskEvent,
+            char,
+            event_type=TaskEventType.TASK_FAILED,
+            server="QSWIN01",
+            source_format=SourceFormat.XML,
+        )
+    )
+    state = BridgeState()
+    apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
+    name = "sensor.qlik_sense_qswin01_last_failed_task"
+    shown = attributes(name, server_payload(state.servers["qswin01"]))
+    assert shown["task_name"] == char * 200
+    assert shown["message"] == char * 800
+    assert stored_size(shown, CONFIGS[name]) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN
+
+
+@pytest.mark.parametrize("char", WORST_CHARACTERS)
+def test_user_and_task_event_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> None:
+    user = UserEvent(
+        **longest(
+            UserEvent,
+            char,
+            event_type=UserEventType.SESSION_START,
+            server="QSWIN01",
+            source_format=SourceFormat.XML,
+        )
+    )
+    task = TaskEvent(
+        **longest(
+            TaskEvent,
+            char,
+            event_type=TaskEventType.TASK_FAILED,
+            server="QSWIN01",
+            source_format=SourceFormat.XML,
+        )
+    )
+    pairs: list[tuple[str, UserEvent | TaskEvent]] = [
+        ("user_activity", user),
+        ("reload_task", task),
+    ]
+    for key, event in pairs:
+        entity = CONFIGS[f"event.qlik_sense_qswin01_{key}"]
+        rendered = json.loads(render(entity["value_template"], event_payload(event, 1.0)))
+        assert rendered["event_type"] == event.event_type.value
+        assert rendered["message"] == char * 800
+        stored = {**rendered, "event_types": entity["event_types"]}
+        assert stored_size(stored, entity) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN
+
+
+def test_the_clipped_attributes_read_no_missing_key() -> None:
+    """Home Assistant warns ("Template variable warning") about a key a payload lacks, as a
+    task event without `session_id`: the templates read keys with `get`."""
+    strict = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+    task = TaskEvent(
+        event_type=TaskEventType.TASK_FAILED, server="QSWIN01", source_format=SourceFormat.XML
+    )
+    state = BridgeState()
+    apply_event(state, task, 1.0, StateSettings(None, 60.0, None))
+    server = server_payload(state.servers["qswin01"])
+    assert "session_id" not in server["last_failed_task"]
+    for name, template, payload in [
+        ("event.qlik_sense_qswin01_reload_task", "value_template", event_payload(task, 1.0)),
+        ("sensor.qlik_sense_qswin01_last_failed_task", "json_attributes_template", server),
+    ]:
+        shown = json.loads(strict.from_string(CONFIGS[name][template]).render(value_json=payload))
+        assert shown["session_id"] is None, name

@@ -88,10 +88,11 @@ async def test_a_burst_of_one_error_is_one_message_with_its_count_and_distinct_o
         bridge.logs.send(engine("ERROR", "QSPROD02", same))  # the same on another server
         bridge.logs.send(engine("FATAL", "QSPROD01", "Out of memory: 2048 MB refused"))
         bridge.logs.send(engine("ERROR", "QSPROD01", "Connection refused by qs3"))
-        bridge.logs.send(engine("ERROR", "QSPROD01", "Node qs4 is not responding"))  # same category
+        for message in ["Node qs4 is not responding"] * 2 + ["Connection reset by qs5"]:
+            bridge.logs.send(engine("ERROR", "QSPROD01", message))  # the same category
         for row in range(5):
             bridge.logs.send(engine("WARN", "QSPROD01", f"Slow response {row}"))  # below ERROR
-        await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 1010, timeout=60)
+        await sub.wait_json("qlik2mqtt/bridge/stats", lambda p: p["events"] == 1012, timeout=60)
         await asyncio.to_thread(slack.wait_for, 5)
         await bridge.stop()  # the folded errors' summaries are posted at stop
         assert texts(slack) == [
@@ -102,8 +103,8 @@ async def test_a_burst_of_one_error_is_one_message_with_its_count_and_distinct_o
             "Error in the Qlik Sense engine on QSPROD01: Connection refused by qs3",
             f"Error in the Qlik Sense engine on QSPROD01: {same} — 999 more times since the "
             "last message",
-            "Error in the Qlik Sense engine on QSPROD01: Node qs4 is not responding — 1 more "
-            "time since the last message",
+            "Error in the Qlik Sense engine on QSPROD01: 3 more `connectivity` errors since the "
+            "last message (2 distinct messages); the last: Connection reset by qs5",
         ]
         oom = str(slack.requests[3].body["blocks"])
         for field in ("out_of_memory", "System.Engine.Engine", "2026-11-04T09:15:09.001+01:00"):
