@@ -34,7 +34,7 @@ from bridge.core.categories import compile_pattern
 from bridge.core.events import LogLevel, LogSource
 from bridge.core.flags import flag_category, validate_flag
 from bridge.core.state import Watch
-from bridge.qrs.allow import is_task_id
+from bridge.core.task_ids import is_task_id
 
 ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"

@@ -139,6 +139,7 @@ async def run(
         # bridge: out of the collector's sight, its full collections stop walking it.
         gc.collect()
         gc.freeze()
+        bridge.catch_up()
         # Listening before connecting: `online` on the broker then means datagrams are read.
         link.start()
         if ready is not None:

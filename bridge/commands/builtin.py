@@ -17,7 +17,7 @@ from bridge.commands.declare import Answer, Answers, Button, Command, Request, T
 from bridge.config import Config
 from bridge.core.retry import retry_target
 from bridge.core.state import TaskRecord
-from bridge.qrs.allow import is_task_id
+from bridge.core.task_ids import is_task_id
 from discovery import CommandButton
 
 log = structlog.get_logger("qlik2mqtt.commands")
@@ -160,6 +160,8 @@ TASK_START = Command(
 NOTHING_TO_RETRY = "no failed task to retry"
 NOT_FOUND = "not found"
 """QRS's answer for a task it does not know (`bridge.qrs.client.Reason.NOT_FOUND`)."""
+TIMEOUT = "timeout"
+"""No answer in time (`Reason.TIMEOUT`): QRS may still have started the task."""
 RETRY_AVAILABLE = "{{ 'online' if value_json.task_id else 'offline' }}"
 
 
@@ -195,10 +197,10 @@ async def _retried(
     task_id = record.event.task_id
     assert task_id is not None  # retry_target takes only those
     reason = await tasks.start("id", task_id)
-    if reason is None:
-        request.core.retry_started(task_id)  # not offered again until its outcome
-    elif reason.value == NOT_FOUND:
+    if reason is not None and reason.value == NOT_FOUND:
         request.core.retry_gone(task_id)  # deleted in the QMC: the button offers the next
+    elif reason is not None and reason.value != TIMEOUT:  # a timed-out start may yet happen
+        request.core.retry_unstarted(task_id)  # refused: it may be offered again
     return retry_answer(record, None if reason is None else reason.value, transaction)
 
 
@@ -211,6 +213,10 @@ def _retry(request: Request) -> Answer | Awaitable[Answer]:
     if record is None:
         _log_refusal(request, "retry: no failed task to retry")
         return retry_answer(None, NOTHING_TO_RETRY, transaction)
+    assert record.event.task_id is not None  # retry_target takes only those
+    # Pending from now, not from QRS's answer: a second press while QRS answers the first
+    # (a double click, the retry automation and a person) finds nothing to start twice.
+    request.core.retry_started(record.event.task_id)
     return _retried(request, tasks, record, transaction)
 
 

@@ -44,6 +44,10 @@ class Core(Protocol):
         """QRS knows no such task: drop it from the retry button's candidates."""
         ...
 
+    def retry_unstarted(self, task_id: str) -> None:
+        """QRS refused the retry's start: the task may be offered again."""
+        ...
+
 
 class Tasks(Protocol):
     """What a command may ask of Qlik Sense (`bridge.qrs.starter.TaskStarter` is one)."""

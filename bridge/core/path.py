@@ -22,6 +22,7 @@ from bridge.core.state import (
     remember_watched,
     retry_gone,
     retry_started,
+    retry_unstarted,
 )
 from bridge.core.stats import Stats
 from bridge.core.topics import server_slug
@@ -173,11 +174,23 @@ class Bridge:
         """The retry button started this task: not offered again until its next outcome."""
         self._changed(retry_started(self.state, task_id, self._clock()))
 
+    def retry_unstarted(self, task_id: str) -> None:
+        """QRS refused the retry's start: a candidate again."""
+        self._changed(retry_unstarted(self.state, task_id))
+
     def retry_gone(self, task_id: str) -> None:
         """QRS knows no such task: no longer a retry candidate."""
         if (change := retry_gone(self.state, task_id)).any:
             log.info("retry: QRS knows no such task, no longer offered", task_id=task_id)
         self._changed(change)
+
+    def catch_up(self) -> None:
+        """At start, before the first connect: what lapsed while the bridge was down leaves
+        the restored state (stale sessions, log events past the window, pending retries), so
+        the first connect does not publish hours-old counts. No extension is told: the
+        connect publishes the state as it is."""
+        if expire(self.state, self._clock(), self._settings).any:
+            self.dirty = True
 
     def expire(self) -> None:
         change = expire(self.state, self._clock(), self._settings)

@@ -24,8 +24,8 @@ from bridge.core.events import (
     UserEventType,
 )
 from bridge.core.logcounts import LevelCounts
+from bridge.core.task_ids import id_key, is_task_id
 from bridge.core.topics import distinct_slug, host_key, server_slug, task_slug
-from bridge.qrs.allow import id_key, is_task_id
 
 UserKey = tuple[str, str]
 """(user_directory, user_id); a missing part is ''."""
@@ -448,6 +448,15 @@ def retry_started(state: BridgeState, task_id: str, now: float) -> Change:
     if record is None:
         return NO_CHANGE
     record.started_at = now
+    return RETRY_CHANGED
+
+
+def retry_unstarted(state: BridgeState, task_id: str) -> Change:
+    """QRS refused the start the retry button asked for: a candidate again."""
+    record = state.retryable.get(task_id_key(task_id))
+    if record is None or record.started_at is None:
+        return NO_CHANGE
+    record.started_at = None
     return RETRY_CHANGED
 
 

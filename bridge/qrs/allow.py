@@ -1,28 +1,16 @@
-"""Which tasks may be started (`qrs.allowed_tasks`), and what a task id looks like. Pure: the
-starter and the retry button's availability ask the same list."""
+"""Which tasks may be started (`qrs.allowed_tasks`). Pure: the starter and the retry button's
+availability ask the same list."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Literal
+
+from bridge.core.task_ids import id_key, is_task_id
 
 TaskKey = Literal["id", "name"]
 """How a request names the task: by its id (a GUID) or by its name."""
 ANY_TASK = "*"
-
-
-def is_task_id(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def id_key(value: str) -> str:
-    """A task id as compared: any case, with or without braces or dashes."""
-    return str(uuid.UUID(value))
 
 
 class AllowList:

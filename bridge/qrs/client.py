@@ -20,7 +20,8 @@ import httpx
 
 from bridge import __version__
 from bridge.config import QrsConfig
-from bridge.qrs.allow import TaskKey, is_task_id
+from bridge.core.task_ids import is_task_id
+from bridge.qrs.allow import TaskKey
 
 _XRF_ALPHABET = string.ascii_letters + string.digits
 XRFKEY_LENGTH = 16

@@ -24,14 +24,25 @@ from bridge.commands.declare import Answer, Command, Request
 from bridge.commands.handling import Commands
 from bridge.config import Config
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
-from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.core.retry import retry_target
+from bridge.core.state import (
+    BridgeState,
+    StateSettings,
+    apply_event,
+    retry_gone,
+    retry_started,
+    retry_unstarted,
+)
 from bridge.qrs.client import Reason
 from tests.fakes import FakeLink, fake_context
 
 
 class FakeCore:
-    def __init__(self, servers: tuple[str, ...] = ()) -> None:
+    """Records what a handler asks; the retry calls also change `state` as the core would."""
+
+    def __init__(self, servers: tuple[str, ...] = (), state: BridgeState | None = None) -> None:
         self.servers = set(servers)
+        self.state = state or BridgeState()
         self.calls: list[tuple[str, ...]] = []
 
     def acknowledge(self, source: str) -> None:
@@ -44,9 +55,15 @@ class FakeCore:
 
     def retry_started(self, task_id: str) -> None:
         self.calls.append(("retry_started", task_id))
+        retry_started(self.state, task_id, 2.0)
 
     def retry_gone(self, task_id: str) -> None:
         self.calls.append(("retry_gone", task_id))
+        retry_gone(self.state, task_id)
+
+    def retry_unstarted(self, task_id: str) -> None:
+        self.calls.append(("retry_unstarted", task_id))
+        retry_unstarted(self.state, task_id)
 
 
 def commands(config: Config | None = None, core: FakeCore | None = None) -> Commands:
@@ -202,10 +219,15 @@ def test_a_butler_message_with_too_many_ids_starts_none() -> None:
 
 
 class FakeTasks:
-    """Qlik Sense as the handlers see it: every task allowed, each start answered `reason`."""
+    """Qlik Sense as the handlers see it: every task allowed, each start answered `reason`
+    (once `answering` is set, when one is given)."""
 
-    def __init__(self, reason: Reason | None = None) -> None:
+    def __init__(
+        self, reason: Reason | None = None, answering: asyncio.Event | None = None
+    ) -> None:
         self.reason = reason
+        self.answering = answering
+        self.asked = asyncio.Event()
         self.started: list[tuple[str, str]] = []
 
     def allowed(self, key: Literal["id", "name"], value: str) -> bool:
@@ -213,6 +235,9 @@ class FakeTasks:
 
     async def start(self, key: Literal["id", "name"], value: str) -> Reason | None:
         self.started.append((key, value))
+        self.asked.set()
+        if self.answering is not None:
+            await self.answering.wait()
         return self.reason
 
     async def aclose(self) -> None:
@@ -233,21 +258,46 @@ def failed_state(task_id: str) -> BridgeState:
     return state
 
 
-async def test_a_retry_tells_the_core_it_started_the_task_or_that_qrs_does_not_know_it() -> None:
+async def test_a_retry_is_pending_from_the_press_and_undone_only_by_a_refusal() -> None:
     task_id = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
-    assert Reason.NOT_FOUND.value == NOT_FOUND
-    for reason, call in ((None, "retry_started"), (Reason.NOT_FOUND, "retry_gone")):
-        core, tasks = FakeCore(), FakeTasks(reason)
-        request = Request(b"retry", core, Config(), tasks, failed_state(task_id))
-        answer = TASK_RETRY.handle(request)
+    assert (Reason.NOT_FOUND.value, Reason.TIMEOUT.value) == (NOT_FOUND, "timeout")
+    started, gone, unstarted = (
+        ("retry_started", task_id),
+        ("retry_gone", task_id),
+        ("retry_unstarted", task_id),
+    )
+    for reason, calls, candidate in (
+        (None, [started], False),  # started: not offered again until its outcome
+        (Reason.NOT_FOUND, [started, gone], False),  # deleted in the QMC: dropped
+        (Reason.TIMEOUT, [started], False),  # it may yet start: stays pending
+        (Reason.RATE_LIMITED, [started, unstarted], True),  # refused: offered again
+    ):
+        core, tasks = FakeCore(state=failed_state(task_id)), FakeTasks(reason)
+        answer = TASK_RETRY.handle(Request(b"retry", core, Config(), tasks, core.state))
         assert isinstance(answer, Awaitable)
         await answer
-        assert core.calls == [(call, task_id)]
-    core, tasks = FakeCore(), FakeTasks(Reason.TIMEOUT)  # it may yet start: nothing changes
-    answer = TASK_RETRY.handle(Request(b"retry", core, Config(), tasks, failed_state(task_id)))
-    assert isinstance(answer, Awaitable)
-    await answer
-    assert core.calls == []
+        assert core.calls == calls, reason
+        offered = retry_target(core.state, lambda _: True) is not None
+        assert offered is candidate, reason
+
+
+async def test_a_second_press_while_qrs_answers_the_first_starts_nothing() -> None:
+    task_id = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
+    core = FakeCore(state=failed_state(task_id))
+    tasks = FakeTasks(answering=asyncio.Event())
+    first = TASK_RETRY.handle(Request(b"retry", core, Config(), tasks, core.state))
+    assert isinstance(first, Awaitable)
+    pending = asyncio.ensure_future(first)
+    await tasks.asked.wait()  # the first start is at QRS, unanswered
+    second = TASK_RETRY.handle(Request(b"retry", core, Config(), tasks, core.state))
+    assert isinstance(second, dict)
+    assert second["error"] == "no failed task to retry"
+    assert tasks.answering is not None
+    tasks.answering.set()
+    answer = await pending
+    assert isinstance(answer, dict)
+    assert answer["status"] == "ok"
+    assert tasks.started == [("id", task_id)]
 
 
 def test_an_id_that_is_no_task_id_is_a_bad_request_not_a_refusal() -> None:

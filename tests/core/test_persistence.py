@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from bridge.config import Config
 from bridge.core.events import (
     LogEvent,
     LogLevel,
@@ -17,8 +19,10 @@ from bridge.core.events import (
     UserEventType,
 )
 from bridge.core.log_payloads import server_log_events, site_log_events
+from bridge.core.path import Bridge
 from bridge.core.persistence import StateFileError, load_state, save_state, snapshot
 from bridge.core.state import BridgeState, StateSettings, apply_event, expire
+from bridge.core.stats import Stats
 from bridge.service import restore_state
 
 SETTINGS = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
@@ -143,3 +147,18 @@ def test_windowed_counts_saved_for_another_window_start_empty(tmp_path: Path) ->
     expire(restored, 1300.0, shorter)
     assert server_log_events(restored.servers["qs1"])["errors"] == 0
     assert server_log_events(restored.servers["qs1"])["last_error"] is not None
+
+
+def test_a_bridge_started_hours_later_publishes_no_old_window_counts(tmp_path: Path) -> None:
+    """The restored buckets leave the window before the first connect publishes them (the
+    minute-by-minute expiry would publish hours-old counts first)."""
+    path = tmp_path / "state.json"
+    save_state(path, logged_state())
+    restored = load_state(path)
+    assert restored is not None
+    assert server_log_events(restored.servers["qs1"])["errors"] > 0
+    bridge = Bridge(Config(), restored, Stats(), lambda: 1300.0 + 2 * 3600.0, time.monotonic)
+    bridge.catch_up()
+    assert server_log_events(restored.servers["qs1"])["errors"] == 0
+    assert server_log_events(restored.servers["qs1"])["last_error"] is not None  # kept
+    assert bridge.dirty  # saved so
