@@ -4,10 +4,14 @@ outputs lit by an ERROR (and a category), kept across a restart, cleared by ackn
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bridge.core.events import LogEvent, LogLevel, LogSource, SourceFormat
+from bridge.core.persistence import save_state
+from bridge.core.state import BridgeState, StateSettings, apply_event
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Received, Subscriber
 
@@ -211,3 +215,33 @@ async def test_categories_alert_outputs_and_acknowledge_across_two_servers_and_f
     finally:
         await sub.stop()
         await bridge.close()
+
+
+async def test_a_bridge_restarted_hours_later_publishes_no_old_window_counts(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The restored window catches up before the first connect: the first retained server
+    state has the last error but no count from hours ago."""
+    config = bridge_config(
+        tmp_path, mosquitto.port, mqtt__base_topic="catchup", homeassistant__enabled=False
+    )
+    state = BridgeState()
+    old = LogEvent(
+        source=LogSource.ENGINE,
+        level=LogLevel.ERROR,
+        server="QS1",
+        source_format=SourceFormat.TAGGED,
+        subsystem="System.Engine",
+        message="Out of memory",
+    )
+    apply_event(state, old, time.time() - 2 * 3600, StateSettings(None, 60.0, None))
+    save_state(config.state_file, state)
+    sub = await Subscriber(mosquitto.port).start("catchup/#")
+    bridge = await RunningBridge(config).start()
+    try:
+        server = await sub.wait_json("catchup/qs1", lambda payload: True)
+        assert server["log_events"]["errors"] == 0  # 2 h ago: out of the 1 h window
+        assert server["log_events"]["last_error"]["message"] == "Out of memory"
+    finally:
+        await bridge.stop()
+        await sub.stop()

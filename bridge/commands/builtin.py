@@ -160,8 +160,19 @@ TASK_START = Command(
 NOTHING_TO_RETRY = "no failed task to retry"
 NOT_FOUND = "not found"
 """QRS's answer for a task it does not know (`bridge.qrs.client.Reason.NOT_FOUND`)."""
-TIMEOUT = "timeout"
-"""No answer in time (`Reason.TIMEOUT`): QRS may still have started the task."""
+NOT_STARTED = frozenset(
+    {
+        "not allowed",
+        "rate limited",
+        "access denied",
+        "certificate refused",
+        "TLS error",
+        "QRS certificate not trusted",
+    }
+)
+"""Refusals that mean QRS never took the start (`bridge.qrs.client.Reason` values): decided
+here or before the request was read. Any other failure (a timeout, a connection closed before
+the answer, a QRS error) may have started the task, so a retry stays pending for it."""
 RETRY_AVAILABLE = "{{ 'online' if value_json.task_id else 'offline' }}"
 
 
@@ -192,15 +203,19 @@ def retry_answer(record: TaskRecord | None, error: str | None, transaction: obje
 
 
 async def _retried(
-    request: Request, tasks: Tasks, record: TaskRecord, transaction: object
+    request: Request,
+    tasks: Tasks,
+    record: TaskRecord,
+    started_at: float | None,
+    transaction: object,
 ) -> Answer:
     task_id = record.event.task_id
     assert task_id is not None  # retry_target takes only those
     reason = await tasks.start("id", task_id)
     if reason is not None and reason.value == NOT_FOUND:
         request.core.retry_gone(task_id)  # deleted in the QMC: the button offers the next
-    elif reason is not None and reason.value != TIMEOUT:  # a timed-out start may yet happen
-        request.core.retry_unstarted(task_id)  # refused: it may be offered again
+    elif reason is not None and reason.value in NOT_STARTED and started_at is not None:
+        request.core.retry_unstarted(task_id, started_at)  # refused: offered again
     return retry_answer(record, None if reason is None else reason.value, transaction)
 
 
@@ -216,8 +231,8 @@ def _retry(request: Request) -> Answer | Awaitable[Answer]:
     assert record.event.task_id is not None  # retry_target takes only those
     # Pending from now, not from QRS's answer: a second press while QRS answers the first
     # (a double click, the retry automation and a person) finds nothing to start twice.
-    request.core.retry_started(record.event.task_id)
-    return _retried(request, tasks, record, transaction)
+    started_at = request.core.retry_started(record.event.task_id)
+    return _retried(request, tasks, record, started_at, transaction)
 
 
 TASK_RETRY = Command(

@@ -36,16 +36,18 @@ class Core(Protocol):
 
     def forget(self, server: str, source: str) -> str | None: ...
 
-    def retry_started(self, task_id: str) -> None:
-        """The retry button started this failed task: not offered again until its outcome."""
+    def retry_started(self, task_id: str) -> float | None:
+        """The retry button is starting this failed task: not offered again until its
+        outcome. Returns the mark (None: no such candidate), for `retry_unstarted`."""
         ...
 
     def retry_gone(self, task_id: str) -> None:
         """QRS knows no such task: drop it from the retry button's candidates."""
         ...
 
-    def retry_unstarted(self, task_id: str) -> None:
-        """QRS refused the retry's start: the task may be offered again."""
+    def retry_unstarted(self, task_id: str, started_at: float) -> None:
+        """QRS refused the start marked `started_at`: the task may be offered again (a later
+        mark, from another press, stays)."""
         ...
 
 

@@ -170,13 +170,17 @@ class Bridge:
         self._changed(change)
         return slug
 
-    def retry_started(self, task_id: str) -> None:
-        """The retry button started this task: not offered again until its next outcome."""
-        self._changed(retry_started(self.state, task_id, self._clock()))
+    def retry_started(self, task_id: str) -> float | None:
+        """The retry button is starting this task: not offered again until its next outcome.
+        The mark, or None when it is no candidate."""
+        now = self._clock()
+        change = retry_started(self.state, task_id, now)
+        self._changed(change)
+        return now if change.any else None
 
-    def retry_unstarted(self, task_id: str) -> None:
-        """QRS refused the retry's start: a candidate again."""
-        self._changed(retry_unstarted(self.state, task_id))
+    def retry_unstarted(self, task_id: str, started_at: float) -> None:
+        """QRS refused the start marked `started_at`: a candidate again."""
+        self._changed(retry_unstarted(self.state, task_id, started_at))
 
     def retry_gone(self, task_id: str) -> None:
         """QRS knows no such task: no longer a retry candidate."""
@@ -186,10 +190,17 @@ class Bridge:
 
     def catch_up(self) -> None:
         """At start, before the first connect: what lapsed while the bridge was down leaves
-        the restored state (stale sessions, log events past the window, pending retries), so
-        the first connect does not publish hours-old counts. No extension is told: the
-        connect publishes the state as it is."""
-        if expire(self.state, self._clock(), self._settings).any:
+        the restored state (stale sessions, failures past `auto_clear_after`, log events past
+        the window), so the first connect does not publish hours-old counts. No extension is
+        told: the connect publishes the state as it is."""
+        change = expire(self.state, self._clock(), self._settings)
+        if change.expired or change.auto_cleared:
+            log.info(
+                "while stopped: stale sessions expired or flag auto-cleared",
+                servers=sorted(change.expired),
+                flag_auto_cleared=change.auto_cleared,
+            )
+        if change.any:
             self.dirty = True
 
     def expire(self) -> None:

@@ -451,10 +451,11 @@ def retry_started(state: BridgeState, task_id: str, now: float) -> Change:
     return RETRY_CHANGED
 
 
-def retry_unstarted(state: BridgeState, task_id: str) -> Change:
-    """QRS refused the start the retry button asked for: a candidate again."""
+def retry_unstarted(state: BridgeState, task_id: str, started_at: float) -> Change:
+    """QRS refused the start the retry button marked at `started_at`: a candidate again. A
+    mark of a later press (or none: an outcome came) is left as it is."""
     record = state.retryable.get(task_id_key(task_id))
-    if record is None or record.started_at is None:
+    if record is None or record.started_at != started_at:
         return NO_CHANGE
     record.started_at = None
     return RETRY_CHANGED

@@ -17,6 +17,7 @@ from bridge.core.state import (
     forget_server,
     retry_gone,
     retry_started,
+    retry_unstarted,
 )
 
 SETTINGS = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
@@ -144,3 +145,14 @@ def test_a_task_id_in_any_guid_form_is_one_candidate() -> None:
     succeeded = event(TaskEventType.TASK_SUCCEEDED, guid.replace("-", ""), "e9")
     apply_event(state, succeeded, 3.0, SETTINGS)
     assert state.retryable == {}
+
+
+def test_a_late_refusal_leaves_the_mark_of_a_later_press() -> None:
+    state = BridgeState()
+    fail(state, "A", 1.0)
+    retry_started(state, "A", 10.0)  # press 1: QRS is slow to answer
+    retry_started(state, "A", 20.0)  # press 2 (after press 1's mark was cleared)
+    assert not retry_unstarted(state, "A", 10.0).any  # press 1's refusal arrives late
+    assert retry_target(state, lambda _: True) is None  # press 2 is still pending
+    assert retry_unstarted(state, "A", 20.0).any
+    assert retry_target(state, lambda _: True) is not None
