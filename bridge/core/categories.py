@@ -102,6 +102,3 @@ class Categories:
             if pattern.search(message) is not None:
                 return name
         return None
-
-
-NO_CATEGORIES = Categories(())
