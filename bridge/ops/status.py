@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bridge.config import Config
+from bridge.core.events import LogSource
 from bridge.mqtt.connection import broker_settings
 
 SETTLE = 0.5
@@ -125,23 +126,17 @@ def render(snapshot: Snapshot) -> Group:
 
 def _log_events(snapshot: Snapshot, info: dict[str, Any]) -> Table:
     """Per server and source: warnings/errors+fatals in the window (log_events.window)."""
-    table = Table(
-        title="Log events in the window (warnings/errors)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = _server_table("Log events in the window (warnings/errors)")
     table.add_column("server", no_wrap=True, overflow="fold")
-    for source in SOURCES:
-        table.add_column(source, justify="right", no_wrap=True)
+    for source in LogSource:
+        table.add_column(source.value, justify="right", no_wrap=True)
     for slug in sorted(info.get("servers", {})):
         server = snapshot.get(slug)
         if not isinstance(server, dict):
             continue
         sources = (server.get("log_events") or {}).get("sources") or {}
         cells = []
-        for source in SOURCES:
+        for source in LogSource:
             counts = sources.get(source) or {}
             errors = (counts.get("errors") or 0) + (counts.get("fatals") or 0)
             cells.append(f"{counts.get('warnings') or 0}/{errors}")
@@ -155,7 +150,16 @@ def _clipped(message: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-SOURCES = ("engine", "proxy", "repository", "scheduler")
+def _server_table(title: str) -> Table:
+    """The compact table the servers, and their log-event counts, are shown in."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
 
 SERVER_COLUMNS = (
     # header, justify; short headers and wrapping text keep the table within 80 columns. A
@@ -171,13 +175,7 @@ SERVER_COLUMNS = (
 
 
 def _servers(snapshot: Snapshot, info: dict[str, Any]) -> Table:
-    table = Table(
-        title="Qlik Sense servers",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = _server_table("Qlik Sense servers")
     for column, justify in SERVER_COLUMNS:
         wraps = column.startswith("last")
         table.add_column(
