@@ -193,27 +193,27 @@ class Bridge:
         the restored state (stale sessions, failures past `auto_clear_after`, log events past
         the window), so the first connect does not publish hours-old counts. No extension is
         told: the connect publishes the state as it is."""
-        change = expire(self.state, self._clock(), self._settings)
-        if change.expired or change.auto_cleared:
-            log.info(
-                "while stopped: stale sessions expired or flag auto-cleared",
-                servers=sorted(change.expired),
-                flag_auto_cleared=change.auto_cleared,
-            )
-        if change.any:
+        if self._expire("while stopped: stale sessions expired or flag auto-cleared").any:
             self.dirty = True
 
     def expire(self) -> None:
+        change = self._expire("stale sessions expired or flag auto-cleared")
+        if change.any and not (change.expired or change.auto_cleared):
+            # only log events leaving the window: every minute, not news
+            log.debug("log-event counts left the window", servers=sorted(change.servers))
+        self._changed(change)
+
+    def _expire(self, news: str) -> Change:
+        """What lapsed by now leaves the state; expired sessions or an auto-cleared flag are
+        logged as `news`."""
         change = expire(self.state, self._clock(), self._settings)
         if change.expired or change.auto_cleared:
             log.info(
-                "stale sessions expired or flag auto-cleared",
+                news,
                 servers=sorted(change.expired),
                 flag_auto_cleared=change.auto_cleared,
             )
-        elif change.any:  # only log events leaving the window: every minute, not news
-            log.debug("log-event counts left the window", servers=sorted(change.servers))
-        self._changed(change)
+        return change
 
     def _changed(self, change: Change) -> None:
         if not change.any:
