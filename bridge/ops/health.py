@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.core.stats import Stats
+from bridge.ops.running import alive
 
 WRITE_INTERVAL = 5.0
 STALE_AFTER = 30.0
@@ -150,9 +151,8 @@ def running_report(path: Path, now: float | None = None) -> dict[str, Any] | Non
     now = time.time() if now is None else now
     try:
         data = read_report(path)
-        if now - float(data.get("updated_at", 0)) > STALE_AFTER:
+        if now - float(data.get("updated_at", 0)) > STALE_AFTER or not alive(int(data["pid"])):
             return None
-        os.kill(int(data["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return data

@@ -66,14 +66,15 @@ def running_bridges() -> list[RunningBridge]:
                 )
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if _alive(bridge.pid):
+            if alive(bridge.pid):
                 found.append(bridge)
             else:
                 remove_note(note)
     return found
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (one of another user's counts: signalling it is refused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
