@@ -33,8 +33,8 @@ class Result:
 async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
     source = str(config_path) if config_path else "built-in defaults and the environment"
     results = [Result("config", True, f"valid ({source})")]
-    results.append(await _broker(config))
     running = running_report(health_path(config.state_file))
+    results.append(await _broker(config, running))
     for port in sorted(port for port, _ in listening(INPUTS, config.udp)):
         results.append(_udp(config.udp.host, port, config.udp.receive_buffer_bytes, running))
     results.append(_state_dir(config.state_file))
@@ -68,10 +68,10 @@ async def _qrs(config: Config) -> Result:
     return Result("qrs", True, f"{where} answers, as {user}{unverified}", warning=not qrs.verify)
 
 
-async def _broker(config: Config) -> Result:
+async def _broker(config: Config, running: dict[str, Any] | None) -> Result:
+    """`running`: the running bridge's health report, if one runs."""
     if config.mqtt.host is None:
         taken = _tcp_in_use("127.0.0.1", config.mqtt.port)
-        running = running_report(health_path(config.state_file))
         if taken and running is not None:  # its embedded broker, most likely: ask it
             settings = broker_settings(config, "check")
             problem = await probe(settings, PROBE_TIMEOUT)
