@@ -15,7 +15,11 @@ def iso_time(unix_seconds: float | None) -> str | None:
         return None
     milliseconds = int(unix_seconds * 1000)
     if _last_formatted[0] != milliseconds:
-        moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
-        text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        _last_formatted = (milliseconds, text)
+        _last_formatted = (milliseconds, iso_millis(milliseconds))
     return _last_formatted[1]
+
+
+def iso_millis(milliseconds: int) -> str:
+    """Milliseconds since the epoch (log4j's `timestamp`) as ISO 8601 in UTC."""
+    moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from bridge.core.events import (
     Event,
@@ -23,6 +22,7 @@ from bridge.core.events import (
     UserEvent,
     UserEventType,
 )
+from bridge.core.times import iso_millis
 from bridge.inputs.fields import CONTROL_CHARS, NULL, clip, field, message_text
 from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
 from bridge.inputs.log_event_xml import is_log_event_xml, parse_log_event_xml
@@ -255,7 +255,7 @@ def _parse_xml(text: str) -> Event | Rejected:
     host = props.get("log4jmachinename") or props.get("log4net:HostName")
     if not host:
         return Rejected(reason=RejectReason.UNKNOWN_EVENT, detail="XML event without a host")
-    timestamp = _epoch_ms(event.timestamp_ms)
+    timestamp = None if event.timestamp_ms is None else iso_millis(event.timestamp_ms)
     if "Command" in props:
         event_type = COMMANDS.get(props["Command"].strip().lower())
         if event_type is None:
@@ -329,13 +329,6 @@ def log_date(raw: str) -> str | None:
         return clip(value, 64)
     day, time, fraction = match.groups()
     return f"{day}T{time}.{fraction}" if fraction else f"{day}T{time}"
-
-
-def _epoch_ms(value: int | None) -> str | None:
-    if value is None:
-        return None
-    moment = datetime.fromtimestamp(value / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _host(value: str) -> str:
