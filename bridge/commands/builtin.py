@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable
-from typing import Literal
 
 import structlog
 
@@ -18,6 +17,8 @@ from bridge.config import Config
 from bridge.core.retry import retry_target
 from bridge.core.state import TaskRecord
 from bridge.core.task_ids import is_task_id
+from bridge.qrs.allow import TaskKey
+from bridge.qrs.reasons import NOT_STARTED, Reason
 from discovery import CommandButton
 
 log = structlog.get_logger("qlik2mqtt.commands")
@@ -92,7 +93,7 @@ FORGET = Command(
     handle=_forget,
 )
 
-TaskRef = tuple[Literal["id", "name"], str]
+TaskRef = tuple[TaskKey, str]
 BAD_TASK_REQUEST = 'bad request: send {"id": "<task id>"} or {"name": "<task name>"}'
 
 
@@ -158,21 +159,6 @@ TASK_START = Command(
 )
 
 NOTHING_TO_RETRY = "no failed task to retry"
-NOT_FOUND = "not found"
-"""QRS's answer for a task it does not know (`bridge.qrs.client.Reason.NOT_FOUND`)."""
-NOT_STARTED = frozenset(
-    {
-        "not allowed",
-        "rate limited",
-        "access denied",
-        "certificate refused",
-        "TLS error",
-        "QRS certificate not trusted",
-    }
-)
-"""Refusals that mean QRS never took the start (`bridge.qrs.client.Reason` values): decided
-here or before the request was read. Any other failure (a timeout, a connection closed before
-the answer, a QRS error) may have started the task, so a retry stays pending for it."""
 RETRY_AVAILABLE = "{{ 'online' if value_json.task_id else 'offline' }}"
 
 
@@ -212,10 +198,11 @@ async def _retried(
     task_id = record.event.task_id
     assert task_id is not None  # retry_target takes only those
     reason = await tasks.start("id", task_id)
-    if reason is not None and reason.value == NOT_FOUND:
+    if reason is Reason.NOT_FOUND:
         request.core.retry_gone(task_id)  # deleted in the QMC: the button offers the next
-    elif reason is not None and reason.value in NOT_STARTED and started_at is not None:
+    elif reason in NOT_STARTED and started_at is not None:
         request.core.retry_unstarted(task_id, started_at)  # refused: offered again
+    # Any other failure may have started the task: the retry stays pending for it.
     return retry_answer(record, None if reason is None else reason.value, transaction)
 
 
