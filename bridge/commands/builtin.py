@@ -31,6 +31,21 @@ def _log_refusal(request: Request, event: str, **fields: object) -> None:
         log.warning(event, held_back=held_back or None, **fields)
 
 
+def reply(
+    error: str | None, data: dict[str, object] | None, transaction: object
+) -> dict[str, object]:
+    """An answer on `bridge/response/<name>`: ok, or the error; the data the request is about,
+    if any; the caller's transaction, if it sent one."""
+    answer: dict[str, object] = (
+        {"status": "ok"} if error is None else {"status": "error", "error": error}
+    )
+    if data is not None:
+        answer["data"] = data
+    if transaction is not None:
+        answer["transaction"] = transaction
+    return answer
+
+
 def _acknowledge(request: Request) -> Answer:
     request.core.acknowledge("mqtt")
     return None
@@ -68,16 +83,11 @@ def forget_request(payload: bytes) -> tuple[str, object]:
 
 def forget_response(server: str, forgotten: str | None, transaction: object) -> dict[str, object]:
     """The answer on `bridge/response/forget`: ok with the server's slug, or the reason."""
-    answer: dict[str, object]
     if forgotten:
-        answer = {"status": "ok", "data": {"server": forgotten}}
-    elif not server:
-        answer = {"status": "error", "error": 'no server named: send a host name or {"server": …}'}
-    else:
-        answer = {"status": "error", "error": f"no such server: {server}"}
-    if transaction is not None:
-        answer["transaction"] = transaction
-    return answer
+        return reply(None, {"server": forgotten}, transaction)
+    if not server:
+        return reply('no server named: send a host name or {"server": …}', None, transaction)
+    return reply(f"no such server: {server}", None, transaction)
 
 
 def _forget(request: Request) -> Answer:
@@ -124,14 +134,7 @@ def task_start_answer(
 ) -> dict[str, object]:
     """The answer on `bridge/response/task/start`: ok with the task as the request named it,
     or the reason (with the task, when the request named one)."""
-    answer: dict[str, object] = (
-        {"status": "ok"} if error is None else {"status": "error", "error": error}
-    )
-    if task is not None:
-        answer["data"] = {task[0]: task[1]}
-    if transaction is not None:
-        answer["transaction"] = transaction
-    return answer
+    return reply(error, None if task is None else {task[0]: task[1]}, transaction)
 
 
 async def _started(tasks: Tasks, task: TaskRef, transaction: object) -> Answer:
@@ -174,18 +177,11 @@ def _transaction(payload: bytes) -> object:
 def retry_answer(record: TaskRecord | None, error: str | None, transaction: object) -> Answer:
     """The answer on `bridge/response/task/retry`: the task it started (or tried to), or why
     there was none."""
-    answer: dict[str, object] = (
-        {"status": "ok"} if error is None else {"status": "error", "error": error}
-    )
-    if record is not None:
-        answer["data"] = {
-            "id": record.event.task_id,
-            "name": record.event.task_name,
-            "server": record.event.server,
-        }
-    if transaction is not None:
-        answer["transaction"] = transaction
-    return answer
+    if record is None:
+        return reply(error, None, transaction)
+    event = record.event
+    data: dict[str, object] = {"id": event.task_id, "name": event.task_name, "server": event.server}
+    return reply(error, data, transaction)
 
 
 async def _retried(
