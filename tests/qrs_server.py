@@ -24,7 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.certs import Certificates
 
-KNOWN_TASK_IDS = ("6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f", "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f")
+SALES_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
+HR_ID = "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f"
+KNOWN_TASK_IDS = (SALES_ID, HR_ID)
 """The tasks the `qrs_server` fixture (tests/conftest.py) knows: Reload Sales and Reload HR."""
 KNOWN_TASK_NAMES = ("Reload Sales",)
 HANG_LIMIT = 60.0
