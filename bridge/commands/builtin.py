@@ -104,6 +104,7 @@ FORGET = Command(
 )
 
 TaskRef = tuple[TaskKey, str]
+TASK_KEYS: tuple[TaskKey, ...] = ("id", "name")
 BAD_TASK_REQUEST = 'bad request: send {"id": "<task id>"} or {"name": "<task name>"}'
 
 
@@ -120,13 +121,12 @@ def task_start_request(payload: bytes) -> tuple[TaskRef | None, object]:
     transaction = data.get("transaction")
     named = [
         (key, value.strip())
-        for key in ("id", "name")
+        for key in TASK_KEYS
         if isinstance(value := data.get(key), str) and value.strip()
     ]
-    if len(named) != 1 or any(key in data for key in ("id", "name") if key != named[0][0]):
+    if len(named) != 1 or any(key in data for key in TASK_KEYS if key != named[0][0]):
         return None, transaction
-    key, value = named[0]
-    return ("id" if key == "id" else "name", value), transaction
+    return named[0], transaction
 
 
 def task_start_answer(
