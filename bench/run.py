@@ -76,8 +76,7 @@ def measure(target: str, rate: int, seconds: float, load_name: str = "sessions")
         for stamp, message in received
         if str(message.get("message", "")).isdigit()
     )
-    unique = {message.get(identity) for _, message in received}
-    delivered = len(unique)
+    delivered = len({message.get(identity) for _, message in received})
     result = {
         "target": target,
         "load": load_name,
@@ -86,7 +85,7 @@ def measure(target: str, rate: int, seconds: float, load_name: str = "sessions")
         "delivered": delivered,
         "lost": offered["valid"] - delivered,
         "duplicates": len(received) - delivered,
-        "delivered_rate": delivered_rate(received, offered, identity),
+        "delivered_rate": delivered_rate(received, offered, delivered),
         "latency_ms_p50": round(statistics.median(latencies), 2) if latencies else None,
         "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 2)
         if latencies
@@ -101,14 +100,14 @@ def measure(target: str, rate: int, seconds: float, load_name: str = "sessions")
 
 
 def delivered_rate(
-    received: list[tuple[float, dict[str, Any]]], offered: dict[str, Any], identity: str
+    received: list[tuple[float, dict[str, Any]]], offered: dict[str, Any], delivered: int
 ) -> int:
     """Events delivered per second, from the first datagram sent to the last event received:
     a target that falls behind and catches up later scores lower than the offered rate."""
     if not received:
         return 0
     span = max(stamp for stamp, _ in received) - float(offered["started"])
-    return round(len({message.get(identity) for _, message in received}) / max(span, 1e-3))
+    return round(delivered / max(span, 1e-3))
 
 
 def main() -> None:

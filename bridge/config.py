@@ -114,8 +114,7 @@ def _readable_file(value: Path | None, info: ValidationInfo) -> Path | None:
     never uses the file (`status`, `acknowledge`) does not need to read it."""
     if value is None or not info.data.get("enabled", False):
         return value
-    if not value.is_file():
-        raise ValueError(f"no such file: {value}")
+    _existing_file(value)
     try:
         with value.open("rb") as file:
             file.read(1)
@@ -276,10 +275,14 @@ def _regex(value: Any) -> Any:
         raise ValueError(f"not a regular expression: {exc}") from None
 
 
+def _level_name(value: Any) -> Any:
+    """A log level's name in any case."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 def _one_or_many(value: Any) -> Any:
     """`level: ERROR` or `level: [ERROR, FATAL]`; names in any case."""
-    values = value if isinstance(value, list) else [value]
-    return [item.strip().upper() if isinstance(item, str) else item for item in values]
+    return [_level_name(item) for item in (value if isinstance(value, list) else [value])]
 
 
 def _sources(value: Any) -> Any:
@@ -431,10 +434,6 @@ class SlackTaskEventsConfig(SlackKindConfig):
 
 class SlackUserActivityConfig(SlackKindConfig):
     enabled: bool = False
-
-
-def _level_name(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
 
 
 class SlackLogEventsConfig(SlackKindConfig):

@@ -465,11 +465,11 @@ def start_qrs(work: Path) -> QrsServer:
 
 
 def qrs_config(qrs: QrsServer) -> str:
-    certificates = qrs.certificates
+    """The tests' `qrs:` section for this server (JSON is YAML), and the watched task."""
+    from tests.qrs_server import qrs_settings  # on the path since start_qrs
+
     return (
-        f"qrs: {{enabled: true, host: 127.0.0.1, port: {qrs.port}, "
-        f"client_cert: {certificates.client_certfile}, client_key: {certificates.client_keyfile}, "
-        f"root_cert: {certificates.ca_file}, allowed_tasks: ['*']}}\n"
+        f"qrs: {json.dumps(qrs_settings(qrs))}\n"
         f"tasks: {{watch: [{{name: {json.dumps(WATCHED)}, id: {SALES_ID}}}]}}\n"
     )
 

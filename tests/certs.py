@@ -58,7 +58,7 @@ def make_certificates(directory: Path) -> Certificates:
     )
     key = ec.generate_private_key(ec.SECP256R1())
     server = (
-        _issued(ca, ca_key, "127.0.0.1", key, now)
+        _issued(ca, "127.0.0.1", key, now)
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
@@ -68,7 +68,7 @@ def make_certificates(directory: Path) -> Certificates:
         .sign(ca_key, hashes.SHA256())
     )
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _issued(ca, ca_key, "QlikClient", client_key, now).sign(ca_key, hashes.SHA256())
+    client = _issued(ca, "QlikClient", client_key, now).sign(ca_key, hashes.SHA256())
     files = Certificates(
         directory / "ca.pem",
         directory / "server.pem",
@@ -86,7 +86,6 @@ def make_certificates(directory: Path) -> Certificates:
 
 def _issued(
     ca: x509.Certificate,
-    ca_key: ec.EllipticCurvePrivateKey,
     common_name: str,
     key: ec.EllipticCurvePrivateKey,
     now: datetime.datetime,

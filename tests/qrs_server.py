@@ -24,7 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.certs import Certificates
 
-KNOWN_TASK_IDS = ("6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f", "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f")
+SALES_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
+HR_ID = "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f"
+KNOWN_TASK_IDS = (SALES_ID, HR_ID)
 """The tasks the `qrs_server` fixture (tests/conftest.py) knows: Reload Sales and Reload HR."""
 KNOWN_TASK_NAMES = ("Reload Sales",)
 HANG_LIMIT = 60.0
@@ -84,36 +86,10 @@ class QrsServer:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                url = urlsplit(self.path)
-                query = parse_qs(url.query)
-                owner.requests.append(
-                    QrsRequest(
-                        "POST", url.path, query, {k.lower(): v for k, v in self.headers.items()}
-                    )
-                )
-                self._answer(
-                    owner.answer(
-                        url.path,
-                        query,
-                        self.headers.get("X-Qlik-Xrfkey"),
-                        self.headers.get("X-Qlik-User"),
-                    )
-                )
+                self._answer(owner.answer(*self._recorded("POST")))
 
             def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                query = parse_qs(url.query)
-                owner.requests.append(
-                    QrsRequest(
-                        "GET", url.path, query, {k.lower(): v for k, v in self.headers.items()}
-                    )
-                )
-                status = owner.about(
-                    url.path,
-                    query,
-                    self.headers.get("X-Qlik-Xrfkey"),
-                    self.headers.get("X-Qlik-User"),
-                )
+                status = owner.about(*self._recorded("GET"))
                 body = b'{"buildVersion": "30.8.1", "requiresBootstrap": false}'
                 if status != 200:
                     body = b'"not what QRS expected"'
@@ -122,6 +98,17 @@ class QrsServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _recorded(
+                self, method: str
+            ) -> tuple[str, dict[str, list[str]], str | None, str | None]:
+                """Records the request; returns its path, query, xrfkey header and user."""
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                owner.requests.append(QrsRequest(method, url.path, query, headers))
+                xrf, user = self.headers.get("X-Qlik-Xrfkey"), self.headers.get("X-Qlik-User")
+                return url.path, query, xrf, user
 
             def _answer(self, status: int) -> None:
                 body = b"" if status in (201, 204) else b'"not what QRS expected"'
@@ -186,9 +173,7 @@ class QrsServer:
             known, started = task in self.task_names, 201
         else:
             return 404
-        if task in self.hanging:
-            self.hung.set()
-            self._release.wait(HANG_LIMIT)
+        self._hold(task)
         return started if known else 404
 
     def about(
@@ -197,10 +182,14 @@ class QrsServer:
         """`GET /qrs/about`, as `qlik2mqtt check` asks: 200 past the same checks as a start."""
         if self._refused(query, xrf_header, user):
             return 403
-        if "about" in self.hanging:
+        self._hold("about")
+        return 200 if path == "/qrs/about" else 404
+
+    def _hold(self, key: str) -> None:
+        """An answer in `hanging` waits for the server's stop."""
+        if key in self.hanging:
             self.hung.set()
             self._release.wait(HANG_LIMIT)
-        return 200 if path == "/qrs/about" else 404
 
     def _refused(
         self, query: dict[str, list[str]], xrf_header: str | None, user: str | None

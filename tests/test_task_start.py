@@ -18,10 +18,9 @@ from structlog.testing import capture_logs
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.certs import Certificates, make_certificates
 from tests.helpers import Mosquitto, Subscriber, free_port, qlik2mqtt
-from tests.qrs_server import QrsServer, qrs_settings
+from tests.qrs_server import HR_ID, SALES_ID, QrsServer, qrs_settings
 
-TASK_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
-OTHER_ID = "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f"
+TASK_ID, OTHER_ID = SALES_ID, HR_ID  # both known to the `qrs_server` fixture
 TASK_NAME = "Reload Sales"
 REQUEST = "qlik2mqtt/bridge/request/task/start"
 RESPONSE = "qlik2mqtt/bridge/response/task/start"

@@ -10,13 +10,11 @@ from typing import Any
 
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber
-from tests.qrs_server import QrsServer, qrs_settings
+from tests.qrs_server import HR_ID, SALES_ID, QrsServer, qrs_settings
 from tests.task_datagrams import task_datagram
 from tests.test_task_start import RESPONSE
 from tests.test_topics_doc import example
 
-SALES_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
-HR_ID = "0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f"
 SALES = "qlik2mqtt/tasks/reload_sales"
 HR = f"qlik2mqtt/tasks/{HR_ID.replace('-', '_')}"
 DISCOVERY = "homeassistant/+/qlik2mqtt/+/config"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable
-from typing import Literal
 
 import structlog
 
@@ -18,6 +17,8 @@ from bridge.config import Config
 from bridge.core.retry import retry_target
 from bridge.core.state import TaskRecord
 from bridge.core.task_ids import is_task_id
+from bridge.qrs.allow import TaskKey
+from bridge.qrs.reasons import NOT_STARTED, Reason
 from discovery import CommandButton
 
 log = structlog.get_logger("qlik2mqtt.commands")
@@ -28,6 +29,21 @@ def _log_refusal(request: Request, event: str, **fields: object) -> None:
     held_back = request.refusals.allow(event)
     if held_back is not None:
         log.warning(event, held_back=held_back or None, **fields)
+
+
+def reply(
+    error: str | None, data: dict[str, object] | None, transaction: object
+) -> dict[str, object]:
+    """An answer on `bridge/response/<name>`: ok, or the error; the data the request is about,
+    if any; the caller's transaction, if it sent one."""
+    answer: dict[str, object] = (
+        {"status": "ok"} if error is None else {"status": "error", "error": error}
+    )
+    if data is not None:
+        answer["data"] = data
+    if transaction is not None:
+        answer["transaction"] = transaction
+    return answer
 
 
 def _acknowledge(request: Request) -> Answer:
@@ -67,16 +83,11 @@ def forget_request(payload: bytes) -> tuple[str, object]:
 
 def forget_response(server: str, forgotten: str | None, transaction: object) -> dict[str, object]:
     """The answer on `bridge/response/forget`: ok with the server's slug, or the reason."""
-    answer: dict[str, object]
     if forgotten:
-        answer = {"status": "ok", "data": {"server": forgotten}}
-    elif not server:
-        answer = {"status": "error", "error": 'no server named: send a host name or {"server": …}'}
-    else:
-        answer = {"status": "error", "error": f"no such server: {server}"}
-    if transaction is not None:
-        answer["transaction"] = transaction
-    return answer
+        return reply(None, {"server": forgotten}, transaction)
+    if not server:
+        return reply('no server named: send a host name or {"server": …}', None, transaction)
+    return reply(f"no such server: {server}", None, transaction)
 
 
 def _forget(request: Request) -> Answer:
@@ -92,7 +103,8 @@ FORGET = Command(
     handle=_forget,
 )
 
-TaskRef = tuple[Literal["id", "name"], str]
+TaskRef = tuple[TaskKey, str]
+TASK_KEYS: tuple[TaskKey, ...] = ("id", "name")
 BAD_TASK_REQUEST = 'bad request: send {"id": "<task id>"} or {"name": "<task name>"}'
 
 
@@ -109,13 +121,12 @@ def task_start_request(payload: bytes) -> tuple[TaskRef | None, object]:
     transaction = data.get("transaction")
     named = [
         (key, value.strip())
-        for key in ("id", "name")
+        for key in TASK_KEYS
         if isinstance(value := data.get(key), str) and value.strip()
     ]
-    if len(named) != 1 or any(key in data for key in ("id", "name") if key != named[0][0]):
+    if len(named) != 1 or any(key in data for key in TASK_KEYS if key != named[0][0]):
         return None, transaction
-    key, value = named[0]
-    return ("id" if key == "id" else "name", value), transaction
+    return named[0], transaction
 
 
 def task_start_answer(
@@ -123,14 +134,7 @@ def task_start_answer(
 ) -> dict[str, object]:
     """The answer on `bridge/response/task/start`: ok with the task as the request named it,
     or the reason (with the task, when the request named one)."""
-    answer: dict[str, object] = (
-        {"status": "ok"} if error is None else {"status": "error", "error": error}
-    )
-    if task is not None:
-        answer["data"] = {task[0]: task[1]}
-    if transaction is not None:
-        answer["transaction"] = transaction
-    return answer
+    return reply(error, None if task is None else {task[0]: task[1]}, transaction)
 
 
 async def _started(tasks: Tasks, task: TaskRef, transaction: object) -> Answer:
@@ -158,21 +162,6 @@ TASK_START = Command(
 )
 
 NOTHING_TO_RETRY = "no failed task to retry"
-NOT_FOUND = "not found"
-"""QRS's answer for a task it does not know (`bridge.qrs.client.Reason.NOT_FOUND`)."""
-NOT_STARTED = frozenset(
-    {
-        "not allowed",
-        "rate limited",
-        "access denied",
-        "certificate refused",
-        "TLS error",
-        "QRS certificate not trusted",
-    }
-)
-"""Refusals that mean QRS never took the start (`bridge.qrs.client.Reason` values): decided
-here or before the request was read. Any other failure (a timeout, a connection closed before
-the answer, a QRS error) may have started the task, so a retry stays pending for it."""
 RETRY_AVAILABLE = "{{ 'online' if value_json.task_id else 'offline' }}"
 
 
@@ -188,18 +177,11 @@ def _transaction(payload: bytes) -> object:
 def retry_answer(record: TaskRecord | None, error: str | None, transaction: object) -> Answer:
     """The answer on `bridge/response/task/retry`: the task it started (or tried to), or why
     there was none."""
-    answer: dict[str, object] = (
-        {"status": "ok"} if error is None else {"status": "error", "error": error}
-    )
-    if record is not None:
-        answer["data"] = {
-            "id": record.event.task_id,
-            "name": record.event.task_name,
-            "server": record.event.server,
-        }
-    if transaction is not None:
-        answer["transaction"] = transaction
-    return answer
+    if record is None:
+        return reply(error, None, transaction)
+    event = record.event
+    data: dict[str, object] = {"id": event.task_id, "name": event.task_name, "server": event.server}
+    return reply(error, data, transaction)
 
 
 async def _retried(
@@ -212,10 +194,11 @@ async def _retried(
     task_id = record.event.task_id
     assert task_id is not None  # retry_target takes only those
     reason = await tasks.start("id", task_id)
-    if reason is not None and reason.value == NOT_FOUND:
+    if reason is Reason.NOT_FOUND:
         request.core.retry_gone(task_id)  # deleted in the QMC: the button offers the next
-    elif reason is not None and reason.value in NOT_STARTED and started_at is not None:
+    elif reason in NOT_STARTED and started_at is not None:
         request.core.retry_unstarted(task_id, started_at)  # refused: offered again
+    # Any other failure may have started the task: the retry stays pending for it.
     return retry_answer(record, None if reason is None else reason.value, transaction)
 
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Protocol
 
 from bridge.config import Config
 from bridge.core.state import BridgeState
+from bridge.qrs.allow import TaskKey
+from bridge.qrs.reasons import Reason
 from bridge.runtime.logs import RateLimiter
-
-if TYPE_CHECKING:  # httpx only when qrs.enabled
-    from bridge.qrs.client import Reason
 
 REFUSAL_LOG_INTERVAL = 60.0
 """Seconds between two log lines of one kind of refusal."""
@@ -54,11 +53,11 @@ class Core(Protocol):
 class Tasks(Protocol):
     """What a command may ask of Qlik Sense (`bridge.qrs.starter.TaskStarter` is one)."""
 
-    def allowed(self, key: Literal["id", "name"], value: str) -> bool:
+    def allowed(self, key: TaskKey, value: str) -> bool:
         """Whether `qrs.allowed_tasks` lets this task be started."""
         ...
 
-    async def start(self, key: Literal["id", "name"], value: str) -> Reason | None:
+    async def start(self, key: TaskKey, value: str) -> Reason | None:
         """None when QRS took the start, else why not."""
         ...
 

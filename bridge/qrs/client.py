@@ -14,7 +14,6 @@ import secrets
 import ssl
 import string
 import uuid
-from enum import Enum
 
 import httpx
 
@@ -22,29 +21,10 @@ from bridge import __version__
 from bridge.config import QrsConfig
 from bridge.core.task_ids import is_task_id
 from bridge.qrs.allow import TaskKey
+from bridge.qrs.reasons import Reason
 
 _XRF_ALPHABET = string.ascii_letters + string.digits
 XRFKEY_LENGTH = 16
-
-
-class Reason(Enum):
-    """Why a start did not happen: the value is the answer's `error`, the name (lower case)
-    the counter in `bridge/stats`."""
-
-    NOT_ALLOWED = "not allowed"
-    RATE_LIMITED = "rate limited"
-    NOT_FOUND = "not found"
-    UNREACHABLE = "QRS unreachable"
-    CERTIFICATE_REFUSED = "certificate refused"
-    TLS_ERROR = "TLS error"
-    SERVER_NOT_TRUSTED = "QRS certificate not trusted"
-    ACCESS_DENIED = "access denied"
-    TIMEOUT = "timeout"
-    QRS_ERROR = "QRS error"
-
-    @property
-    def counter(self) -> str:
-        return self.name.lower()
 
 
 class QrsError(Exception):

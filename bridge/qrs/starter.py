@@ -13,7 +13,8 @@ import structlog
 from bridge.config import QrsConfig
 from bridge.core.stats import Stats
 from bridge.qrs.allow import AllowList, TaskKey
-from bridge.qrs.client import QrsError, Reason
+from bridge.qrs.client import QrsError
+from bridge.qrs.reasons import Reason
 from bridge.runtime.logs import RateLimiter
 
 log = structlog.get_logger("qlik2mqtt.qrs")

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from bridge.config import QrsConfig
-from bridge.qrs.client import QrsClient, QrsError, Reason, xrfkey
+from bridge.qrs.client import QrsClient, QrsError, xrfkey
+from bridge.qrs.reasons import Reason
 from bridge.qrs.tls import CertificateError, client_context
 from tests.certs import Certificates, make_certificates
 from tests.helpers import free_port

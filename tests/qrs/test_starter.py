@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 from bridge.config import QrsConfig
 from bridge.core.stats import Stats
 from bridge.qrs.allow import TaskKey
-from bridge.qrs.client import QrsError, Reason
+from bridge.qrs.client import QrsError
+from bridge.qrs.reasons import Reason
 from bridge.qrs.starter import TaskStarter
 
 TASK_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
