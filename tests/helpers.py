@@ -254,8 +254,11 @@ class Subscriber:
         async with self._arrived:
             self._arrived.notify_all()
 
-    def on(self, topic: str) -> list[Received]:
-        return [m for m in self.messages if m.topic == topic]
+    def on(self, topic: str, since: int = 0) -> list[Received]:
+        return [m for m in self.messages[since:] if m.topic == topic]
+
+    def payloads(self, topic: str, since: int = 0) -> list[bytes]:
+        return [m.payload for m in self.on(topic, since)]
 
     async def wait_for(
         self,
