@@ -4,7 +4,7 @@ and the kinds of message the sink posts. Pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from bridge.core.events import (
     Event,
@@ -20,6 +20,7 @@ from bridge.core.privacy import PLAIN, Privacy
 
 Kind = Literal["task_events", "user_activity", "log_events"]
 """A kind of message: its own `slack.<kind>` settings (on/off, channel, webhook, template)."""
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 SECTION_TEXT_MAX = 3000
 """Slack refuses (`invalid_blocks`) a section whose text is longer, counted after escaping."""
