@@ -656,5 +656,13 @@ def watched_task_configs(settings: DiscoverySettings, task: WatchedTask) -> list
 
 def watched_task_removals(settings: DiscoverySettings, slug: str) -> list[DiscoveryMessage]:
     """Empty configs for a task no longer watched: Home Assistant removes its device."""
-    configs = watched_task_configs(settings, WatchedTask(slug, slug, None))
+    return _removals(watched_task_configs(settings, WatchedTask(slug, slug, None)))
+
+
+def server_removals(settings: DiscoverySettings, slug: str) -> list[DiscoveryMessage]:
+    """Empty configs for a forgotten server: Home Assistant removes its device."""
+    return _removals(server_configs(settings, slug, slug))
+
+
+def _removals(configs: list[DiscoveryMessage]) -> list[DiscoveryMessage]:
     return [(topic, {}) for topic, _ in configs]
