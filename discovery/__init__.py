@@ -12,6 +12,7 @@ from discovery.configs import (
     WatchedTask,
     bridge_configs,
     server_configs,
+    server_removals,
     watched_task_configs,
     watched_task_removals,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "WatchedTask",
     "bridge_configs",
     "server_configs",
+    "server_removals",
     "watched_task_configs",
     "watched_task_removals",
 ]

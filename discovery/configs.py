@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.core.topics import Topics
+
 USER_EVENT_TYPES = ("session_start", "session_stop", "connection_open", "connection_close")
 TASK_EVENT_TYPES = (
     "task_failed",
@@ -62,8 +64,13 @@ class DiscoverySettings:
         return f"{self.node_id}_bridge"
 
     @property
+    def topics(self) -> Topics:
+        """The bridge's own topics, which the entities read."""
+        return Topics(self.base_topic)
+
+    @property
     def availability_topic(self) -> str:
-        return f"{self.base_topic}/bridge/state"
+        return self.topics.bridge_state
 
     @property
     def status_topic(self) -> str:
@@ -193,9 +200,10 @@ def _clipped_attributes(source: str, limits: dict[str, int]) -> str:
 def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[DiscoveryMessage]:
     """Every entity and device trigger of one Qlik Sense server (slug: topic-safe name)."""
     device = _server_device(settings, slug, host)
-    state_topic = f"{settings.base_topic}/{slug}"
-    user_topic = f"{state_topic}/event/user"
-    task_topic = f"{state_topic}/event/task"
+    topics = settings.topics
+    state_topic = topics.server(slug)
+    user_topic = topics.user_event(slug)
+    task_topic = topics.task_event(slug)
     prefix = f"qlik_sense_{slug}"
 
     def sensor(key: str, name: str, icon: str, **config: Any) -> DiscoveryMessage:
@@ -314,8 +322,8 @@ def _server_log_configs(
     """A server's log events: warnings and errors in the window, the last error, an event
     entity of the three levels, and a device trigger per level. Every text that comes from a
     datagram is clipped in the templates: a state holds 255 characters, attributes 16 KiB."""
-    state_topic = f"{settings.base_topic}/{slug}"
-    log_topic = f"{state_topic}/event/log"
+    state_topic = settings.topics.server(slug)
+    log_topic = settings.topics.log_event(slug)
     prefix = f"qlik_sense_{slug}"
 
     def entity(component: str, key: str, name: str, **config: Any) -> DiscoveryMessage:
@@ -387,7 +395,7 @@ def _site_log_configs(
 ) -> list[DiscoveryMessage]:
     """The site's log events: errors in the window on every server, and whether an error
     arrived since the last acknowledge (what `when: log_error` lamps follow)."""
-    site_topic = f"{settings.base_topic}/site"
+    site_topic = settings.topics.site
     return [
         _entity(
             settings,
@@ -454,9 +462,8 @@ def _trigger(
 def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
     """The bridge device: failure flag, the commands' buttons, site and diagnostic sensors."""
     device = _bridge_device(settings)
-    base = settings.base_topic
-    site_topic = f"{base}/site"
-    stats_topic = f"{base}/bridge/stats"
+    site_topic = settings.topics.site
+    stats_topic = settings.topics.bridge_stats
     problems = "value_json.problems | default([])"
 
     def entity(component: str, key: str, slug: str, name: str, **config: Any) -> DiscoveryMessage:
@@ -551,7 +558,7 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             "last_event",
             "Last event",
             "mdi:clock-outline",
-            state_topic=f"{site_topic}/last_event",
+            state_topic=settings.topics.site_last_event,
             device_class="timestamp",
         ),
     ]
@@ -610,7 +617,7 @@ def watched_task_configs(settings: DiscoverySettings, task: WatchedTask) -> list
         "model": "Reload task",
         "via_device": settings.bridge_identifier,
     }
-    state_topic = f"{settings.base_topic}/tasks/{task.slug}"
+    state_topic = settings.topics.watched_task(task.slug)
     prefix = f"qlik_sense_task_{task.slug}"
 
     def entity(component: str, key: str, name: str, **config: Any) -> DiscoveryMessage:
@@ -640,7 +647,7 @@ def watched_task_configs(settings: DiscoverySettings, task: WatchedTask) -> list
             "sensor",
             "last_outcome_at",
             "Last outcome at",
-            state_topic=f"{state_topic}/last_outcome_at",
+            state_topic=settings.topics.watched_task_at(task.slug),
             device_class="timestamp",
         ),
         start if task.start_payload is not None else (start[0], {}),
@@ -649,5 +656,13 @@ def watched_task_configs(settings: DiscoverySettings, task: WatchedTask) -> list
 
 def watched_task_removals(settings: DiscoverySettings, slug: str) -> list[DiscoveryMessage]:
     """Empty configs for a task no longer watched: Home Assistant removes its device."""
-    configs = watched_task_configs(settings, WatchedTask(slug, slug, None))
+    return _removals(watched_task_configs(settings, WatchedTask(slug, slug, None)))
+
+
+def server_removals(settings: DiscoverySettings, slug: str) -> list[DiscoveryMessage]:
+    """Empty configs for a forgotten server: Home Assistant removes its device."""
+    return _removals(server_configs(settings, slug, slug))
+
+
+def _removals(configs: list[DiscoveryMessage]) -> list[DiscoveryMessage]:
     return [(topic, {}) for topic, _ in configs]

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -21,6 +20,8 @@ from typing import Any
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv311
 
+from bridge.mqtt.embedded import find_mosquitto
+
 FIXTURES = Path(__file__).parent / "fixtures"
 READY_TIMEOUT = 10.0
 
@@ -32,8 +33,8 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(found).exists():
+    found = find_mosquitto()  # where the embedded broker looks for it
+    if found is None:
         raise RuntimeError("mosquitto is not installed: run scripts/setup")
     return found
 
@@ -254,8 +255,11 @@ class Subscriber:
         async with self._arrived:
             self._arrived.notify_all()
 
-    def on(self, topic: str) -> list[Received]:
-        return [m for m in self.messages if m.topic == topic]
+    def on(self, topic: str, since: int = 0) -> list[Received]:
+        return [m for m in self.messages[since:] if m.topic == topic]
+
+    def payloads(self, topic: str, since: int = 0) -> list[bytes]:
+        return [m.payload for m in self.on(topic, since)]
 
     async def wait_for(
         self,

@@ -106,10 +106,6 @@ def lamp(topic: str, when: str) -> dict[str, Any]:
     return {"topic": topic, "on": "ON", "off": "OFF", "when": when}
 
 
-def payloads(sub: Subscriber, topic: str, since: int) -> list[bytes]:
-    return [m.payload for m in sub.messages[since:] if m.topic == topic]
-
-
 async def check_events(sub: Subscriber, sent: list[Sent], since: int) -> None:
     """Each datagram on its server's event topic, in order, whole, with its category."""
     for slug in ("qsprod01", "qsprod02"):
@@ -117,7 +113,7 @@ async def check_events(sub: Subscriber, sent: list[Sent], since: int) -> None:
         expected = [(message, category) for _, s, message, category in sent if s == slug]
 
         def arrived(topic: str = topic) -> list[dict[str, Any]]:
-            return [m.json() for m in sub.messages[since:] if m.topic == topic]
+            return [m.json() for m in sub.on(topic, since)]
 
         def complete(_: Received, count: int = len(expected)) -> bool:
             return len(arrived()) >= count
@@ -160,7 +156,7 @@ async def test_categories_alert_outputs_and_acknowledge_across_two_servers_and_f
             "error": False,
             "categories": ["document", "licence"],
         }
-        assert payloads(sub, LAMP, mark) == payloads(sub, LICENCE_LAMP, mark) == []
+        assert sub.payloads(LAMP, mark) == sub.payloads(LICENCE_LAMP, mark) == []
 
         # Errors: the lamp goes on at the first ERROR, the licence lamp at QSPROD01's licence.
         mark = sub.mark()
@@ -192,7 +188,7 @@ async def test_categories_alert_outputs_and_acknowledge_across_two_servers_and_f
         await bridge.start()
         await sub.wait_for(LAMP, lambda m: m.payload == b"ON", since=mark)
         await sub.wait_for(LICENCE_LAMP, lambda m: m.payload == b"ON", since=mark)
-        assert payloads(sub, LAMP, mark) == [b"ON"]
+        assert sub.payloads(LAMP, mark) == [b"ON"]
         server = await sub.wait_json(f"{BASE}/qsprod01", lambda p: True, since=mark)
         events = server["log_events"]
         assert (events["warnings"], events["errors"], events["fatals"]) == (2, 2, 1)

@@ -15,7 +15,7 @@ from functools import partial
 from bridge.config import Config
 from bridge.core.events import Event
 from bridge.core.privacy import PLAIN, Privacy
-from bridge.core.state import BridgeState, Change
+from bridge.core.state import BridgeState, Change, ServerState
 from bridge.core.stats import Stats
 from bridge.core.topics import Topics
 from bridge.extensions.link import Link
@@ -84,3 +84,27 @@ class Extension:
 
     def on_message(self, topic: str, payload: bytes) -> None:
         """Called for a message on one of the extension's subscriptions."""
+
+
+class SiteUsers:
+    """Whether the site's users may have changed since the last look: each server (the same
+    object) and its `membership` (bumped when a session starts or ends). Lets an extension
+    keep what it rendered from the users (a count, a list of names) until they change."""
+
+    def __init__(self) -> None:
+        self._seen: list[tuple[ServerState, int]] | None = None
+        """None: not looked at yet (changed, the first time)."""
+
+    def changed(self, state: BridgeState) -> bool:
+        seen = [(server, server.membership) for server in state.servers.values()]
+        last = self._seen
+        same = (
+            last is not None
+            and len(seen) == len(last)
+            and all(
+                server is was and membership == then
+                for (server, membership), (was, then) in zip(seen, last, strict=True)
+            )
+        )
+        self._seen = seen
+        return not same

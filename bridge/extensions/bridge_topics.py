@@ -42,16 +42,12 @@ class BridgeTopics(Extension):
 
     def on_connect(self) -> None:
         self.context.link.publish_now(self.context.topics.bridge_state, b"online", retain=True)
-        self.context.link.publish_now(
-            self.context.topics.bridge_info, encode(self.info()), retain=True
-        )
+        self._publish_info()
         self.publish_stats()
 
     def on_forget(self, slug: str) -> None:
         self._known_servers.discard(slug)
-        self.context.link.publish_now(
-            self.context.topics.bridge_info, encode(self.info()), retain=True
-        )
+        self._publish_info()
 
     def on_change(self, change: Change) -> None:
         if self._stats_soon is None:
@@ -61,9 +57,12 @@ class BridgeTopics(Extension):
             )
         if not change.servers <= self._known_servers:  # a new server: info lists the servers
             self._known_servers = set(self.context.state.servers)
-            self.context.link.publish_now(
-                self.context.topics.bridge_info, encode(self.info()), retain=True
-            )
+            self._publish_info()
+
+    def _publish_info(self) -> None:
+        self.context.link.publish_now(
+            self.context.topics.bridge_info, encode(self.info()), retain=True
+        )
 
     def info(self) -> dict[str, Any]:
         config = self.context.config

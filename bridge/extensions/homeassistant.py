@@ -21,6 +21,7 @@ from discovery import (
     WatchedTask,
     bridge_configs,
     server_configs,
+    server_removals,
     watched_task_configs,
     watched_task_removals,
 )
@@ -67,10 +68,7 @@ class HomeAssistantDiscovery(Extension):
                 self._announced.add(slug)
 
     def on_forget(self, slug: str) -> None:
-        removals: list[DiscoveryMessage] = [
-            (topic, {}) for topic, _ in server_configs(self.settings, slug, slug)
-        ]
-        self._publish(removals)
+        self._publish(server_removals(self.settings, slug))
         self._announced.discard(slug)
 
     def _publish_all(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bridge.core.payloads import distinct_users, encode, server_payload, site_payload, user_names
 from bridge.core.state import Change, ServerState
-from bridge.extensions import Context, Extension
+from bridge.extensions import Context, Extension, SiteUsers
 from bridge.runtime.coalesce import Coalescer
 
 
@@ -24,8 +24,9 @@ class StateTopics(Extension):
         )
         self._names: dict[str, tuple[ServerState, int, list[str]]] = {}
         """Per server slug: the user list, and the server and membership it was made from."""
-        self._site_users: tuple[list[tuple[ServerState, int]], int] = ([], 0)
-        """The servers and memberships the site's distinct-user count was made from."""
+        self._site_users = SiteUsers()
+        self._distinct = 0
+        """The site's distinct-user count, while `_site_users` has not changed."""
 
     async def stop(self) -> None:
         self._coalescer.flush_now()
@@ -82,13 +83,6 @@ class StateTopics(Extension):
         return cached[2]
 
     def _distinct_users(self) -> int:
-        seen = [(server, server.membership) for server in self.context.state.servers.values()]
-        counted, count = self._site_users
-        current = len(seen) == len(counted) and all(
-            server is was and membership == then
-            for (server, membership), (was, then) in zip(seen, counted, strict=True)
-        )
-        if not current:
-            count = distinct_users(self.context.state)
-            self._site_users = (seen, count)
-        return count
+        if self._site_users.changed(self.context.state):
+            self._distinct = distinct_users(self.context.state)
+        return self._distinct

@@ -102,17 +102,18 @@ async def probe(settings: BrokerSettings, within: float) -> str | None:
         await connect(client, settings, within)
     except Exception as exc:  # every failure is reported, none is fatal here
         await abandon(client)
-        return describe(exc)
+        return describe(exc, within)
     await abandon(client)
     return None
 
 
-def describe(exc: BaseException) -> str:
-    """A connection failure in one short phrase for the log and `check`."""
+def describe(exc: BaseException, within: float = CONNECT_TIMEOUT) -> str:
+    """A connection failure in one short phrase for the log and `check`; `within`: how long
+    the attempt was given (what a timeout waited)."""
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the broker running on that host and port?)"
     if isinstance(exc, TimeoutError):
-        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
+        return f"no answer within {within:g} s"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror  # `Name or service not known`, without `[Errno -2]`
     return str(exc) or exc.__class__.__name__

@@ -30,11 +30,6 @@ class Coalescer:
             self._handle.cancel()
         self._run()
 
-    def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
     def _run(self) -> None:
         self._handle = None
         self._last_flush = asyncio.get_running_loop().time()

@@ -25,10 +25,9 @@ async def supervised(
     stats: Stats,
     *,
     stop: asyncio.Event | None = None,
-    backoff_first: float = BACKOFF_FIRST,
 ) -> None:
     """Run `run()` until cancelled (or until it returns once `stop` is set)."""
-    delay = backoff_first
+    delay = BACKOFF_FIRST
     while True:
         started = time.monotonic()
         try:
@@ -43,6 +42,6 @@ async def supervised(
             log.error("background task ended; restarting", task=name, retry_in=delay)
         stats.task_restarts[name] += 1
         if time.monotonic() - started >= HEALTHY_AFTER:
-            delay = backoff_first
+            delay = BACKOFF_FIRST
         await asyncio.sleep(delay)
         delay = min(delay * 2, BACKOFF_MAX)

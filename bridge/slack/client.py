@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge.config import SlackConfig
-from bridge.slack.messages import Kind, SlackMessage
+from bridge.slack.messages import KINDS, Kind, SlackMessage
 
 RETRYABLE_API_ERRORS = frozenset(
     {
@@ -133,13 +133,8 @@ class SlackPoster:
 def _secrets(config: SlackConfig) -> list[str]:
     """The values that must never be shown: the token, each webhook URL and its path."""
     found: list[str] = []
-    for secret in (
-        config.token,
-        config.webhook_url,
-        config.task_events.webhook_url,
-        config.user_activity.webhook_url,
-        config.log_events.webhook_url,
-    ):
+    kinds = [getattr(config, kind).webhook_url for kind in KINDS]
+    for secret in (config.token, config.webhook_url, *kinds):
         if secret is None or not secret.get_secret_value():
             continue
         value = secret.get_secret_value()

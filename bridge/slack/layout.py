@@ -16,6 +16,7 @@ from bridge.core.payloads import event_payload
 from bridge.core.privacy import Privacy
 from bridge.core.times import iso_time
 from bridge.slack.messages import (
+    KINDS,
     Kind,
     SlackMessage,
     kind_of,
@@ -33,12 +34,10 @@ class SlackLayout:
         self._qlik_base_url = qlik_base_url
         self._privacy = privacy
         self._templates: dict[Kind, Any] = {}
-        if config.task_events.template is not None:
-            self._templates["task_events"] = compile_template(config.task_events.template)
-        if config.user_activity.template is not None:
-            self._templates["user_activity"] = compile_template(config.user_activity.template)
-        if config.log_events.template is not None:
-            self._templates["log_events"] = compile_template(config.log_events.template)
+        for kind in KINDS:
+            path = getattr(config, kind).template
+            if path is not None:
+                self._templates[kind] = compile_template(path)
 
     def message(
         self,

@@ -4,7 +4,7 @@ and the kinds of message the sink posts. Pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from bridge.core.events import (
     Event,
@@ -20,6 +20,7 @@ from bridge.core.privacy import PLAIN, Privacy
 
 Kind = Literal["task_events", "user_activity", "log_events"]
 """A kind of message: its own `slack.<kind>` settings (on/off, channel, webhook, template)."""
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 SECTION_TEXT_MAX = 3000
 """Slack refuses (`invalid_blocks`) a section whose text is longer, counted after escaping."""
@@ -103,22 +104,10 @@ def task_message(
         ("Time", event.log_timestamp or received_at_iso),
         ("Execution id", event.execution_id),
     ]
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{title}"[:150]}},
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{icon} *{_escaped(task, MAX_FIELD_CHARS)}*"},
-            "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{_escaped(value, MAX_FIELD_CHARS)}"}
-                for name, value in fields
-                if value
-            ],
-        },
-    ]
+    blocks = _card(title, f"{icon} *{_escaped(task, MAX_FIELD_CHARS)}*", fields)
     message = privacy.redact(event.message, privacy.user_part(event.user))
     if message:
-        shown = _escaped(message, MAX_MESSAGE_CHARS)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
+        blocks.append(_code(message, MAX_MESSAGE_CHARS))
     links = _links(event, qlik_base_url)
     context = [f"{folded} times since the last message"] if folded else []
     if links:
@@ -128,6 +117,28 @@ def task_message(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": part} for part in context]}
         )
     return SlackMessage(text=text, blocks=blocks)
+
+
+def _card(header: str, heading: str, fields: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
+    """A header and a section: `heading` (mrkdwn, escaped) over the fields that have a value
+    (Slack takes at most 10 fields in a section)."""
+    return [
+        {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": heading},
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{name}*\n{_escaped(value, MAX_FIELD_CHARS)}"}
+                for name, value in fields
+                if value
+            ][:10],
+        },
+    ]
+
+
+def _code(text: str, limit: int) -> dict[str, Any]:
+    """A section showing `text` as a code block, escaped and cut to `limit`."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": f"```{_escaped(text, limit)}```"}}
 
 
 def _links(event: TaskEvent, base: str | None) -> list[str]:
@@ -232,29 +243,11 @@ def log_message(
         ("App", event.app_name or event.app_id),
     ]
     header = f"{title} in the Qlik Sense {service}" if not overflow else "Qlik Sense log events"
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{icon} *{_escaped(event.server, 150)}*"},
-            "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{_escaped(value, MAX_FIELD_CHARS)}"}
-                for name, value in fields
-                if value
-            ][:10],
-        },
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": f"```{_escaped(message, MAX_MESSAGE_CHARS)}```",
-            },
-        },
-    ]
+    blocks = _card(header, f"{icon} *{_escaped(event.server, 150)}*", fields)
+    blocks.append(_code(message, MAX_MESSAGE_CHARS))
     exception = redacted(event.exception_message, event, privacy)
     if exception:
-        shown = _escaped(exception, MAX_EXCEPTION_CHARS)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}})
+        blocks.append(_code(exception, MAX_EXCEPTION_CHARS))
     if folded:
         if overflow:
             note = (

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.slack.messages import SlackMessage
+from bridge.slack.messages import SECTION_TEXT_MAX, SlackMessage
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -50,5 +50,7 @@ def templated(
             )
     return SlackMessage(
         text=built_in.text,
-        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": rendered[:3000]}}],
+        blocks=[
+            {"type": "section", "text": {"type": "mrkdwn", "text": rendered[:SECTION_TEXT_MAX]}}
+        ],
     )

@@ -28,10 +28,6 @@ def outputs(*extra: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"topic": LAMP, "on": "ON", "off": "OFF"}, *extra]
 
 
-def payloads(sub: Subscriber, topic: str, since: int = 0) -> list[bytes]:
-    return [m.payload for m in sub.messages[since:] if m.topic == topic]
-
-
 async def start(
     tmp_path: Path, mosquitto: Mosquitto, outs: list[dict[str, Any]]
 ) -> tuple[RunningBridge, Subscriber]:
@@ -66,7 +62,7 @@ async def test_off_at_start_on_at_failure_off_at_acknowledge(
         await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark)
         await sub.wait_json(STRIP, lambda p: p == {"on": False}, since=mark)
         await sub.wait_json("qlik2mqtt/site", lambda p: p["reload_failure"] == "OFF", since=mark)
-        assert payloads(sub, LAMP, mark) == [b"OFF"]  # once per change, not per state publish
+        assert sub.payloads(LAMP, mark) == [b"OFF"]  # once per change, not per state publish
     finally:
         await sub.stop()
         await bridge.close()
@@ -120,7 +116,7 @@ async def test_blinks_after_a_new_failure_then_stays_on(
 
         # 0.6 s at 0.1 s: six toggles, ON first and OFF last, then steady ON.
         await sub.wait_count(LAMP, 1 + 7)
-        assert payloads(sub, LAMP, mark) == [b"ON", b"OFF"] * 3 + [b"ON"]
+        assert sub.payloads(LAMP, mark) == [b"ON", b"OFF"] * 3 + [b"ON"]
     finally:
         await sub.stop()
         await bridge.close()
@@ -137,7 +133,7 @@ async def test_abort_and_per_server_flags(tmp_path: Path, mosquitto: Mosquitto) 
         await sub.wait_for("cmnd/amber/POWER", lambda m: m.payload == b"ON", since=mark)
         bridge.tasks.send(FAILURE.format(execution="eid-1"))  # on QSPROD02, not QS9
         await sub.wait_for(LAMP, lambda m: m.payload == b"ON", since=mark)
-        assert payloads(sub, "cmnd/qs9/POWER", mark) == []
+        assert sub.payloads("cmnd/qs9/POWER", mark) == []
     finally:
         await sub.stop()
         await bridge.close()
@@ -270,8 +266,8 @@ async def test_log_error_and_log_category_lamps_blink_once_per_burst_and_clear_o
             "categories": ["connectivity"],
         }
         await sub.wait_count(LAMP, 1 + 5)  # ON OFF ON OFF, then steady ON
-        assert payloads(sub, LAMP, mark) == [b"ON", b"OFF"] * 2 + [b"ON"]
-        assert payloads(sub, "cmnd/licence/POWER", mark) == []  # no licence event on QSPROD02
+        assert sub.payloads(LAMP, mark) == [b"ON", b"OFF"] * 2 + [b"ON"]
+        assert sub.payloads("cmnd/licence/POWER", mark) == []  # no licence event on QSPROD02
 
         bridge.logs.send(log_line("WARN", "QSPROD01", "The licence expires in 9 days"))
         bridge.logs.send(log_line("FATAL", "QSPROD02", "The license for this site has expired"))

@@ -10,9 +10,12 @@ import asyncio
 import json
 
 from bridge.config import Config
-from bridge.core.state import BridgeState, ServerState
+from bridge.core.events import SourceFormat, UserEvent, UserEventType
+from bridge.core.state import BridgeState, ServerState, StateSettings, apply_event
 from bridge.extensions.bridge_topics import BridgeTopics
+from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.link import Link
+from bridge.extensions.state_topics import StateTopics
 from tests.fakes import FakeLink, fake_context
 
 
@@ -91,3 +94,37 @@ async def test_a_timer_an_extension_set_runs_behind_the_guard() -> None:
     assert context.stats.extension_errors["bridge_topics.stats_soon"] == 1
     call()
     assert link.payloads("qlik2mqtt/bridge/stats")
+
+
+async def test_cached_user_counts_follow_sessions_and_servers() -> None:
+    """StateTopics and ButlerCompat keep what they rendered from the users (`SiteUsers`)
+    until a session starts or ends, a server appears or one is forgotten."""
+    state = BridgeState()
+    link = FakeLink()
+    config = Config.model_validate({"butler_compat": {"enabled": True}})
+    context = fake_context(config=config, link=link, state=state)
+    site, butler = StateTopics(context), ButlerCompat(context)
+
+    def login(server: str, user: str, kind: UserEventType = UserEventType.SESSION_START) -> None:
+        event = UserEvent(
+            event_type=kind, server=server, source_format=SourceFormat.XML, user_id=user
+        )
+        apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
+
+    def counts() -> tuple[int, bytes]:
+        site.on_connect()
+        butler.on_connect()
+        active = json.loads(link.payloads("qlik2mqtt/site")[-1])["active_users"]
+        return active, link.payloads("qliksense/users/active/count")[-1]
+
+    assert counts() == (0, b"0")
+    login("QS1", "anna")
+    login("QS2", "anna")
+    login("QS2", "bob")
+    assert counts() == (2, b"2")
+    login("QS1", "anna", UserEventType.CONNECTION_OPEN)  # the same users: nothing to rebuild
+    assert counts() == (2, b"2")
+    login("QS2", "bob", UserEventType.SESSION_STOP)
+    assert counts() == (1, b"1")
+    del state.servers["qs1"], state.servers["qs2"]
+    assert counts() == (0, b"0")

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from bridge.core.stats import Stats
-from bridge.mqtt import BrokerSettings, MqttLink, OutMessage
+from bridge.mqtt import BrokerSettings, MqttLink, OutMessage, probe
 from bridge.mqtt.inflight import InflightStore
 from tests.helpers import Gate, Mosquitto, Subscriber
 
@@ -193,3 +193,18 @@ async def test_a_broker_that_stops_answering_is_given_up_and_nothing_is_lost(
         await gate.stop()
     assert [int(m.payload[:5]) for m in received] == list(range(count))
     assert stats.mqtt_connects == 2
+
+
+async def test_a_probe_that_times_out_says_how_long_it_waited() -> None:
+    """`check` probes with its own timeout: the reason names that one, not the link's."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the CONNECT, never answers it
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    try:
+        problem = await probe(BrokerSettings("127.0.0.1", port, "probe-test", 30), 0.5)
+    finally:
+        server.close()
+    assert problem == "no answer within 0.5 s"

@@ -28,13 +28,6 @@ FAILURE = (
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def hanging() -> Iterator[HangingServer]:
     server = HangingServer()
     yield server

@@ -5,7 +5,6 @@ distinct errors capped per interval."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,6 @@ def engine(level: str, server: str, message: str, row: int = 1) -> bytes:
         "20261104T081509.001Z;9d2c4f10-5e6a-4b7c-8d9e-0f1a2b3c4d5e;14.129.5.0;"
         "20261101T060000.000Z;Error;(null);(null)"
     ).encode()
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
