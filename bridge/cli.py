@@ -352,12 +352,7 @@ def _status(args: argparse.Namespace, config: Config) -> int:
         return 0
     except (OSError, TimeoutError, LookupError) as exc:
         host = config.mqtt.host or "127.0.0.1"
-        if isinstance(exc, TimeoutError):
-            reason = f"no answer within {STATUS_TIMEOUT:.0f} s"
-        elif isinstance(exc, OSError):
-            reason = describe(exc)
-        else:
-            reason = str(exc)
+        reason = str(exc) if isinstance(exc, LookupError) else describe(exc, STATUS_TIMEOUT)
         print(f"qlik2mqtt: status from {host}:{config.mqtt.port}: {reason}", file=sys.stderr)
         return 1
     return 0

@@ -1,7 +1,8 @@
-"""Small in-memory stand-ins for unit tests of an extension: no broker, no event loop needed."""
+"""Small in-memory stand-ins for unit tests of an extension: no broker."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ class FakeLink:
     connected: bool = True
     published: list[Published] = field(default_factory=list)
     queued: list[OutMessage] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at each publish: a test awaits an answer published later (then clears it)."""
 
     @property
     def outbox_depth(self) -> int:
@@ -40,6 +43,7 @@ class FakeLink:
         if not self.connected:
             return False
         self.published.append(Published(topic, payload, retain, qos))
+        self.arrived.set()
         return True
 
     def payloads(self, topic: str) -> list[bytes]:

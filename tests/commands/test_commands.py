@@ -150,12 +150,12 @@ async def test_a_slow_handler_answers_later_without_holding_the_loop() -> None:
     task_start = Command(
         name="task/start", topic="bridge/request/task/start", enabled=lambda _: True, handle=start
     )
-    extension = Commands(fake_context(link=FakeLink()), FakeCore(), (*COMMANDS, task_start))
+    link = FakeLink()
+    extension = Commands(fake_context(link=link), FakeCore(), (*COMMANDS, task_start))
     extension.on_message("qlik2mqtt/bridge/request/task/start", b'{"id": "abc"}')
     assert answers(extension) == []  # on_message returned at once
     release.set()
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await asyncio.wait_for(link.arrived.wait(), 5.0)
     assert answers(extension) == [
         ("qlik2mqtt/bridge/response/task/start", {"status": "ok", "data": {"id": "abc"}})
     ]
