@@ -1,6 +1,7 @@
 """The Dockerfile's build steps in a clean virtual environment (there is no Docker engine here):
-build every wheel as its build stage does, install them offline as its final stage does, and run
-what the image runs."""
+build qlik2mqtt's wheel as its build stage does, install it offline as its final stage does, and
+run what the image runs. Offline throughout: the wheels of its dependencies and of its build
+backend are the ones `scripts/setup --test` fetched into `.venv/wheelhouse`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
+WHEELHOUSE = ROOT / ".venv/wheelhouse"
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
@@ -47,11 +49,14 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(
             ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
         )
+    assert (WHEELHOUSE / ".complete").exists(), "run scripts/setup --test (it fetches the wheels)"
+    offline = ("--no-index", "--find-links", WHEELHOUSE)
     wheels = work / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", wheels, ".", cwd=source)
+    pip = (sys.executable, "-m", "pip", "--disable-pip-version-check")
+    run(*pip, "wheel", "--quiet", "--no-deps", *offline, "--wheel-dir", wheels, ".", cwd=source)
     target = work / "venv"
     venv.EnvBuilder(with_pip=True).create(target)
-    run(target / "bin/pip", "install", "--quiet", "--no-index", "--find-links", wheels, "qlik2mqtt")
+    run(target / "bin/pip", "install", "--quiet", *offline, "--find-links", wheels, "qlik2mqtt")
     return target
 
 
