@@ -141,9 +141,7 @@ def test_a_template_sees_the_event_escaped(value: str, tmp_path: Path) -> None:
         '[{"type": "section", "text": {"type": "mrkdwn", "text": {{ event.task_name|tojson }}}}]'
     )
     for template in ("task.j2", "blocks.j2"):
-        config = SlackConfig.model_validate(
-            {"task_events": {"template": str(tmp_path / template)}}
-        )
+        config = SlackConfig.model_validate({"task_events": {"template": str(tmp_path / template)}})
         layout = SlackLayout(config, BASE, Privacy())
         event = hostile_task(value, TaskEventType.TASK_FAILED)
         event.execution_id = "eid-1"
