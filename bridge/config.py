@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -40,7 +40,9 @@ ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SECRET_KEYS = ("password", "token", "secret", "webhook")
+SECRET_WORDS = ("password", "token", "secret", "webhook", "salt")
+"""A key whose name holds one of these holds a secret: `secret_keys` must list it (the test of
+the config model fails otherwise), and its value is never shown."""
 
 
 def _duration(value: Any) -> Any:
@@ -678,10 +680,39 @@ def _describe(error: Any, sources: Mapping[str, str]) -> str:
     )
     shown = ""
     value = error.get("input")
-    secret = any(word in key for word in _SECRET_KEYS)
-    if not secret and error["type"] != "extra_forbidden" and isinstance(value, str | int | float):
-        shown = f" (got {value!r})"
+    if error["type"] != "extra_forbidden" and isinstance(value, str | int | float):
+        shown = " (got ***)" if is_secret_key(key) else f" (got {value!r})"
     return f"{key}: {message}{shown}{origin}"
+
+
+def secret_keys(model: type[BaseModel] = Config, prefix: str = "") -> set[str]:
+    """The dotted keys of `model` that hold a secret (a `SecretStr`), nested sections included
+    (a list's items as `key[]`)."""
+    found: set[str] = set()
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        for kind, suffix in _kinds(field.annotation, ""):
+            if kind is SecretStr:
+                found.add(key + suffix)
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                found |= secret_keys(kind, f"{key}{suffix}.")
+    return found
+
+
+def _kinds(annotation: Any, suffix: str) -> list[tuple[Any, str]]:
+    """The classes an annotation can hold, each with `[]` per list it is inside."""
+    origin = get_origin(annotation)
+    if origin is None:
+        return [(annotation, suffix)]
+    inner = suffix + "[]" if origin is list else suffix
+    return [kind for arg in get_args(annotation) for kind in _kinds(arg, inner)]
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether an error's key (`slack.task_events.webhook_url`, `mqtt.password`) holds a
+    secret: by the model, and by its name should a key be misspelt or new."""
+    plain = re.sub(r"\[\d+\]", "[]", key)
+    return plain in _SECRET_KEYS or any(word in key for word in SECRET_WORDS)
 
 
 def _from_env(key: str, path: str, error: Any) -> bool:
@@ -695,3 +726,6 @@ def _from_env(key: str, path: str, error: Any) -> bool:
 
 def _kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else f"a {type(value).__name__}"
+
+
+_SECRET_KEYS = secret_keys()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from bridge.config import Config, ConfigError, load_config
+from bridge.config import SECRET_WORDS, Config, ConfigError, load_config, secret_keys
 from tests.certs import make_certificates
 from tests.helpers import qlik2mqtt
 
@@ -162,6 +162,40 @@ def test_secrets_are_never_echoed(tmp_path: Path) -> None:
         load_config(path, environ={})
     assert "hunter2" not in str(caught.value)
     assert "mqtt.password" in str(caught.value)
+
+
+def every_key(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key of the config model, the sections' own keys included."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(f"{prefix}{name}")
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys += every_key(kind, f"{prefix}{name}.")
+    return keys
+
+
+def test_every_key_that_names_a_secret_is_marked_secret() -> None:
+    keys = every_key(Config)
+    assert "slack.task_events.webhook_url" in keys  # the walk reaches nested sections
+    named = {key for key in keys if any(word in key.rsplit(".")[-1] for word in SECRET_WORDS)}
+    files = {key for key in named if key.endswith("_file")}  # a path, shown; never its text
+    assert named - files <= secret_keys(), "a secret key is not a SecretStr"
+    assert {"mqtt.password", "privacy.salt", "slack.token", "slack.webhook_url"} <= secret_keys()
+
+
+@pytest.mark.parametrize("key", sorted(secret_keys()))
+@pytest.mark.parametrize("value", [8731245517, ["hunter2", "8731245517"]])
+def test_no_secret_is_shown_in_an_error(tmp_path: Path, key: str, value: object) -> None:
+    raw: Any = value
+    for part in reversed(key.split(".")):
+        raw = {part: raw}
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, yaml.safe_dump(raw)), environ={})
+    shown = str(caught.value)
+    assert key in shown
+    assert "8731245517" not in shown
+    assert "hunter2" not in shown
 
 
 @pytest.mark.parametrize(
