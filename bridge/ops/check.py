@@ -40,6 +40,36 @@ async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
     results.append(_state_dir(config.state_file))
     if config.qrs.enabled:
         results.append(await _qrs(config))
+    results += _private_files(config)
+    return results
+
+
+def _private_files(config: Config) -> list[Result]:
+    """A warning for each file holding a secret (the QRS client key, the broker's password
+    file, an MQTT TLS key) that others than its owner may read, as ssh warns."""
+    files = {
+        "qrs.client_key": config.qrs.client_key if config.qrs.enabled else None,
+        "mqtt.password_file": config.mqtt.password_file,
+        "mqtt.tls.keyfile": config.mqtt.tls.keyfile,
+    }
+    results = []
+    for key, path in files.items():
+        if path is None:
+            continue
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            continue  # the config check already said why it cannot be read
+        if mode & 0o077:
+            results.append(
+                Result(
+                    "secrets",
+                    True,
+                    f"{key} {path} can be read by others than its owner (mode {mode:04o}): "
+                    f"chmod 600 {path}",
+                    warning=True,
+                )
+            )
     return results
 
 

@@ -41,6 +41,26 @@ def test_check_passes_against_a_live_broker(tmp_path: Path, mosquitto: Mosquitto
     assert "queued events" in result.stdout
 
 
+def test_check_warns_when_a_secret_file_is_readable_by_others(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """As ssh does for a private key: a password file others may read is a WARN naming the
+    fix; the password itself is never shown."""
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o644)
+    env = env_for(mosquitto.port, tmp_path, QLIK2MQTT_MQTT__PASSWORD_FILE=str(secret))
+    shared = qlik2mqtt("check", env=env)
+    warnings = [line for line in shared.stdout.splitlines() if line.split()[1:2] == ["secrets"]]
+    assert [line.split()[0] for line in warnings] == ["WARN"], shared.stdout
+    assert f"mqtt.password_file {secret}" in warnings[0]
+    assert f"(mode 0644): chmod 600 {secret}" in warnings[0]
+    assert "hunter2" not in shared.stdout + shared.stderr
+    secret.chmod(0o600)
+    private = qlik2mqtt("check", env=env)
+    assert " secrets " not in private.stdout
+
+
 @pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root, to drop it"
 )
