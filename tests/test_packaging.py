@@ -80,3 +80,34 @@ def test_the_installed_package_runs_its_commands(image: Path, tmp_path: Path) ->
     run(image / "bin/python", "-c", imports)
     dev_tools = [name for name in ("pytest", "ruff", "mypy") if (image / "bin" / name).exists()]
     assert dev_tools == []  # no dev tools in the final image
+
+
+SERVICE = ROOT / "contrib/qlik2mqtt.service"
+
+
+def test_the_systemd_unit_runs_the_installed_package_as_its_own_user() -> None:
+    unit = SERVICE.read_text()
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[0] != "#"
+    )
+    assert settings["User"] == "qlik2mqtt"
+    assert settings["Restart"] == "on-failure"
+    assert settings["RestartPreventExitStatus"] == "2"  # a config error is not retried
+    assert settings["StateDirectory"] == "qlik2mqtt"
+    assert "QLIK2MQTT_STATE_FILE=/var/lib/qlik2mqtt/state.json" in unit
+    assert settings["ProtectSystem"] == "strict"
+    assert settings["NoNewPrivileges"] == "yes"
+    assert settings["ExecStart"].startswith("/opt/qlik2mqtt/bin/qlik2mqtt run --config ")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_systemd_analyze_verifies_the_unit(image: Path, tmp_path: Path) -> None:
+    """The unit as shipped, its ExecStart pointed at the venv the wheel was installed in (as
+    docs/operations.md installs it in /opt/qlik2mqtt)."""
+    unit = tmp_path / "qlik2mqtt.service"
+    unit.write_text(SERVICE.read_text().replace("/opt/qlik2mqtt", str(image)))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", unit], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == ""  # no warning either
