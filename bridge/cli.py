@@ -186,7 +186,7 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
     print(
         f"sent {count} {args.format} datagrams as server {args.server!r} to "
         f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port}, "
-        f"log events: {f'UDP {log_port}' if log_port else 'off'})"
+        f"log events: {_log_events_sent(args.format, log_port)})"
     )
     if refusal is not None:
         # Sent all the same: the bridge counts them (source_not_allowed) and logs the sender,
@@ -195,6 +195,15 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
         return 1
     print(f"watch them: {_watch_hint(config)}")
     return 0
+
+
+def _log_events_sent(layout: str, log_port: int) -> str:
+    """Where the log events went, or why none were sent."""
+    if not log_port:
+        return "off"
+    if layout == "legacy":
+        return "none (Butler's legacy layouts had no log events)"
+    return f"UDP {log_port}"
 
 
 def _refusal(config: Config, host: str, port: int) -> str | None:
@@ -381,7 +390,7 @@ def _test_slack(config: Config) -> int:
         UserEventType,
     )
     from bridge.service import configured_privacy
-    from bridge.slack.client import SlackPoster
+    from bridge.slack.client import SlackPoster, ignored_channels
     from bridge.slack.layout import SlackLayout
     from bridge.slack.messages import kind_of
 
@@ -432,6 +441,8 @@ def _test_slack(config: Config) -> int:
     # The sink's own layout: templates, links and privacy as in real messages.
     layout = SlackLayout(slack, config.qlik.base_url, configured_privacy(config))
     poster = SlackPoster(slack)
+    for line in ignored_channels(slack):
+        print(f"WARN  {line}")
     failed = 0
     for event in samples:
         kind = kind_of(event)

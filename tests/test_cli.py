@@ -56,6 +56,7 @@ def test_send_test_events_datagrams_parse_to_the_intended_events(layout: str) ->
             str(logs.getsockname()[1]),
         )
         assert result.returncode == 0, result.stderr
+        log_port = logs.getsockname()[1]
         user_events = [parse_datagram(users.recv(65535)) for _ in range(7)]
         task_count = 2 if layout == "legacy" else 3
         task_events = [parse_datagram(tasks.recv(65535)) for _ in range(task_count)]
@@ -65,6 +66,10 @@ def test_send_test_events_datagrams_parse_to_the_intended_events(layout: str) ->
         with pytest.raises(BlockingIOError):
             logs.recv(65535)  # nothing more: the sender has exited, every datagram is here
     assert f"sent {7 + task_count + log_count} {layout} datagrams" in result.stdout
+    sent_logs = f"log events: UDP {log_port})"
+    if layout == "legacy":  # it said UDP <port> and sent none
+        sent_logs = "log events: none (Butler's legacy layouts had no log events))"
+    assert sent_logs in result.stdout
 
     assert all(isinstance(e, UserEvent) and e.server == "QSTEST" for e in user_events)
     kinds = [e.event_type for e in user_events if isinstance(e, UserEvent)]

@@ -37,6 +37,14 @@ _TASK_TITLES = {
     TaskEventType.TASK_SUCCEEDED: ("Reload task succeeded", ":large_green_circle:"),
     TaskEventType.DISTRIBUTE_FINISHED: ("Distribution task finished", ":information_source:"),
 }
+_FOLDED_NOUNS = {
+    TaskEventType.TASK_FAILED: "failures",
+    TaskEventType.ENGINE_RELOAD_FAILED: "failures",
+    TaskEventType.TASK_ABORTED: "aborts",
+    TaskEventType.TASK_SUCCEEDED: "successes",
+    TaskEventType.DISTRIBUTE_FINISHED: "distributions",
+}
+"""What a folded message counts, by the event it folds (an abort is no failure)."""
 _USER_VERBS = {
     UserEventType.SESSION_START: ("started a session", ":arrow_right:"),
     UserEventType.SESSION_STOP: ("ended a session", ":arrow_left:"),
@@ -108,7 +116,7 @@ def task_message(
     text = f"{title}: {task}" + (f" (app {event.app_name})" if event.app_name else "")
     text += f" on {event.server}"
     if folded:
-        text += f" — {folded} failures of this task since the last message"
+        text += f" — {folded} {_FOLDED_NOUNS[event.event_type]} of this task since the last message"
     user = privacy.account(event.user)
     fields = [
         ("Task", event.task_name),

@@ -34,7 +34,7 @@ from bridge.core.state import slug_of, task_key
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
-from bridge.slack.client import Outcome, SlackPoster
+from bridge.slack.client import Outcome, SlackPoster, ignored_channels
 from bridge.slack.layout import SlackLayout
 from bridge.slack.messages import Kind, SlackMessage, kind_of
 
@@ -96,6 +96,8 @@ class SlackSink(Extension):
         self._post_deadline = 2.0 * self.poster.timeout + 1.0
 
     def start(self) -> None:
+        for line in ignored_channels(self._config):
+            log.warning(line)
         self._worker = asyncio.create_task(
             supervised("slack", self._work, self.context.stats), name="slack"
         )
