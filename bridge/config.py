@@ -592,6 +592,30 @@ class Config(_Section):
             raise ValidationError.from_exception_data("Config", problems)
         return self
 
+    @model_validator(mode="after")
+    def _no_anonymous_door(self) -> Config:
+        """Starting reload tasks through an embedded broker anyone on the host may use is
+        refused: it takes credentials when they are set, so they must be."""
+        mqtt = self.mqtt
+        anonymous = mqtt.username is None or (mqtt.password is None and mqtt.password_file is None)
+        if self.qrs.enabled and mqtt.host is None and anonymous:
+            raise _problem(
+                ("qrs", "enabled"),
+                "with the embedded broker (no mqtt.host) QRS needs mqtt.username and "
+                "mqtt.password (or mqtt.password_file): without them the broker takes anyone "
+                "on this host, and anyone could start reload tasks",
+                True,
+            )
+        return self
+
+
+def _problem(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
+    """One problem found across sections, reported at the key `loc` names."""
+    detail = InitErrorDetails(
+        type=PydanticCustomError("value_error", message), loc=loc, input=value
+    )
+    return ValidationError.from_exception_data("Config", [detail])
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; `problems` holds one line per problem."""

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -180,9 +181,17 @@ async def test_a_second_run_within_the_dedup_window_lights_the_lamp_again(
 
 
 @pytest.fixture
-async def embedded_run(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+def embedded_env() -> dict[str, str]:
+    """More settings for `embedded_run` (a test overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+async def embedded_run(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     mqtt_port = free_port()
-    settings = bridge_env(mqtt_port, tmp_path, QLIK2MQTT_LOGGING__FORMAT="json")
+    settings = bridge_env(mqtt_port, tmp_path, QLIK2MQTT_LOGGING__FORMAT="json", **embedded_env)
     del settings["QLIK2MQTT_MQTT__HOST"]  # no broker named: the embedded one starts
     env = {**os.environ, **settings}
     process = await asyncio.create_subprocess_exec(
@@ -440,3 +449,35 @@ async def test_an_embedded_broker_that_dies_is_started_again(
     process.send_signal(signal.SIGTERM)
     async with asyncio.timeout(30):
         assert await process.wait() == 0
+
+
+PASSWORD = "s3cret-Pa55"
+
+
+@pytest.mark.parametrize(
+    "embedded_env",
+    [{"QLIK2MQTT_MQTT__USERNAME": "bridge", "QLIK2MQTT_MQTT__PASSWORD": PASSWORD}],
+)
+async def test_with_credentials_the_embedded_broker_takes_only_that_user(
+    embedded_run: tuple[asyncio.subprocess.Process, int], tmp_path: Path
+) -> None:
+    """It was anonymous whatever the config said: every local user could press the buttons."""
+    process, mqtt_port = embedded_run
+    await read_log_until(process, b"MQTT connected")  # the bridge, with its credentials
+
+    def sub(*auth: str, topic: str = "qlik2mqtt/bridge/state") -> subprocess.CompletedProcess[str]:
+        command = ["mosquitto_sub", "-p", str(mqtt_port), "-t", topic, "-C", "1", "-W", "5"]
+        return subprocess.run([*command, *auth], capture_output=True, text=True, check=False)
+
+    anonymous = await asyncio.to_thread(sub)
+    assert anonymous.returncode != 0
+    assert "not authorised" in (anonymous.stderr + anonymous.stdout).lower()
+    wrong = await asyncio.to_thread(sub, "-u", "bridge", "-P", "wrong")
+    assert wrong.returncode != 0
+    right = await asyncio.to_thread(sub, "-u", "bridge", "-P", PASSWORD)
+    assert right.stdout.strip() == "online", right.stderr
+    outside = await asyncio.to_thread(sub, "-u", "bridge", "-P", PASSWORD, topic="elsewhere/#")
+    assert outside.stdout == ""  # the ACL: the bridge's topics only
+    passwords = tmp_path / "data/mosquitto/passwords"
+    assert passwords.stat().st_mode & 0o077 == 0
+    assert PASSWORD not in passwords.read_text()  # hashed by mosquitto_passwd

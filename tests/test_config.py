@@ -277,6 +277,7 @@ def test_qrs_certificates_are_read_from_the_config_files_folder(tmp_path: Path) 
     config = load_config(
         write(
             tmp_path,
+            "mqtt: {host: broker.corp}\n"
             "qrs:\n  enabled: true\n  host: qs.corp\n  client_cert: client.pem\n"
             "  client_key: client_key.pem\n  root_cert: root.pem\n",
         ),
@@ -358,3 +359,28 @@ def test_a_qrs_host_with_a_port_stops_run_with_one_line(tmp_path: Path) -> None:
         "qlik2mqtt: config error: qrs.host: must be a host name or an IP address only "
         "(no scheme, port or path) (got 'qlik.example:4242')"
     ]
+
+
+@pytest.mark.parametrize("credentials", [{}, {"QLIK2MQTT_MQTT__USERNAME": "bridge"}])
+def test_qrs_with_an_anonymous_embedded_broker_is_refused(
+    tmp_path: Path, credentials: dict[str, str]
+) -> None:
+    """Anyone on the host could publish task/start to it: one line naming the keys."""
+    key = tmp_path / "key.pem"
+    key.write_text("not read while the config is checked")
+    env = {
+        "QLIK2MQTT_QRS__ENABLED": "true",
+        "QLIK2MQTT_QRS__HOST": "qs",
+        "QLIK2MQTT_QRS__CLIENT_CERT": str(key),
+        "QLIK2MQTT_QRS__CLIENT_KEY": str(key),
+        **credentials,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ=env)
+    (problem,) = caught.value.problems
+    assert problem.startswith("qrs.enabled: with the embedded broker (no mqtt.host) QRS needs")
+    assert "mqtt.username and mqtt.password (or mqtt.password_file)" in problem
+    locked = {**env, "QLIK2MQTT_MQTT__USERNAME": "bridge", "QLIK2MQTT_MQTT__PASSWORD": "x"}
+    assert load_config(None, environ=locked).qrs.enabled
+    elsewhere = {**env, "QLIK2MQTT_MQTT__HOST": "broker.example"}  # check reports that one
+    assert load_config(None, environ=elsewhere).qrs.enabled

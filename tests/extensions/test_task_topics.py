@@ -35,7 +35,11 @@ def failed(name: str, task_id: str) -> TaskEvent:
 
 def test_each_topic_is_published_at_connect_and_again_only_when_it_changed() -> None:
     config = Config.model_validate(
-        {"qrs": {**QRS, "allowed_tasks": [SALES_ID]}, "tasks": {"watch": ["Reload Sales"]}}
+        {
+            "mqtt": {"host": "127.0.0.1"},
+            "qrs": {**QRS, "allowed_tasks": [SALES_ID]},
+            "tasks": {"watch": ["Reload Sales"]},
+        }
     )
     state, link = BridgeState(), FakeLink()
     topics = TaskTopics(fake_context(config, link, state))
@@ -88,7 +92,9 @@ def test_a_task_no_longer_watched_has_its_topics_cleared_and_no_retry_without_qr
 
 
 def test_a_change_of_the_retry_candidates_republishes_the_retry_topic() -> None:
-    config = Config.model_validate({"qrs": {**QRS, "allowed_tasks": ["*"]}})
+    config = Config.model_validate(
+        {"mqtt": {"host": "127.0.0.1"}, "qrs": {**QRS, "allowed_tasks": ["*"]}}
+    )
     state, link = BridgeState(), FakeLink()
     topics = TaskTopics(fake_context(config, link, state))
     apply_event(state, failed("Reload Sales", SALES_ID), 1.0, StateSettings(None, 60.0, None))
