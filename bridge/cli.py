@@ -31,13 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, ports: bool = False) -> argparse.ArgumentParser:
         """A subcommand; every one reads the config (for the broker, ports, paths)."""
         sub = commands.add_parser(name, help=summary)
-        default = os.environ.get(CONFIG_ENV)
         sub.add_argument(
             "--config",
             type=Path,
-            default=Path(default) if default else None,
-            help=f"YAML config file (default: ${CONFIG_ENV}, else the running bridge's, "
-            "else built-in defaults)",
+            default=None,
+            help=f"YAML config file (default: ${CONFIG_ENV}, else ./config.yaml, else the "
+            "running bridge's, else built-in defaults)",
         )
         if ports:
             sub.add_argument("--user-port", type=int, help="user activity port (config: 9997)")
@@ -94,8 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "start-task" and (args.id is None) == (args.name is None):
         parser.error("start-task: give a task id or --name NAME, not both")
     environ: dict[str, str] = dict(os.environ)
-    if args.config is None and args.command not in ("run", "appenders"):
-        args.config = _running_bridge_config(environ)
+    from bridge.ops.lookup import AmbiguousConfigError, choose_config
+
+    try:
+        choice = choose_config(
+            args.config, environ.get(CONFIG_ENV), Path.cwd(), with_running=args.command != "run"
+        )
+    except AmbiguousConfigError as exc:
+        print(f"qlik2mqtt: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.config is None:  # found, not named: say which (a named one the user knows)
+        print(f"qlik2mqtt: {choice.said}", file=sys.stderr)
+    args.config = choice.path
+    if choice.state_file is not None:
+        environ.setdefault(f"{ENV_PREFIX}STATE_FILE", str(choice.state_file))
     from bridge.slack.templates import compile_template  # jinja2 only when templates are used
 
     try:
@@ -121,33 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "start-task":
         return _start_task(args, config)
     return _command(args, config)
-
-
-def _running_bridge_config(environ: dict[str, str]) -> Path | None:
-    """No config named: the running bridge's, when exactly one runs (see bridge.ops.running).
-    A bridge that runs on defaults lends its state file (for `health` and `check`)."""
-    from bridge.ops.running import running_bridges
-
-    bridges = running_bridges()
-    if len(bridges) > 1:
-        pids = ", ".join(str(bridge.pid) for bridge in bridges)
-        print(
-            f"qlik2mqtt: {len(bridges)} bridges are running (pids {pids}): name one with "
-            "--config; using the built-in defaults",
-            file=sys.stderr,
-        )
-        return None
-    if not bridges:
-        return None
-    bridge = bridges[0]
-    if bridge.config is None:
-        environ.setdefault(f"{ENV_PREFIX}STATE_FILE", str(bridge.state_file))
-        return None
-    print(
-        f"qlik2mqtt: using the running bridge's config {bridge.config} (pid {bridge.pid})",
-        file=sys.stderr,
-    )
-    return bridge.config
 
 
 def _run(config: Config, config_path: Path | None) -> int:

@@ -77,7 +77,7 @@ def test_check_warns_when_the_kernel_caps_the_receive_buffer(tmp_path: Path) -> 
         text=True,
         timeout=60,
         env={**os.environ, **env},
-        cwd=ROOT,
+        cwd=ROOT / "tests",
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -238,7 +238,8 @@ async def test_commands_from_another_folder_find_the_bridge_started_with_config(
         await healthy_report(site / "data" / "health.json")
         healthy = await asyncio.to_thread(command, "health")
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-        assert f"using the running bridge's config {site / 'config.yaml'}" in healthy.stderr
+        mine = f"config: the running bridge's (pid {bridge.pid}, {site / 'config.yaml'})"
+        assert mine in healthy.stderr
         assert not (elsewhere / "data").exists()  # no second data folder
 
         checked = await asyncio.to_thread(command, "check")
@@ -259,7 +260,8 @@ async def test_commands_from_another_folder_find_the_bridge_started_with_config(
     # Stopped: its note is gone, so a command no longer finds it.
     after = await asyncio.to_thread(command, "health")
     assert after.returncode == 1
-    assert "using the running bridge's config" not in after.stderr
+    assert "the running bridge's" not in after.stderr
+    assert "config: none (built-in defaults and QLIK2MQTT_* variables)" in after.stderr
 
 
 def test_recent_extension_errors_are_a_problem_for_ten_minutes_not_a_failure() -> None:
