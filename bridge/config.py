@@ -594,10 +594,20 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _no_anonymous_door(self) -> Config:
-        """Starting reload tasks through an embedded broker anyone on the host may use is
-        refused: it takes credentials when they are set, so they must be."""
+        """Starting reload tasks needs a trusted reason: datagrams from the listed Qlik Sense
+        nodes (or any, said explicitly), and no embedded broker anyone on the host may use (it
+        takes credentials when they are set, so they must be)."""
         mqtt = self.mqtt
         anonymous = mqtt.username is None or (mqtt.password is None and mqtt.password_file is None)
+        if self.qrs.enabled and not self.udp.allowed_sources:
+            raise _problem(
+                ("udp", "allowed_sources"),
+                "is empty (every sender) while qrs.enabled: whoever can send one UDP datagram "
+                "could choose what the Retry button starts; list the Qlik Sense nodes "
+                "(udp.allowed_sources: [10.20.0.11, 10.20.0.12]), or write 0.0.0.0/0 (and "
+                "::/0) to accept any sender knowingly",
+                [],
+            )
         if self.qrs.enabled and mqtt.host is None and anonymous:
             raise _problem(
                 ("qrs", "enabled"),

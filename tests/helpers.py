@@ -367,6 +367,12 @@ def qlik2mqtt(
     )
 
 
+QRS_NEEDS: dict[str, Any] = {
+    "mqtt": {"host": "127.0.0.1"},  # not the embedded broker, anonymous
+    "udp": {"allowed_sources": ["127.0.0.1"]},  # the senders listed
+}
+"""What a config with `qrs.enabled` needs besides its `qrs` section (bridge.config)."""
+
 CONFIG_SAID = "qlik2mqtt: config: "
 """The line every command writes first on stderr when no --config names its config."""
 

@@ -277,7 +277,7 @@ def test_qrs_certificates_are_read_from_the_config_files_folder(tmp_path: Path) 
     config = load_config(
         write(
             tmp_path,
-            "mqtt: {host: broker.corp}\n"
+            "mqtt: {host: broker.corp}\nudp: {allowed_sources: [10.20.0.11]}\n"
             "qrs:\n  enabled: true\n  host: qs.corp\n  client_cert: client.pem\n"
             "  client_key: client_key.pem\n  root_cert: root.pem\n",
         ),
@@ -373,6 +373,7 @@ def test_qrs_with_an_anonymous_embedded_broker_is_refused(
         "QLIK2MQTT_QRS__HOST": "qs",
         "QLIK2MQTT_QRS__CLIENT_CERT": str(key),
         "QLIK2MQTT_QRS__CLIENT_KEY": str(key),
+        "QLIK2MQTT_UDP__ALLOWED_SOURCES": "[10.20.0.11]",
         **credentials,
     }
     with pytest.raises(ConfigError) as caught:
@@ -384,3 +385,31 @@ def test_qrs_with_an_anonymous_embedded_broker_is_refused(
     assert load_config(None, environ=locked).qrs.enabled
     elsewhere = {**env, "QLIK2MQTT_MQTT__HOST": "broker.example"}  # check reports that one
     assert load_config(None, environ=elsewhere).qrs.enabled
+
+
+@pytest.mark.parametrize("sources", [None, "[]"])
+def test_qrs_with_every_sender_allowed_by_default_is_refused(
+    tmp_path: Path, sources: str | None
+) -> None:
+    """A forged task-failure datagram chooses what Retry starts: QRS needs the senders listed,
+    or every sender allowed in so many words."""
+    key = tmp_path / "key.pem"
+    key.write_text("not read while the config is checked")
+    env = {
+        "QLIK2MQTT_MQTT__HOST": "broker.corp",
+        "QLIK2MQTT_QRS__ENABLED": "true",
+        "QLIK2MQTT_QRS__HOST": "qs",
+        "QLIK2MQTT_QRS__CLIENT_CERT": str(key),
+        "QLIK2MQTT_QRS__CLIENT_KEY": str(key),
+    }
+    if sources is not None:
+        env["QLIK2MQTT_UDP__ALLOWED_SOURCES"] = sources
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ=env)
+    (problem,) = caught.value.problems
+    assert problem.startswith("udp.allowed_sources: is empty (every sender) while qrs.enabled")
+    assert "list the Qlik Sense nodes" in problem
+    assert "0.0.0.0/0" in problem
+    for listed in ("[10.20.0.11, 10.20.0.12]", "[0.0.0.0/0, '::/0']"):
+        env["QLIK2MQTT_UDP__ALLOWED_SOURCES"] = listed
+        assert load_config(None, environ=env).qrs.enabled

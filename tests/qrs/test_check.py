@@ -44,6 +44,7 @@ async def run_check(
         tmp_path,
         QLIK2MQTT_MQTT__USERNAME="qlik2mqtt",
         QLIK2MQTT_MQTT__PASSWORD=PASSWORD,
+        QLIK2MQTT_UDP__ALLOWED_SOURCES="[127.0.0.1]",
         **{f"QLIK2MQTT_QRS__{k.upper()}": str(v) for k, v in qrs.items() if k != "allowed_tasks"},
         **extra,
     )
