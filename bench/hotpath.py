@@ -31,7 +31,7 @@ from bridge.cli import event_loop_runner
 from bridge.config import load_config
 from bridge.core.state import BridgeState
 from bridge.inputs.parse import parse_datagram
-from bridge.service import wire
+from bridge.service import Wired, wire
 
 
 def datagrams(count: int, users: int = 5000) -> list[bytes]:
@@ -116,7 +116,9 @@ def parse_seconds(data: bytes, rounds: int = 3) -> float:
     return best
 
 
-async def measure(mqtt_port: int, work: Path, count: int, burst: int) -> dict[str, float]:
+async def _started(mqtt_port: int, work: Path) -> Wired:
+    """The bridge wired to the broker, its server known and its extensions' first-event hold
+    released: the steady state."""
     config = load_config(
         None,
         {
@@ -127,14 +129,19 @@ async def measure(mqtt_port: int, work: Path, count: int, burst: int) -> dict[st
         },
     )
     wired = wire(config, BridgeState(), time.time(), embedded_broker=False)
-    bridge, link, extensions, stats = wired.bridge, wired.link, wired.extensions, wired.bridge.stats
-    link.start()
-    await link.wait_connected()
+    wired.link.start()
+    await wired.link.wait_connected()
     warm = datagrams(1)[0].replace(b";s0;", b";warm;")
-    bridge.handle_datagram(warm, "127.0.0.1")  # the server is known: no first-event hold
-    for extension in extensions:  # releases the first-event hold: the steady state is measured
+    wired.bridge.handle_datagram(warm, "127.0.0.1")  # the server is known: no first-event hold
+    for extension in wired.extensions:  # releases the first-event hold
         await extension.stop()
-    await link.wait_idle()
+    await wired.link.wait_idle()
+    return wired
+
+
+async def measure(mqtt_port: int, work: Path, count: int, burst: int) -> dict[str, float]:
+    wired = await _started(mqtt_port, work)
+    bridge, link, stats = wired.bridge, wired.link, wired.bridge.stats
     loads = datagrams(count)
     cpu, wall = time.process_time(), time.perf_counter()
     for start in range(0, count, burst):
@@ -153,12 +160,70 @@ async def measure(mqtt_port: int, work: Path, count: int, burst: int) -> dict[st
     }
 
 
+STALL_DATAGRAMS = 20
+
+
+async def stall(mqtt_port: int, work: Path, blockers: list[bytes]) -> float:
+    """Seconds from the first of `blockers` until the broker acknowledged a valid event handed
+    over right after them, as the event loop reads datagrams queued in a busy socket."""
+    wired = await _started(mqtt_port, work)
+    published = wired.bridge.stats.events_published
+    valid = datagrams(1)[0].replace(b";s0;", b";after-the-worst;")
+    start = time.perf_counter()
+    for data in blockers:
+        wired.bridge.handle_datagram(data, "127.0.0.1")
+    wired.bridge.handle_datagram(valid, "127.0.0.1")
+    await wired.link.wait_idle()
+    seconds = time.perf_counter() - start
+    assert wired.bridge.stats.events_published > published, "the valid event was not published"
+    await wired.link.close(5.0)
+    return seconds
+
+
+def worst(only: list[str]) -> None:
+    """Every worst case's parse time at 8 and 64 KB, then the stall after 20 of each at 64 KB
+    (and after the 20 slowest of all of them), one line of JSON each."""
+    small, large = worst_cases(8192), worst_cases(65535)
+    names = [name for name in large if not only or name in only]
+    for name in names:
+        small_ms, large_ms = parse_seconds(small[name]) * 1e3, parse_seconds(large[name]) * 1e3
+        print(
+            json.dumps(
+                {
+                    "case": name,
+                    "bytes": len(large[name]),
+                    "parse_ms_8k": round(small_ms, 2),
+                    "parse_ms_64k": round(large_ms, 2),
+                    "ratio": round(large_ms / max(small_ms, 1e-3), 1),
+                }
+            ),
+            flush=True,
+        )
+    runs = {name: [large[name]] * STALL_DATAGRAMS for name in names}
+    slowest = sorted(names, key=lambda name: -parse_seconds(large[name], 1))
+    runs["mixed_slowest"] = [large[slowest[n % len(slowest)]] for n in range(STALL_DATAGRAMS)]
+    for name, blockers in runs.items():
+        work = Path(tempfile.mkdtemp(prefix="bench-worst-"))
+        broker = Broker(work)
+        broker.start()
+        try:
+            seconds = event_loop_runner()(stall(broker.port, work, blockers))
+        finally:
+            broker.stop()
+        print(json.dumps({"stall": name, "datagrams": len(blockers), "seconds": round(seconds, 3)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--worst", action="store_true", help="the worst cases (see the docstring)")
+    parser.add_argument("--case", action="append", default=[], help="only this worst case")
     args = parser.parse_args()
+    if args.worst:
+        worst(args.case)
+        return
     if not 1 <= args.events <= 1_000_000 or not 1 <= args.rounds <= 20:
         raise SystemExit("events 1-1000000, rounds 1-20")
     rates = []

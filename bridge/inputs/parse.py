@@ -32,7 +32,15 @@ from bridge.core.events import (
     UserEventType,
 )
 from bridge.core.times import iso_millis
-from bridge.inputs.fields import CONTROL_CHARS, NULL, clip, field, message_text
+from bridge.inputs.fields import (
+    CONTROL_CHARS,
+    NULL,
+    ControlCharacterError,
+    clip,
+    free_text,
+    message_text,
+    name_field,
+)
 from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
 from bridge.inputs.log_event_xml import is_log_event_xml, parse_log_event_xml
 from bridge.inputs.log_events import LOG_TAGS, parse_log_fields
@@ -83,11 +91,16 @@ def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | Rejected:
     start = text.lstrip()[:1]
     if not start:
         return Rejected(reason=RejectReason.EMPTY, detail="no text")
-    if start == "<":
-        return _parse_xml(text)
-    if CONTROL_CHARS.search(text) and not _is_log_line(text):  # a log line's message may
-        return Rejected(reason=RejectReason.NOT_TEXT, detail="control characters in a text line")
-    return _parse_semicolon(text.split(";"))
+    try:
+        if start == "<":
+            return _parse_xml(text)
+        if CONTROL_CHARS.search(text) and not _is_log_line(text):  # a log line's message may
+            return Rejected(
+                reason=RejectReason.NOT_TEXT, detail="control characters in a text line"
+            )
+        return _parse_semicolon(text.split(";"))
+    except ControlCharacterError as exc:  # in a name: tab, a line break, C1 (fields.NAME_CONTROLS)
+        return Rejected(reason=RejectReason.NOT_TEXT, detail=str(exc))
 
 
 def decode(data: bytes) -> str | None:
@@ -174,11 +187,11 @@ def _legacy_task(
         event_type=TaskEventType.TASK_FAILED,
         server=_host(host),
         source_format=SourceFormat.LEGACY,
-        task_name=field(task_name),
-        app_name=field(app_name),
-        user=field(user),
+        task_name=name_field(task_name, "the task name"),
+        app_name=name_field(app_name, "the app name"),
+        user=name_field(user, "the user"),
         message=None if message is None else message_text([message]),
-        log_level=field(level),
+        log_level=name_field(level, "the level"),
     )
 
 
@@ -198,17 +211,17 @@ def _user_event(fields: Sequence[str], source_format: SourceFormat) -> Event | R
             reason=RejectReason.UNKNOWN_EVENT, detail=f"command {clip(fields[1], 64)!r}"
         )
     if source_format is SourceFormat.LEGACY:
-        user_id, origin, context, message = field(fields[3]), None, None, None
+        user_id, origin, context, message = name_field(fields[3], "the user id"), None, None, None
     else:
-        user_id = field(fields[3])
-        origin = field(fields[4]) if len(fields) > 4 else None
-        context = field(fields[5]) if len(fields) > 5 else None
+        user_id = name_field(fields[3], "the user id")
+        origin = name_field(fields[4], "the origin") if len(fields) > 4 else None
+        context = name_field(fields[5], "the context") if len(fields) > 5 else None
         message = message_text(fields[6:])
     return UserEvent(
         event_type=event_type,
         server=_host(fields[0]),
         source_format=source_format,
-        user_directory=field(fields[2]),
+        user_directory=name_field(fields[2], "the user directory"),
         user_id=user_id,
         origin=origin,
         context=context,
@@ -240,30 +253,33 @@ def _long_task_event(
         event_type=event_type,
         server=_host(fields[0]),
         source_format=source_format,
-        task_name=field(task_name),
-        app_name=field(app_name),
-        user=field(fields[at - 3]),
-        task_id=field(fields[at - 2]),
-        app_id=field(fields[at - 1]),
+        task_name=name_field(task_name, "the task name"),
+        app_name=name_field(app_name, "the app name"),
+        user=name_field(fields[at - 3], "the user"),
+        task_id=name_field(fields[at - 2], "the task id"),
+        app_id=name_field(fields[at - 1], "the app id"),
         log_timestamp=log_date(fields[at]),
-        log_level=field(fields[at + 1]),
-        execution_id=field(fields[at + 2]) if len(fields) > at + 2 else None,
+        log_level=name_field(fields[at + 1], "the level"),
+        execution_id=name_field(fields[at + 2], "the execution id")
+        if len(fields) > at + 2
+        else None,
         message=message_text(fields[at + 3 :]),
     )
 
 
 def _engine_event(fields: Sequence[str]) -> TaskEvent:
-    directory, user_id = field(fields[3]), field(fields[4])
+    directory = name_field(fields[3], "the user directory")
+    user_id = name_field(fields[4], "the user id")
     user = "\\".join(part for part in (directory, user_id) if part) or None
     return TaskEvent(
         event_type=TaskEventType.ENGINE_RELOAD_FAILED,
         server=_host(fields[0]),
         source_format=SourceFormat.TAGGED,
-        app_id=field(fields[1]),
-        session_id=field(fields[2]),
+        app_id=name_field(fields[1], "the app id"),
+        session_id=name_field(fields[2], "the session id"),
         user=user,
         log_timestamp=log_date(fields[5]),
-        log_level=field(fields[6]),
+        log_level=name_field(fields[6], "the level"),
         message=message_text(fields[7:]),
     )
 
@@ -320,13 +336,13 @@ def _parse_xml(text: str) -> Event | Rejected:
             event_type=event_type,
             server=_host(host),
             source_format=SourceFormat.XML,
-            user_directory=field(props.get("UserDirectory")),
-            user_id=field(props.get("UserId")),
-            origin=field(props.get("Origin")),
-            context=field(props.get("Context")),
-            message=message_text([event.message]),
+            user_directory=name_field(props.get("UserDirectory"), "UserDirectory"),
+            user_id=name_field(props.get("UserId"), "UserId"),
+            origin=name_field(props.get("Origin"), "Origin"),
+            context=name_field(props.get("Context"), "Context"),
+            message=free_text(event.message),
             log_timestamp=timestamp,
-            log_level=field(event.level),
+            log_level=name_field(event.level, "the level"),
         )
     task_type = _classify_task(event)
     if task_type is None:
@@ -341,16 +357,16 @@ def _parse_xml(text: str) -> Event | Rejected:
         event_type=task_type,
         server=_host(host),
         source_format=SourceFormat.XML,
-        task_name=field(props.get("TaskName")),
-        app_name=field(props.get("AppName")),
-        user=field(user),
-        task_id=field(props.get("TaskId")),
-        app_id=field(props.get("AppId")),
-        execution_id=field(props.get("ExecutionId")),
-        session_id=field(props.get("SessionId")),
-        message=message_text([event.message]),
+        task_name=name_field(props.get("TaskName"), "TaskName"),
+        app_name=name_field(props.get("AppName"), "AppName"),
+        user=name_field(user, "User"),
+        task_id=name_field(props.get("TaskId"), "TaskId"),
+        app_id=name_field(props.get("AppId"), "AppId"),
+        execution_id=name_field(props.get("ExecutionId"), "ExecutionId"),
+        session_id=name_field(props.get("SessionId"), "SessionId"),
+        message=free_text(event.message),
         log_timestamp=timestamp,
-        log_level=field(event.level),
+        log_level=name_field(event.level, "the level"),
     )
 
 
@@ -386,7 +402,7 @@ def log_date(raw: str) -> str | None:
 
 
 def _host(value: str) -> str:
-    return field(value) or "unknown"
+    return name_field(value, "the host") or "unknown"
 
 
 def _too_few(layout: str, wanted: int, got: int) -> Rejected:
