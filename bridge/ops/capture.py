@@ -15,6 +15,7 @@ Bounded in time (`seconds`) and in count (`max_datagrams`).
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import errno
 import json
@@ -37,8 +38,13 @@ from bridge.inputs.parse import decode
 
 MAX_SECONDS = 24 * 3600
 MAX_DATAGRAMS = 1_000_000
-_ACCOUNT = re.compile(r"(?<![\w.-])([\w.-]+(?: [\w.-]+)?)\\([^\s\\;'\"<>&,]+)")
-"""`DIRECTORY\\user` in free text (a directory may hold one space: `NT AUTHORITY\\SYSTEM`)."""
+_ACCOUNT = re.compile(
+    r"(?<![\w.-])([\w.-]+(?: [\w.-]+)?)\\(?!user-[0-9a-f]{12}(?!\w))([^\s\\;'\"<>&,]+)"
+)
+"""`DIRECTORY\\user` in free text (a directory may hold one space: `NT AUTHORITY\\SYSTEM`), but
+a user already redacted (`user-<hash>`)."""
+_BASE64_VALUE = re.compile(r'(?<=[">])[A-Za-z0-9+/]{4,}={0,2}(?=["<])')
+"""A base64 attribute value or element text (qlik2mqtt's log-event XML sends both so)."""
 _USER_FIELDS = ("user_id",)
 _ACCOUNT_FIELDS = ("user", "windows_user")
 
@@ -57,10 +63,24 @@ class Redactor:
     )
 
     def text(self, text: str, user_ids: Iterable[str | None] = ()) -> str:
+        """`text` with the users named: the given ids and every `DIRECTORY\\user`, in the text
+        and in the base64 values of qlik2mqtt's log-event XML."""
         if self.keep:
             return text
-        redacted = self.privacy.redact(text, *user_ids) or ""
+        ids = list(user_ids)
+        return _BASE64_VALUE.sub(lambda m: self._base64(m.group(), ids), self._plain(text, ids))
+
+    def _plain(self, text: str, ids: list[str | None]) -> str:
+        redacted = self.privacy.redact(text, *ids) or ""
         return _ACCOUNT.sub(lambda m: f"{m.group(1)}\\{self.privacy.user_id(m.group(2))}", redacted)
+
+    def _base64(self, value: str, ids: list[str | None]) -> str:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return value
+        redacted = self._plain(decoded, ids)
+        return value if redacted == decoded else base64.b64encode(redacted.encode()).decode()
 
     def fields(self, event: Event) -> dict[str, Any]:
         values = dataclasses.asdict(event)

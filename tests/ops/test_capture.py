@@ -3,6 +3,7 @@ from real UDP datagrams on loopback."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -17,7 +18,7 @@ import pytest
 
 from bridge.inputs.builtin import INPUTS
 from bridge.inputs.listener import bind_udp
-from bridge.ops.capture import PortTakenError, Redactor, bind, capture
+from bridge.ops.capture import PortTakenError, Redactor, bind, capture, record
 from tests.helpers import ROOT, qlik2mqtt
 
 DATAGRAMS = [
@@ -84,6 +85,31 @@ def test_user_names_are_redacted_unless_kept() -> None:
     fields = task["event"]["fields"]
     assert (fields["user"], fields["message"]) == (f"CORP\\{token}", f"Task of {token} failed")
     assert "anna" not in json.dumps([session, unknown, task])
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_names_in_base64_values_are_redacted_too() -> None:
+    """qlik2mqtt's log-event XML sends the message and the properties in base64."""
+    props = {"log4net:HostName": "QS1", "UserDirectory": "CORP", "UserId": "anna"}
+    data = "".join(f'<qseow-proxy:data name="{k}" value="{b64(v)}" />' for k, v in props.items())
+    message = b64("Login of CORP\\anna failed")
+    xml = (
+        '<qseow-proxy:event logger="System.Proxy.Proxy" timestamp="2026-11-04T09:15:02.4170000'
+        '+01:00" level="ERROR" thread="1" domain="Proxy.exe" username="CORP\\qlikservice">'
+        f"<qseow-proxy:message>{message}</qseow-proxy:message>"
+        f"<qseow-proxy:properties>{data}</qseow-proxy:properties></qseow-proxy:event>"
+    ).encode()
+    line = record(xml, "127.0.0.1", 9996, INPUTS[0].parse, 65535, Redactor(), 0.0)
+    assert line["event"]["type"] == "log_error"
+    token = line["event"]["fields"]["user_id"]
+    assert token.startswith("user-")
+    assert line["event"]["fields"]["message"] == f"Login of CORP\\{token} failed"
+    assert b64("anna") not in line["text"]
+    assert b64(f"Login of CORP\\{token} failed") in line["text"]
+    assert "qlikservice" not in json.dumps(line)  # the Windows account: CORP\\user-…
 
 
 def test_a_taken_port_is_refused_with_what_to_do() -> None:
