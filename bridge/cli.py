@@ -1,4 +1,4 @@
-"""The `qlik2mqtt` command line: run, send-test-events."""
+"""The `qlik2mqtt` command line: run, send-test-events, capture and the operator commands."""
 
 from __future__ import annotations
 
@@ -81,6 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
         "forget", "remove a Qlik Sense server: its state, topics and Home Assistant device"
     )
     forget.add_argument("server", help="the server's host name or its topic name (qsprod02)")
+    capture = command(
+        "capture", "record the datagrams that arrive and how the bridge reads them (for a report)"
+    )
+    capture.add_argument(
+        "--port",
+        type=int,
+        action="append",
+        help="a UDP port to listen on; repeat for more (default: the config's ports)",
+    )
+    capture.add_argument(
+        "--seconds", type=float, default=300.0, help="stop after this long (300; at most a day)"
+    )
+    capture.add_argument(
+        "--max-datagrams", type=int, default=10_000, help="stop after this many (10000)"
+    )
+    capture.add_argument("--out", type=Path, required=True, help="JSON lines file to write")
+    capture.add_argument(
+        "--keep-names", action="store_true", help="do not redact user names (they are, by default)"
+    )
     start = command("start-task", "start a reload task through the bridge and QRS (qrs.enabled)")
     start.add_argument("id", nargs="?", help="the task's id (a GUID)")
     start.add_argument("--name", help="the task's name, instead of its id")
@@ -131,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         return _test_slack(config)
     if args.command == "start-task":
         return _start_task(args, config)
+    if args.command == "capture":
+        return _capture(args, config)
     return _command(args, config)
 
 
@@ -254,6 +275,50 @@ def _command(args: argparse.Namespace, config: Config) -> int:
         return 0
     print(f"qlik2mqtt: forget {args.server!r}: {answer.get('error', 'refused')}", file=sys.stderr)
     return 1
+
+
+def _capture(args: argparse.Namespace, config: Config) -> int:
+    from bridge.inputs.builtin import INPUTS
+    from bridge.inputs.declare import listening
+    from bridge.ops.capture import MAX_SECONDS, PortTakenError, Redactor, bind, capture
+
+    if not 0 < args.seconds <= MAX_SECONDS or args.max_datagrams < 1:
+        print(f"qlik2mqtt: capture: --seconds 0-{MAX_SECONDS}, --max-datagrams 1 or more")
+        return EXIT_CONFIG
+    inputs = dict(listening(INPUTS, config.udp))
+    ports = list(dict.fromkeys(args.port or inputs))
+    host = config.udp.host
+    try:
+        bound = bind(host, ports)
+    except PortTakenError as exc:
+        print(f"qlik2mqtt: capture: {exc.strerror}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"qlik2mqtt: capture: cannot listen on {host}: {exc.strerror}", file=sys.stderr)
+        return 1
+    names = "kept" if args.keep_names else "redacted"
+    print(
+        f"capturing UDP {', '.join(map(str, ports))} on {host} into {args.out} for up to "
+        f"{args.seconds:g} s or {args.max_datagrams} datagrams (Ctrl-C ends); user names {names}",
+        flush=True,
+    )
+    with args.out.open("w", encoding="utf-8") as out:
+        summary = capture(
+            bound,
+            {port: (inputs.get(port) or INPUTS[0]).parse for port in ports},
+            config.udp.max_datagram_bytes,
+            out,
+            seconds=args.seconds,
+            max_datagrams=args.max_datagrams,
+            redactor=Redactor(keep=args.keep_names),
+        )
+    read = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.events.items())) or "none"
+    refused = ", ".join(f"{n} {why}" for why, n in sorted(summary.refused.items())) or "none"
+    print(
+        f"captured {summary.datagrams} datagrams into {args.out}: events {read}; "
+        f"refused {refused}. Attach the file to your report (docs/appenders.md)."
+    )
+    return 0
 
 
 def _start_task(args: argparse.Namespace, config: Config) -> int:

@@ -52,6 +52,11 @@ class RejectReason(StrEnum):
     """A new user on a server past `limits.max_sessions_per_server`."""
     TOO_MANY_TASKS = "too_many_tasks"
     """A new failing or aborted task on a server past `limits.max_tasks_per_server`."""
+    UNKNOWN_LAYOUT = "unknown_layout"
+    """An untagged `;` line whose field count is none of the layouts Butler shipped (4, 5
+    ending in a level, 10 or more with a date and a level), nor the 4-field one with a name
+    holding `;` that Qlik's default task name tells apart: which field is which cannot be told.
+    Refused rather than guessed."""
     MISFIT_FIELDS = "misfit_fields"
     """A log event whose fields do not fit its source's layout even with the message taken as
     what lies between the head and the tail: a field other than the message holds `;`, or a
