@@ -164,10 +164,15 @@ def _parse_legacy(fields: list[str]) -> Event | Rejected:
         return _legacy_task(fields[0], fields[1], fields[2], user=fields[3])
     if count == 5 and _LOG_LEVEL.fullmatch(fields[4].strip()):
         # host;TaskName;AppName;message;level: Butler's first scheduler appender
-        return _legacy_task(fields[0], fields[1], fields[2], message=fields[3], level=fields[4])
+        return _legacy_task(fields[0], fields[1], fields[2], message=fields[3:4], level=fields[4])
     if count >= 10 and (at := _find_date_anchor(fields)) is not None:
         # host;TaskName;AppName;User;TaskId;AppId;date;level;ExecutionId;message
         return _long_task_event(fields, TaskEventType.TASK_FAILED, SourceFormat.LEGACY, at)
+    if _LOG_LEVEL.fullmatch(fields[-1].strip()):
+        # host;TaskName;AppName;message;level with a `;` in a name or in the message: which
+        # `;` ends which field cannot be told. The failure is published all the same, its
+        # text whole in the message and the names left empty (never a piece of one in another).
+        return _legacy_task(fields[0], None, None, message=fields[1:-1], level=fields[-1])
     names = default_task_split(fields[1:-1])  # the 4-field layout, `;` in the names
     if names is not None:
         return _legacy_task(fields[0], *names, user=fields[-1])
@@ -176,11 +181,11 @@ def _parse_legacy(fields: list[str]) -> Event | Rejected:
 
 def _legacy_task(
     host: str,
-    task_name: str,
-    app_name: str,
+    task_name: str | None,
+    app_name: str | None,
     *,
     user: str | None = None,
-    message: str | None = None,
+    message: Sequence[str] | None = None,
     level: str | None = None,
 ) -> TaskEvent:
     return TaskEvent(
@@ -190,7 +195,7 @@ def _legacy_task(
         task_name=name_field(task_name, "the task name"),
         app_name=name_field(app_name, "the app name"),
         user=name_field(user, "the user"),
-        message=None if message is None else message_text([message]),
+        message=None if message is None else message_text(message),
         log_level=name_field(level, "the level"),
     )
 
