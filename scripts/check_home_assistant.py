@@ -272,6 +272,8 @@ def main() -> int:
             [
                 *qlik2mqtt,
                 "send-test-events",
+                "--config",  # its ports, and no other bridge's (another may run here)
+                str(work / "bridge.yaml"),
                 "--user-port",
                 str(user_port),
                 "--task-port",
