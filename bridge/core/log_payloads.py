@@ -64,6 +64,7 @@ def log_event_payload(
     for name in _PLAIN_FIELDS:
         payload[name] = getattr(event, name)
     payload["log_row"] = event.log_row
+    payload["fields_uncertain"] = event.fields_uncertain
     payload["category"] = event.category
     payload["log_timestamp"] = event.log_timestamp
     payload["timestamp"] = iso_time(received_at)

@@ -128,8 +128,11 @@ class Bridge:
 
     def handle_event(self, event: Event) -> None:
         now = self._clock()
-        if type(event) is LogEvent and self.categories:
-            event.category = self.categories.of(event)
+        if type(event) is LogEvent:
+            if self.categories:
+                event.category = self.categories.of(event)
+            if event.fields_uncertain:
+                self.stats.uncertain_fields += 1
         change = apply_event(self.state, event, now, self._settings)
         if change.refused is not None:  # a cap of `limits:`; nothing changed
             detail = f"past {_LIMIT_KEYS[change.refused]}, host {event.server[:64]!r}"

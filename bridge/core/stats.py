@@ -14,6 +14,8 @@ class Stats:
     datagrams: int = 0
     events: int = 0
     duplicates: int = 0
+    uncertain_fields: int = 0
+    """Log events published with `fields_uncertain`: a tail that could not be split."""
     rejected: Counter[str] = field(default_factory=Counter)
     events_published: int = 0
     """Events the broker acknowledged (QoS >= 1) or that were sent (QoS 0)."""
@@ -47,6 +49,7 @@ class Stats:
             "datagrams": self.datagrams,
             "events": self.events,
             "duplicates": self.duplicates,
+            "uncertain_fields": self.uncertain_fields,
             "rejected": {reason.value: self.rejected[reason.value] for reason in RejectReason},
             "rejected_total": sum(self.rejected.values()),
             "events_published": self.events_published,

@@ -157,7 +157,7 @@ def keep_carriage_returns(text: str) -> str:
 def _log_event(source: LogSource, event: Element) -> LogEvent:
     level_text = event.get("level", "")
     level = LEVELS.get(level_text.upper())
-    if level is None:
+    if level is None or not level.counted:  # TEMPORARY until INFO/DEBUG are published
         raise _NotAnEventError(
             f"level {clip(level_text, 32)!r}: only WARN and above are log events"
         )
@@ -193,6 +193,7 @@ def _log_event(source: LogSource, event: Element) -> LogEvent:
         subsystem=field(event.get("logger")),
         windows_user=field(event.get("username")),
         message=message_text([message]) if message else None,
+        fields_uncertain=False,  # each property in its own element
         **values,
     )
 

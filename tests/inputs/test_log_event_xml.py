@@ -24,6 +24,7 @@ from tests.qlik_events import (
     ENGINE_PROPERTIES,
     PROXY_PROPERTIES,
     SCHEDULER_PROPERTIES,
+    complete_expected_user,
     expected_log_event,
 )
 
@@ -273,12 +274,7 @@ def test_any_event_survives_what_log4net_sends(
     expected = expected_log_event(service, logged, "QSPROD02")
     expected = {name: _cleaned(v) if isinstance(v, str) else v for name, v in expected.items()}
     expected["source"], expected["level"] = service, level  # not cleaned away
-    if service == "scheduler":  # the scheduler's user, in both forms (as the `;` format)
-        if expected["user"] is None and expected["user_directory"] and expected["user_id"]:
-            expected["user"] = f"{expected['user_directory']}\\{expected['user_id']}"
-        elif expected["user"] and not expected["user_directory"] and not expected["user_id"]:
-            directory, _, user_id = str(expected["user"]).replace("/", "\\").partition("\\")
-            expected["user_directory"], expected["user_id"] = directory or None, user_id or None
+    complete_expected_user(expected)  # after cleaning, as the parser sees the values
     assert fields.pop("log_timestamp") == "2026-11-04T09:15:02.417+01:00"
     assert fields.pop("windows_user") == "CORP\\qlikservice"
     assert fields == expected
