@@ -79,6 +79,10 @@ async def test_log_events_from_two_servers_and_four_services(
     qs2 = await sub.wait_json(f"{BASE}/qsprod02", lambda p: window_counts(p) == (3, 2, 0))
     assert qs2["log_events"]["sources"]["scheduler"]["errors_total"] == 1
     assert qs2["log_events"]["last_error"]["source"] == "scheduler"
+    # QSNODE24: its INFO and DEBUG lines are published above, never counted.
+    node = await sub.wait_json(f"{BASE}/qsnode24", lambda p: window_counts(p) == (3, 4, 0))
+    assert node["log_events"]["last_error"]["level"] == "ERROR"
+    assert {p["event_type"] for p in by_server["QSNODE24"]} >= {"log_info", "log_debug"}
     site = await sub.wait_json(f"{BASE}/site", lambda p: window_counts(p) == (7, 8, 1))
     assert site["log_events"]["errors_total"] == 8
     assert site["log_events"]["last_error"]["server"] in ("QSPROD01", "QSPROD02", "QSNODE24")

@@ -28,7 +28,8 @@ Refusals: not well-formed (`bad_xml`: a DOCTYPE or an entity declaration can onl
 the wrapper, where XML allows none, and defusedxml forbids a DTD as well; text merely quoting
 `<!DOCTYPE html>`, escaped or in CDATA, is an ordinary message); a message or property value
 that is not base64 of UTF-8 (`bad_xml`: the appender lost its `base64Encode…` settings); a
-level below WARN or unknown, or no host (`unknown_event`).
+level that is no log4net level, or no host (`unknown_event`). Every level is published (DEBUG
+and INFO too, as `log_debug` and `log_info`: `LEVELS`).
 """
 
 from __future__ import annotations
@@ -157,10 +158,8 @@ def keep_carriage_returns(text: str) -> str:
 def _log_event(source: LogSource, event: Element) -> LogEvent:
     level_text = event.get("level", "")
     level = LEVELS.get(level_text.upper())
-    if level is None or not level.counted:  # TEMPORARY until INFO/DEBUG are published
-        raise _NotAnEventError(
-            f"level {clip(level_text, 32)!r}: only WARN and above are log events"
-        )
+    if level is None:
+        raise _NotAnEventError(f"level {clip(level_text, 32)!r} is no log level")
     message: str | None = None
     exception: str | None = None
     properties: dict[str, str] = {}

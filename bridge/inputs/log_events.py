@@ -270,11 +270,6 @@ def read_head(tag: str, fields: Sequence[str]) -> tuple[LogLevel, str] | Rejecte
             reason=RejectReason.UNKNOWN_LEVEL,
             detail=f"/{tag}/ level {clip(visible_controls(level_text), 32)!r} is no log level",
         )
-    if not level.counted:  # TEMPORARY until INFO/DEBUG are published
-        return Rejected(
-            reason=RejectReason.UNKNOWN_EVENT,
-            detail=f"/{tag}/ level {level_text!r}: only WARN and above are log events",
-        )
     host = fields[4].strip()
     if is_null(host):
         return Rejected(reason=RejectReason.NO_HOST, detail=f"/{tag}/ without a host")

@@ -14,7 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.core.events import LogEvent, LogSource, Rejected, RejectReason, TaskEvent, UserEvent
+from bridge.core.events import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    Rejected,
+    RejectReason,
+    TaskEvent,
+    UserEvent,
+)
 from bridge.inputs.log_event_xml import keep_carriage_returns
 from bridge.inputs.parse import parse_datagram
 from tests.helpers import FIXTURES
@@ -157,8 +165,7 @@ def test_only_the_fields_of_its_source_are_filled() -> None:
 @pytest.mark.parametrize(
     ("data", "reason", "says"),
     [
-        (event_xml(level="INFO"), RejectReason.UNKNOWN_EVENT, "only WARN and above"),
-        (event_xml(level="NOTICE"), RejectReason.UNKNOWN_EVENT, "only WARN and above"),
+        (event_xml(level="SOMETIMES"), RejectReason.UNKNOWN_EVENT, "is no log level"),
         (event_xml("log4net"), RejectReason.UNKNOWN_EVENT, "not a qseow-<service> log event"),
         (event_xml("qseow-nprinting"), RejectReason.UNKNOWN_EVENT, "qseow-nprinting"),
         (event_xml(properties=""), RejectReason.UNKNOWN_EVENT, "without log4net:HostName"),
@@ -278,6 +285,16 @@ def test_any_event_survives_what_log4net_sends(
     assert fields.pop("log_timestamp") == "2026-11-04T09:15:02.417+01:00"
     assert fields.pop("windows_user") == "CORP\\qlikservice"
     assert fields == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "level"),
+    [("INFO", LogLevel.INFO), ("DEBUG", LogLevel.DEBUG), ("NOTICE", LogLevel.INFO)],
+)
+def test_every_level_that_arrives_in_xml_is_published(written: str, level: LogLevel) -> None:
+    parsed = parse_datagram(event_xml(level=written))
+    assert isinstance(parsed, LogEvent), parsed
+    assert (parsed.level, parsed.event_type) == (level, f"log_{level.value.lower()}")
 
 
 @settings(max_examples=300, deadline=None)

@@ -13,7 +13,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bridge.core.events import (
-    ALERT_LEVELS,
     LogEvent,
     LogLevel,
     LogSource,
@@ -73,7 +72,7 @@ def test_fixture_parses_to_its_intended_event_with_every_field(fixture: dict[str
 def test_fixtures_cover_every_source_and_level_with_semicolons_and_quotes() -> None:
     events = [log_event(f["text"]) for f in FIXTURES]
     assert {e.source for e in events} == set(LogSource)
-    assert {e.level for e in events} >= ALERT_LEVELS
+    assert {e.level for e in events} == set(LogLevel)
     for source in LogSource:
         messages = [e.message or "" for e in events if e.source is source]
         assert any(";" in m for m in messages), source
@@ -111,6 +110,21 @@ def test_event_types_follow_the_level() -> None:
         "log_error",
         "log_fatal",
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "level"),
+    [("INFO", LogLevel.INFO), ("debug", LogLevel.DEBUG), ("NOTICE", LogLevel.INFO),
+     ("TRACE", LogLevel.DEBUG), ("Warning", LogLevel.WARN), ("CRITICAL", LogLevel.ERROR),
+     ("EMERGENCY", LogLevel.FATAL)],
+)  # fmt: skip
+def test_every_level_that_arrives_is_published(written: str, level: LogLevel) -> None:
+    """Finding 3 of issue 23: INFO and DEBUG were refused (`unknown_event`); every log4net
+    level is published, at the nearest of DEBUG, INFO, WARN, ERROR, FATAL at or below it."""
+    event = log_event(
+        f"/qseow-proxy/;{HEAD};{written};QS1;Audit.Proxy;D\\svc;msg;(null){PROXY_TAIL}"
+    )
+    assert (event.level, event.message, event.command) == (level, "msg", "Login")
 
 
 def test_an_empty_message_and_nulls_are_none() -> None:
