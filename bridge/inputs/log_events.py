@@ -238,7 +238,7 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
         server=host,
         source_format=SourceFormat.TAGGED,
         log_row=int(row) if row.isascii() and row.isdigit() and len(row) <= 18 else None,
-        log_timestamp=_time(logged_at),
+        log_timestamp=head_time(logged_at),
         subsystem=_value(logger),
         windows_user=_value(windows_user),
         message=message,
@@ -291,7 +291,7 @@ def _uncertain_text(parts: Sequence[str]) -> str | None:
     return message_text([visible_controls(part) for part in parts])
 
 
-def _time(raw: str) -> str | None:
+def head_time(raw: str) -> str | None:
     """A head time as RFC 3339, or None when it is not a time (Butler SOS: empty)."""
     value = raw.strip()
     return iso_timestamp(value) if _TIMESTAMP.fullmatch(value) else None
