@@ -49,7 +49,8 @@ from bridge.inputs.log_events import LEVELS, LOG_TAGS, TAILS, complete_user, iso
 START = re.compile(r"\s*(?:<\?xml[^>]*\?>\s*)?<([A-Za-z][\w.-]*):event[\s/>]")
 """The opening of a log event in the XML layout; group 1 is the prefix."""
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
-_CDATA = re.compile(r"<!\[CDATA\[.*?\]\]>", re.S)
+_CDATA_OPEN = "<![CDATA["
+_CDATA_CLOSE = "]]>"
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 NAMESPACE = "urn:qlik2mqtt:log-event"
 HOST = "log4net:HostName"
@@ -142,15 +143,21 @@ def _root(text: str, prefix: str) -> Element:
 
 def keep_carriage_returns(text: str) -> str:
     """`text` with each carriage return as a character reference (`&#13;`, closing and
-    reopening a CDATA section around it), which XML keeps; a bare one it reads as a line feed."""
+    reopening a CDATA section around it), which XML keeps; a bare one it reads as a line feed.
+    One pass with `str.find` (a regular expression for the sections tried every unclosed
+    `<![CDATA[` to the end: 64 KB of them took 1.8 s)."""
     if "\r" not in text:
         return text
     parts = []
     position = 0
-    for cdata in _CDATA.finditer(text):
-        parts.append(text[position : cdata.start()].replace("\r", "&#13;"))
-        parts.append(cdata.group().replace("\r", "]]>&#13;<![CDATA["))
-        position = cdata.end()
+    while (start := text.find(_CDATA_OPEN, position)) >= 0:
+        end = text.find(_CDATA_CLOSE, start + len(_CDATA_OPEN))
+        if end < 0:  # unclosed: no section from here on (the parser refuses it)
+            break
+        end += len(_CDATA_CLOSE)
+        parts.append(text[position:start].replace("\r", "&#13;"))
+        parts.append(text[start:end].replace("\r", "]]>&#13;<![CDATA["))
+        position = end
     parts.append(text[position:].replace("\r", "&#13;"))
     return "".join(parts)
 
