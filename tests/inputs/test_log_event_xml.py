@@ -311,3 +311,14 @@ def test_every_level_that_arrives_in_xml_is_published(written: str, level: LogLe
 def test_the_xml_log_parser_never_raises(parts: list[str]) -> None:
     parsed = parse_datagram("".join(parts).encode())
     assert isinstance(parsed, (Rejected, LogEvent, UserEvent, TaskEvent)), parsed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(["qseow-engine", "qseow-proxy", "QSEOW-SCHEDULER"]),
+    body=st.binary(max_size=600),
+)
+def test_the_xml_log_parser_never_raises_on_any_bytes(prefix: str, body: bytes) -> None:
+    """Any bytes after the opening of a log event: an event or a refusal, never an exception."""
+    parsed = parse_datagram(f"<{prefix}:event ".encode() + body)
+    assert isinstance(parsed, (Rejected, LogEvent)), parsed

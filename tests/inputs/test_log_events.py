@@ -595,7 +595,7 @@ def test_a_semicolon_in_any_other_field_is_never_misassigned(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    level=st.sampled_from(["WARN", "ERROR", "FATAL", "warn", "Error"]),
+    level=st.sampled_from(["WARN", "ERROR", "FATAL", "warn", "Error", "INFO", "debug"]),
     host=_NAME,
     rest=st.lists(st.text(max_size=40), min_size=1, max_size=30),
     row=st.text(max_size=8),
