@@ -91,8 +91,12 @@ async def test_log_events_from_two_servers_and_four_services(
     assert stats["rejected_total"] == 0
     published = await sub.wait_count(f"{BASE}/qsprod02/event/log", 5)
     last = published[-1].json()
-    assert (last["fields_uncertain"], last["subsystem"], last["context"]) == (True, None, None)
-    assert last["message"] == "Audit.Proxy;svc;msg;;CORP;mia;Login;401;App;/a;b"
+    assert (last["fields_uncertain"], last["subsystem"], last["context"]) == (
+        True,
+        "Audit.Proxy",
+        None,
+    )
+    assert (last["windows_user"], last["message"]) == ("svc", "msg;;CORP;mia;Login;401;App;/a;b")
 
     # A late subscriber gets the counts from the retained state.
     late = await Subscriber(mosquitto.port).start(f"{BASE}/site", f"{BASE}/qsprod01")

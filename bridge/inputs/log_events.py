@@ -32,15 +32,14 @@ The rules, in order (a line with a sound head is never dropped for its tail):
 4. **Otherwise** (a shape disagrees, or fewer fields than the layout): the split cannot be
    told, and a guess would put a value in the wrong field. The event is published with the
    head's fields, the rest of the line as it came in `message`, every tail field null and
-   `fields_uncertain` set (counted: `uncertain_fields`). Where the Windows user does not read
-   as `DOMAIN\\account` there (a `;` in the logger pushes the logger's end into it), the logger
-   and the Windows user go into the message too.
+   `fields_uncertain` set (counted: `uncertain_fields`).
 
 A control character (an ESC a script error quoted, say) is shown as U+FFFD in every field but
 the host, which names the server (topics, Home Assistant's device) and refuses it.
 
-What cannot be caught: a `;` in the host (a DNS name never holds one) or after the backslash
-of the Windows user (Windows forbids `;` in account names) would shift the head unseen.
+What cannot be caught: a `;` in the host (a DNS name never holds one), the logger (a .NET
+logger name never holds one) or the Windows user (Windows forbids `;` in account names) would
+shift the head unseen; the head is taken from the left as Butler SOS takes it.
 `/qseow-qix-perf/` lines are Butler SOS's QIX performance events (`bridge.inputs.qix_perf`).
 """
 
@@ -146,15 +145,10 @@ _ID = re.compile(_GUID)
 """Session, app, task and execution ids: GUIDs (8-4-4-4-12 hex digits)."""
 _PROXY_SESSION_ID = re.compile(rf"{_GUID}|0|[0-9A-Fa-f]{{32,128}}")
 """The engine's proxy session id: a GUID, `0` for the engine's own work, or (newer releases
-log it as a salted hash) a long run of hex digits. Never `(null)`: the engine always sets it."""
+log it as a salted hash) a long run of hex digits. Qlik may leave it unfilled: beside extra `;`
+an empty one is uncertain (a message ending in `;` cannot be told from a shifted tail)."""
 _USER = re.compile(r"[^\s\\/]+\\[^\\]+")
 """`DIR\\user`: a directory without spaces or slashes, a backslash, an id without one."""
-_SERVICE_USER = re.compile(r"[^\\]+\\[^\\]+")
-"""The Windows account a service runs as: `DOMAIN\\account` (`NT AUTHORITY\\…` has a space).
-Always there (Qlik's `ServiceUserNameCachedPatternConverter`), so a `;` at the end of the logger
-cannot leave it empty and pass."""
-_LOGGER = re.compile(r"[A-Za-z_][\w.`+-]*")
-"""A log4net logger: a dotted .NET name (`System.Scheduler.Scheduler.Slave.Tasks.ReloadTask`)."""
 _SHAPES: dict[str, re.Pattern[str]] = {
     "proxy_session_id": _PROXY_SESSION_ID,
     "process_id": re.compile(rf"{_GUID}|\d{{1,10}}"),
@@ -225,12 +219,7 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
     else:  # the tail cannot be split, or is cut short: the head, and the rest as it came
         uncertain = True
         values = dict.fromkeys(names)
-        if len(fields) > wanted and not _SERVICE_USER.fullmatch(windows_user.strip()):
-            # a `;` in the logger pushed its end here: logger and user are message text
-            message = _uncertain_text(fields[5:])
-            logger = windows_user = ""
-        else:
-            message = _uncertain_text(fields[HEAD_FIELDS:])
+        message = _uncertain_text(fields[HEAD_FIELDS:])
     complete_user(values)
     return LogEvent(
         source=source,
@@ -248,16 +237,11 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
 
 
 def _splits(source: LogSource, fields: Sequence[str], tail_start: int) -> bool:
-    """Whether a line with extra `;` splits with certainty: the Windows user is an account
-    (a `;` in the logger did not push into it), the message has no more than
+    """Whether a line with extra `;` splits with certainty: the message has no more than
     `MAX_MESSAGE_PARTS` parts, and the tail read from the right fits (`_tail_misfit`)."""
     middle = fields[HEAD_FIELDS:tail_start]
     tail = dict(zip(TAILS[source], fields[tail_start:], strict=True))
-    return (
-        len(middle) <= MAX_MESSAGE_PARTS
-        and _SERVICE_USER.fullmatch(fields[6].strip()) is not None
-        and _tail_misfit(source, tail, middle) is None
-    )
+    return len(middle) <= MAX_MESSAGE_PARTS and _tail_misfit(source, tail, middle) is None
 
 
 def read_head(tag: str, fields: Sequence[str]) -> tuple[LogLevel, str] | Rejected:

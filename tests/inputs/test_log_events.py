@@ -243,14 +243,28 @@ def test_a_tail_that_cannot_be_split_is_published_uncertain(tail: str, why: str)
     assert all(getattr(event, name) is None for name in (*tail_fields, "user"))
 
 
-def test_a_semicolon_in_the_logger_sends_logger_and_user_to_the_message() -> None:
-    """A Windows user that is no `DOMAIN\\account` beside extra `;`: the logger's end was pushed
-    into it. Both are message text then, not a cut logger."""
-    event = log_event(
-        f"/qseow-proxy/;{HEAD};WARN;QS1;Audit.Pro;xy;CORP\\svc;msg;(null){PROXY_TAIL}"
+def test_the_head_is_taken_from_the_left_as_butler_sos_takes_it() -> None:
+    """Butler SOS's own test line: a proxy tag on an engine layout (three extra fields), a
+    logger and a Windows user of no particular shape. Head as the peer reads it; the tail
+    cannot be split (a result code `type1`), so it is uncertain, never misread."""
+    line = (
+        "/qseow-proxy/;1;20211109T153726.028+0200;2021-11-09 15:37:26,028;WARN;host1;sub1;"
+        "user1;message1;3b3b3b3b-3b3b-3b3b-3b3b-3b3b3b3b3b3b;dir1;uid1;ts1;"
+        "3b3b3b3b-3b3b-3b3b-3b3b-3b3b3b3b3b3b;v1;ts2;type1;3b3b3b3b-3b3b-3b3b-3b3b-3b3b3b3b3b3b;"
+        "3b3b3b3b-3b3b-3b3b-3b3b-3b3b3b3b3b3b"
     )
-    assert (event.fields_uncertain, event.subsystem, event.windows_user) == (True, None, None)
-    assert event.message == f"Audit.Pro;xy;CORP\\svc;msg;(null){PROXY_TAIL}"
+    event = log_event(line)
+    assert (event.log_row, event.level, event.server, event.subsystem, event.windows_user) == (
+        1,
+        LogLevel.WARN,
+        "host1",
+        "sub1",
+        "user1",
+    )
+    assert event.fields_uncertain
+    assert event.message is not None
+    assert event.message.startswith("message1;3b3b3b3b-")
+    assert (event.command, event.result_code, event.user) == (None, None, None)
 
 
 def test_fewer_fields_than_the_layout_are_published_uncertain() -> None:
@@ -546,8 +560,9 @@ def test_a_semicolon_in_any_other_field_is_never_misassigned(
     """A `;` inserted anywhere in any field but the message either gets the line refused for
     its head, or published uncertain (the head's fields as intended, the rest in the message,
     every tail field None), or leaves every field as intended — never in the wrong place. Not
-    in the host (a DNS name never holds one) nor the Windows user (Windows forbids `;` in
-    account names): a `;` there would shift the head unseen. (Nor one in front of the
+    in the host (a DNS name never holds one), the logger (nor does a .NET logger name) or the
+    Windows user (Windows forbids `;` in account names): a `;` there would shift the head
+    unseen. (Nor one in front of the
     engine's proxy session id, which is the line of a message ending in `;`.)"""
     assume(_unambiguous(message, source))
     head = ["812", "20261104T091502.417+0100", "2026-11-04 09:15:02,417",
@@ -565,7 +580,7 @@ def test_a_semicolon_in_any_other_field_is_never_misassigned(
     assert {k: parsed_fields[k] for k in intended} == intended  # the line as it was: whole
     assert not event.fields_uncertain
 
-    which = data.draw(st.sampled_from([i for i in range(len(fields)) if i not in (4, 6, 7)]))
+    which = data.draw(st.sampled_from([i for i in range(len(fields)) if i not in (4, 5, 6, 7)]))
     at = data.draw(st.integers(0, len(fields[which])))
     assume(not (source is LogSource.ENGINE and which == 8 and at == 0))
     fields[which] = f"{fields[which][:at]};{fields[which][at:]}"
@@ -585,12 +600,8 @@ def test_a_semicolon_in_any_other_field_is_never_misassigned(
     for key in ("level", "server", "log_row", "log_timestamp"):
         assert parsed_fields[key] == intended[key], f"`;` in {name}: {key}"
     assert all(parsed_fields[key] is None for key in (*TAILS[source], "user")), name
-    if parsed.subsystem is None:  # a `;` in the logger: logger and user in the message
-        assert parsed.windows_user is None
-        assert parsed.message == message_text(fields[5:])
-    else:
-        assert (parsed.subsystem, parsed.windows_user) == (fields[5], fields[6])
-        assert parsed.message == message_text(fields[7:])
+    assert (parsed.subsystem, parsed.windows_user) == (fields[5], fields[6])
+    assert parsed.message == message_text(fields[7:])
 
 
 @settings(max_examples=300, deadline=None)
