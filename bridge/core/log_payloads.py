@@ -97,12 +97,17 @@ _QIX_FIELDS = (
 
 
 def qix_performance_payload(
-    event: QixPerfEvent, received_at: float, privacy: Privacy = PLAIN
+    event: QixPerfEvent,
+    received_at: float,
+    privacy: Privacy = PLAIN,
+    app_name: str | None = None,
 ) -> dict[str, Any]:
-    """`<server>/event/qix_performance`: one engine request, Butler SOS's fields."""
+    """`<server>/event/qix_performance`: one engine request, Butler SOS's fields (`app_name`
+    as known from other events: the line has the id only)."""
     payload: dict[str, Any] = {"event_type": "qix_performance", "server": event.server}
     for name in _QIX_FIELDS:
         payload[name] = getattr(event, name)
+    payload["app_name"] = app_name
     payload["level"] = event.level.value
     payload["user_id"] = privacy.user_id(event.user_id)
     payload["user"] = privacy.account(event.user)

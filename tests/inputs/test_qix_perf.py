@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.config import QixPerformanceConfig
+from bridge.config import Config, QixPerformanceConfig
 from bridge.core.events import LogLevel, QixPerfEvent, Rejected, RejectReason
 from bridge.core.log_payloads import qix_performance_payload
+from bridge.core.path import Bridge
 from bridge.core.privacy import Privacy
+from bridge.core.state import BridgeState
+from bridge.core.stats import MAX_QIX_SERVERS, OTHER_SERVERS, Stats
 from bridge.extensions.qix_performance import wanted
 from bridge.inputs.parse import parse_datagram
 
@@ -134,3 +137,22 @@ def test_the_payload_treats_users_as_privacy_says() -> None:
     assert (payload["user_id"], payload["user"], payload["app_id"]) == (None, None, APP)
     assert payload["process_time"] == 123.5
     assert payload["timestamp"] == "1970-01-01T00:00:00.000Z"
+
+
+def test_the_core_counts_each_line_by_host_and_changes_no_state() -> None:
+    bridge = Bridge(Config(), BridgeState(), Stats(), lambda: 1000.0, lambda: 0.0)
+    for _ in range(2):
+        bridge.handle_datagram(qix_line().encode(), "127.0.0.1")
+    hosts = [f"QS{n}" for n in range(MAX_QIX_SERVERS + 5)]
+    for host in hosts:
+        bridge.handle_datagram(qix_line().replace("QSNODE24", host).encode(), "127.0.0.1")
+    stats = bridge.stats
+    assert (stats.qix_performance, stats.events, sum(stats.rejected.values())) == (
+        2 + len(hosts),
+        0,
+        0,
+    )
+    assert stats.qix_performance_servers["QSNODE24"] == 2
+    assert len(stats.qix_performance_servers) == MAX_QIX_SERVERS + 1  # and `(other)`
+    assert stats.qix_performance_servers[OTHER_SERVERS] == 6
+    assert bridge.state.servers == {}
