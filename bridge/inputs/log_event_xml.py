@@ -28,8 +28,13 @@ Refusals: not well-formed (`bad_xml`: a DOCTYPE or an entity declaration can onl
 the wrapper, where XML allows none, and defusedxml forbids a DTD as well; text merely quoting
 `<!DOCTYPE html>`, escaped or in CDATA, is an ordinary message); a message or property value
 that is not base64 of UTF-8 (`bad_xml`: the appender lost its `base64Encode…` settings); a
-level that is no log4net level, or no host (`unknown_event`). Every level is published (DEBUG
-and INFO too, as `log_debug` and `log_info`: `LEVELS`).
+level that is no log4net level, or no host (`unknown_event`); a host holding a control
+character, line ends and tabs too (`not_text`: it names the server). Every level is published
+(DEBUG and INFO too, as `log_debug` and `log_info`: `LEVELS`).
+
+One text policy with the `;` lines (`bridge.inputs.log_events`): base64 lets any character
+through, so a control character in the message, a property, the exception, the logger or the
+user is shown as U+FFFD (tab and line ends are kept); the host refuses it.
 """
 
 from __future__ import annotations
@@ -43,8 +48,16 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from bridge.core.events import LogEvent, LogSource, Rejected, RejectReason, SourceFormat
-from bridge.inputs.fields import clip, field, message_text
-from bridge.inputs.log_events import LEVELS, LOG_TAGS, TAILS, complete_user, iso_timestamp
+from bridge.inputs.fields import clip, field, message_text, visible_controls
+from bridge.inputs.log_events import (
+    HOST_CONTROLS,
+    LEVELS,
+    LOG_TAGS,
+    NAME_CONTROLS,
+    TAILS,
+    complete_user,
+    iso_timestamp,
+)
 
 START = re.compile(r"\s*(?:<\?xml[^>]*\?>\s*)?<([A-Za-z][\w.-]*):event[\s/>]")
 """The opening of a log event in the XML layout; group 1 is the prefix."""
@@ -97,7 +110,11 @@ class _BadXmlError(ValueError):
 
 
 class _NotAnEventError(ValueError):
-    """Well-formed, but not a warning or an error with a host."""
+    """Well-formed, but not a log event of a known level with a host."""
+
+
+class _NotTextError(ValueError):
+    """A name holds what no name can (a control character in the host)."""
 
 
 def is_log_event_xml(text: str) -> bool:
@@ -123,6 +140,8 @@ def parse_log_event_xml(text: str) -> LogEvent | Rejected:
         return Rejected(reason=RejectReason.BAD_XML, detail=clip(str(exc), 200))
     except _NotAnEventError as exc:
         return Rejected(reason=RejectReason.UNKNOWN_EVENT, detail=clip(str(exc), 200))
+    except _NotTextError as exc:
+        return Rejected(reason=RejectReason.NOT_TEXT, detail=str(exc))
 
 
 def _root(text: str, prefix: str) -> Element:
@@ -184,10 +203,12 @@ def _log_event(source: LogSource, event: Element) -> LogEvent:
     host = field(properties.get(HOST))
     if host is None:
         raise _NotAnEventError(f"XML log event without {HOST}")
+    if NAME_CONTROLS.search(host):
+        raise _NotTextError(HOST_CONTROLS)
     values: dict[str, str | None] = dict.fromkeys(TAILS[source])
     for name, target in PROPERTIES[source].items():
-        values[target] = field(properties.get(name))
-    values["exception_message"] = message_text([exception]) if exception else None
+        values[target] = _text(properties.get(name))
+    values["exception_message"] = message_text([visible_controls(exception)]) if exception else None
     complete_user(values)
     return LogEvent(
         source=source,
@@ -196,12 +217,17 @@ def _log_event(source: LogSource, event: Element) -> LogEvent:
         source_format=SourceFormat.XML,
         log_row=None,  # log4net's XML layout has no row number
         log_timestamp=iso_timestamp(event.get("timestamp", "")),
-        subsystem=field(event.get("logger")),
-        windows_user=field(event.get("username")),
-        message=message_text([message]) if message else None,
+        subsystem=_text(event.get("logger")),
+        windows_user=_text(event.get("username")),
+        message=message_text([visible_controls(message)]) if message else None,
         fields_uncertain=False,  # each property in its own element
         **values,
     )
+
+
+def _text(value: str | None) -> str | None:
+    """A field as published: control characters shown as U+FFFD, as in `;` lines."""
+    return None if value is None else field(visible_controls(value))
 
 
 def _decoded(value: str, what: str) -> str:

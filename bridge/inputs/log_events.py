@@ -35,7 +35,8 @@ The rules, in order (a line with a sound head is never dropped for its tail):
    `fields_uncertain` set (counted: `uncertain_fields`).
 
 A control character (an ESC a script error quoted, say) is shown as U+FFFD in every field but
-the host, which names the server (topics, Home Assistant's device) and refuses it.
+the host, which names the server (topics, Home Assistant's device) and refuses it, tab and line
+ends too (`NAME_CONTROLS`). qlik2mqtt's XML appenders follow the same policy.
 
 What cannot be caught: a `;` in the host (a DNS name never holds one), the logger (a .NET
 logger name never holds one) or the Windows user (Windows forbids `;` in account names) would
@@ -57,7 +58,6 @@ from bridge.core.events import (
     SourceFormat,
 )
 from bridge.inputs.fields import (
-    CONTROL_CHARS,
     MAX_FIELD_CHARS,
     clip,
     field,
@@ -257,12 +257,15 @@ def read_head(tag: str, fields: Sequence[str]) -> tuple[LogLevel, str] | Rejecte
     host = fields[4].strip()
     if is_null(host):
         return Rejected(reason=RejectReason.NO_HOST, detail=f"/{tag}/ without a host")
-    if CONTROL_CHARS.search(host):
-        return Rejected(
-            reason=RejectReason.NOT_TEXT,
-            detail=f"/{tag}/ control characters in the host (it names the server)",
-        )
+    if NAME_CONTROLS.search(host):
+        return Rejected(reason=RejectReason.NOT_TEXT, detail=f"/{tag}/ {HOST_CONTROLS}")
     return level, clip(host, MAX_FIELD_CHARS)
+
+
+NAME_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+"""What a name (the host: the server's name, its topics, its Home Assistant device) cannot hold:
+every C0 control and DEL, tab and line ends too."""
+HOST_CONTROLS = "control characters in the host (it names the server)"
 
 
 def _value(raw: str) -> str | None:

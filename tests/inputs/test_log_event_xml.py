@@ -23,6 +23,7 @@ from bridge.core.events import (
     TaskEvent,
     UserEvent,
 )
+from bridge.inputs.fields import visible_controls
 from bridge.inputs.log_event_xml import keep_carriage_returns
 from bridge.inputs.parse import parse_datagram
 from tests.helpers import FIXTURES
@@ -244,9 +245,11 @@ _VALUE = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=
 
 
 def _cleaned(value: str | None) -> str | None:
+    """As the parser cleans a field: control characters shown (U+FFFD), stripped, `(null)` and
+    empty as None."""
     if value is None:
         return None
-    value = value.strip()
+    value = visible_controls(value).strip()
     return None if value in ("", "(null)") else value
 
 
@@ -278,7 +281,10 @@ def test_any_event_survives_what_log4net_sends(
     parsed = parse_datagram(render_xml_layout(logged, prefix, "QSPROD02"))
     assert isinstance(parsed, LogEvent), parsed
     fields = dataclasses.asdict(parsed)
-    expected = expected_log_event(service, logged, "QSPROD02")
+    shown = {name: visible_controls(value) for name, value in properties.items()}
+    expected = expected_log_event(
+        service, Logged(logger, level, message, shown, exception), "QSPROD02"
+    )
     expected = {name: _cleaned(v) if isinstance(v, str) else v for name, v in expected.items()}
     expected["source"], expected["level"] = service, level  # not cleaned away
     complete_expected_user(expected)  # after cleaning, as the parser sees the values
@@ -322,3 +328,29 @@ def test_the_xml_log_parser_never_raises_on_any_bytes(prefix: str, body: bytes) 
     """Any bytes after the opening of a log event: an event or a refusal, never an exception."""
     parsed = parse_datagram(f"<{prefix}:event ".encode() + body)
     assert isinstance(parsed, (Rejected, LogEvent)), parsed
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_control_characters_are_shown_in_text_and_refused_in_the_host() -> None:
+    """Finding 7 of issue 23 for qlik2mqtt's appenders: base64 lets ESC, NUL and line ends
+    through; the `;` lines' policy applies (U+FFFD in text, refused in the host)."""
+    message, host, user = _b64("Bad \x1b[31mcolour\x00 and\ttab"), _b64("QS1"), _b64("mi\x1ba")
+    text = (
+        '<qseow-proxy:event logger="Audit\x7fProxy" level="ERROR" username="CORP\\svc">'
+        f"<qseow-proxy:message>{message}</qseow-proxy:message>"
+        "<qseow-proxy:properties>"
+        f'<qseow-proxy:data name="log4net:HostName" value="{host}"/>'
+        f'<qseow-proxy:data name="UserId" value="{user}"/>'
+        "</qseow-proxy:properties></qseow-proxy:event>"
+    )
+    event = parse_datagram(text.encode())
+    assert isinstance(event, LogEvent), event
+    assert event.message == "Bad \ufffd[31mcolour\ufffd and\ttab"
+    assert (event.user_id, event.subsystem) == ("mi\ufffda", "Audit\ufffdProxy")
+    for bad in ("QS\x1b1", "QS\n1", "QS\t1"):
+        refused = parse_datagram(text.replace(host, _b64(bad)).encode())
+        assert isinstance(refused, Rejected)
+        assert (refused.reason, "host" in refused.detail) == (RejectReason.NOT_TEXT, True)
