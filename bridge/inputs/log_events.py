@@ -167,8 +167,6 @@ _SHAPES: dict[str, re.Pattern[str]] = {
 }
 """Fields a `;` elsewhere in the tail would move text into, and what each must look like
 (stripped). `command` holds a letter (a shifted result code does not)."""
-_REQUIRED = frozenset({"proxy_session_id"})
-"""Tail fields that are never `(null)` or empty in real logs."""
 _EXCEPTION_START = re.compile(r"(?:[A-Z][\w`+]*\.)+[A-Za-z_][\w`+]*(?:Exception|Error|Fault)\b")
 """How an exception text starts: its namespace-qualified type (`System.Net.WebException: …`).
 Cut by a `;` anywhere but at a dot, what is left does not start so (`ystem.Net.…`,
@@ -287,11 +285,11 @@ def head_time(raw: str) -> str | None:
 def looks_shifted(source: LogSource, last_part: str) -> bool:
     """Whether the last `;`-part of a message that absorbed extra parts reads as the source's
     first tail field pushed left by a `;` further right rather than as message text: for the
-    engine a proxy session id (a GUID, `0`, a hash; it is never empty, so a message ending in
-    `;` is text), for the others empty, `(null)`, an exception type or the front of one cut at
-    a dot (`System.`). Such a line is refused."""
+    engine a proxy session id (a GUID, `0`, a hash; an empty one only when the one read is
+    empty too: `_tail_misfit`), for the others empty, `(null)`, an exception type or the front
+    of one cut at a dot (`System.`). Such a line's split is uncertain."""
     last = last_part.strip()
-    if source is LogSource.ENGINE:  # never empty or `(null)`: `LOAD … FROM x.qvd;` is text
+    if source is LogSource.ENGINE:  # `LOAD … FROM x.qvd;` beside a proxy session id is text
         return _PROXY_SESSION_ID.fullmatch(last) is not None
     if is_null(last):
         return True
@@ -307,11 +305,12 @@ def _tail_misfit(
     first, the checks on the message's last part the second."""
     for name, value in reversed(tail.items()):  # the nearest the `;` first
         shape = _SHAPES.get(name)
-        if is_null(value):
-            if name in _REQUIRED:
-                return name, value
-        elif shape is not None and not shape.fullmatch(value.strip()):
+        if not is_null(value) and shape is not None and not shape.fullmatch(value.strip()):
             return name, value
+    if source is LogSource.ENGINE and is_null(tail["proxy_session_id"]) and is_null(middle[-1]):
+        # Qlik leaves the proxy session id unfilled at times: then a message ending in `;`
+        # cannot be told from one that took an empty proxy session id pushed left.
+        return "message", f"…;{middle[-1].strip()}"
     if is_null(tail["user_directory"]) and not is_null(tail["user_id"]):
         # A user id never comes without its directory; a `;` in the command puts one there.
         return "user_id", tail["user_id"]
