@@ -145,8 +145,8 @@ _ID = re.compile(_GUID)
 """Session, app, task and execution ids: GUIDs (8-4-4-4-12 hex digits)."""
 _PROXY_SESSION_ID = re.compile(rf"{_GUID}|0|[0-9A-Fa-f]{{32,128}}")
 """The engine's proxy session id: a GUID, `0` for the engine's own work, or (newer releases
-log it as a salted hash) a long run of hex digits. Qlik may leave it unfilled: beside extra `;`
-an empty one is uncertain (a message ending in `;` cannot be told from a shifted tail)."""
+log it as a salted hash) a long run of hex digits. Qlik may leave it unfilled: beside an empty
+one, a message ending in `;` cannot be told from a shifted tail (`_tail_misfit`)."""
 _USER = re.compile(r"[^\s\\/]+\\[^\\]+")
 """`DIR\\user`: a directory without spaces or slashes, a backslash, an id without one."""
 _SHAPES: dict[str, re.Pattern[str]] = {
@@ -204,7 +204,8 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
     names = TAILS[source]
     wanted = HEAD_FIELDS + 1 + len(names)
     row, logged_at = fields[0].strip(), fields[1]
-    logger, windows_user = fields[5], fields[6] if len(fields) > HEAD_FIELDS - 1 else ""
+    logger = fields[5]
+    windows_user = fields[6] if len(fields) >= HEAD_FIELDS else ""
     values: dict[str, str | None]
     uncertain = False
     tail_start = len(fields) - len(names)
