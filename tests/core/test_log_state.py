@@ -295,3 +295,23 @@ def test_a_category_without_a_level_leaves_debug_and_info_alone() -> None:
         bridge.handle_event(event)
     assert (error.category, info.category, debug.category) == ("reload", "started", None)
     assert set(bridge.state.servers["qs1"].log_categories_at) == {"reload", "started"}
+
+
+def test_an_uncertain_log_event_counts_flags_and_is_categorised_as_any_other() -> None:
+    """Finding 1 of issue 23: a tail that cannot be split costs the fields, never the alarm."""
+    config = Config.model_validate(
+        {"log_events": {"categories": [{"name": "licence", "pattern": "licen[cs]e"}]}}
+    )
+    bridge = Bridge(config, BridgeState(), Stats(), lambda: 1000.0, lambda: 0.0)
+    line = (  # `;` in the message and in the command: uncertain
+        "/qseow-repository/;1;20261104T092100.000+0100;2026-11-04 09:21:00,000;ERROR;QS1;"
+        "System.Repository.Licensing;CORP\\svc;License check; failed;(null);(null);(null);"
+        "Check;ing;0;(null);(null)"
+    )
+    bridge.handle_datagram(line.encode(), "127.0.0.1")
+    server = bridge.state.servers["qs1"]
+    assert bridge.stats.uncertain_fields == 1
+    assert counts(server_payload(server)) == (0, 1, 0, 0, 1, 0)
+    assert server.last_log_error is not None
+    assert server.last_log_error.event.fields_uncertain
+    assert (server.log_error_at, server.log_categories_at) == (1000.0, {"licence": 1000.0})
