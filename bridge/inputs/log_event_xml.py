@@ -28,8 +28,9 @@ Refusals: not well-formed (`bad_xml`: a DOCTYPE or an entity declaration can onl
 the wrapper, where XML allows none, and defusedxml forbids a DTD as well; text merely quoting
 `<!DOCTYPE html>`, escaped or in CDATA, is an ordinary message); a message or property value
 that is not base64 of UTF-8 (`bad_xml`: the appender lost its `base64Encode…` settings); a
-level that is no log4net level, or no host (`unknown_event`); a host holding a control
-character, line ends and tabs too (`not_text`: it names the server). Every level is published
+prefix that is no `qseow-<service>` (`unknown_event`); as in `;` lines, a level that is no
+log4net level (`unknown_level`), no host (`no_host`), a host holding a control character, line
+ends and tabs too (`not_text`: it names the server). Every level is published
 (DEBUG and INFO too, as `log_debug` and `log_info`: `LEVELS`).
 
 One text policy with the `;` lines (`bridge.inputs.log_events`): base64 lets any character
@@ -109,12 +110,12 @@ class _BadXmlError(ValueError):
     """The datagram is not a log event of this layout; the text is the reason."""
 
 
-class _NotAnEventError(ValueError):
-    """Well-formed, but not a log event of a known level with a host."""
+class _UnsoundHeadError(ValueError):
+    """Well-formed, but without a sound head: the reason and the text say why."""
 
-
-class _NotTextError(ValueError):
-    """A name holds what no name can (a control character in the host)."""
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 def is_log_event_xml(text: str) -> bool:
@@ -138,10 +139,8 @@ def parse_log_event_xml(text: str) -> LogEvent | Rejected:
         return _log_event(source, event)
     except _BadXmlError as exc:
         return Rejected(reason=RejectReason.BAD_XML, detail=clip(str(exc), 200))
-    except _NotAnEventError as exc:
-        return Rejected(reason=RejectReason.UNKNOWN_EVENT, detail=clip(str(exc), 200))
-    except _NotTextError as exc:
-        return Rejected(reason=RejectReason.NOT_TEXT, detail=str(exc))
+    except _UnsoundHeadError as exc:
+        return Rejected(reason=exc.reason, detail=clip(str(exc), 200))
 
 
 def _root(text: str, prefix: str) -> Element:
@@ -185,7 +184,9 @@ def _log_event(source: LogSource, event: Element) -> LogEvent:
     level_text = event.get("level", "")
     level = LEVELS.get(level_text.upper())
     if level is None:
-        raise _NotAnEventError(f"level {clip(level_text, 32)!r} is no log level")
+        raise _UnsoundHeadError(
+            RejectReason.UNKNOWN_LEVEL, f"level {clip(level_text, 32)!r} is no log level"
+        )
     message: str | None = None
     exception: str | None = None
     properties: dict[str, str] = {}
@@ -202,9 +203,9 @@ def _log_event(source: LogSource, event: Element) -> LogEvent:
                     properties[key] = _decoded(data.get("value", ""), f"property {key!r}")
     host = field(properties.get(HOST))
     if host is None:
-        raise _NotAnEventError(f"XML log event without {HOST}")
+        raise _UnsoundHeadError(RejectReason.NO_HOST, f"XML log event without {HOST}")
     if NAME_CONTROLS.search(host):
-        raise _NotTextError(HOST_CONTROLS)
+        raise _UnsoundHeadError(RejectReason.NOT_TEXT, HOST_CONTROLS)
     values: dict[str, str | None] = dict.fromkeys(TAILS[source])
     for name, target in PROPERTIES[source].items():
         values[target] = _text(properties.get(name))

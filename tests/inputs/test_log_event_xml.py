@@ -166,10 +166,10 @@ def test_only_the_fields_of_its_source_are_filled() -> None:
 @pytest.mark.parametrize(
     ("data", "reason", "says"),
     [
-        (event_xml(level="SOMETIMES"), RejectReason.UNKNOWN_EVENT, "is no log level"),
+        (event_xml(level="SOMETIMES"), RejectReason.UNKNOWN_LEVEL, "is no log level"),
         (event_xml("log4net"), RejectReason.UNKNOWN_EVENT, "not a qseow-<service> log event"),
         (event_xml("qseow-nprinting"), RejectReason.UNKNOWN_EVENT, "qseow-nprinting"),
-        (event_xml(properties=""), RejectReason.UNKNOWN_EVENT, "without log4net:HostName"),
+        (event_xml(properties=""), RejectReason.NO_HOST, "without log4net:HostName"),
         (event_xml(message="Boom!"), RejectReason.BAD_XML, "the message is not base64"),
         (event_xml(message="/w=="), RejectReason.BAD_XML, "not base64 of UTF-8"),
         (
