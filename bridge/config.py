@@ -328,11 +328,34 @@ DEFAULT_CATEGORIES = [
 """The rules shipped in config.example.yaml (the same): `categories: []` turns them off."""
 
 
+def _app_ids(value: Any) -> Any:
+    """App ids as compared: stripped, lower case (a GUID in any case)."""
+    if isinstance(value, list):
+        return [item.strip().lower() if isinstance(item, str) else item for item in value]
+    return value
+
+
+class QixPerformanceConfig(_Section):
+    """Butler SOS's QIX performance lines (`/qseow-qix-perf/`): published when enabled, with
+    Butler SOS's monitor's filters by app and a minimum process time."""
+
+    enabled: bool = False
+    """Publish them on `<base>/<server>/event/qix_performance` (always counted as received)."""
+    app_ids: Annotated[list[str], BeforeValidator(_app_ids)] = []
+    """Only these apps (empty: every app)."""
+    exclude_app_ids: Annotated[list[str], BeforeValidator(_app_ids)] = []
+    """Never these apps."""
+    min_process_time: Annotated[float, Field(ge=0)] = 0.0
+    """Milliseconds: requests that took less are not published (one without a process time
+    neither, when this is above 0)."""
+
+
 class LogEventsConfig(_Section):
     window: Annotated[float, BeforeValidator(_duration), Field(ge=60, le=7 * 86400)] = 3600.0
     """The rolling window of the published warning, error and fatal counts."""
     categories: list[CategoryRuleConfig] = DEFAULT_CATEGORIES
     """Ordered rules naming a log event's `category`; first match wins."""
+    qix_performance: QixPerformanceConfig = QixPerformanceConfig()
 
 
 class LimitsConfig(_Section):

@@ -29,6 +29,7 @@ from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
+from bridge.extensions.qix_performance import QixPerformanceTopics
 from bridge.extensions.state_topics import StateTopics
 from bridge.extensions.task_topics import TaskTopics
 from bridge.inputs.builtin import INPUTS
@@ -346,6 +347,8 @@ def _build_extensions(context: Context) -> list[Extension]:
         EventTopics(context),
         StateTopics(context),
     ]
+    if context.config.log_events.qix_performance.enabled:
+        extensions.append(QixPerformanceTopics(context))
     if context.config.slack.enabled:
         from bridge.slack.sink import SlackSink  # slack_sdk only when Slack is used
 

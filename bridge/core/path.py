@@ -9,7 +9,7 @@ import structlog
 
 from bridge.config import Config
 from bridge.core.categories import Categories, CategoryRule
-from bridge.core.events import Event, LogEvent, Rejected, RejectReason
+from bridge.core.events import Event, LogEvent, QixPerfEvent, Rejected, RejectReason
 from bridge.core.state import (
     BridgeState,
     Change,
@@ -71,6 +71,7 @@ class Bridge:
         self._extensions: Sequence[Extension] = ()
         self._on_event: list[tuple[str, Callable[[Event, float], None]]] = []
         self._on_change: list[tuple[str, Callable[[Change], None]]] = []
+        self._on_qix: list[tuple[str, Callable[[QixPerfEvent, float], None]]] = []
         self.dirty = False
         """True when state changed since it was last saved."""
         self.state_saved = True
@@ -84,6 +85,11 @@ class Bridge:
         # Per event, only the extensions that do something with it are called.
         self._on_event = [(e.name, e.on_event) for e in extensions if _overrides(e, "on_event")]
         self._on_change = [(e.name, e.on_change) for e in extensions if _overrides(e, "on_change")]
+        self._on_qix = [
+            (e.name, e.on_qix_performance)
+            for e in extensions
+            if _overrides(e, "on_qix_performance")
+        ]
 
     def handle_datagram(self, data: bytes, source: str) -> None:
         """A datagram in any format (tests and the benchmark): as an input would hand it."""
@@ -96,12 +102,15 @@ class Bridge:
         stats = self.stats
         reject = self.reject
         handle_event = self.handle_event
+        handle_qix = self.handle_qix_performance
 
         def handle(data: bytes, source: str) -> None:
             stats.datagrams += 1
             result = parse(data, max_bytes)
             if isinstance(result, Rejected):
                 reject(result, source)
+            elif isinstance(result, QixPerfEvent):
+                handle_qix(result)
             else:
                 handle_event(result)
 
@@ -128,8 +137,11 @@ class Bridge:
 
     def handle_event(self, event: Event) -> None:
         now = self._clock()
-        if type(event) is LogEvent and self.categories:
-            event.category = self.categories.of(event)
+        if type(event) is LogEvent:
+            if self.categories:
+                event.category = self.categories.of(event)
+            if event.fields_uncertain:
+                self.stats.uncertain_fields += 1
         change = apply_event(self.state, event, now, self._settings)
         if change.refused is not None:  # a cap of `limits:`; nothing changed
             detail = f"past {_LIMIT_KEYS[change.refused]}, host {event.server[:64]!r}"
@@ -145,6 +157,19 @@ class Bridge:
         else:
             self.stats.duplicates += 1
         self._changed(change)
+
+    def handle_qix_performance(self, event: QixPerfEvent) -> None:
+        """A QIX performance line: counted by host, then to the extensions that take them
+        (`log_events.qix_performance`). It changes no state."""
+        self.stats.qix_received(event.server)
+        if not self._on_qix:
+            return
+        now = self._clock()
+        for name, on_qix in self._on_qix:
+            try:
+                on_qix(event, now)
+            except Exception:
+                self.guard.failed(name, "on_qix_performance")
 
     def acknowledge(self, source: str) -> None:
         change = acknowledge(self.state)

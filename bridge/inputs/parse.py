@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from bridge.core.events import (
     Event,
+    QixPerfEvent,
     Rejected,
     RejectReason,
     SourceFormat,
@@ -44,6 +45,7 @@ from bridge.inputs.fields import (
 from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
 from bridge.inputs.log_event_xml import is_log_event_xml, parse_log_event_xml
 from bridge.inputs.log_events import LOG_TAGS, parse_log_fields
+from bridge.inputs.qix_perf import QIX_TAG, parse_qix_fields
 
 COMMANDS: dict[str, UserEventType] = {
     "start session": UserEventType.SESSION_START,
@@ -80,7 +82,7 @@ _FAILURE_MARKERS = (
 )
 
 
-def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | Rejected:
+def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | QixPerfEvent | Rejected:
     """Parse one UDP datagram into an event, or say why it is not one."""
     if len(data) > max_bytes:
         return Rejected(reason=RejectReason.TOO_LARGE, detail=f"{len(data)} bytes > {max_bytes}")
@@ -118,19 +120,22 @@ def decode(data: bytes) -> str | None:
 def _is_log_line(text: str) -> bool:
     """Whether a text line is a Butler SOS log event (`/qseow-engine/;…`), whose message may
     hold a control character (bridge.inputs.log_events shows it as U+FFFD)."""
-    return text.partition(";")[0].strip().strip("/").lower() in LOG_TAGS
+    tag = text.partition(";")[0].strip().strip("/").lower()
+    return tag in LOG_TAGS or tag == QIX_TAG
 
 
-def _parse_semicolon(fields: list[str]) -> Event | Rejected:
+def _parse_semicolon(fields: list[str]) -> Event | QixPerfEvent | Rejected:
     head = fields[0].strip()
     if head.startswith("/") and len(head) > 2:
         return _parse_tagged(head.strip("/").lower(), fields[1:])
     return _parse_legacy(fields)
 
 
-def _parse_tagged(tag: str, fields: list[str]) -> Event | Rejected:
+def _parse_tagged(tag: str, fields: list[str]) -> Event | QixPerfEvent | Rejected:
     if tag in LOG_TAGS:  # Butler SOS's warnings and errors (bridge.inputs.log_events)
         return parse_log_fields(tag, fields)
+    if tag == QIX_TAG:  # Butler SOS's QIX performance lines (bridge.inputs.qix_perf)
+        return parse_qix_fields(fields)
     if tag in USER_TAGS:
         # host;Command;UserDirectory;UserId;Origin;Context;message
         if len(fields) < 4:

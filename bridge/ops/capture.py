@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from bridge.core.events import Event, LogEvent, Rejected
+from bridge.core.events import Event, LogEvent, QixPerfEvent, Rejected
 from bridge.core.privacy import Privacy
 from bridge.inputs.declare import Parser
 from bridge.inputs.listener import bind_udp
@@ -82,7 +82,7 @@ class Redactor:
         redacted = self._plain(decoded, ids)
         return value if redacted == decoded else base64.b64encode(redacted.encode()).decode()
 
-    def fields(self, event: Event) -> dict[str, Any]:
+    def fields(self, event: Event | QixPerfEvent) -> dict[str, Any]:
         values = dataclasses.asdict(event)
         if self.keep:
             return values
@@ -99,7 +99,7 @@ class Redactor:
         return values
 
 
-def user_ids(event: Event) -> list[str]:
+def user_ids(event: Event | QixPerfEvent) -> list[str]:
     """The user ids an event names (its user id, the account part of its users)."""
     names = [getattr(event, "user_id", None)]
     names += [Privacy.user_part(getattr(event, name, None)) for name in _ACCOUNT_FIELDS]
@@ -134,10 +134,16 @@ def record(
         line["refused"] = {"reason": result.reason.value, "why": redactor.text(result.detail)}
     else:
         line["event"] = {
-            "type": result.event_type if isinstance(result, LogEvent) else result.event_type.value,
+            "type": _event_type(result),
             "fields": redactor.fields(result),
         }
     return line
+
+
+def _event_type(event: Event | QixPerfEvent) -> str:
+    if isinstance(event, QixPerfEvent):
+        return "qix_performance"
+    return event.event_type if isinstance(event, LogEvent) else event.event_type.value
 
 
 def _encoding(data: bytes) -> str:

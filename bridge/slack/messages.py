@@ -190,6 +190,8 @@ def user_message(event: UserEvent, privacy: Privacy = PLAIN) -> SlackMessage:
 
 
 _LOG_TITLES = {
+    LogLevel.DEBUG: ("Debug message", ":mag:"),
+    LogLevel.INFO: ("Information", ":information_source:"),
     LogLevel.WARN: ("Warning", ":warning:"),
     LogLevel.ERROR: ("Error", ":red_circle:"),
     LogLevel.FATAL: ("Fatal error", ":rotating_light:"),
@@ -198,6 +200,8 @@ MAX_EXCEPTION_CHARS = 1000
 
 
 _LEVEL_NOUNS = {
+    LogLevel.DEBUG: ("debug message", "debug messages"),
+    LogLevel.INFO: ("information message", "information messages"),
     LogLevel.WARN: ("warning", "warnings"),
     LogLevel.ERROR: ("error", "errors"),
     LogLevel.FATAL: ("fatal error", "fatal errors"),

@@ -61,7 +61,7 @@ FOLD_KEY_CHARS = 300
 """The part of a message that tells two errors apart (keys stay small in memory)."""
 DISTINCT_COUNTED = 1000
 """Different messages counted per category summary (past it, the count says this many)."""
-_LEVEL_RANK = {LogLevel.WARN: 0, LogLevel.ERROR: 1, LogLevel.FATAL: 2}
+_LEVEL_RANK = {level: rank for rank, level in enumerate(LogLevel)}  # DEBUG … FATAL
 _FOLDED_TYPES = frozenset(
     {
         TaskEventType.TASK_FAILED,

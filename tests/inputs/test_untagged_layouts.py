@@ -121,28 +121,13 @@ def test_default_task_split(names: list[str], split: tuple[str, str] | None) -> 
 LINEAR_FACTOR = 30
 
 
-QUADRATIC_ELSEWHERE = {
-    "log_event_xml_cdata": "bridge/inputs/log_event_xml.py keep_carriage_returns: an unclosed "
-    "CDATA section per carriage return rescans the rest of the text (owned by the log-event "
-    "parser's fix; strict, so the fix must remove this mark)",
-}
-
-
 def _seconds(data: bytes) -> float:
     start = time.perf_counter()
     parse_datagram(data, 65535)
     return time.perf_counter() - start
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=QUADRATIC_ELSEWHERE[case]))
-        if case in QUADRATIC_ELSEWHERE
-        else case
-        for case in sorted(worst_cases(8192))
-    ],
-)
+@pytest.mark.parametrize("case", sorted(worst_cases(8192)))
 def test_parsing_cost_grows_linearly_with_the_datagram(case: str) -> None:
     small, large = worst_cases(8192)[case], worst_cases(65535)[case]
     assert len(large) <= 65535
