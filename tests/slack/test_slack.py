@@ -18,7 +18,7 @@ from bridge.config import ConfigError, load_config
 from bridge.slack.sink import SlackSink
 from bridge.slack.templates import compile_template
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import Mosquitto, Subscriber, qlik2mqtt
+from tests.helpers import Mosquitto, Subscriber, complaints, qlik2mqtt
 from tests.slack_server import HangingServer, Reply, SlackServer
 
 FAILURE = (
@@ -283,7 +283,7 @@ def test_a_broken_template_stops_every_command_with_exit_2(
     monkeypatch.setenv("QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE", str(template))
     code = main(["appenders", "--bridge-host", "10.0.0.1", "--out", str(tmp_path / "out")])
     assert code == 2
-    assert capsys.readouterr().err == (
+    assert complaints(capsys.readouterr().err) == (
         f"qlik2mqtt: config error: slack.task_events.template: {template} line 1: Expected an "
         f"expression, got 'end of statement block' (got '{template}') "
         "(from QLIK2MQTT_SLACK__TASK_EVENTS__TEMPLATE)\n"
