@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from bridge.core.events import (
@@ -24,7 +24,7 @@ from bridge.core.events import (
     UserEventType,
 )
 from bridge.core.logcounts import LevelCounts
-from bridge.core.task_ids import id_key, is_task_id
+from bridge.core.reloads import Reloads, canonical_id, keys_of, task_id_of
 from bridge.core.topics import distinct_slug, host_key, server_slug, task_slug
 
 UserKey = tuple[str, str]
@@ -50,7 +50,7 @@ new. A real site logs a few task events a minute."""
 def task_id_key(task_id: str) -> str:
     """A task id as kept and compared: a GUID in its one canonical form (any case, braces,
     dashes or `urn:uuid:` as written), anything else stripped and lower case."""
-    return id_key(task_id) if is_task_id(task_id) else task_id.strip().lower()
+    return canonical_id(task_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,8 @@ class TaskRecord:
     received_at: float
     started_at: float | None = None
     """A retry candidate the retry button started (`retry_started`), until the task's next
-    outcome or `RETRY_PENDING`: the button does not start it twice. Not persisted."""
+    outcome or `RETRY_PENDING`: the button does not start it twice. Persisted (a reload still
+    running is not offered again after a restart)."""
 
 
 @dataclass(slots=True)
@@ -171,13 +172,17 @@ class BridgeState:
     servers: dict[str, ServerState] = field(default_factory=dict)
     """Keyed by the server's topic-safe slug."""
     failing: dict[str, float] = field(default_factory=dict)
-    """Unacknowledged failures: task key → when it failed. The flag is ON while non-empty."""
+    """Unacknowledged failures: the reload's key (`bridge.core.reloads`: one per task on a
+    server, whichever appender logged it) → when it last failed. The flag is ON while
+    non-empty."""
     aborted: dict[str, float] = field(default_factory=dict)
     """Unacknowledged aborts, kept like `failing` (for alert outputs on any_task_aborted)."""
     last_failure_at: float | None = None
     last_failed_task: TaskRecord | None = None
     recent_task_events: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
-    """Dedup memory: (server, type, task, execution) → first seen; not persisted."""
+    """Dedup memory: (type, reload key, execution) → first seen; not persisted."""
+    reloads: Reloads = field(default_factory=Reloads)
+    """Which task events are the same reload (the joins of app ids and names to tasks)."""
     last_log_error: LogRecord | None = None
     """The last ERROR or FATAL log event of any server: one of the servers' own (persisted as
     its slug)."""
@@ -189,13 +194,17 @@ class BridgeState:
     outcome or not: one no longer in `tasks.watch` is removed at the next connect, then
     dropped from here (`drop_watched`)."""
     retryable: OrderedDict[str, TaskRecord] = field(default_factory=OrderedDict)
-    """Failed tasks that carry a task id (`task_id_key`) → their last failure, the most recent
-    last; a task leaves when it succeeds, its server is forgotten or QRS does not know it
-    (`retry_gone`; acknowledging keeps it: it has not run again). At most `RETRY_MEMORY`. The
-    retry button's candidates."""
+    """Failed tasks whose id is known (`task_id_key`; from the event, or joined from its name:
+    `bridge.core.reloads`) → their last failure, the most recent last; a task leaves when it
+    succeeds, its server is forgotten or QRS does not know it (`retry_gone`; acknowledging
+    keeps it: it has not run again). At most `RETRY_MEMORY`. The retry button's candidates."""
     slugs: dict[str, str] = field(default_factory=dict)
     """Host key (`topics.host_key`) → the slug its server was given. Not persisted: built from
     the servers' host names, so a restored state gives every host the slug it had."""
+    revision: int = 0
+    """Counts changes to what the state file keeps: whoever changes the state adds one (the
+    core path for every change it makes, `drop_watched` and `remember_watched` for theirs);
+    the saver compares it with the revision it saved (`Bridge.dirty`). Not persisted."""
 
     def __post_init__(self) -> None:
         if not self.slugs:
@@ -350,7 +359,8 @@ def _apply_log(
 
 
 def task_key(slug: str, event: TaskEvent) -> str:
-    """Identifies a task across runs: its id, else its name (or the app, for engine reloads)."""
+    """The key an event names by itself (its id, else its name, else its app): what Slack
+    folds repeats of one task by. The state keeps a reload under `bridge.core.reloads`' key."""
     ident = event.task_id or event.task_name or event.app_id or ""
     return f"{slug}|{ident}"
 
@@ -364,7 +374,10 @@ def _apply_task(
     settings: StateSettings,
 ) -> Change:
     kind = event.event_type
-    key = task_key(slug, event)
+    reloads = state.reloads
+    keys = keys_of(slug, event)
+    reloads.learn(keys)
+    key = reloads.identity(keys)
     flagged = (
         state.failing
         if kind in FAILURE_TYPES
@@ -379,21 +392,26 @@ def _apply_task(
     ):
         return TOO_MANY_TASKS
     server.last_event_at = now
-    if _is_duplicate(state, slug, event, now, settings):
+    if _is_duplicate(state, key, keys.own, event, now, settings):
         return Change(servers=frozenset({slug}))
     was_on = state.reload_failure
+    for alias in reloads.belonging(keys, key, event):
+        _merge(state, server, alias, key)
     if flagged is not None:
         server.tracked_tasks += key not in flagged
         flagged[key] = now
+    task_id = task_id_of(key)
+    named = _named(event, task_id)
     if settings.watch and kind in OUTCOME_TYPES:
-        _remember_outcome(state, TaskRecord(event=event, received_at=now), settings.watch)
-    if kind is TaskEventType.TASK_ABORTED and event.task_id:
-        kept = state.retryable.get(task_id_key(event.task_id))
+        _remember_outcome(state, TaskRecord(event=named, received_at=now), task_id, settings.watch)
+    if kind is TaskEventType.TASK_ABORTED and task_id is not None:
+        kept = state.retryable.get(task_id)
         if kept is not None:
             kept.started_at = None  # the retried run ended
     if kind in FAILURE_TYPES:
         record = TaskRecord(event=event, received_at=now)
-        _remember_retryable(state, record)
+        if kind is TaskEventType.TASK_FAILED and task_id is not None:
+            _remember_retryable(state, task_id, TaskRecord(event=named, received_at=now))
         server.failed_tasks += 1
         server.last_failed_task = record
         state.last_failed_task = record
@@ -401,8 +419,8 @@ def _apply_task(
     elif kind is TaskEventType.TASK_ABORTED:
         server.aborted_tasks += 1
     elif kind is TaskEventType.TASK_SUCCEEDED:
-        if event.task_id:
-            state.retryable.pop(task_id_key(event.task_id), None)
+        if task_id is not None:
+            state.retryable.pop(task_id, None)
         server.succeeded_tasks += 1
         for cleared in (state.failing, state.aborted):
             if cleared.pop(key, None) is not None:
@@ -415,9 +433,33 @@ def _apply_task(
     )
 
 
-def _remember_outcome(state: BridgeState, record: TaskRecord, watch: tuple[Watch, ...]) -> None:
+def _merge(state: BridgeState, server: ServerState, alias: str, key: str) -> None:
+    """What was kept under a weaker key of a reload (its app, its name, a format-1 key) is
+    kept under its task's from now on: one entry each, the later time."""
+    for flagged in (state.failing, state.aborted):
+        at = flagged.pop(alias, None)
+        if at is None:
+            continue
+        kept = flagged.get(key)
+        if kept is None:
+            flagged[key] = at
+        else:
+            flagged[key] = max(kept, at)
+            server.tracked_tasks -= 1
+
+
+def _named(event: TaskEvent, task_id: str | None) -> TaskEvent:
+    """The event as a retry candidate or a watched outcome keeps it: with the task id its
+    reload was joined to when it named none (Butler's legacy line names the task only)."""
+    if task_id is None or event.task_id:
+        return event
+    return replace(event, task_id=task_id)
+
+
+def _remember_outcome(
+    state: BridgeState, record: TaskRecord, task_id: str | None, watch: tuple[Watch, ...]
+) -> None:
     event = record.event
-    task_id = task_id_key(event.task_id) if event.task_id else None
     for entry in watch:
         if entry.matches(event.task_name, task_id):
             state.watched[entry.key] = record
@@ -428,17 +470,26 @@ def remember_watched(state: BridgeState, watch: tuple[Watch, ...]) -> bool:
     empty retained message later, never a device left behind). True when one is new."""
     slugs = {entry.slug for entry in watch}
     new = not slugs <= state.watched_slugs
-    state.watched_slugs |= slugs
+    if new:
+        state.watched_slugs |= slugs
+        state.revision += 1
     return new
 
 
-def drop_watched(state: BridgeState, watch: tuple[Watch, ...]) -> None:
+def drop_watched(state: BridgeState, watch: tuple[Watch, ...]) -> bool:
     """Once what was announced for tasks no longer in `watch` was removed: keep only the
-    slugs and the outcomes of `watch`."""
-    state.watched_slugs = {entry.slug for entry in watch}
+    slugs and the outcomes of `watch`. True (and the state to be saved) when one was
+    dropped."""
+    slugs = {entry.slug for entry in watch}
     keys = {entry.key for entry in watch}
-    for entry in [entry for entry in state.watched if entry not in keys]:
+    gone = [entry for entry in state.watched if entry not in keys]
+    if state.watched_slugs == slugs and not gone:
+        return False
+    state.watched_slugs = slugs
+    for entry in gone:
         del state.watched[entry]
+    state.revision += 1
+    return True
 
 
 def retry_started(state: BridgeState, task_id: str, now: float) -> Change:
@@ -468,34 +519,33 @@ def retry_gone(state: BridgeState, task_id: str) -> Change:
     return RETRY_CHANGED
 
 
-def _remember_retryable(state: BridgeState, record: TaskRecord) -> None:
-    """A failed task with a task id becomes the newest retry candidate (an engine reload
-    failure names the task only when the scheduler started it)."""
-    task_id = record.event.task_id
-    if not task_id or record.event.event_type is not TaskEventType.TASK_FAILED:
-        return
-    key = task_id_key(task_id)
-    state.retryable.pop(key, None)
-    state.retryable[key] = record
+def _remember_retryable(state: BridgeState, task_id: str, record: TaskRecord) -> None:
+    """A failed task whose id is known becomes the newest retry candidate (an engine reload
+    failure is none: the scheduler's own failure follows when the task failed for good)."""
+    state.retryable.pop(task_id, None)
+    state.retryable[task_id] = record
     while len(state.retryable) > RETRY_MEMORY:
         state.retryable.popitem(last=False)
 
 
 def _is_duplicate(
-    state: BridgeState, slug: str, event: TaskEvent, now: float, settings: StateSettings
+    state: BridgeState, key: str, own: str, event: TaskEvent, now: float, settings: StateSettings
 ) -> bool:
-    """Qlik logs one failure several times: the same key within the window is one event.
-    The memory holds at most `settings.dedup_memory` keys, the oldest forgotten first."""
+    """Qlik logs one failure several times: the same event type of the same reload (`key`)
+    and execution within the window is one event. `own`, the key the event names by itself,
+    finds a repeat of a line seen before its reload's join was learned. The memory holds at
+    most `settings.dedup_memory` keys, the oldest forgotten first."""
     recent = state.recent_task_events
     while recent:
         oldest_key, seen_at = next(iter(recent.items()))
         if now - seen_at <= settings.dedup_window and len(recent) < settings.dedup_memory:
             break
         del recent[oldest_key]
-    key = (slug, event.event_type.value, task_key(slug, event), event.execution_id or "")
-    if key in recent:
+    kind, execution = event.event_type.value, event.execution_id or ""
+    seen = (kind, key, execution)
+    if seen in recent or (own != key and (kind, own, execution) in recent):
         return True
-    recent[key] = now
+    recent[seen] = now
     return False
 
 
@@ -512,6 +562,7 @@ def acknowledge(state: BridgeState) -> Change:
     was_on = state.reload_failure
     state.failing.clear()
     state.aborted.clear()
+    state.reloads.legacy.clear()
     for server in state.servers.values():
         server.tracked_tasks = 0
         server.log_error_at = None
@@ -587,6 +638,7 @@ def forget_server(state: BridgeState, slug: str) -> Change:
         del state.retryable[key]
     del state.servers[slug]
     state.slugs = {key: kept for key, kept in state.slugs.items() if kept != slug}
+    state.reloads.forget(slug)
     was_on = state.reload_failure
     for flagged in (state.failing, state.aborted):
         for task in [task for task in flagged if task.startswith(f"{slug}|")]:

@@ -78,7 +78,7 @@ def test_tracked_tasks_are_capped_and_freed_by_success_acknowledge_and_auto_clea
     apply_event(state, task(TaskEventType.TASK_ABORTED, "t2"), 1.0, CAPPED)
     refused = apply_event(state, task(TaskEventType.TASK_FAILED, "t3"), 2.0, CAPPED)
     assert refused.refused is RejectReason.TOO_MANY_TASKS
-    assert "qs1|t3" not in state.failing
+    assert "qs1|task:t3" not in state.failing
     again = apply_event(state, task(TaskEventType.TASK_FAILED, "t1", "e2"), 3.0, CAPPED)
     assert again.publish_event  # a known task fails again: not a new name
     # The cap counts tasks, not events: a success of anything is never refused.

@@ -1,0 +1,54 @@
+"""One identity per reload, end to end: the lines Butler's and qlik2mqtt's appenders send for
+one failed reload, as UDP datagrams in every pairing and order, make one failing task on a real
+mosquitto, and the task's success turns `reload_failure` off (bridge.core.reloads)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.bridge_runner import RunningBridge
+from tests.helpers import Mosquitto, Subscriber
+from tests.reload_lines import SUCCESSES, Reload, pairs
+
+SITE = "qlik2mqtt/site"
+EVENTS = "qlik2mqtt/qsprod02/event/task"
+
+
+def failed_tasks(count: int) -> Callable[[Any], bool]:
+    return lambda payload: bool(payload["failed_tasks"] == count)
+
+
+async def test_every_pair_of_formats_of_one_failed_reload_is_one_failure_until_it_succeeds(
+    bridge: RunningBridge, mosquitto: Mosquitto
+) -> None:
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/#")
+    successes = list(SUCCESSES.items())
+    failed_so_far = 0
+    try:
+        for number, (name, failures, published) in enumerate(pairs()):
+            success_name, success = successes[number % len(successes)]
+            case = f"{name}, then {success_name} success"
+            reload = Reload(  # another task each time (a new server's events wait 1 s)
+                host="QSPROD02",
+                task_id=f"6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e{number:02x}",
+                app_id=f"9f1d2b20-7c1e-4a8b-b0d2-3e4f5a6b7c{number:02x}",
+                name=f"Reload Sales {number}",
+            )
+            mark = sub.mark()
+            for line in failures:
+                bridge.tasks.send(line(reload, "failed"))
+            failed_so_far += published
+            # Every failure line handled: the site's counter counts each one published.
+            site = await sub.wait_json(SITE, failed_tasks(failed_so_far), since=mark)
+            assert (site["reload_failure"], site["failing_tasks"]) == ("ON", 1), case
+            bridge.tasks.send(success(reload, "succeeded"))
+            await sub.wait_json(
+                EVENTS, lambda p: p["event_type"] == "task_succeeded", since=mark
+            )  # read in order from one port: every line before it was handled
+            site = await sub.wait_json(SITE, lambda p: p["failing_tasks"] == 0, since=mark)
+            assert site["reload_failure"] == "OFF", case
+            kinds = [m.json()["event_type"] for m in sub.on(EVENTS, mark)]
+            assert len(kinds) == published + 1, (case, kinds)  # each line once, none twice
+    finally:
+        await sub.stop()
