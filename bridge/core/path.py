@@ -12,6 +12,7 @@ from bridge.core.categories import Categories, CategoryRule
 from bridge.core.events import Event, LogEvent, Rejected, RejectReason
 from bridge.core.state import (
     BridgeState,
+    Cap,
     Change,
     StateSettings,
     acknowledge,
@@ -35,11 +36,8 @@ from bridge.runtime.logs import RateLimiter
 log = structlog.get_logger("qlik2mqtt.core")
 
 REJECT_LOG_INTERVAL = 10.0
-_LIMIT_KEYS = {
-    RejectReason.TOO_MANY_SERVERS: "limits.max_servers",
-    RejectReason.TOO_MANY_SESSIONS: "limits.max_sessions_per_server",
-    RejectReason.TOO_MANY_TASKS: "limits.max_tasks_per_server",
-}
+UNTRACKED_LOG_INTERVAL = 60.0
+"""Seconds between two log lines of one cap's untracked events."""
 
 
 class Bridge:
@@ -67,6 +65,7 @@ class Bridge:
         self.stats = stats
         self._clock = clock
         self._reject_log = RateLimiter(REJECT_LOG_INTERVAL, monotonic)
+        self._untracked_log = RateLimiter(UNTRACKED_LOG_INTERVAL, monotonic)
         self.guard = Guard(stats, monotonic)
         self._extensions: Sequence[Extension] = ()
         self._on_event: list[tuple[str, Callable[[Event, float], None]]] = []
@@ -131,10 +130,8 @@ class Bridge:
         if type(event) is LogEvent and self.categories:
             event.category = self.categories.of(event)
         change = apply_event(self.state, event, now, self._settings)
-        if change.refused is not None:  # a cap of `limits:`; nothing changed
-            detail = f"past {_LIMIT_KEYS[change.refused]}, host {event.server[:64]!r}"
-            self.reject(Rejected(reason=change.refused, detail=detail), "-")
-            return
+        if change.untracked is not None:  # a cap of `limits:`: published, not tracked
+            self._untracked(change.untracked, event)
         self.stats.events += 1
         if change.publish_event:
             for name, on_event in self._on_event:
@@ -145,6 +142,17 @@ class Bridge:
         else:
             self.stats.duplicates += 1
         self._changed(change)
+
+    def _untracked(self, cap: Cap, event: Event) -> None:
+        self.stats.untracked[cap.value] += 1
+        suppressed = self._untracked_log.allow(cap.value)
+        if suppressed is not None:
+            log.warning(
+                f"{cap.setting} reached: events are published, not tracked",
+                host=event.server[:64],
+                untracked=self.stats.untracked[cap.value],
+                similar_suppressed=suppressed,
+            )
 
     def acknowledge(self, source: str) -> None:
         change = acknowledge(self.state)

@@ -26,10 +26,9 @@ from bridge.core.state import (
     LogRecord,
     ServerState,
     TaskRecord,
-    slug_of,
     task_id_key,
 )
-from bridge.core.topics import task_slug
+from bridge.core.topics import host_key, task_slug
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -176,7 +175,9 @@ def _learn_from_records(state: BridgeState) -> None:
     ]
     kept = sorted((record for record in records if record is not None), key=lambda r: r.received_at)
     for record in kept:
-        state.reloads.learn(keys_of(slug_of(state, record.event.server), record.event))
+        slug = state.slugs.get(host_key(record.event.server))
+        if slug is not None:
+            state.reloads.learn(keys_of(slug, record.event))
 
 
 def _load_server(raw: dict[str, Any]) -> ServerState:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from functools import lru_cache
 
 from bridge.core.events import (
@@ -17,7 +18,6 @@ from bridge.core.events import (
     LogEvent,
     LogLevel,
     LogSource,
-    RejectReason,
     TaskEvent,
     TaskEventType,
     UserEvent,
@@ -223,8 +223,10 @@ class BridgeState:
 
 
 def slug_of(state: BridgeState, host: str) -> str:
-    """The slug of the server a host name belongs to (`server_slug` for a host not seen)."""
-    return state.slugs.get(host_key(host)) or server_slug(host)
+    """The slug of the server a host name belongs to; for a host not tracked (not seen, or
+    past `limits.max_servers`) the slug it would be given now (`distinct_slug`): never a
+    tracked server's."""
+    return state.slugs.get(host_key(host)) or distinct_slug(host, state.servers)
 
 
 def find_server(state: BridgeState, name: str) -> str | None:
@@ -239,6 +241,21 @@ def find_server(state: BridgeState, name: str) -> str | None:
     return candidate if candidate in state.servers else None
 
 
+class Cap(StrEnum):
+    """A cap of `limits:` past which an event is published but not tracked."""
+
+    SERVERS = "servers"
+    """`limits.max_servers`: a new host name; nothing of that server is kept."""
+    SESSIONS = "sessions"
+    """`limits.max_sessions_per_server`: a new user's session or connection is not kept."""
+    TASKS = "tasks"
+    """`limits.max_tasks_per_server`: a new task's failure or abort is not flagged."""
+
+    @property
+    def setting(self) -> str:
+        return f"limits.max_{self.value}" + ("" if self is Cap.SERVERS else "_per_server")
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """What one transition changed: whether to publish the event, which state topics."""
@@ -247,8 +264,9 @@ class Change:
     servers: frozenset[str] = frozenset()
     site: bool = False
     flag_changed: bool = False
-    refused: RejectReason | None = None
-    """Set when the event was refused (a cap was reached); then nothing changed."""
+    untracked: Cap | None = None
+    """Set when a cap was reached: the event is published all the same, but what it would
+    have added to the state (a server, a user, a flagged task) was not kept."""
     expired: frozenset[str] = frozenset()
     """Servers whose stale sessions or connections `expire` dropped."""
     auto_cleared: bool = False
@@ -264,28 +282,27 @@ class Change:
 
 NO_CHANGE = Change()
 RETRY_CHANGED = Change(retry=True)
-TOO_MANY_SERVERS = Change(refused=RejectReason.TOO_MANY_SERVERS)
-TOO_MANY_SESSIONS = Change(refused=RejectReason.TOO_MANY_SESSIONS)
-TOO_MANY_TASKS = Change(refused=RejectReason.TOO_MANY_TASKS)
+UNTRACKED_SERVER = Change(publish_event=True, untracked=Cap.SERVERS)
 
 
 def apply_event(state: BridgeState, event: Event, now: float, settings: StateSettings) -> Change:
-    """Fold one event into the state. Past a cap of `settings`, an event that would add a
-    server, a user or a tracked task is refused (`Change.refused`) and changes nothing."""
+    """Fold one event into the state. Past a cap of `settings`, what the event would add (a
+    server, a user, a flagged task) is not kept (`Change.untracked`); the event is published
+    all the same."""
     key = host_key(event.server)
     slug = state.slugs.get(key)
     if slug is None:
         if len(state.servers) >= settings.max_servers:
-            return TOO_MANY_SERVERS
+            return _untracked_server(state, event, now, settings)
         slug = distinct_slug(event.server, state.servers)
         state.slugs[key] = slug
         server = state.servers[slug] = ServerState(host=event.server)
     else:
         server = state.servers[slug]
     if isinstance(event, UserEvent):
-        if not _apply_user(server, event, now, settings.max_sessions_per_server):
-            return TOO_MANY_SESSIONS
         server.last_event_at = now
+        if not _apply_user(server, event, now, settings.max_sessions_per_server):
+            return _untracked_change(slug)
         return _event_change(slug)
     if isinstance(event, LogEvent):
         _apply_log(state, server, event, now, settings.log_window)
@@ -293,10 +310,29 @@ def apply_event(state: BridgeState, event: Event, now: float, settings: StateSet
     return _apply_task(state, server, slug, event, now, settings)
 
 
+def _untracked_server(
+    state: BridgeState, event: Event, now: float, settings: StateSettings
+) -> Change:
+    """An event of a host past `limits.max_servers`: published (a task event once, as any),
+    nothing of it kept but the bounded duplicate check's memory."""
+    if isinstance(event, TaskEvent):
+        keys = keys_of(slug_of(state, event.server), event)
+        if _is_duplicate(state, keys.own, keys.own, event, now, settings):
+            return NO_CHANGE
+    return UNTRACKED_SERVER
+
+
 @lru_cache(maxsize=1024)
 def _event_change(slug: str) -> Change:
     """What a user or log event on `slug` changes; made once per server (the same each time)."""
     return Change(publish_event=True, servers=frozenset({slug}), site=True)
+
+
+@lru_cache(maxsize=1024)
+def _untracked_change(slug: str) -> Change:
+    """A user event on `slug` past `limits.max_sessions_per_server`: published, its user not
+    kept (the server's last event time is)."""
+    return Change(publish_event=True, servers=frozenset({slug}), site=True, untracked=Cap.SESSIONS)
 
 
 def _user_key(event: UserEvent) -> UserKey:
@@ -378,6 +414,12 @@ def _apply_task(
     keys = keys_of(slug, event)
     reloads.learn(keys)
     key = reloads.identity(keys)
+    server.last_event_at = now
+    if _is_duplicate(state, key, keys.own, event, now, settings):
+        return Change(servers=frozenset({slug}))
+    was_on = state.reload_failure
+    for alias in reloads.belonging(keys, key, event):
+        _merge(state, server, alias, key)
     flagged = (
         state.failing
         if kind in FAILURE_TYPES
@@ -385,21 +427,13 @@ def _apply_task(
         if kind is TaskEventType.TASK_ABORTED
         else None
     )
-    if (
-        flagged is not None
-        and key not in flagged
-        and server.tracked_tasks >= settings.max_tasks_per_server
-    ):
-        return TOO_MANY_TASKS
-    server.last_event_at = now
-    if _is_duplicate(state, key, keys.own, event, now, settings):
-        return Change(servers=frozenset({slug}))
-    was_on = state.reload_failure
-    for alias in reloads.belonging(keys, key, event):
-        _merge(state, server, alias, key)
+    untracked = None
     if flagged is not None:
-        server.tracked_tasks += key not in flagged
-        flagged[key] = now
+        if key in flagged or server.tracked_tasks < settings.max_tasks_per_server:
+            server.tracked_tasks += key not in flagged
+            flagged[key] = now
+        else:
+            untracked = Cap.TASKS
     task_id = task_id_of(key)
     named = _named(event, task_id)
     if settings.watch and kind in OUTCOME_TYPES:
@@ -430,6 +464,7 @@ def _apply_task(
         servers=frozenset({slug}),
         site=True,
         flag_changed=was_on != state.reload_failure,
+        untracked=untracked,
     )
 
 
