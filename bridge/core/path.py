@@ -70,13 +70,25 @@ class Bridge:
         self._extensions: Sequence[Extension] = ()
         self._on_event: list[tuple[str, Callable[[Event, float], None]]] = []
         self._on_change: list[tuple[str, Callable[[Change], None]]] = []
-        self.dirty = False
-        """True when state changed since it was last saved."""
+        self._saved_revision = state.revision
         self.state_saved = True
         """False while saving the state file fails (a full or read-only disk)."""
         self._handle_any = self.datagram_handler(parse_datagram)
-        if remember_watched(state, self._settings.watch):
-            self.dirty = True  # saved soon: a task unwatched before any outcome is still known
+        # Dirty when a watched task is new: saved soon, so a task unwatched before any outcome
+        # is still known.
+        remember_watched(state, self._settings.watch)
+
+    @property
+    def dirty(self) -> bool:
+        """True when the state changed since it was last saved: its revision moved (every
+        change the core makes adds one, and so does one an extension makes through
+        `bridge.core.state`, as `drop_watched`)."""
+        return self.state.revision != self._saved_revision
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        """False: the state as it is now is being saved; True: save it again (a save failed)."""
+        self._saved_revision = -1 if value else self.state.revision
 
     def attach(self, extensions: Sequence[Extension]) -> None:
         self._extensions = extensions
@@ -202,7 +214,7 @@ class Bridge:
         the window), so the first connect does not publish hours-old counts. No extension is
         told: the connect publishes the state as it is."""
         if self._expire("while stopped: stale sessions expired or flag auto-cleared").any:
-            self.dirty = True
+            self.state.revision += 1
 
     def expire(self) -> None:
         change = self._expire("stale sessions expired or flag auto-cleared")
@@ -226,7 +238,7 @@ class Bridge:
     def _changed(self, change: Change) -> None:
         if not change.any:
             return
-        self.dirty = True
+        self.state.revision += 1
         for name, on_change in self._on_change:
             try:
                 on_change(change)
