@@ -5,11 +5,12 @@ mosquitto, and the task's success turns `reload_failure` off (bridge.core.reload
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from tests.bridge_runner import RunningBridge
 from tests.helpers import Mosquitto, Subscriber
-from tests.reload_lines import SUCCESSES, Reload, pairs
+from tests.reload_lines import SUCCESSES, Reload, engine, pairs, tagged, xml
 
 SITE = "qlik2mqtt/site"
 EVENTS = "qlik2mqtt/qsprod02/event/task"
@@ -50,5 +51,33 @@ async def test_every_pair_of_formats_of_one_failed_reload_is_one_failure_until_i
             assert site["reload_failure"] == "OFF", case
             kinds = [m.json()["event_type"] for m in sub.on(EVENTS, mark)]
             assert len(kinds) == published + 1, (case, kinds)  # each line once, none twice
+    finally:
+        await sub.stop()
+
+
+async def test_one_reload_logged_on_two_nodes_is_one_failure_until_it_succeeds(
+    bridge: RunningBridge, mosquitto: Mosquitto
+) -> None:
+    """A site of several nodes: the scheduler's line from one, the engine's from the node
+    that ran the reload (either first); the success, logged by the scheduler, clears both."""
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/#")
+    try:
+        for number, engine_first in enumerate((True, False)):
+            central = Reload(
+                host="QSCENTRAL",
+                task_id=f"6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4f{number:02x}",
+                app_id=f"9f1d2b20-7c1e-4a8b-b0d2-3e4f5a6b7d{number:02x}",
+                name=f"Reload Budget {number}",
+            )
+            rim = replace(central, host="QSRIM01")
+            lines = [engine(rim, "failed"), tagged(central, "failed")]
+            mark = sub.mark()
+            for line in lines if engine_first else lines[::-1]:
+                bridge.tasks.send(line)
+            site = await sub.wait_json(SITE, failed_tasks(2 * (number + 1)), since=mark)
+            assert (site["reload_failure"], site["failing_tasks"]) == ("ON", 1), engine_first
+            bridge.tasks.send(xml(central, "succeeded"))
+            site = await sub.wait_json(SITE, lambda p: p["failing_tasks"] == 0, since=mark)
+            assert site["reload_failure"] == "OFF"
     finally:
         await sub.stop()

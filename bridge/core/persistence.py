@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from bridge.core.events import LOG_EVENT_ADAPTER, TASK_EVENT_ADAPTER, LogSource
 from bridge.core.logcounts import BUCKETS, LevelCounts
-from bridge.core.reloads import keys_of, upgrade_key
+from bridge.core.reloads import identities_of, upgrade_key
 from bridge.core.state import (
     RETRY_MEMORY,
     BridgeState,
@@ -28,7 +28,7 @@ from bridge.core.state import (
     TaskRecord,
     task_id_key,
 )
-from bridge.core.topics import host_key, task_slug
+from bridge.core.topics import task_slug
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -175,9 +175,7 @@ def _learn_from_records(state: BridgeState) -> None:
     ]
     kept = sorted((record for record in records if record is not None), key=lambda r: r.received_at)
     for record in kept:
-        slug = state.slugs.get(host_key(record.event.server))
-        if slug is not None:
-            state.reloads.learn(keys_of(slug, record.event))
+        state.reloads.learn(identities_of(record.event))
 
 
 def _load_server(raw: dict[str, Any]) -> ServerState:

@@ -1,20 +1,23 @@
-"""Which task events are the same reload task: one identity per task on a server. Pure.
+"""Which task events are the same reload task: one identity per task, site-wide. Pure.
 
 Each appender names a reload its own way: the scheduler by the task's id (with its app id and
 names), the engine's `engine_reload_failed` by the app id alone, Butler's legacy failure line
-(4 fields) by the task's name alone. Keys, each within one server (`<slug>|…`):
+(4 fields) by the task's name alone. Identities, the same on every server:
 
-- `task:<id>`: the task id in its one canonical form (`task_id_key`: any GUID spelling);
+- `task:<id>`: the task id in its one canonical form (`canonical_id`: any GUID spelling);
 - `app:<id>`: an app id, for an event that names no task;
 - `name:<name>`: a task name, for an event that names neither a task nor an app.
 
 An event that carries the task id and its app id or name teaches the joins (`app:` → `task:`,
 `name:` → `task:`; the newest teaching wins, e.g. for an app two tasks reload); an event that
-does not resolves through them to its task. A join may be learned after the weaker event came
-(the engine's line before the scheduler's): `belonging` names the keys whose records are then
-merged into the task's. A state file from before the joins (format 1) kept one untyped key per
-task (its id, else its name, else its app id): such a key is read back as `v1:<value>` and
-belongs to any event that names that value.
+does not resolves through them to its task. The state keeps a reload's records per server, the
+server whose line logged it (`<slug>|<identity>`, `key`): on a site of several nodes the
+engine's line comes from the node that ran the reload, the scheduler's may come from another.
+A join may be learned after the weaker event came (the engine's line before the scheduler's):
+`Reloads.learn` says which joins are new, whose records are then merged into the task's on
+every server. A state file from before the joins (format 1) kept one untyped key per task (its
+id, else its name, else its app id): such a key is read back as `v1:<value>` and belongs to any
+event that names that value.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from bridge.core.task_ids import id_key, is_task_id
 JOIN_MEMORY = 5_000
 """The most joins kept (an app or a name → its task), the least recently taught forgotten
 first: two per task, far above a site's reload schedule. A forgotten join costs a second count
-in `failing_tasks` until the task's success, which clears every key it names."""
+in `failing_tasks` until the task's success, which clears every identity it names."""
 
 TASK = "task:"
 APP = "app:"
@@ -48,101 +51,120 @@ def v1_value(value: str) -> str:
     return id_key(value) if is_task_id(value) else value
 
 
-@dataclass(frozen=True, slots=True)
-class Keys:
-    """A task event's own keys on its server; None where the event lacks the field."""
+def key(slug: str, identity: str) -> str:
+    """Where a reload's record is kept: on the server whose line logged it."""
+    return f"{slug}|{identity}"
 
-    slug: str
+
+def identity_of(kept: str) -> str:
+    """The identity of a kept key (`key`)."""
+    return kept.partition("|")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Identities:
+    """A task event's own identities; None where the event lacks the field."""
+
     task: str | None
     app: str | None
     name: str | None
+    v1: tuple[str, ...] = ()
+    """Format-1 identities naming its values (only while such keys may be flagged)."""
 
     @property
     def own(self) -> str:
-        """The strongest key the event names by itself (`<slug>|` when it names nothing)."""
-        return self.task or self.app or self.name or f"{self.slug}|"
+        """The strongest identity the event names by itself (`none:` when it names none)."""
+        return self.task or self.app or self.name or "none:"
+
+    def all(self) -> list[str]:
+        return [x for x in (self.task, self.app, self.name) if x] + list(self.v1)
 
 
-def keys_of(slug: str, event: TaskEvent) -> Keys:
-    return Keys(
-        slug=slug,
-        task=f"{slug}|{TASK}{canonical_id(event.task_id)}" if event.task_id else None,
-        app=f"{slug}|{APP}{canonical_id(event.app_id)}" if event.app_id else None,
-        name=f"{slug}|{NAME}{event.task_name}" if event.task_name else None,
+def identities_of(event: TaskEvent) -> Identities:
+    return Identities(
+        task=f"{TASK}{canonical_id(event.task_id)}" if event.task_id else None,
+        app=f"{APP}{canonical_id(event.app_id)}" if event.app_id else None,
+        name=f"{NAME}{event.task_name}" if event.task_name else None,
     )
 
 
-def task_id_of(key: str) -> str | None:
-    """The canonical task id a `task:` key holds, else None."""
-    _, _, rest = key.partition("|")
-    return rest[len(TASK) :] if rest.startswith(TASK) else None
+def task_id_of(identity: str) -> str | None:
+    """The canonical task id a `task:` identity holds, else None."""
+    return identity[len(TASK) :] if identity.startswith(TASK) else None
 
 
-def upgrade_key(key: str) -> str:
+def upgrade_key(kept: str) -> str:
     """A format-1 key (`<slug>|<id, name or app id>`) as this format keeps it."""
-    slug, _, value = key.partition("|")
-    return f"{slug}|{V1}{v1_value(value)}" if value else key
+    slug, _, value = kept.partition("|")
+    return key(slug, f"{V1}{v1_value(value)}" if value else "none:")
 
 
 @dataclass(slots=True)
 class Reloads:
-    """The joins, and the format-1 keys still flagged; owned by `BridgeState`."""
+    """The joins, and the format-1 identities still flagged; owned by `BridgeState`."""
 
     joins: OrderedDict[str, str] = field(default_factory=OrderedDict)
-    """An `app:` or `name:` key → the `task:` key it was last seen with, the most recently
-    taught last. At most `JOIN_MEMORY`; persisted."""
+    """An `app:` or `name:` identity → the `task:` identity it was last seen with, the most
+    recently taught last. At most `JOIN_MEMORY`; persisted."""
     legacy: set[str] = field(default_factory=set)
-    """`v1:` keys of a restored format-1 file that may still be flagged (rebuilt at restore,
-    emptied as they are merged or acknowledged): while empty, no event looks for them."""
+    """`v1:` identities of a restored format-1 file that may still be flagged (rebuilt at
+    restore, emptied as they are merged or acknowledged): while empty, no event looks for
+    them."""
 
-    def learn(self, keys: Keys) -> None:
-        """An event naming its task teaches what its app and name belong to."""
-        if keys.task is None:
-            return
+    def of(self, event: TaskEvent) -> Identities:
+        """The event's own identities, with the format-1 ones naming its values."""
+        own = identities_of(event)
+        if not self.legacy:
+            return own
+        values = [event.task_id, event.app_id, event.task_name]
+        v1 = tuple(
+            found
+            for value in values
+            if value and (found := f"{V1}{v1_value(value)}") in self.legacy
+        )
+        return Identities(own.task, own.app, own.name, v1)
+
+    def learn(self, own: Identities) -> list[str]:
+        """An event naming its task teaches what its app and name belong to. The identities
+        newly joined to it (their records, kept before, are the task's from now on)."""
+        if own.task is None:
+            return []
         joins = self.joins
-        for alias in (keys.app, keys.name):
+        new = []
+        for alias in (own.app, own.name):
             if alias is None:
                 continue
-            if joins.get(alias) == keys.task:
+            if joins.get(alias) == own.task:
                 joins.move_to_end(alias)
                 continue
             joins.pop(alias, None)
-            joins[alias] = keys.task
+            joins[alias] = own.task
+            new.append(alias)
             if len(joins) > JOIN_MEMORY:
                 joins.popitem(last=False)
+        return new
 
-    def identity(self, keys: Keys) -> str:
-        """The key an event's records are kept under: its task's, joined if need be."""
-        if keys.task is not None:
-            return keys.task
-        for alias in (keys.app, keys.name):
+    def identity(self, own: Identities) -> str:
+        """The identity an event's records are kept under: its task's, joined if need be."""
+        if own.task is not None:
+            return own.task
+        for alias in (own.app, own.name):
             if alias is not None and (joined := self.joins.get(alias)) is not None:
                 return joined
-        return keys.own
+        return own.own
 
-    def belonging(self, keys: Keys, identity: str, event: TaskEvent) -> list[str]:
-        """The other keys whose records are this reload's (to merge into `identity`): the
-        event's own, and while format-1 keys are flagged, those naming its values."""
-        found = [key for key in (keys.task, keys.app, keys.name) if key and key != identity]
-        if self.legacy:
-            values = [event.task_id, event.app_id, event.task_name]
-            task_id = task_id_of(identity)
-            if task_id is not None:
-                values.append(task_id)
-            for value in values:
-                if value:
-                    key = f"{keys.slug}|{V1}{v1_value(value)}"
-                    if key in self.legacy:
-                        self.legacy.discard(key)
-                        found.append(key)
-        return found
+    def v1_of(self, identity: str) -> str | None:
+        """The format-1 identity of a task identity, while one may be flagged."""
+        task_id = task_id_of(identity)
+        if task_id is None or not self.legacy:
+            return None
+        found = f"{V1}{v1_value(task_id)}"
+        return found if found in self.legacy else None
 
-    def forget(self, slug: str) -> None:
-        """A forgotten server's joins go with it."""
-        prefix = f"{slug}|"
-        for alias in [alias for alias in self.joins if alias.startswith(prefix)]:
-            del self.joins[alias]
-        self.legacy = {key for key in self.legacy if not key.startswith(prefix)}
+    def merged(self, identities: Iterable[str]) -> None:
+        """These format-1 identities were merged into a task's (or cleared): looked for no
+        more."""
+        self.legacy.difference_update(identities)
 
     def restore(self, joins: Iterable[tuple[str, str]], flagged: Iterable[str]) -> None:
         """From the state file: the joins (the newest `JOIN_MEMORY`), and the flagged keys
@@ -151,4 +173,6 @@ class Reloads:
             self.joins[alias] = task
         while len(self.joins) > JOIN_MEMORY:
             self.joins.popitem(last=False)
-        self.legacy = {key for key in flagged if key.partition("|")[2].startswith(V1)}
+        self.legacy = {
+            identity for identity in map(identity_of, flagged) if identity.startswith(V1)
+        }

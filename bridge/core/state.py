@@ -8,7 +8,7 @@ given in O(1) per event, returning what changed so publishers know which topics 
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
@@ -24,7 +24,15 @@ from bridge.core.events import (
     UserEventType,
 )
 from bridge.core.logcounts import LevelCounts
-from bridge.core.reloads import Reloads, canonical_id, keys_of, task_id_of
+from bridge.core.reloads import (
+    Identities,
+    Reloads,
+    canonical_id,
+    identities_of,
+    identity_of,
+    task_id_of,
+)
+from bridge.core.reloads import key as reload_key
 from bridge.core.topics import distinct_slug, host_key, server_slug, task_slug
 
 UserKey = tuple[str, str]
@@ -172,9 +180,12 @@ class BridgeState:
     servers: dict[str, ServerState] = field(default_factory=dict)
     """Keyed by the server's topic-safe slug."""
     failing: dict[str, float] = field(default_factory=dict)
-    """Unacknowledged failures: the reload's key (`bridge.core.reloads`: one per task on a
-    server, whichever appender logged it) → when it last failed. The flag is ON while
-    non-empty."""
+    """Unacknowledged failures: the reload's key (`bridge.core.reloads.key`: its identity, one
+    per task whichever appender logged it, on the server that logged it) → when it last
+    failed. The flag is ON while non-empty."""
+    failing_reloads: Counter[str] = field(default_factory=Counter)
+    """The identities in `failing` → on how many servers: `failing_tasks` counts each reload
+    once. Not persisted: rebuilt from `failing`."""
     aborted: dict[str, float] = field(default_factory=dict)
     """Unacknowledged aborts, kept like `failing` (for alert outputs on any_task_aborted)."""
     last_failure_at: float | None = None
@@ -216,10 +227,16 @@ class BridgeState:
                 owner = self.servers.get(task.partition("|")[0])
                 if owner is not None:
                     owner.tracked_tasks += 1
+        self.failing_reloads = Counter(map(identity_of, self.failing))
 
     @property
     def reload_failure(self) -> bool:
         return bool(self.failing)
+
+    @property
+    def failing_tasks(self) -> int:
+        """The reloads failed and not cleared, each once however many servers logged it."""
+        return len(self.failing_reloads)
 
 
 def slug_of(state: BridgeState, host: str) -> str:
@@ -316,8 +333,8 @@ def _untracked_server(
     """An event of a host past `limits.max_servers`: published (a task event once, as any),
     nothing of it kept but the bounded duplicate check's memory."""
     if isinstance(event, TaskEvent):
-        keys = keys_of(slug_of(state, event.server), event)
-        if _is_duplicate(state, keys.own, keys.own, event, now, settings):
+        own = reload_key(slug_of(state, event.server), identities_of(event).own)
+        if _is_duplicate(state, own, own, event, now, settings):
             return NO_CHANGE
     return UNTRACKED_SERVER
 
@@ -411,15 +428,15 @@ def _apply_task(
 ) -> Change:
     kind = event.event_type
     reloads = state.reloads
-    keys = keys_of(slug, event)
-    reloads.learn(keys)
-    key = reloads.identity(keys)
+    own = reloads.of(event)
+    joined = reloads.learn(own)
+    identity = reloads.identity(own)
+    kept = reload_key(slug, identity)
     server.last_event_at = now
-    if _is_duplicate(state, key, keys.own, event, now, settings):
+    if _is_duplicate(state, kept, reload_key(slug, own.own), event, now, settings):
         return Change(servers=frozenset({slug}))
     was_on = state.reload_failure
-    for alias in reloads.belonging(keys, key, event):
-        _merge(state, server, alias, key)
+    _merge_into(state, slug, identity, own, joined)
     flagged = (
         state.failing
         if kind in FAILURE_TYPES
@@ -429,19 +446,18 @@ def _apply_task(
     )
     untracked = None
     if flagged is not None:
-        if key in flagged or server.tracked_tasks < settings.max_tasks_per_server:
-            server.tracked_tasks += key not in flagged
-            flagged[key] = now
+        if kept in flagged or server.tracked_tasks < settings.max_tasks_per_server:
+            _flag(state, flagged, kept, now)
         else:
             untracked = Cap.TASKS
-    task_id = task_id_of(key)
+    task_id = task_id_of(identity)
     named = _named(event, task_id)
     if settings.watch and kind in OUTCOME_TYPES:
         _remember_outcome(state, TaskRecord(event=named, received_at=now), task_id, settings.watch)
     if kind is TaskEventType.TASK_ABORTED and task_id is not None:
-        kept = state.retryable.get(task_id)
-        if kept is not None:
-            kept.started_at = None  # the retried run ended
+        candidate = state.retryable.get(task_id)
+        if candidate is not None:
+            candidate.started_at = None  # the retried run ended
     if kind in FAILURE_TYPES:
         record = TaskRecord(event=event, received_at=now)
         if kind is TaskEventType.TASK_FAILED and task_id is not None:
@@ -456,9 +472,7 @@ def _apply_task(
         if task_id is not None:
             state.retryable.pop(task_id, None)
         server.succeeded_tasks += 1
-        for cleared in (state.failing, state.aborted):
-            if cleared.pop(key, None) is not None:
-                server.tracked_tasks -= 1
+        _clear_everywhere(state, {identity, *own.all()})
     return Change(
         publish_event=True,
         servers=frozenset({slug}),
@@ -468,19 +482,72 @@ def _apply_task(
     )
 
 
-def _merge(state: BridgeState, server: ServerState, alias: str, key: str) -> None:
-    """What was kept under a weaker key of a reload (its app, its name, a format-1 key) is
-    kept under its task's from now on: one entry each, the later time."""
+def _merge_into(
+    state: BridgeState, slug: str, identity: str, own: Identities, joined: list[str]
+) -> None:
+    """What was kept under a weaker identity of this reload is kept under its task's from now
+    on, on the same server: the event's own app and name on its server; an app or a name just
+    joined to the task, and a format-1 key naming it, on every server."""
+    for alias in (own.app, own.name):
+        if alias is not None and alias != identity:
+            _merge(state, slug, alias, identity)
+    everywhere = [*joined, *own.v1]
+    v1 = state.reloads.v1_of(identity)
+    if v1 is not None:
+        everywhere.append(v1)
+    if everywhere:
+        for other in list(state.servers):
+            for alias in everywhere:
+                _merge(state, other, alias, identity)
+        state.reloads.merged(everywhere)
+
+
+def _merge(state: BridgeState, slug: str, alias: str, identity: str) -> None:
+    """One entry each, the later time."""
     for flagged in (state.failing, state.aborted):
-        at = flagged.pop(alias, None)
-        if at is None:
-            continue
-        kept = flagged.get(key)
-        if kept is None:
-            flagged[key] = at
-        else:
-            flagged[key] = max(kept, at)
-            server.tracked_tasks -= 1
+        at = _unflag(state, flagged, reload_key(slug, alias))
+        if at is not None:
+            _flag(state, flagged, reload_key(slug, identity), at)
+
+
+def _clear_everywhere(state: BridgeState, identities: set[str]) -> None:
+    """A task succeeded: every record of it goes, on every server (a site's nodes log one
+    reload on several): its task's, and those of the app and the name it names."""
+    for other in list(state.servers):
+        for identity in identities:
+            for flagged in (state.failing, state.aborted):
+                _unflag(state, flagged, reload_key(other, identity))
+    state.reloads.merged(identities)
+
+
+def _flag(state: BridgeState, flagged: dict[str, float], kept: str, at: float) -> None:
+    """Flag a reload (failing or aborted) on a server, or again: the later time."""
+    before = flagged.get(kept)
+    if before is not None:
+        flagged[kept] = max(before, at)
+        return
+    flagged[kept] = at
+    owner = state.servers.get(kept.partition("|")[0])
+    if owner is not None:
+        owner.tracked_tasks += 1
+    if flagged is state.failing:
+        state.failing_reloads[identity_of(kept)] += 1
+
+
+def _unflag(state: BridgeState, flagged: dict[str, float], kept: str) -> float | None:
+    """Clear a flagged reload; when it was flagged, the time it was."""
+    at = flagged.pop(kept, None)
+    if at is None:
+        return None
+    owner = state.servers.get(kept.partition("|")[0])
+    if owner is not None:
+        owner.tracked_tasks -= 1
+    if flagged is state.failing:
+        identity = identity_of(kept)
+        state.failing_reloads[identity] -= 1
+        if state.failing_reloads[identity] <= 0:
+            del state.failing_reloads[identity]
+    return at
 
 
 def _named(event: TaskEvent, task_id: str | None) -> TaskEvent:
@@ -596,6 +663,7 @@ def acknowledge(state: BridgeState) -> Change:
         return NO_CHANGE
     was_on = state.reload_failure
     state.failing.clear()
+    state.failing_reloads.clear()
     state.aborted.clear()
     state.reloads.legacy.clear()
     for server in state.servers.values():
@@ -634,11 +702,8 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
         cutoff = now - settings.auto_clear_after
         for flagged in (state.failing, state.aborted):
             for task in [task for task, at in flagged.items() if at < cutoff]:
-                del flagged[task]
+                _unflag(state, flagged, task)
                 cleared = True
-                owner = state.servers.get(task.partition("|")[0])
-                if owner is not None:
-                    owner.tracked_tasks -= 1
     retry = False
     for record in state.retryable.values():
         if record.started_at is not None and now - record.started_at >= RETRY_PENDING:
@@ -672,10 +737,9 @@ def forget_server(state: BridgeState, slug: str) -> Change:
     ]:
         del state.retryable[key]
     del state.servers[slug]
-    state.slugs = {key: kept for key, kept in state.slugs.items() if kept != slug}
-    state.reloads.forget(slug)
+    state.slugs = {host: kept for host, kept in state.slugs.items() if kept != slug}
     was_on = state.reload_failure
     for flagged in (state.failing, state.aborted):
         for task in [task for task in flagged if task.startswith(f"{slug}|")]:
-            del flagged[task]
+            _unflag(state, flagged, task)
     return Change(site=True, flag_changed=was_on != state.reload_failure)

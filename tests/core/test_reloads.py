@@ -13,7 +13,7 @@ import pytest
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
 from bridge.core.payloads import site_payload
 from bridge.core.persistence import StateFileError, restore, snapshot
-from bridge.core.reloads import JOIN_MEMORY, Reloads, keys_of
+from bridge.core.reloads import JOIN_MEMORY, Reloads, identities_of
 from bridge.core.retry import retry_target
 from bridge.core.state import (
     BridgeState,
@@ -139,19 +139,35 @@ def test_a_name_only_line_matches_a_watch_entry_by_the_id_it_was_joined_to() -> 
     assert record.event.task_id == RELOAD.task_id  # the id it was joined to
 
 
-def test_a_join_holds_on_its_server_only() -> None:
-    """Another node's engine reloading the same app is not this node's task."""
+@pytest.mark.parametrize("engine_first", [True, False], ids=["engine first", "scheduler first"])
+def test_on_a_site_of_several_nodes_the_lines_of_one_reload_are_one_task(
+    engine_first: bool,
+) -> None:
+    """The scheduler logs on one node, the engine that ran the reload on another: one failing
+    task, each node's flag on, and the task's success clears both."""
+    rim = dataclasses.replace(RELOAD, host="QSRIM01")
+    lines = [engine(rim), tagged(RELOAD)]
     state = BridgeState()
-    feed(state, [tagged(RELOAD), engine(dataclasses.replace(RELOAD, host="QSPROD03"))])
-    assert set(state.failing) == {TASK_KEY, f"qsprod03|app:{RELOAD.app_id}"}
+    feed(state, lines if engine_first else lines[::-1])
+    assert set(state.failing) == {TASK_KEY, f"qsrim01|task:{RELOAD.task_id}"}
+    assert site_payload(state)["failing_tasks"] == 1
+    assert state.servers["qsrim01"].tracked_tasks == 1
+    feed(state, [xml(RELOAD, "succeeded")], at=10.0)
+    assert not state.failing
+    assert site_payload(state)["failing_tasks"] == 0
+    assert state.servers["qsrim01"].tracked_tasks == 0
 
 
-def test_forgetting_a_server_forgets_its_joins() -> None:
+def test_forgetting_a_server_forgets_its_records_and_keeps_the_joins() -> None:
     state = BridgeState()
-    feed(state, [tagged(RELOAD), tagged(dataclasses.replace(RELOAD, host="QS2"))])
-    assert len(state.reloads.joins) == 4
+    feed(state, [engine(dataclasses.replace(RELOAD, host="QS2")), tagged(RELOAD)])
+    assert site_payload(state)["failing_tasks"] == 1
+    forget_server(state, "qs2")
+    assert list(state.failing) == [TASK_KEY]
+    assert site_payload(state)["failing_tasks"] == 1
     forget_server(state, "qsprod02")
-    assert all(alias.startswith("qs2|") for alias in state.reloads.joins)
+    assert site_payload(state)["failing_tasks"] == 0
+    assert len(state.reloads.joins) == 2  # what the site's tasks are: no server's own
 
 
 def test_acknowledging_keeps_the_joins() -> None:
@@ -171,15 +187,15 @@ def test_the_join_memory_is_bounded_the_least_recently_taught_forgotten_first() 
         task_id="t-first",
         app_id="a-first",
     )
-    reloads.learn(keys_of("qs1", first))
+    reloads.learn(identities_of(first))
     for number in range(JOIN_MEMORY):
         event = dataclasses.replace(first, task_id=f"t{number}", app_id=f"a{number}")
-        reloads.learn(keys_of("qs1", event))
+        reloads.learn(identities_of(event))
         if number == JOIN_MEMORY // 2:
-            reloads.learn(keys_of("qs1", first))  # taught again: kept
+            reloads.learn(identities_of(first))  # taught again: kept
     assert len(reloads.joins) == JOIN_MEMORY
-    assert reloads.joins["qs1|app:a-first"] == "qs1|task:t-first"
-    assert "qs1|app:a0" not in reloads.joins
+    assert reloads.joins["app:a-first"] == "task:t-first"
+    assert "app:a0" not in reloads.joins
 
 
 def test_the_joins_survive_a_restart() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -154,10 +153,10 @@ def test_with_an_id_on_both_sides_the_id_alone_decides() -> None:
     # its server, as the scheduler's lines taught (bridge.core.reloads): the other one.
     apply_event(state, event(TaskEventType.TASK_FAILED, "Reload Sales", None, "e2"), 2.0, settings)
     assert state.watched == {}
-    # On another server no line with an id named it: the name decides.
-    unjoined = replace(event(TaskEventType.TASK_FAILED, "Reload Sales", None, "e3"), server="QS2")
-    apply_event(state, unjoined, 3.0, settings)
-    assert set(state.watched) == {"Reload Sales"}
+    # Where no line with an id named it yet, the name decides.
+    fresh = BridgeState()
+    apply_event(fresh, event(TaskEventType.TASK_FAILED, "Reload Sales", None, "e3"), 3.0, settings)
+    assert set(fresh.watched) == {"Reload Sales"}
 
 
 def test_an_entry_with_name_and_id_matches_either_and_is_named_by_its_name(tmp_path: Path) -> None:
