@@ -2,7 +2,9 @@
 failure flag.
 
 No I/O and no clock: every function takes `now` (Unix seconds) and mutates the state it is
-given in O(1) per event, returning what changed so publishers know which topics are dirty.
+given in O(1) per event (a task's success, or a join learned late, visits each server once:
+`bridge.core.reloads`), returning what changed so publishers know which topics are dirty.
+Which task events are one reload is `bridge.core.reloads`' concern.
 """
 
 from __future__ import annotations
