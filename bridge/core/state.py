@@ -431,7 +431,8 @@ def _apply_task(
     kind = event.event_type
     reloads = state.reloads
     own = reloads.of(event)
-    joined = reloads.learn(own)
+    # A reload task's lines teach the joins; a distribution's app fields are not its own.
+    joined = reloads.learn(own) if kind is not TaskEventType.DISTRIBUTE_FINISHED else []
     identity = reloads.identity(own)
     kept = reload_key(slug, identity)
     server.last_event_at = now

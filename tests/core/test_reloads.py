@@ -103,6 +103,22 @@ def test_the_engine_repeating_its_line_after_the_join_is_still_a_duplicate() -> 
     assert state.servers["qsprod02"].failed_tasks == 2
 
 
+def test_a_distribution_naming_an_app_does_not_take_its_reload_task() -> None:
+    state = BridgeState()
+    feed(state, [tagged(RELOAD, "succeeded")])
+    distribution = TaskEvent(
+        event_type=TaskEventType.DISTRIBUTE_FINISHED,
+        server="QSPROD02",
+        source_format=SourceFormat.TAGGED,
+        task_name="Distribute Sales",
+        task_id="d1d2d3d4-0000-4000-8000-000000000001",
+        app_id=RELOAD.app_id,
+    )
+    apply_event(state, distribution, 2.0, SETTINGS)
+    feed(state, [engine(dataclasses.replace(RELOAD, execution="e2"))], at=3.0)
+    assert list(state.failing) == [TASK_KEY]
+
+
 def test_task_ids_in_any_form_are_one_task() -> None:
     upper = dataclasses.replace(RELOAD, task_id="{" + RELOAD.task_id.upper() + "}", execution="x")
     state = BridgeState()
