@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from tests.bridge_runner import RunningBridge
-from tests.helpers import Mosquitto, Subscriber
+from tests.helpers import Mosquitto, Subscriber, fixture_datagrams
 from tests.reload_lines import SUCCESSES, Reload, engine, pairs, tagged, xml
 
 SITE = "qlik2mqtt/site"
@@ -81,3 +81,43 @@ async def test_one_reload_logged_on_two_nodes_is_one_failure_until_it_succeeds(
             assert site["reload_failure"] == "OFF"
     finally:
         await sub.stop()
+
+
+async def test_the_captured_datagrams_of_one_failure_and_its_success_leave_the_flag_off(
+    bridge: RunningBridge, mosquitto: Mosquitto
+) -> None:
+    """The bytes real log4net sent (tests/fixtures): one failure of `Reload Budget` in Butler's
+    tagged layout and in qlik2mqtt's XML layout (one line, two layouts: one event), and the
+    legacy line of `Reload Lön` naming the task alone (windows-1252). The successes, each in
+    the other layout, clear both."""
+    captured = [bytes.fromhex(d["hex"]) for d in fixture_datagrams() if d["port"] == 9998]
+    budget_tagged, budget_xml, _aborted, lon_legacy, _cdata = captured
+    budget = Reload(
+        host="QSPROD02",
+        task_id="11111111-0000-4000-8000-000000000001",
+        app_id="22222222-0000-4000-8000-000000000002",
+        name="Reload Budget <2025> & more",
+        app_name='Budget "final"',
+        execution="33333333-0000-4000-8000-000000000009",
+    )
+    lon = Reload(host="QSPROD02", task_id="44444444-0000-4000-8000-000000000004", name="Reload Lön")
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/#")
+    try:
+        for data in (budget_tagged, budget_xml, lon_legacy):
+            bridge.tasks.send(data)
+        site = await sub.wait_json(SITE, failed_tasks(2))
+        assert (site["reload_failure"], site["failing_tasks"]) == ("ON", 2)
+        mark = sub.mark()
+        bridge.tasks.send(xml(budget, "succeeded"))
+        bridge.tasks.send(tagged(lon, "succeeded"))
+        events = await sub.wait_count(EVENTS, 4)  # budget once, Lön, the two successes
+        site = await sub.wait_json(SITE, lambda p: p["failing_tasks"] == 0, since=mark)
+    finally:
+        await sub.stop()
+    assert site["reload_failure"] == "OFF"
+    assert [m.json()["event_type"] for m in events] == [
+        "task_failed",
+        "task_failed",
+        "task_succeeded",
+        "task_succeeded",
+    ]
