@@ -43,11 +43,12 @@ async def test_every_pair_of_formats_of_one_failed_reload_is_one_failure_until_i
             # Every failure line handled: the site's counter counts each one published.
             site = await sub.wait_json(SITE, failed_tasks(failed_so_far), since=mark)
             assert (site["reload_failure"], site["failing_tasks"]) == ("ON", 1), case
+            succeeded = sub.mark()
             bridge.tasks.send(success(reload, "succeeded"))
             await sub.wait_json(
                 EVENTS, lambda p: p["event_type"] == "task_succeeded", since=mark
             )  # read in order from one port: every line before it was handled
-            site = await sub.wait_json(SITE, lambda p: p["failing_tasks"] == 0, since=mark)
+            site = await sub.wait_json(SITE, lambda p: p["failing_tasks"] == 0, since=succeeded)
             assert site["reload_failure"] == "OFF", case
             kinds = [m.json()["event_type"] for m in sub.on(EVENTS, mark)]
             assert len(kinds) == published + 1, (case, kinds)  # each line once, none twice
@@ -76,8 +77,9 @@ async def test_one_reload_logged_on_two_nodes_is_one_failure_until_it_succeeds(
                 bridge.tasks.send(line)
             site = await sub.wait_json(SITE, failed_tasks(2 * (number + 1)), since=mark)
             assert (site["reload_failure"], site["failing_tasks"]) == ("ON", 1), engine_first
+            succeeded = sub.mark()
             bridge.tasks.send(xml(central, "succeeded"))
-            site = await sub.wait_json(SITE, lambda p: p["failing_tasks"] == 0, since=mark)
+            site = await sub.wait_json(SITE, lambda p: p["failing_tasks"] == 0, since=succeeded)
             assert site["reload_failure"] == "OFF"
     finally:
         await sub.stop()
