@@ -1,4 +1,4 @@
-"""The `qlik2mqtt` command line: run, send-test-events."""
+"""The `qlik2mqtt` command line: run, send-test-events, capture and the operator commands."""
 
 from __future__ import annotations
 
@@ -31,13 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, ports: bool = False) -> argparse.ArgumentParser:
         """A subcommand; every one reads the config (for the broker, ports, paths)."""
         sub = commands.add_parser(name, help=summary)
-        default = os.environ.get(CONFIG_ENV)
         sub.add_argument(
             "--config",
             type=Path,
-            default=Path(default) if default else None,
-            help=f"YAML config file (default: ${CONFIG_ENV}, else the running bridge's, "
-            "else built-in defaults)",
+            default=None,
+            help=f"YAML config file (default: ${CONFIG_ENV}, else ./config.yaml, else the "
+            "running bridge's, else built-in defaults)",
         )
         if ports:
             sub.add_argument("--user-port", type=int, help="user activity port (config: 9997)")
@@ -82,6 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
         "forget", "remove a Qlik Sense server: its state, topics and Home Assistant device"
     )
     forget.add_argument("server", help="the server's host name or its topic name (qsprod02)")
+    capture = command(
+        "capture", "record the datagrams that arrive and how the bridge reads them (for a report)"
+    )
+    capture.add_argument(
+        "--port",
+        type=int,
+        action="append",
+        help="a UDP port to listen on; repeat for more (default: the config's ports)",
+    )
+    capture.add_argument(
+        "--seconds", type=float, default=300.0, help="stop after this long (300; at most a day)"
+    )
+    capture.add_argument(
+        "--max-datagrams", type=int, default=10_000, help="stop after this many (10000)"
+    )
+    capture.add_argument("--out", type=Path, required=True, help="JSON lines file to write")
+    capture.add_argument(
+        "--keep-names", action="store_true", help="do not redact user names (they are, by default)"
+    )
     start = command("start-task", "start a reload task through the bridge and QRS (qrs.enabled)")
     start.add_argument("id", nargs="?", help="the task's id (a GUID)")
     start.add_argument("--name", help="the task's name, instead of its id")
@@ -94,8 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "start-task" and (args.id is None) == (args.name is None):
         parser.error("start-task: give a task id or --name NAME, not both")
     environ: dict[str, str] = dict(os.environ)
-    if args.config is None and args.command not in ("run", "appenders"):
-        args.config = _running_bridge_config(environ)
+    from bridge.ops.lookup import AmbiguousConfigError, choose_config
+
+    try:
+        choice = choose_config(
+            args.config, environ.get(CONFIG_ENV), Path.cwd(), with_running=args.command != "run"
+        )
+    except AmbiguousConfigError as exc:
+        print(f"qlik2mqtt: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.config is None:  # found, not named: say which (a named one the user knows)
+        print(f"qlik2mqtt: {choice.said}", file=sys.stderr)
+    args.config = choice.path
+    if choice.state_file is not None:
+        environ.setdefault(f"{ENV_PREFIX}STATE_FILE", str(choice.state_file))
     from bridge.slack.templates import compile_template  # jinja2 only when templates are used
 
     try:
@@ -120,34 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return _test_slack(config)
     if args.command == "start-task":
         return _start_task(args, config)
+    if args.command == "capture":
+        return _capture(args, config)
     return _command(args, config)
-
-
-def _running_bridge_config(environ: dict[str, str]) -> Path | None:
-    """No config named: the running bridge's, when exactly one runs (see bridge.ops.running).
-    A bridge that runs on defaults lends its state file (for `health` and `check`)."""
-    from bridge.ops.running import running_bridges
-
-    bridges = running_bridges()
-    if len(bridges) > 1:
-        pids = ", ".join(str(bridge.pid) for bridge in bridges)
-        print(
-            f"qlik2mqtt: {len(bridges)} bridges are running (pids {pids}): name one with "
-            "--config; using the built-in defaults",
-            file=sys.stderr,
-        )
-        return None
-    if not bridges:
-        return None
-    bridge = bridges[0]
-    if bridge.config is None:
-        environ.setdefault(f"{ENV_PREFIX}STATE_FILE", str(bridge.state_file))
-        return None
-    print(
-        f"qlik2mqtt: using the running bridge's config {bridge.config} (pid {bridge.pid})",
-        file=sys.stderr,
-    )
-    return bridge.config
 
 
 def _run(config: Config, config_path: Path | None) -> int:
@@ -186,7 +191,7 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
     print(
         f"sent {count} {args.format} datagrams as server {args.server!r} to "
         f"{args.host} (users: UDP {user_port}, tasks: UDP {task_port}, "
-        f"log events: {f'UDP {log_port}' if log_port else 'off'})"
+        f"log events: {_log_events_sent(args.format, log_port)})"
     )
     if refusal is not None:
         # Sent all the same: the bridge counts them (source_not_allowed) and logs the sender,
@@ -195,6 +200,15 @@ def _send_test_events(args: argparse.Namespace, config: Config) -> int:
         return 1
     print(f"watch them: {_watch_hint(config)}")
     return 0
+
+
+def _log_events_sent(layout: str, log_port: int) -> str:
+    """Where the log events went, or why none were sent."""
+    if not log_port:
+        return "off"
+    if layout == "legacy":
+        return "none (Butler's legacy layouts had no log events)"
+    return f"UDP {log_port}"
 
 
 def _refusal(config: Config, host: str, port: int) -> str | None:
@@ -261,6 +275,50 @@ def _command(args: argparse.Namespace, config: Config) -> int:
         return 0
     print(f"qlik2mqtt: forget {args.server!r}: {answer.get('error', 'refused')}", file=sys.stderr)
     return 1
+
+
+def _capture(args: argparse.Namespace, config: Config) -> int:
+    from bridge.inputs.builtin import INPUTS
+    from bridge.inputs.declare import listening
+    from bridge.ops.capture import MAX_SECONDS, PortTakenError, Redactor, bind, capture
+
+    if not 0 < args.seconds <= MAX_SECONDS or args.max_datagrams < 1:
+        print(f"qlik2mqtt: capture: --seconds 0-{MAX_SECONDS}, --max-datagrams 1 or more")
+        return EXIT_CONFIG
+    inputs = dict(listening(INPUTS, config.udp))
+    ports = list(dict.fromkeys(args.port or inputs))
+    host = config.udp.host
+    try:
+        bound = bind(host, ports)
+    except PortTakenError as exc:
+        print(f"qlik2mqtt: capture: {exc.strerror}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"qlik2mqtt: capture: cannot listen on {host}: {exc.strerror}", file=sys.stderr)
+        return 1
+    names = "kept" if args.keep_names else "redacted"
+    print(
+        f"capturing UDP {', '.join(map(str, ports))} on {host} into {args.out} for up to "
+        f"{args.seconds:g} s or {args.max_datagrams} datagrams (Ctrl-C ends); user names {names}",
+        flush=True,
+    )
+    with args.out.open("w", encoding="utf-8") as out:
+        summary = capture(
+            bound,
+            {port: (inputs.get(port) or INPUTS[0]).parse for port in ports},
+            config.udp.max_datagram_bytes,
+            out,
+            seconds=args.seconds,
+            max_datagrams=args.max_datagrams,
+            redactor=Redactor(keep=args.keep_names),
+        )
+    read = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.events.items())) or "none"
+    refused = ", ".join(f"{n} {why}" for why, n in sorted(summary.refused.items())) or "none"
+    print(
+        f"captured {summary.datagrams} datagrams into {args.out}: events {read}; "
+        f"refused {refused}. Attach the file to your report (docs/appenders.md)."
+    )
+    return 0
 
 
 def _start_task(args: argparse.Namespace, config: Config) -> int:
@@ -381,7 +439,7 @@ def _test_slack(config: Config) -> int:
         UserEventType,
     )
     from bridge.service import configured_privacy
-    from bridge.slack.client import SlackPoster
+    from bridge.slack.client import SlackPoster, ignored_channels
     from bridge.slack.layout import SlackLayout
     from bridge.slack.messages import kind_of
 
@@ -432,6 +490,8 @@ def _test_slack(config: Config) -> int:
     # The sink's own layout: templates, links and privacy as in real messages.
     layout = SlackLayout(slack, config.qlik.base_url, configured_privacy(config))
     poster = SlackPoster(slack)
+    for line in ignored_channels(slack):
+        print(f"WARN  {line}")
     failed = 0
     for event in samples:
         kind = kind_of(event)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -40,7 +40,9 @@ ENV_PREFIX = "QLIK2MQTT_"
 CONFIG_ENV = "QLIK2MQTT_CONFIG"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SECRET_KEYS = ("password", "token", "secret", "webhook")
+SECRET_WORDS = ("password", "token", "secret", "webhook", "salt")
+"""A key whose name holds one of these holds a secret: `secret_keys` must list it (the test of
+the config model fails otherwise), and its value is never shown."""
 
 
 def _duration(value: Any) -> Any:
@@ -326,11 +328,34 @@ DEFAULT_CATEGORIES = [
 """The rules shipped in config.example.yaml (the same): `categories: []` turns them off."""
 
 
+def _app_ids(value: Any) -> Any:
+    """App ids as compared: stripped, lower case (a GUID in any case)."""
+    if isinstance(value, list):
+        return [item.strip().lower() if isinstance(item, str) else item for item in value]
+    return value
+
+
+class QixPerformanceConfig(_Section):
+    """Butler SOS's QIX performance lines (`/qseow-qix-perf/`): published when enabled, with
+    Butler SOS's monitor's filters by app and a minimum process time."""
+
+    enabled: bool = False
+    """Publish them on `<base>/<server>/event/qix_performance` (always counted as received)."""
+    app_ids: Annotated[list[str], BeforeValidator(_app_ids)] = []
+    """Only these apps (empty: every app)."""
+    exclude_app_ids: Annotated[list[str], BeforeValidator(_app_ids)] = []
+    """Never these apps."""
+    min_process_time: Annotated[float, Field(ge=0)] = 0.0
+    """Milliseconds: requests that took less are not published (one without a process time
+    neither, when this is above 0)."""
+
+
 class LogEventsConfig(_Section):
     window: Annotated[float, BeforeValidator(_duration), Field(ge=60, le=7 * 86400)] = 3600.0
     """The rolling window of the published warning, error and fatal counts."""
     categories: list[CategoryRuleConfig] = DEFAULT_CATEGORIES
     """Ordered rules naming a log event's `category`; first match wins."""
+    qix_performance: QixPerformanceConfig = QixPerformanceConfig()
 
 
 class LimitsConfig(_Section):
@@ -590,6 +615,40 @@ class Config(_Section):
             raise ValidationError.from_exception_data("Config", problems)
         return self
 
+    @model_validator(mode="after")
+    def _no_anonymous_door(self) -> Config:
+        """Starting reload tasks needs a trusted reason: datagrams from the listed Qlik Sense
+        nodes (or any, said explicitly), and no embedded broker anyone on the host may use (it
+        takes credentials when they are set, so they must be)."""
+        mqtt = self.mqtt
+        anonymous = mqtt.username is None or (mqtt.password is None and mqtt.password_file is None)
+        if self.qrs.enabled and not self.udp.allowed_sources:
+            raise _problem(
+                ("udp", "allowed_sources"),
+                "is empty (every sender) while qrs.enabled: whoever can send one UDP datagram "
+                "could choose what the Retry button starts; list the Qlik Sense nodes "
+                "(udp.allowed_sources: [10.20.0.11, 10.20.0.12]), or write 0.0.0.0/0 (and "
+                "::/0) to accept any sender knowingly",
+                [],
+            )
+        if self.qrs.enabled and mqtt.host is None and anonymous:
+            raise _problem(
+                ("qrs", "enabled"),
+                "with the embedded broker (no mqtt.host) QRS needs mqtt.username and "
+                "mqtt.password (or mqtt.password_file): without them the broker takes anyone "
+                "on this host, and anyone could start reload tasks",
+                True,
+            )
+        return self
+
+
+def _problem(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
+    """One problem found across sections, reported at the key `loc` names."""
+    detail = InitErrorDetails(
+        type=PydanticCustomError("value_error", message), loc=loc, input=value
+    )
+    return ValidationError.from_exception_data("Config", [detail])
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; `problems` holds one line per problem."""
@@ -678,10 +737,39 @@ def _describe(error: Any, sources: Mapping[str, str]) -> str:
     )
     shown = ""
     value = error.get("input")
-    secret = any(word in key for word in _SECRET_KEYS)
-    if not secret and error["type"] != "extra_forbidden" and isinstance(value, str | int | float):
-        shown = f" (got {value!r})"
+    if error["type"] != "extra_forbidden" and isinstance(value, str | int | float):
+        shown = " (got ***)" if is_secret_key(key) else f" (got {value!r})"
     return f"{key}: {message}{shown}{origin}"
+
+
+def secret_keys(model: type[BaseModel] = Config, prefix: str = "") -> set[str]:
+    """The dotted keys of `model` that hold a secret (a `SecretStr`), nested sections included
+    (a list's items as `key[]`)."""
+    found: set[str] = set()
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        for kind, suffix in _kinds(field.annotation, ""):
+            if kind is SecretStr:
+                found.add(key + suffix)
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                found |= secret_keys(kind, f"{key}{suffix}.")
+    return found
+
+
+def _kinds(annotation: Any, suffix: str) -> list[tuple[Any, str]]:
+    """The classes an annotation can hold, each with `[]` per list it is inside."""
+    origin = get_origin(annotation)
+    if origin is None:
+        return [(annotation, suffix)]
+    inner = suffix + "[]" if origin is list else suffix
+    return [kind for arg in get_args(annotation) for kind in _kinds(arg, inner)]
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether an error's key (`slack.task_events.webhook_url`, `mqtt.password`) holds a
+    secret: by the model, and by its name should a key be misspelt or new."""
+    plain = re.sub(r"\[\d+\]", "[]", key)
+    return plain in _SECRET_KEYS or any(word in key for word in SECRET_WORDS)
 
 
 def _from_env(key: str, path: str, error: Any) -> bool:
@@ -695,3 +783,6 @@ def _from_env(key: str, path: str, error: Any) -> bool:
 
 def _kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else f"a {type(value).__name__}"
+
+
+_SECRET_KEYS = secret_keys()

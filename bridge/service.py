@@ -29,6 +29,7 @@ from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
+from bridge.extensions.qix_performance import QixPerformanceTopics
 from bridge.extensions.state_topics import StateTopics
 from bridge.extensions.task_topics import TaskTopics
 from bridge.inputs.builtin import INPUTS
@@ -37,6 +38,7 @@ from bridge.inputs.listener import SourceFilter, open_listener
 from bridge.mqtt import MqttLink
 from bridge.mqtt.connection import EMBEDDED_HOST, broker_settings
 from bridge.mqtt.embedded import (
+    BrokerAccess,
     BrokerPortTakenError,
     EmbeddedBroker,
     EmbeddedBrokerError,
@@ -185,11 +187,28 @@ async def run(
         log.info("stopped")
 
 
+def embedded_access(config: Config) -> BrokerAccess | None:
+    """The one user the embedded broker takes, when `mqtt.username` and a password are set
+    (else it is anonymous): the bridge's topics, Home Assistant's and Butler's."""
+    password = config.mqtt.secret()
+    if config.mqtt.username is None or password is None:
+        return None
+    topics = (
+        config.mqtt.base_topic,
+        config.homeassistant.discovery_prefix,
+        config.butler_compat.base_topic,
+    )
+    return BrokerAccess(config.mqtt.username, password, tuple(f"{t}/#" for t in topics))
+
+
 async def _start_embedded_broker(config: Config) -> EmbeddedBroker:
     address = f"{EMBEDDED_HOST}:{config.mqtt.port}"
     try:
         broker = await start_embedded_broker(
-            EMBEDDED_HOST, config.mqtt.port, config.state_file.parent / "mosquitto"
+            EMBEDDED_HOST,
+            config.mqtt.port,
+            config.state_file.parent / "mosquitto",
+            embedded_access(config),
         )
     except (MosquittoMissingError, BrokerPortTakenError) as exc:
         raise ConfigProblemError(str(exc)) from None
@@ -328,6 +347,8 @@ def _build_extensions(context: Context) -> list[Extension]:
         EventTopics(context),
         StateTopics(context),
     ]
+    if context.config.log_events.qix_performance.enabled:
+        extensions.append(QixPerformanceTopics(context))
     if context.config.slack.enabled:
         from bridge.slack.sink import SlackSink  # slack_sdk only when Slack is used
 

@@ -22,6 +22,8 @@ TASK_EVENT_TYPES = (
     "engine_reload_failed",
 )
 LOG_EVENT_TYPES = ("log_warning", "log_error", "log_fatal")
+_ALERT_LOG_EVENT = f"(value_json if value_json.event_type in {list(LOG_EVENT_TYPES)} else none)"
+"""The log event on `event/log` when it is a warning or an error (the entity's event types)."""
 _NOT_ENTITY_ID = re.compile(r"[^a-z0-9_]+")
 
 DiscoveryMessage = tuple[str, dict[str, Any]]
@@ -381,8 +383,9 @@ def _server_log_configs(
             state_topic=log_topic,
             event_types=list(LOG_EVENT_TYPES),
             icon="mdi:text-box-alert-outline",
-            # The event's keys become its attributes: every text clipped, under 16 KiB.
-            value_template=_clipped_attributes("value_json", _LOG_EVENT_ATTRIBUTES),
+            # The event's keys become its attributes: every text clipped, under 16 KiB. A DEBUG
+            # or INFO event (`log_debug`, `log_info`) renders `{}`, which HA ignores.
+            value_template=_clipped_attributes(_ALERT_LOG_EVENT, _LOG_EVENT_ATTRIBUTES),
         ),
     ]
     for event_type in LOG_EVENT_TYPES:

@@ -240,7 +240,7 @@ def main() -> int:
     qrs = start_qrs(work)
     (work / "bridge.yaml").write_text(
         f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}, "
-        f"log_port: {log_port}}}\n"
+        f"log_port: {log_port}, allowed_sources: [127.0.0.1]}}\n"
         f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
         f"state_file: {work}/state.json\nstats_interval: 1s\nlogging: {{format: console}}\n"
         + qrs_config(qrs)
@@ -272,6 +272,8 @@ def main() -> int:
             [
                 *qlik2mqtt,
                 "send-test-events",
+                "--config",  # its ports, and no other bridge's (another may run here)
+                str(work / "bridge.yaml"),
                 "--user-port",
                 str(user_port),
                 "--task-port",

@@ -363,8 +363,23 @@ def qlik2mqtt(
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
-        cwd=ROOT,
+        cwd=ROOT / "tests",  # no config.yaml of the developer's is found there
     )
+
+
+QRS_NEEDS: dict[str, Any] = {
+    "mqtt": {"host": "127.0.0.1"},  # not the embedded broker, anonymous
+    "udp": {"allowed_sources": ["127.0.0.1"]},  # the senders listed
+}
+"""What a config with `qrs.enabled` needs besides its `qrs` section (bridge.config)."""
+
+CONFIG_SAID = "qlik2mqtt: config: "
+"""The line every command writes first on stderr when no --config names its config."""
+
+
+def complaints(stderr: str) -> str:
+    """A command's stderr without the line that says which config it used."""
+    return "".join(line for line in stderr.splitlines(True) if not line.startswith(CONFIG_SAID))
 
 
 def bridge_env(mqtt_port: int, tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -305,9 +305,25 @@ def expected_log_event(service: str, event: LogEvent, server: str) -> dict[str, 
         "execution_id", "category",
     ):  # fmt: skip
         fields[name] = None
+    fields["fields_uncertain"] = False
     for key, value in event.properties.items():
         fields[LOG_FIELDS[key]] = value
+    complete_expected_user(fields)
     return fields
+
+
+def complete_expected_user(fields: dict[str, object]) -> None:
+    """The user in both forms, as Butler SOS's `user_full`: `DIR\\user` from directory and id,
+    or directory and id from a `DIR\\user` (the scheduler logs either)."""
+    user, directory, user_id = (
+        value.strip() if isinstance(value, str) and value.strip() not in ("", "(null)") else None
+        for value in (fields["user"], fields["user_directory"], fields["user_id"])
+    )
+    if user is None and directory and user_id:
+        fields["user"] = f"{directory}\\{user_id}"
+    elif isinstance(user, str) and "\\" in user and not directory and not user_id:
+        directory, _, user_id = user.partition("\\")
+        fields["user_directory"], fields["user_id"] = directory or None, user_id or None
 
 
 def assert_log_datagram_is(data: bytes, service: str, event: LogEvent, server: str) -> None:

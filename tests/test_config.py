@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from bridge.config import Config, ConfigError, load_config
+from bridge.config import SECRET_WORDS, Config, ConfigError, load_config, secret_keys
 from tests.certs import make_certificates
 from tests.helpers import qlik2mqtt
 
@@ -164,6 +164,40 @@ def test_secrets_are_never_echoed(tmp_path: Path) -> None:
     assert "mqtt.password" in str(caught.value)
 
 
+def every_key(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key of the config model, the sections' own keys included."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(f"{prefix}{name}")
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys += every_key(kind, f"{prefix}{name}.")
+    return keys
+
+
+def test_every_key_that_names_a_secret_is_marked_secret() -> None:
+    keys = every_key(Config)
+    assert "slack.task_events.webhook_url" in keys  # the walk reaches nested sections
+    named = {key for key in keys if any(word in key.rsplit(".")[-1] for word in SECRET_WORDS)}
+    files = {key for key in named if key.endswith("_file")}  # a path, shown; never its text
+    assert named - files <= secret_keys(), "a secret key is not a SecretStr"
+    assert {"mqtt.password", "privacy.salt", "slack.token", "slack.webhook_url"} <= secret_keys()
+
+
+@pytest.mark.parametrize("key", sorted(secret_keys()))
+@pytest.mark.parametrize("value", [8731245517, ["hunter2", "8731245517"]])
+def test_no_secret_is_shown_in_an_error(tmp_path: Path, key: str, value: object) -> None:
+    raw: Any = value
+    for part in reversed(key.split(".")):
+        raw = {part: raw}
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, yaml.safe_dump(raw)), environ={})
+    shown = str(caught.value)
+    assert key in shown
+    assert "8731245517" not in shown
+    assert "hunter2" not in shown
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -243,6 +277,7 @@ def test_qrs_certificates_are_read_from_the_config_files_folder(tmp_path: Path) 
     config = load_config(
         write(
             tmp_path,
+            "mqtt: {host: broker.corp}\nudp: {allowed_sources: [10.20.0.11]}\n"
             "qrs:\n  enabled: true\n  host: qs.corp\n  client_cert: client.pem\n"
             "  client_key: client_key.pem\n  root_cert: root.pem\n",
         ),
@@ -324,3 +359,57 @@ def test_a_qrs_host_with_a_port_stops_run_with_one_line(tmp_path: Path) -> None:
         "qlik2mqtt: config error: qrs.host: must be a host name or an IP address only "
         "(no scheme, port or path) (got 'qlik.example:4242')"
     ]
+
+
+@pytest.mark.parametrize("credentials", [{}, {"QLIK2MQTT_MQTT__USERNAME": "bridge"}])
+def test_qrs_with_an_anonymous_embedded_broker_is_refused(
+    tmp_path: Path, credentials: dict[str, str]
+) -> None:
+    """Anyone on the host could publish task/start to it: one line naming the keys."""
+    key = tmp_path / "key.pem"
+    key.write_text("not read while the config is checked")
+    env = {
+        "QLIK2MQTT_QRS__ENABLED": "true",
+        "QLIK2MQTT_QRS__HOST": "qs",
+        "QLIK2MQTT_QRS__CLIENT_CERT": str(key),
+        "QLIK2MQTT_QRS__CLIENT_KEY": str(key),
+        "QLIK2MQTT_UDP__ALLOWED_SOURCES": "[10.20.0.11]",
+        **credentials,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ=env)
+    (problem,) = caught.value.problems
+    assert problem.startswith("qrs.enabled: with the embedded broker (no mqtt.host) QRS needs")
+    assert "mqtt.username and mqtt.password (or mqtt.password_file)" in problem
+    locked = {**env, "QLIK2MQTT_MQTT__USERNAME": "bridge", "QLIK2MQTT_MQTT__PASSWORD": "x"}
+    assert load_config(None, environ=locked).qrs.enabled
+    elsewhere = {**env, "QLIK2MQTT_MQTT__HOST": "broker.example"}  # check reports that one
+    assert load_config(None, environ=elsewhere).qrs.enabled
+
+
+@pytest.mark.parametrize("sources", [None, "[]"])
+def test_qrs_with_every_sender_allowed_by_default_is_refused(
+    tmp_path: Path, sources: str | None
+) -> None:
+    """A forged task-failure datagram chooses what Retry starts: QRS needs the senders listed,
+    or every sender allowed in so many words."""
+    key = tmp_path / "key.pem"
+    key.write_text("not read while the config is checked")
+    env = {
+        "QLIK2MQTT_MQTT__HOST": "broker.corp",
+        "QLIK2MQTT_QRS__ENABLED": "true",
+        "QLIK2MQTT_QRS__HOST": "qs",
+        "QLIK2MQTT_QRS__CLIENT_CERT": str(key),
+        "QLIK2MQTT_QRS__CLIENT_KEY": str(key),
+    }
+    if sources is not None:
+        env["QLIK2MQTT_UDP__ALLOWED_SOURCES"] = sources
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ=env)
+    (problem,) = caught.value.problems
+    assert problem.startswith("udp.allowed_sources: is empty (every sender) while qrs.enabled")
+    assert "list the Qlik Sense nodes" in problem
+    assert "0.0.0.0/0" in problem
+    for listed in ("[10.20.0.11, 10.20.0.12]", "[0.0.0.0/0, '::/0']"):
+        env["QLIK2MQTT_UDP__ALLOWED_SOURCES"] = listed
+        assert load_config(None, environ=env).qrs.enabled

@@ -40,17 +40,22 @@ async def test_log_events_from_two_servers_and_four_services(
     await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"online")
     for fixture in FIXTURES:
         bridge.logs.send(fixture["text"].encode())
-    bridge.logs.send(  # a `;` in the context: refused, counted, the rest goes on
+    uncertain = (  # a `;` in the context: published uncertain, counted, never misread
         "/qseow-proxy/;9;20261104T091744.102+0100;x;WARN;QSPROD02;Audit.Proxy;svc;msg;;"
         "CORP;mia;Login;401;App;/a;b"
     )
+    bridge.logs.send(uncertain.encode())
 
     by_server: dict[str, list[dict[str, Any]]] = {}
-    for slug, host in (("qsprod01", "QSPROD01"), ("qsprod02", "QSPROD02")):
+    for slug, host in (
+        ("qsprod01", "QSPROD01"),
+        ("qsprod02", "QSPROD02"),
+        ("qsnode24", "QSNODE24"),
+    ):
         expected = [f for f in FIXTURES if f["expected"]["server"] == host]
         received = await sub.wait_count(f"{BASE}/{slug}/event/log", len(expected))
         assert not any(message.retain for message in received)
-        by_server[host] = [message.json() for message in received]
+        by_server[host] = [message.json() for message in received[: len(expected)]]
         assert [p["message"] for p in by_server[host]] == [
             f["expected"]["message"] for f in expected
         ]
@@ -71,22 +76,33 @@ async def test_log_events_from_two_servers_and_four_services(
     qs1 = await sub.wait_json(f"{BASE}/qsprod01", lambda p: window_counts(p) == (1, 2, 1))
     assert qs1["log_events"]["sources"]["repository"]["fatals"] == 1
     assert qs1["log_events"]["last_error"]["message"] == "The license for this site has expired"
-    qs2 = await sub.wait_json(f"{BASE}/qsprod02", lambda p: window_counts(p) == (2, 2, 0))
+    qs2 = await sub.wait_json(f"{BASE}/qsprod02", lambda p: window_counts(p) == (3, 2, 0))
     assert qs2["log_events"]["sources"]["scheduler"]["errors_total"] == 1
     assert qs2["log_events"]["last_error"]["source"] == "scheduler"
-    site = await sub.wait_json(f"{BASE}/site", lambda p: window_counts(p) == (3, 4, 1))
-    assert site["log_events"]["errors_total"] == 4
-    assert site["log_events"]["last_error"]["server"] in ("QSPROD01", "QSPROD02")
-    stats = await sub.wait_json(
-        f"{BASE}/bridge/stats", lambda p: p["rejected"]["misfit_fields"] == 1
+    # QSNODE24: its INFO and DEBUG lines are published above, never counted.
+    node = await sub.wait_json(f"{BASE}/qsnode24", lambda p: window_counts(p) == (3, 4, 0))
+    assert node["log_events"]["last_error"]["level"] == "ERROR"
+    assert {p["event_type"] for p in by_server["QSNODE24"]} >= {"log_info", "log_debug"}
+    site = await sub.wait_json(f"{BASE}/site", lambda p: window_counts(p) == (7, 8, 1))
+    assert site["log_events"]["errors_total"] == 8
+    assert site["log_events"]["last_error"]["server"] in ("QSPROD01", "QSPROD02", "QSNODE24")
+    stats = await sub.wait_json(f"{BASE}/bridge/stats", lambda p: p["uncertain_fields"] == 2)
+    assert stats["events"] >= len(FIXTURES) + 1
+    assert stats["rejected_total"] == 0
+    published = await sub.wait_count(f"{BASE}/qsprod02/event/log", 5)
+    last = published[-1].json()
+    assert (last["fields_uncertain"], last["subsystem"], last["context"]) == (
+        True,
+        "Audit.Proxy",
+        None,
     )
-    assert stats["events"] >= len(FIXTURES)
+    assert (last["windows_user"], last["message"]) == ("svc", "msg;;CORP;mia;Login;401;App;/a;b")
 
     # A late subscriber gets the counts from the retained state.
     late = await Subscriber(mosquitto.port).start(f"{BASE}/site", f"{BASE}/qsprod01")
     try:
         retained = await late.wait_for(f"{BASE}/site", lambda m: m.retain)
-        assert window_counts(retained.json()) == (3, 4, 1)
+        assert window_counts(retained.json()) == (7, 8, 1)
         retained = await late.wait_for(f"{BASE}/qsprod01", lambda m: m.retain)
         assert window_counts(retained.json()) == (1, 2, 1)
     finally:

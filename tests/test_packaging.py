@@ -1,6 +1,7 @@
 """The Dockerfile's build steps in a clean virtual environment (there is no Docker engine here):
-build every wheel as its build stage does, install them offline as its final stage does, and run
-what the image runs."""
+build qlik2mqtt's wheel as its build stage does, install it offline as its final stage does, and
+run what the image runs. Offline throughout: the wheels of its dependencies and of its build
+backend are the ones `scripts/setup --test` fetched into `.venv/wheelhouse`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
+WHEELHOUSE = ROOT / ".venv/wheelhouse"
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
@@ -47,11 +49,14 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(
             ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
         )
+    assert (WHEELHOUSE / ".complete").exists(), "run scripts/setup --test (it fetches the wheels)"
+    offline = ("--no-index", "--find-links", WHEELHOUSE)
     wheels = work / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", wheels, ".", cwd=source)
+    pip = (sys.executable, "-m", "pip", "--disable-pip-version-check")
+    run(*pip, "wheel", "--quiet", "--no-deps", *offline, "--wheel-dir", wheels, ".", cwd=source)
     target = work / "venv"
     venv.EnvBuilder(with_pip=True).create(target)
-    run(target / "bin/pip", "install", "--quiet", "--no-index", "--find-links", wheels, "qlik2mqtt")
+    run(target / "bin/pip", "install", "--quiet", *offline, "--find-links", wheels, "qlik2mqtt")
     return target
 
 
@@ -75,3 +80,34 @@ def test_the_installed_package_runs_its_commands(image: Path, tmp_path: Path) ->
     run(image / "bin/python", "-c", imports)
     dev_tools = [name for name in ("pytest", "ruff", "mypy") if (image / "bin" / name).exists()]
     assert dev_tools == []  # no dev tools in the final image
+
+
+SERVICE = ROOT / "contrib/qlik2mqtt.service"
+
+
+def test_the_systemd_unit_runs_the_installed_package_as_its_own_user() -> None:
+    unit = SERVICE.read_text()
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[0] != "#"
+    )
+    assert settings["User"] == "qlik2mqtt"
+    assert settings["Restart"] == "on-failure"
+    assert settings["RestartPreventExitStatus"] == "2"  # a config error is not retried
+    assert settings["StateDirectory"] == "qlik2mqtt"
+    assert "QLIK2MQTT_STATE_FILE=/var/lib/qlik2mqtt/state.json" in unit
+    assert settings["ProtectSystem"] == "strict"
+    assert settings["NoNewPrivileges"] == "yes"
+    assert settings["ExecStart"].startswith("/opt/qlik2mqtt/bin/qlik2mqtt run --config ")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_systemd_analyze_verifies_the_unit(image: Path, tmp_path: Path) -> None:
+    """The unit as shipped, its ExecStart pointed at the venv the wheel was installed in (as
+    docs/operations.md installs it in /opt/qlik2mqtt)."""
+    unit = tmp_path / "qlik2mqtt.service"
+    unit.write_text(SERVICE.read_text().replace("/opt/qlik2mqtt", str(image)))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", unit], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == ""  # no warning either

@@ -181,6 +181,7 @@ def test_a_certificate_that_does_not_load_stops_the_bridge_naming_its_key(
         env={
             "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
             "QLIK2MQTT_MQTT__PORT": str(free_port()),
+            "QLIK2MQTT_UDP__ALLOWED_SOURCES": "[127.0.0.1]",
             "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
             **{
                 f"QLIK2MQTT_QRS__{name.upper()}": str(value)

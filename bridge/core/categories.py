@@ -44,7 +44,7 @@ class CategoryRule:
     name: str
     pattern: re.Pattern[str]
     levels: frozenset[LogLevel] | None = None
-    """None: any level."""
+    """None: WARN, ERROR and FATAL (DEBUG and INFO only when a rule names them)."""
     sources: frozenset[LogSource] | None = None
     """None: any source."""
 
@@ -70,7 +70,7 @@ class Categories:
                 (rule.name, rule.pattern)
                 for rule in rules
                 if (rule.sources is None or source in rule.sources)
-                and (rule.levels is None or level in rule.levels)
+                and (level in rule.levels if rule.levels is not None else level.counted)
             )
             for source in LogSource
             for level in LogLevel

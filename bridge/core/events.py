@@ -46,10 +46,17 @@ class RejectReason(StrEnum):
     UNKNOWN_EVENT = "unknown_event"
     TOO_LARGE = "too_large"
     SOURCE_NOT_ALLOWED = "source_not_allowed"
-    MISFIT_FIELDS = "misfit_fields"
-    """A log event whose fields do not fit its source's layout even with the message taken as
-    what lies between the head and the tail: a field other than the message holds `;`, or a
-    field has the wrong shape. Refused rather than mis-assigned."""
+    UNKNOWN_LAYOUT = "unknown_layout"
+    """An untagged `;` line whose field count is none of the layouts Butler shipped (4, 5
+    ending in a level, 10 or more with a date and a level), nor the 4-field one with a name
+    holding `;` that Qlik's default task name tells apart: which field is which cannot be told.
+    Refused rather than guessed."""
+    UNKNOWN_LEVEL = "unknown_level"
+    """A log-event line (`/qseow-…/;`) whose level field holds no log4net level: the head is
+    not sound (a `;` in the row or a time shifted it, or it is no log line), so nothing in it
+    can be told apart."""
+    NO_HOST = "no_host"
+    """A log-event line whose host field is empty or `(null)`: no server to publish it for."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -101,21 +108,33 @@ class LogSource(StrEnum):
 
 
 class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
     WARN = "WARN"
     ERROR = "ERROR"
     FATAL = "FATAL"
 
     @property
     def event_type(self) -> str:
-        """`log_warning`, `log_error` or `log_fatal`."""
+        """`log_debug`, `log_info`, `log_warning`, `log_error` or `log_fatal`."""
         return _LOG_EVENT_TYPES[self]
+
+    @property
+    def counted(self) -> bool:
+        """WARN and above: counted, flagged and alerted on. DEBUG and INFO are published only."""
+        return self in ALERT_LEVELS
 
 
 _LOG_EVENT_TYPES = {
+    LogLevel.DEBUG: "log_debug",
+    LogLevel.INFO: "log_info",
     LogLevel.WARN: "log_warning",
     LogLevel.ERROR: "log_error",
     LogLevel.FATAL: "log_fatal",
 }
+ALERT_LEVELS = frozenset({LogLevel.WARN, LogLevel.ERROR, LogLevel.FATAL})
+"""The levels that count (rolling counts, the `log_error` flag, categories without a `level`,
+Slack): warnings and errors. DEBUG and INFO log events are published on the same topic only."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -160,6 +179,10 @@ class LogEvent:
     app_name: str | None = None
     task_id: str | None = None
     execution_id: str | None = None
+    fields_uncertain: bool = False
+    """True when the line's tail could not be split with certainty (a `;` in a field other
+    than the message, or fields missing): the head's fields are set, the rest of the line is in
+    `message` as it came, and every tail field is None."""
     category: str | None = None
     """The first `log_events.categories` rule it matches: set once by the core path
     (`Bridge.handle_event`, bridge.core.categories) before anything else sees the event."""
@@ -169,6 +192,51 @@ class LogEvent:
     @property
     def event_type(self) -> str:
         return self.level.event_type
+
+
+@dataclass(slots=True, kw_only=True)
+class QixPerfEvent:
+    """One QIX engine request as Butler SOS's engine appender reports it (`/qseow-qix-perf/`,
+    logger `QixPerformance.Engine.Engine`): the method, the object and app it worked on, how
+    long it took and what memory it used, and the user whose session asked for it. Not an
+    `Event`: it changes no state and is published only when `log_events.qix_performance` is
+    enabled."""
+
+    server: str
+    level: LogLevel
+    log_row: int | None = None
+    log_timestamp: str | None = None
+    subsystem: str | None = None
+    windows_user: str | None = None
+    proxy_session_id: str | None = None
+    """`0` for the engine's own work (a scheduled reload), else the user's proxy session."""
+    user_directory: str | None = None
+    user_id: str | None = None
+    user: str | None = None
+    """`DIR\\user` when both are there (Butler SOS's `user_full`)."""
+    engine_timestamp: str | None = None
+    session_id: str | None = None
+    app_id: str | None = None
+    """The document (app) id: Qlik's `DocId`."""
+    request_id: int | None = None
+    method: str | None = None
+    """`Global::OpenApp`, `Doc::GetAppLayout`, `GenericObject::GetLayout`, …"""
+    process_time: float | None = None
+    """Milliseconds, as the engine logs them; the same for the four below."""
+    work_time: float | None = None
+    lock_time: float | None = None
+    validate_time: float | None = None
+    traverse_time: float | None = None
+    handle: int | None = None
+    object_id: str | None = None
+    net_ram: int | None = None
+    """Bytes."""
+    peak_ram: int | None = None
+    """Bytes."""
+    object_type: str | None = None
+    activity: str = "user"
+    """`user` (a user's session asked) or `non-user` (proxy session `0`: the engine's own work,
+    a scheduled reload), as Butler SOS's `event_activity_source`."""
 
 
 Event = UserEvent | TaskEvent | LogEvent

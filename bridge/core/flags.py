@@ -94,7 +94,7 @@ def raises(state: BridgeState, flag: str, event: Event) -> bool:
         if log_flag is None:
             return False
         category, host = log_flag
-        if category is None and event.level is LogLevel.WARN:
+        if category is None and event.level not in (LogLevel.ERROR, LogLevel.FATAL):
             return False
         if category is not None and event.category != category:
             return False

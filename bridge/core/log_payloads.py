@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bridge.core.events import LogEvent, LogSource
+from bridge.core.events import LogEvent, LogSource, QixPerfEvent
 from bridge.core.logcounts import LevelCounts, summed
 from bridge.core.privacy import PLAIN, Privacy
 from bridge.core.state import BridgeState, LogRecord, ServerState
@@ -64,7 +64,54 @@ def log_event_payload(
     for name in _PLAIN_FIELDS:
         payload[name] = getattr(event, name)
     payload["log_row"] = event.log_row
+    payload["fields_uncertain"] = event.fields_uncertain
     payload["category"] = event.category
+    payload["log_timestamp"] = event.log_timestamp
+    payload["timestamp"] = iso_time(received_at)
+    return payload
+
+
+_QIX_FIELDS = (
+    "level",
+    "log_row",
+    "subsystem",
+    "proxy_session_id",
+    "user_directory",
+    "engine_timestamp",
+    "session_id",
+    "app_id",
+    "request_id",
+    "method",
+    "process_time",
+    "work_time",
+    "lock_time",
+    "validate_time",
+    "traverse_time",
+    "handle",
+    "object_id",
+    "net_ram",
+    "peak_ram",
+    "object_type",
+    "activity",
+)
+
+
+def qix_performance_payload(
+    event: QixPerfEvent,
+    received_at: float,
+    privacy: Privacy = PLAIN,
+    app_name: str | None = None,
+) -> dict[str, Any]:
+    """`<server>/event/qix_performance`: one engine request, Butler SOS's fields (`app_name`
+    as known from other events: the line has the id only)."""
+    payload: dict[str, Any] = {"event_type": "qix_performance", "server": event.server}
+    for name in _QIX_FIELDS:
+        payload[name] = getattr(event, name)
+    payload["app_name"] = app_name
+    payload["level"] = event.level.value
+    payload["user_id"] = privacy.user_id(event.user_id)
+    payload["user"] = privacy.account(event.user)
+    payload["windows_user"] = privacy.account(event.windows_user)
     payload["log_timestamp"] = event.log_timestamp
     payload["timestamp"] = iso_time(received_at)
     return payload

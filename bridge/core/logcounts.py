@@ -1,4 +1,5 @@
-"""Warnings, errors and fatals counted since start and in a rolling window. Pure: `now` is
+"""Warnings, errors and fatals counted since start and in a rolling window (DEBUG and INFO log
+events are published, never counted). Pure: `now` is
 passed in; memory is bounded (`BUCKETS` buckets per counter, whatever the rate).
 
 The window is cut into `BUCKETS` equal buckets: a count "in the last hour" is exact to a
@@ -32,7 +33,10 @@ class LevelCounts:
     been set to another length since: its buckets then start empty)."""
 
     def add(self, level: LogLevel, now: float, window: float) -> None:
-        index = _INDEX[level]
+        """Count a warning, an error or a fatal; DEBUG and INFO are not counted."""
+        index = _INDEX.get(level)
+        if index is None:
+            return
         number = _bucket(now, window)
         self.prune(now, window)
         if not self.buckets or self.buckets[-1][0] < number:

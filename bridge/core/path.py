@@ -9,7 +9,7 @@ import structlog
 
 from bridge.config import Config
 from bridge.core.categories import Categories, CategoryRule
-from bridge.core.events import Event, LogEvent, Rejected, RejectReason
+from bridge.core.events import Event, LogEvent, QixPerfEvent, Rejected, RejectReason
 from bridge.core.state import (
     BridgeState,
     Cap,
@@ -71,6 +71,7 @@ class Bridge:
         self._on_event: list[tuple[str, Callable[[Event, float], None]]] = []
         self._on_change: list[tuple[str, Callable[[Change], None]]] = []
         self._saved_revision = state.revision
+        self._on_qix: list[tuple[str, Callable[[QixPerfEvent, float], None]]] = []
         self.state_saved = True
         """False while saving the state file fails (a full or read-only disk)."""
         self._handle_any = self.datagram_handler(parse_datagram)
@@ -95,6 +96,11 @@ class Bridge:
         # Per event, only the extensions that do something with it are called.
         self._on_event = [(e.name, e.on_event) for e in extensions if _overrides(e, "on_event")]
         self._on_change = [(e.name, e.on_change) for e in extensions if _overrides(e, "on_change")]
+        self._on_qix = [
+            (e.name, e.on_qix_performance)
+            for e in extensions
+            if _overrides(e, "on_qix_performance")
+        ]
 
     def handle_datagram(self, data: bytes, source: str) -> None:
         """A datagram in any format (tests and the benchmark): as an input would hand it."""
@@ -107,12 +113,15 @@ class Bridge:
         stats = self.stats
         reject = self.reject
         handle_event = self.handle_event
+        handle_qix = self.handle_qix_performance
 
         def handle(data: bytes, source: str) -> None:
             stats.datagrams += 1
             result = parse(data, max_bytes)
             if isinstance(result, Rejected):
                 reject(result, source)
+            elif isinstance(result, QixPerfEvent):
+                handle_qix(result)
             else:
                 handle_event(result)
 
@@ -139,8 +148,11 @@ class Bridge:
 
     def handle_event(self, event: Event) -> None:
         now = self._clock()
-        if type(event) is LogEvent and self.categories:
-            event.category = self.categories.of(event)
+        if type(event) is LogEvent:
+            if self.categories:
+                event.category = self.categories.of(event)
+            if event.fields_uncertain:
+                self.stats.uncertain_fields += 1
         change = apply_event(self.state, event, now, self._settings)
         if change.untracked is not None:  # a cap of `limits:`: published, not tracked
             self._untracked(change.untracked, event)
@@ -165,6 +177,19 @@ class Bridge:
                 untracked=self.stats.untracked[cap.value],
                 similar_suppressed=suppressed,
             )
+
+    def handle_qix_performance(self, event: QixPerfEvent) -> None:
+        """A QIX performance line: counted by host, then to the extensions that take them
+        (`log_events.qix_performance`). It changes no state."""
+        self.stats.qix_received(event.server)
+        if not self._on_qix:
+            return
+        now = self._clock()
+        for name, on_qix in self._on_qix:
+            try:
+                on_qix(event, now)
+            except Exception:
+                self.guard.failed(name, "on_qix_performance")
 
     def acknowledge(self, source: str) -> None:
         change = acknowledge(self.state)

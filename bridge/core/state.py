@@ -300,6 +300,9 @@ class Change:
 
 
 NO_CHANGE = Change()
+PUBLISH_ONLY = Change(publish_event=True)
+"""A DEBUG or INFO log event of a known server without a category (a rule naming DEBUG or
+INFO gives one, which raises its `log_category:<name>` flag): published, no state."""
 RETRY_CHANGED = Change(retry=True)
 UNTRACKED_SERVER = Change(publish_event=True, untracked=Cap.SERVERS)
 
@@ -310,6 +313,7 @@ def apply_event(state: BridgeState, event: Event, now: float, settings: StateSet
     all the same."""
     key = host_key(event.server)
     slug = state.slugs.get(key)
+    created = slug is None
     if slug is None:
         if len(state.servers) >= settings.max_servers:
             return _untracked_server(state, event, now, settings)
@@ -324,6 +328,8 @@ def apply_event(state: BridgeState, event: Event, now: float, settings: StateSet
             return _untracked_change(slug)
         return _event_change(slug)
     if isinstance(event, LogEvent):
+        if not event.level.counted and not created and event.category is None:
+            return PUBLISH_ONLY  # DEBUG and INFO: published; a category names them to flag
         _apply_log(state, server, event, now, settings.log_window)
         return _event_change(slug)
     return _apply_task(state, server, slug, event, now, settings)
@@ -404,7 +410,7 @@ def _apply_log(
         counts = server.log_counts[event.source] = LevelCounts()
     counts.add(event.level, now, window)
     server.last_event_at = now
-    if event.level is not LogLevel.WARN:
+    if event.level in (LogLevel.ERROR, LogLevel.FATAL):
         record = LogRecord(event=event, received_at=now)
         server.last_log_error = record
         state.last_log_error = record

@@ -10,6 +10,9 @@ from bridge.core.events import RejectReason
 
 UNTRACKED = ("servers", "sessions", "tasks")
 """The caps of `limits:` whose untracked events are counted (bridge.core.state.Cap)."""
+MAX_QIX_SERVERS = 100
+"""Host names the QIX performance counts keep apart (a stray sender cannot grow them)."""
+OTHER_SERVERS = "(other)"
 
 
 @dataclass(slots=True)
@@ -17,6 +20,15 @@ class Stats:
     datagrams: int = 0
     events: int = 0
     duplicates: int = 0
+    uncertain_fields: int = 0
+    qix_performance: int = 0
+    """QIX performance lines received (`/qseow-qix-perf/`), published or not."""
+    qix_performance_servers: Counter[str] = field(default_factory=Counter)
+    """The same by host name (at most `MAX_QIX_SERVERS` names; the rest under `(other)`)."""
+    qix_performance_published: int = 0
+    qix_performance_filtered: int = 0
+    """Left out by `log_events.qix_performance`'s filters (app ids, minimum process time)."""
+    """Log events published with `fields_uncertain`: a tail that could not be split."""
     rejected: Counter[str] = field(default_factory=Counter)
     events_published: int = 0
     """Events the broker acknowledged (QoS >= 1) or that were sent (QoS 0)."""
@@ -45,6 +57,14 @@ class Stats:
     problems: list[str] = field(default_factory=list)
     """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
+    def qix_received(self, host: str) -> None:
+        self.qix_performance += 1
+        servers = self.qix_performance_servers
+        if host in servers or len(servers) < MAX_QIX_SERVERS:
+            servers[host] += 1
+        else:
+            servers[OTHER_SERVERS] += 1
+
     def reject(self, reason: RejectReason) -> None:
         self.rejected[reason.value] += 1
 
@@ -53,6 +73,13 @@ class Stats:
             "datagrams": self.datagrams,
             "events": self.events,
             "duplicates": self.duplicates,
+            "uncertain_fields": self.uncertain_fields,
+            "qix_performance": {
+                "received": self.qix_performance,
+                "published": self.qix_performance_published,
+                "filtered": self.qix_performance_filtered,
+                "servers": dict(self.qix_performance_servers),
+            },
             "rejected": {reason.value: self.rejected[reason.value] for reason in RejectReason},
             "rejected_total": sum(self.rejected.values()),
             "events_published": self.events_published,

@@ -121,3 +121,7 @@ class Topics:
 
     def log_event(self, slug: str) -> str:
         return f"{self.base}/{slug}/event/log"
+
+    def qix_performance(self, slug: str) -> str:
+        """Butler SOS's QIX performance lines (`log_events.qix_performance.enabled`)."""
+        return f"{self.base}/{slug}/event/qix_performance"

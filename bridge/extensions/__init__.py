@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from bridge.config import Config
-from bridge.core.events import Event
+from bridge.core.events import Event, QixPerfEvent
 from bridge.core.privacy import PLAIN, Privacy
 from bridge.core.state import BridgeState, Change, ServerState
 from bridge.core.stats import Stats
@@ -74,6 +74,9 @@ class Extension:
 
     def on_change(self, change: Change) -> None:
         """Called after each state change."""
+
+    def on_qix_performance(self, event: QixPerfEvent, received_at: float) -> None:
+        """Called for each QIX performance line (`/qseow-qix-perf/`): no state, no event."""
 
     def on_forget(self, slug: str) -> None:
         """Called when a server was forgotten: remove what was published for it."""

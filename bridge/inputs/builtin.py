@@ -33,7 +33,8 @@ LOG_EVENTS = Input(
     port=lambda udp: udp.log_port,
     parse=parse_datagram,
     formats="Butler SOS's log events (/qseow-engine/, /qseow-proxy/, /qseow-repository/, "
-    "/qseow-scheduler/: WARN, ERROR, FATAL), and every session and task format",
+    "/qseow-scheduler/: every level) and QIX performance lines (/qseow-qix-perf/), "
+    "and every session and task format",
 )
 
 INPUTS: tuple[Input, ...] = (USER_ACTIVITY, TASKS, LOG_EVENTS)

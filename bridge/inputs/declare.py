@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.config import UdpConfig
-from bridge.core.events import Event, Rejected
+from bridge.core.events import Event, QixPerfEvent, Rejected
 
-Parser = Callable[[bytes, int], Event | Rejected]
+Parser = Callable[[bytes, int], Event | QixPerfEvent | Rejected]
 """(datagram, udp.max_datagram_bytes) → an event, or the reason it is not one. Pure."""
 
 

@@ -6,6 +6,11 @@ refused outright, never expanded: a DOCTYPE heading the datagram is refused by n
 else it sits inside the wrapper, where XML allows none (not well-formed), and defusedxml
 (`forbid_dtd`) stands behind both. Text that merely quotes one (an exception citing an HTML
 page's `<!DOCTYPE html>`, escaped or in CDATA) is an ordinary event.
+
+Control characters follow the text policy of every format (`bridge.inputs.fields`): shown as
+U+FFFD in the message and the exception (XML 1.0 lets through the C1 controls, and tab and line
+breaks as character references), refused in the logger and the level (ControlCharacterError);
+a property is checked where it is read as a name (`fields.name_field`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
+
+from bridge.inputs.fields import name_field, visible_controls
 
 LOG4J_NAMESPACE = "http://jakarta.apache.org/log4j/"
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
@@ -92,10 +99,13 @@ def _read_event(event: Element) -> Log4jEvent:
     if throwable:
         message = f"{message}\n{throwable}" if message else throwable
     raw_timestamp = event.get("timestamp", "")
+    logger, level = event.get("logger", ""), event.get("level", "")
+    name_field(logger, "the logger")  # ControlCharacterError: a name cannot show U+FFFD
+    name_field(level, "the level")
     return Log4jEvent(
-        logger=event.get("logger", ""),
-        level=event.get("level", ""),
+        logger=logger,
+        level=level,
         timestamp_ms=int(raw_timestamp) if _EPOCH_MS.fullmatch(raw_timestamp) else None,
-        message=message,
+        message=visible_controls(message),
         properties=properties,
     )

@@ -1,5 +1,5 @@
 """Butler SOS's log-event lines (`/qseow-engine/;…` and the proxy, repository and scheduler
-kinds) → `LogEvent`, losslessly when the message holds `;`. Pure: no I/O, no clock.
+kinds) → `LogEvent`. Pure: no I/O, no clock.
 
 Every line has a head common to the four services and a tail of its own (the `conversionpattern`
 of Butler SOS's `LocalLogConfig.xml` files, the same order as its handlers read)::
@@ -12,50 +12,36 @@ of Butler SOS's `LocalLogConfig.xml` files, the same order as its handlers read)
     repository  (as proxy)
     scheduler   exception;UserDirectory;UserId;User;TaskName;AppName;TaskId;AppId;ExecutionId
 
-Butler SOS splits on `;` and shifts every field after a message that holds one. Here the head
-is fixed from the left and the tail from the right, so the message is whatever lies between.
-A `;` anywhere else shifts fields, and the line is refused (`misfit_fields`) rather than
-mis-assigned. A `;` in tail field k gives each field left of k its right neighbour's value and
-the first tail field's value to the message as its last part; a `;` in a head field gives each
-later head field its left neighbour's value and the Windows user's to the message as its first
-part. What catches it:
+The rules, in order (a line with a sound head is never dropped for its tail):
 
-- shapes: GUIDs for session, app, task and execution ids; a GUID, `0` or a hex hash (never
-  `(null)`) for the engine's proxy session id; a GUID or number for its process id; a dotted
-  number for its version; times; an integer result code; a command with a letter in it; the
-  scheduler's `user` as `DIR\\user` with no space in the directory; no `\\` in a user
-  directory or id; a logger named as .NET names are; a Windows user `DOMAIN\\account`, always there;
-- agreement: no user id without its user directory; the scheduler's `user` equal to them when
-  all three are there;
-- the message's last part, when it absorbed extra parts (`looks_shifted`): for the engine a
-  proxy session id (a message ending in `;`, as a script error quoting `LOAD … FROM x.qvd;`,
-  is text); for the others empty, `(null)`, an exception type or its front cut at a dot, or
-  the front of a name that with the exception text makes a type (`System.I` + `O.IOException`);
-  an exception text beside such a message must start with a namespace-qualified type;
-- `MAX_MESSAGE_PARTS`: more parts than a real message has.
+1. **The head** (row, times, level, host, logger, Windows user) is read from the left. It is
+   sound when the level is a log4net level (`LEVELS`) and the host is there and holds no
+   control character; otherwise the line is refused (`unknown_level`, `no_host`, `not_text`;
+   fewer fields than the head: `too_few_fields`). A row that is not a number and a time that
+   is not a time are published as null, as Butler SOS publishes them as empty.
+2. **Exactly the layout's field count**: no field can hold an extra `;`, so every field is
+   taken as it is. Any field may be empty or `(null)` (published as null): Qlik leaves
+   properties unfilled (ProxySessionId "is not present in all log files"), a service logs
+   another's logger (Butler SOS's engine appender catches the `System` logger: repository and
+   proxy lines under `/qseow-engine/`, Butler SOS issue #805), a user id comes without its
+   directory, an exception text without a .NET type.
+3. **More fields**: a message holds `;`. The tail is fixed from the right and the message is
+   what lies between, when the shapes agree (GUIDs for ids, times, a version, a result code,
+   `DIR\\user`, a message whose last part does not read as a shifted first tail field, an
+   exception text starting with a .NET type…; `_tail_misfit`).
+4. **Otherwise** (a shape disagrees, or fewer fields than the layout): the split cannot be
+   told, and a guess would put a value in the wrong field. The event is published with the
+   head's fields, the rest of the line as it came in `message`, every tail field null and
+   `fields_uncertain` set (counted: `uncertain_fields`).
 
-A control character (an ESC a script error quoted, say) is shown as U+FFFD in the message;
-anywhere else in the line it refuses it (`not_text`), as in every other text format.
+A control character (an ESC a script error quoted, say) is shown as U+FFFD in every field but
+the host, which names the server (topics, Home Assistant's device) and refuses it, tab and line
+ends too (`NAME_CONTROLS`). qlik2mqtt's XML appenders follow the same policy.
 
-A `;` after the backslash of the Windows user cannot be caught (it reads as message text);
-Windows forbids `;` in account names.
-
-Rules that rest on hand-made fixtures, unverified against a real Qlik capture, and why each
-stays as it is or was loosened (tests/fixtures/README.md lists them too):
-
-- a message with `;` beside an exception text that does not start with a .NET type
-  (`Unable to connect…`: Qlik's `EncodedExceptionPatternConverter` may write the exception's
-  message alone) is refused: the `;` may be in either, and both readings are real. The refusal
-  says so and points to qlik2mqtt's XML appenders, which send both intact;
-- an engine line with an empty or `(null)` proxy session id is refused: Qlik's engine sets it
-  always (`0` for its own work), and if it could be empty a message ending in `;` could not be
-  told from a shifted one;
-- a Windows user without a domain (`qlikservice`) is refused: Qlik's
-  `ServiceUserNameCachedPatternConverter` writes `DOMAIN\account`, and a bare name would let a
-  `;` in the logger or the host pass a logger fragment off as the user;
-- a user directory without a user id is accepted (loosened: the shapes and the message's last
-  part catch every shift that could produce one); a user id without its directory is refused
-  (a `;` in the command puts one there).
+What cannot be caught: a `;` in the host (a DNS name never holds one), the logger (a .NET
+logger name never holds one) or the Windows user (Windows forbids `;` in account names) would
+shift the head unseen; the head is taken from the left as Butler SOS takes it.
+`/qseow-qix-perf/` lines are Butler SOS's QIX performance events (`bridge.inputs.qix_perf`).
 """
 
 from __future__ import annotations
@@ -63,8 +49,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bridge.core.events import LogEvent, LogLevel, LogSource, Rejected, RejectReason, SourceFormat
-from bridge.inputs.fields import CONTROL_CHARS, clip, field, is_null, message_text, visible_controls
+from bridge.core.events import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    Rejected,
+    RejectReason,
+    SourceFormat,
+)
+from bridge.inputs.fields import (
+    MAX_FIELD_CHARS,
+    clip,
+    field,
+    is_null,
+    message_text,
+    visible_controls,
+)
 
 LOG_TAGS: dict[str, LogSource] = {
     "qseow-engine": LogSource.ENGINE,
@@ -76,6 +76,8 @@ LOG_TAGS: dict[str, LogSource] = {
 
 HEAD_FIELDS = 7
 """After the tag: row, ISO time, local time, level, host, logger, Windows user."""
+SOUND_HEAD_FIELDS = 6
+"""The fewest fields after the tag a published line has: the head up to its logger."""
 
 _PROXY_TAIL = (
     "exception_message",
@@ -116,12 +118,22 @@ TAILS: dict[LogSource, tuple[str, ...]] = {
 """Each source's fields after the message, in the order its appender sends them."""
 
 LEVELS = {
+    **{name: LogLevel.DEBUG for name in ("ALL", "FINEST", "VERBOSE", "FINER", "TRACE", "FINE")},
+    "DEBUG": LogLevel.DEBUG,
+    "INFO": LogLevel.INFO,
+    "NOTICE": LogLevel.INFO,
     "WARN": LogLevel.WARN,
     "WARNING": LogLevel.WARN,
     "ERROR": LogLevel.ERROR,
+    "SEVERE": LogLevel.ERROR,
+    "CRITICAL": LogLevel.ERROR,
+    "ALERT": LogLevel.FATAL,
     "FATAL": LogLevel.FATAL,
+    "EMERGENCY": LogLevel.FATAL,
 }
-_LOWER_LEVELS = frozenset({"INFO", "DEBUG", "TRACE", "VERBOSE", "NOTICE", "ALL"})
+"""log4net's level names (upper case) → the published level: each to the nearest at or below
+it of DEBUG, INFO, WARN, ERROR, FATAL (log4net's `Critical` is below its `Fatal`). Qlik Sense
+logs DEBUG, INFO, WARN, ERROR and FATAL."""
 
 _TIME = (
     r"(\d{4})-?(\d{2})-?(\d{2})[T ](\d{2}):?(\d{2}):?(\d{2})(?:[.,](\d{1,7}))?"
@@ -133,15 +145,10 @@ _ID = re.compile(_GUID)
 """Session, app, task and execution ids: GUIDs (8-4-4-4-12 hex digits)."""
 _PROXY_SESSION_ID = re.compile(rf"{_GUID}|0|[0-9A-Fa-f]{{32,128}}")
 """The engine's proxy session id: a GUID, `0` for the engine's own work, or (newer releases
-log it as a salted hash) a long run of hex digits. Never `(null)`: the engine always sets it."""
+log it as a salted hash) a long run of hex digits. Qlik may leave it unfilled: beside an empty
+one, a message ending in `;` cannot be told from a shifted tail (`_tail_misfit`)."""
 _USER = re.compile(r"[^\s\\/]+\\[^\\]+")
 """`DIR\\user`: a directory without spaces or slashes, a backslash, an id without one."""
-_SERVICE_USER = re.compile(r"[^\\]+\\[^\\]+")
-"""The Windows account a service runs as: `DOMAIN\\account` (`NT AUTHORITY\\…` has a space).
-Always there (Qlik's `ServiceUserNameCachedPatternConverter`), so a `;` at the end of the logger
-cannot leave it empty and pass."""
-_LOGGER = re.compile(r"[A-Za-z_][\w.`+-]*")
-"""A log4net logger: a dotted .NET name (`System.Scheduler.Scheduler.Slave.Tasks.ReloadTask`)."""
 _SHAPES: dict[str, re.Pattern[str]] = {
     "proxy_session_id": _PROXY_SESSION_ID,
     "process_id": re.compile(rf"{_GUID}|\d{{1,10}}"),
@@ -160,8 +167,6 @@ _SHAPES: dict[str, re.Pattern[str]] = {
 }
 """Fields a `;` elsewhere in the tail would move text into, and what each must look like
 (stripped). `command` holds a letter (a shifted result code does not)."""
-_REQUIRED = frozenset({"proxy_session_id"})
-"""Tail fields that are never `(null)` or empty in real logs."""
 _EXCEPTION_START = re.compile(r"(?:[A-Z][\w`+]*\.)+[A-Za-z_][\w`+]*(?:Exception|Error|Fault)\b")
 """How an exception text starts: its namespace-qualified type (`System.Net.WebException: …`).
 Cut by a `;` anywhere but at a dot, what is left does not start so (`ystem.Net.…`,
@@ -186,109 +191,127 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
     """One log-event line, split on `;`, without its tag (`tag` is lower case, a key of
     `LOG_TAGS`)."""
     source = LOG_TAGS[tag]
-    names = TAILS[source]
-    wanted = HEAD_FIELDS + 1 + len(names)
-    if len(fields) < wanted:
+    if len(fields) < SOUND_HEAD_FIELDS:
         return Rejected(
             reason=RejectReason.TOO_FEW_FIELDS,
-            detail=f"/{tag}/ needs {wanted + 1} fields, got {len(fields) + 1}",
+            detail=f"/{tag}/ {len(fields) + 1} fields: no head (row, times, level, host and "
+            f"logger need {SOUND_HEAD_FIELDS + 1})",
         )
-    middle = fields[HEAD_FIELDS : len(fields) - len(names)]
-    if len(middle) > MAX_MESSAGE_PARTS:
-        return Rejected(
-            reason=RejectReason.MISFIT_FIELDS,
-            detail=f"/{tag}/ {len(fields) + 1} fields: a message of {len(middle)} ';'-separated "
-            f"parts (at most {MAX_MESSAGE_PARTS})",
-        )
-    if any(
-        CONTROL_CHARS.search(value) for value in (*fields[:HEAD_FIELDS], *fields[-len(names) :])
-    ):
-        return Rejected(
-            reason=RejectReason.NOT_TEXT,
-            detail=f"/{tag}/ control characters outside the message",
-        )
-    row, logged_at, local_time, level_text, host, logger, windows_user = (
-        value.strip() for value in fields[:HEAD_FIELDS]
-    )
-    level = LEVELS.get(level_text.upper())
-    if level is None:
-        if level_text.upper() in _LOWER_LEVELS:
-            return Rejected(
-                reason=RejectReason.UNKNOWN_EVENT,
-                detail=f"/{tag}/ level {level_text!r}: only WARN and above are log events",
-            )
-        return _misfit(tag, "level", level_text)
-    head_misfit = _head_misfit(row, logged_at, local_time, host, logger, windows_user)
-    if head_misfit is not None:
-        return _misfit(tag, *head_misfit)
-    tail = dict(zip(names, fields[len(fields) - len(names) :], strict=True))
-    tail_misfit = _tail_misfit(source, tail, middle)
-    if tail_misfit is not None:
-        return _misfit(tag, *tail_misfit)
-    values = {name: field(value) for name, value in tail.items()}
+    head = read_head(tag, fields)
+    if isinstance(head, Rejected):
+        return head
+    level, host = head
+    names = TAILS[source]
+    wanted = HEAD_FIELDS + 1 + len(names)
+    row, logged_at = fields[0].strip(), fields[1]
+    logger = fields[5]
+    windows_user = fields[6] if len(fields) >= HEAD_FIELDS else ""
+    values: dict[str, str | None]
+    uncertain = False
+    tail_start = len(fields) - len(names)
+    if len(fields) == wanted:  # no field holds an extra `;`: each as it is
+        message = message_text([visible_controls(fields[HEAD_FIELDS])])
+        values = {name: _value(raw) for name, raw in zip(names, fields[tail_start:], strict=True)}
+    elif len(fields) > wanted and _splits(source, fields, tail_start):
+        message = message_text([visible_controls(part) for part in fields[HEAD_FIELDS:tail_start]])
+        values = {name: _value(raw) for name, raw in zip(names, fields[tail_start:], strict=True)}
+    else:  # the tail cannot be split, or is cut short: the head, and the rest as it came
+        uncertain = True
+        values = dict.fromkeys(names)
+        message = _uncertain_text(fields[HEAD_FIELDS:])
     complete_user(values)
     return LogEvent(
         source=source,
         level=level,
-        server=field(host) or "unknown",
+        server=host,
         source_format=SourceFormat.TAGGED,
-        log_row=int(row) if row.isdigit() else None,
-        log_timestamp=iso_timestamp(logged_at),
-        subsystem=field(logger),
-        windows_user=field(windows_user),
-        message=message_text([visible_controls(part) for part in middle]),
+        log_row=int(row) if row.isascii() and row.isdigit() and len(row) <= 18 else None,
+        log_timestamp=head_time(logged_at),
+        subsystem=_value(logger),
+        windows_user=_value(windows_user),
+        message=message,
+        fields_uncertain=uncertain,
         **values,
     )
+
+
+def _splits(source: LogSource, fields: Sequence[str], tail_start: int) -> bool:
+    """Whether a line with extra `;` splits with certainty: the message has no more than
+    `MAX_MESSAGE_PARTS` parts, and the tail read from the right fits (`_tail_misfit`)."""
+    middle = fields[HEAD_FIELDS:tail_start]
+    tail = dict(zip(TAILS[source], fields[tail_start:], strict=True))
+    return len(middle) <= MAX_MESSAGE_PARTS and _tail_misfit(source, tail, middle) is None
+
+
+def read_head(tag: str, fields: Sequence[str]) -> tuple[LogLevel, str] | Rejected:
+    """The level and the host of a line's head (its first `HEAD_FIELDS` fields after the tag),
+    or why the head is not sound."""
+    level_text = fields[3].strip()
+    level = LEVELS.get(level_text.upper())
+    if level is None:
+        return Rejected(
+            reason=RejectReason.UNKNOWN_LEVEL,
+            detail=f"/{tag}/ level {clip(visible_controls(level_text), 32)!r} is no log level",
+        )
+    host = fields[4].strip()
+    if is_null(host):
+        return Rejected(reason=RejectReason.NO_HOST, detail=f"/{tag}/ without a host")
+    if NAME_CONTROLS.search(host):
+        return Rejected(reason=RejectReason.NOT_TEXT, detail=f"/{tag}/ {HOST_CONTROLS}")
+    return level, clip(host, MAX_FIELD_CHARS)
+
+
+NAME_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+"""What a name (the host: the server's name, its topics, its Home Assistant device) cannot hold:
+every C0 control and DEL, tab and line ends too."""
+HOST_CONTROLS = "control characters in the host (it names the server)"
+
+
+def _value(raw: str) -> str | None:
+    """A field as published: stripped, control characters shown, `(null)` and empty as None."""
+    return field(visible_controls(raw))
+
+
+def _uncertain_text(parts: Sequence[str]) -> str | None:
+    """What could not be split, as it came (clipped), for `message`."""
+    return message_text([visible_controls(part) for part in parts])
+
+
+def head_time(raw: str) -> str | None:
+    """A head time as RFC 3339, or None when it is not a time (Butler SOS: empty)."""
+    value = raw.strip()
+    return iso_timestamp(value) if _TIMESTAMP.fullmatch(value) else None
 
 
 def looks_shifted(source: LogSource, last_part: str) -> bool:
     """Whether the last `;`-part of a message that absorbed extra parts reads as the source's
     first tail field pushed left by a `;` further right rather than as message text: for the
-    engine a proxy session id (a GUID, `0`, a hash; it is never empty, so a message ending in
-    `;` is text), for the others empty, `(null)`, an exception type or the front of one cut at
-    a dot (`System.`). Such a line is refused."""
+    engine a proxy session id (a GUID, `0`, a hash; an empty one only when the one read is
+    empty too: `_tail_misfit`), for the others empty, `(null)`, an exception type or the front
+    of one cut at a dot (`System.`). Such a line's split is uncertain."""
     last = last_part.strip()
-    if source is LogSource.ENGINE:  # never empty or `(null)`: `LOAD … FROM x.qvd;` is text
+    if source is LogSource.ENGINE:  # `LOAD … FROM x.qvd;` beside a proxy session id is text
         return _PROXY_SESSION_ID.fullmatch(last) is not None
     if is_null(last):
         return True
     return _EXCEPTION_PIECE.fullmatch(last) is not None
 
 
-def _head_misfit(
-    row: str, logged_at: str, local_time: str, host: str, logger: str, windows_user: str
-) -> tuple[str, str] | None:
-    """The head's field that a `;` in an earlier head field (or a garbled line) put out of
-    shape, as (name, value); None when the head fits. Values are stripped."""
-    if not (row.isdigit() or is_null(row)):
-        return "row", row
-    if not (_TIMESTAMP.fullmatch(logged_at) or is_null(logged_at)):
-        return "time", logged_at
-    if not (_TIMESTAMP.fullmatch(local_time) or is_null(local_time)):
-        return "local time", local_time
-    if is_null(host):
-        return "host", host
-    if not _LOGGER.fullmatch(logger):
-        return "logger", logger
-    if not _SERVICE_USER.fullmatch(windows_user):  # never (null): the service always has one
-        return "windows user", windows_user
-    return None
-
-
 def _tail_misfit(
     source: LogSource, tail: dict[str, str], middle: Sequence[str]
-) -> tuple[str, str] | tuple[str, str, str] | None:
+) -> tuple[str, str] | None:
     """The first sign that the tail, read from the right, is shifted, as (name, value); None
     when it fits. A `;` in tail field k gives every field left of k its right neighbour's value
     and the first tail field's value to the message as its last part: the shapes catch the
     first, the checks on the message's last part the second."""
     for name, value in reversed(tail.items()):  # the nearest the `;` first
         shape = _SHAPES.get(name)
-        if is_null(value):
-            if name in _REQUIRED:
-                return name, value
-        elif shape is not None and not shape.fullmatch(value.strip()):
+        if not is_null(value) and shape is not None and not shape.fullmatch(value.strip()):
             return name, value
+    if source is LogSource.ENGINE and is_null(tail["proxy_session_id"]) and is_null(middle[-1]):
+        # Qlik leaves the proxy session id unfilled at times: then a message ending in `;`
+        # cannot be told from one that took an empty proxy session id pushed left.
+        return "message", f"…;{middle[-1].strip()}"
     if is_null(tail["user_directory"]) and not is_null(tail["user_id"]):
         # A user id never comes without its directory; a `;` in the command puts one there.
         return "user_id", tail["user_id"]
@@ -313,7 +336,7 @@ def _tail_misfit(
         and not _EXCEPTION_START.match(exception.strip())
     ):
         # Extra `;` and an exception text: they could be in the message or in the exception.
-        return "exception_message", exception, _AMBIGUOUS_EXCEPTION
+        return "exception_message", exception
     return None
 
 
@@ -337,26 +360,11 @@ def iso_timestamp(raw: str) -> str | None:
 
 
 def complete_user(values: dict[str, str | None]) -> None:
-    """The scheduler logs a user as `DIR\\user`, or as directory and id: give both forms."""
-    if "user" not in values:
-        return
-    user, directory, user_id = values["user"], values["user_directory"], values["user_id"]
-    if user is not None and directory is None and user_id is None:
-        directory, _, user_id = user.replace("/", "\\").partition("\\")
+    """Both forms of the user: `DIR\\user` (`user`) and directory and id, as Butler SOS's
+    `user_full`. The scheduler logs either; the other services directory and id only."""
+    user, directory, user_id = values.get("user"), values["user_directory"], values["user_id"]
+    if user is not None and directory is None and user_id is None and "\\" in user:
+        directory, _, user_id = user.partition("\\")
         values["user_directory"], values["user_id"] = directory or None, user_id or None
     elif user is None and directory is not None and user_id is not None:
         values["user"] = f"{directory}\\{user_id}"
-
-
-_SHIFTED = "a ';' in a field other than the message?"
-_AMBIGUOUS_EXCEPTION = (
-    "the message holds ';' and so may the exception text, which does not start with a .NET "
-    "type: where the message ends cannot be told (qlik2mqtt's XML appenders send both intact)"
-)
-
-
-def _misfit(tag: str, name: str, value: str, why: str = _SHIFTED) -> Rejected:
-    return Rejected(
-        reason=RejectReason.MISFIT_FIELDS,
-        detail=f"/{tag}/ {name} {clip(value.strip(), 64)!r} does not fit: {why}",
-    )

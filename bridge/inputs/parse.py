@@ -5,6 +5,15 @@ Butler SOS tagged lines (`/proxy-session/;…`, `/scheduler-task-failed/;…`, �
 log events (`/qseow-engine/;…`, `bridge.inputs.log_events`), log4net's XML event layout,
 which is the only one that carries `;` inside names unambiguously, and qlik2mqtt's own
 log-event appenders (`<qseow-engine:event …>`, `bridge.inputs.log_event_xml`).
+
+Untagged lines are read only in the layouts Butler shipped, never guessed from another count
+(`unknown_layout`): `host;Command;UserDirectory;UserId` (4 fields, sessions and connections);
+`host;TaskName;AppName;UserId` (4); `host;TaskName;AppName;message;level` (5, the last a log
+level); `host;TaskName;AppName;User;TaskId;AppId;date;level;ExecutionId;message` (10, extra `;`
+in the message). A name holding `;` is told apart only as Qlik's default task name
+(`default_task_split`); in the 10-field and tagged task layouts, whose ids, date and level are
+anchored right of the names, names that cannot be told apart are left empty. Every step is linear
+in the datagram's length (`bench/hotpath.py --worst`).
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from collections.abc import Sequence
 
 from bridge.core.events import (
     Event,
+    QixPerfEvent,
     Rejected,
     RejectReason,
     SourceFormat,
@@ -23,10 +33,19 @@ from bridge.core.events import (
     UserEventType,
 )
 from bridge.core.times import iso_millis
-from bridge.inputs.fields import CONTROL_CHARS, NULL, clip, field, message_text
+from bridge.inputs.fields import (
+    CONTROL_CHARS,
+    NULL,
+    ControlCharacterError,
+    clip,
+    free_text,
+    message_text,
+    name_field,
+)
 from bridge.inputs.log4j_xml import Log4jEvent, XmlRefusedError, parse_log4j_event
 from bridge.inputs.log_event_xml import is_log_event_xml, parse_log_event_xml
 from bridge.inputs.log_events import LOG_TAGS, parse_log_fields
+from bridge.inputs.qix_perf import QIX_TAG, parse_qix_fields
 
 COMMANDS: dict[str, UserEventType] = {
     "start session": UserEventType.SESSION_START,
@@ -48,6 +67,8 @@ SCHEDULER_TAGS: dict[str, TaskEventType] = {
     "scheduler-distribute": TaskEventType.DISTRIBUTE_FINISHED,
 }
 ENGINE_RELOAD_TAG = "engine-reload-failed"
+DEFAULT_TASK_PREFIX = "Reload task of "
+"""Qlik's name for an app's reload task made in the hub or the QMC: `Reload task of <app>`."""
 
 _LOG_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:[,.](\d{1,7}))?")
 _LOG_LEVEL = re.compile(r"(?i:DEBUG|INFO|WARN|WARNING|ERROR|FATAL|TRACE|NOTICE|CRITICAL)")
@@ -61,7 +82,7 @@ _FAILURE_MARKERS = (
 )
 
 
-def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | Rejected:
+def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | QixPerfEvent | Rejected:
     """Parse one UDP datagram into an event, or say why it is not one."""
     if len(data) > max_bytes:
         return Rejected(reason=RejectReason.TOO_LARGE, detail=f"{len(data)} bytes > {max_bytes}")
@@ -72,11 +93,16 @@ def parse_datagram(data: bytes, max_bytes: int = 65535) -> Event | Rejected:
     start = text.lstrip()[:1]
     if not start:
         return Rejected(reason=RejectReason.EMPTY, detail="no text")
-    if start == "<":
-        return _parse_xml(text)
-    if CONTROL_CHARS.search(text) and not _is_log_line(text):  # a log line's message may
-        return Rejected(reason=RejectReason.NOT_TEXT, detail="control characters in a text line")
-    return _parse_semicolon(text.split(";"))
+    try:
+        if start == "<":
+            return _parse_xml(text)
+        if CONTROL_CHARS.search(text) and not _is_log_line(text):  # a log line's message may
+            return Rejected(
+                reason=RejectReason.NOT_TEXT, detail="control characters in a text line"
+            )
+        return _parse_semicolon(text.split(";"))
+    except ControlCharacterError as exc:  # in a name: tab, a line break, C1 (fields.NAME_CONTROLS)
+        return Rejected(reason=RejectReason.NOT_TEXT, detail=str(exc))
 
 
 def decode(data: bytes) -> str | None:
@@ -94,19 +120,22 @@ def decode(data: bytes) -> str | None:
 def _is_log_line(text: str) -> bool:
     """Whether a text line is a Butler SOS log event (`/qseow-engine/;…`), whose message may
     hold a control character (bridge.inputs.log_events shows it as U+FFFD)."""
-    return text.partition(";")[0].strip().strip("/").lower() in LOG_TAGS
+    tag = text.partition(";")[0].strip().strip("/").lower()
+    return tag in LOG_TAGS or tag == QIX_TAG
 
 
-def _parse_semicolon(fields: list[str]) -> Event | Rejected:
+def _parse_semicolon(fields: list[str]) -> Event | QixPerfEvent | Rejected:
     head = fields[0].strip()
     if head.startswith("/") and len(head) > 2:
         return _parse_tagged(head.strip("/").lower(), fields[1:])
     return _parse_legacy(fields)
 
 
-def _parse_tagged(tag: str, fields: list[str]) -> Event | Rejected:
+def _parse_tagged(tag: str, fields: list[str]) -> Event | QixPerfEvent | Rejected:
     if tag in LOG_TAGS:  # Butler SOS's warnings and errors (bridge.inputs.log_events)
         return parse_log_fields(tag, fields)
+    if tag == QIX_TAG:  # Butler SOS's QIX performance lines (bridge.inputs.qix_perf)
+        return parse_qix_fields(fields)
     if tag in USER_TAGS:
         # host;Command;UserDirectory;UserId;Origin;Context;message
         if len(fields) < 4:
@@ -126,25 +155,61 @@ def _parse_tagged(tag: str, fields: list[str]) -> Event | Rejected:
 
 
 def _parse_legacy(fields: list[str]) -> Event | Rejected:
-    if len(fields) == 1:
+    """The untagged layouts Butler shipped (see the module's docstring), and no other."""
+    count = len(fields)
+    if count == 1:
         return Rejected(reason=RejectReason.UNKNOWN_FORMAT, detail="no ';' separated fields")
-    if len(fields) < 4:
-        return _too_few("legacy", 4, len(fields))
+    if count < 4:
+        return _too_few("legacy", 4, count)
     if fields[1].strip().lower() in COMMANDS:
-        # host;Command;UserDirectory;UserId
+        if count != 4:  # host;Command;UserDirectory;UserId
+            return _unknown_layout(count, "a session or connection line has 4")
         return _user_event(fields, SourceFormat.LEGACY)
-    if len(fields) >= 10 and _find_date_anchor(fields) is not None:
+    if count == 4:  # host;TaskName;AppName;UserId: Butler <= v4 sent only failures this way
+        return _legacy_task(fields[0], fields[1], fields[2], user=fields[3])
+    if count == 5 and _LOG_LEVEL.fullmatch(fields[4].strip()):
+        # host;TaskName;AppName;message;level: Butler's first scheduler appender
+        return _legacy_task(fields[0], fields[1], fields[2], message=fields[3:4], level=fields[4])
+    if count >= 10 and (at := _find_date_anchor(fields)) is not None:
         # host;TaskName;AppName;User;TaskId;AppId;date;level;ExecutionId;message
-        return _long_task_event(fields, TaskEventType.TASK_FAILED, SourceFormat.LEGACY)
-    # host;TaskName;AppName;UserId — Butler <= v4 sent only failures this way.
-    task_name, app_name = _split_names(fields[1:-1])
+        return _long_task_event(fields, TaskEventType.TASK_FAILED, SourceFormat.LEGACY, at)
+    if _LOG_LEVEL.fullmatch(fields[-1].strip()):
+        # host;TaskName;AppName;message;level with a `;` in a name or in the message: which
+        # `;` ends which field cannot be told. The failure is published all the same, its
+        # text whole in the message and the names left empty (never a piece of one in another).
+        return _legacy_task(fields[0], None, None, message=fields[1:-1], level=fields[-1])
+    names = default_task_split(fields[1:-1])  # the 4-field layout, `;` in the names
+    if names is not None:
+        return _legacy_task(fields[0], *names, user=fields[-1])
+    return _unknown_layout(count, "a task line has 4, 5 (ending in a level) or 10")
+
+
+def _legacy_task(
+    host: str,
+    task_name: str | None,
+    app_name: str | None,
+    *,
+    user: str | None = None,
+    message: Sequence[str] | None = None,
+    level: str | None = None,
+) -> TaskEvent:
     return TaskEvent(
         event_type=TaskEventType.TASK_FAILED,
-        server=_host(fields[0]),
+        server=_host(host),
         source_format=SourceFormat.LEGACY,
-        task_name=task_name,
-        app_name=app_name,
-        user=field(fields[-1]),
+        task_name=name_field(task_name, "the task name"),
+        app_name=name_field(app_name, "the app name"),
+        user=name_field(user, "the user"),
+        message=None if message is None else message_text(message),
+        log_level=name_field(level, "the level"),
+    )
+
+
+def _unknown_layout(count: int, layouts: str) -> Rejected:
+    return Rejected(
+        reason=RejectReason.UNKNOWN_LAYOUT,
+        detail=f"untagged line of {count} fields: {layouts} (Butler's layouts); "
+        "a name holding ';' is told apart only as Qlik's default 'Reload task of <app>'",
     )
 
 
@@ -156,17 +221,17 @@ def _user_event(fields: Sequence[str], source_format: SourceFormat) -> Event | R
             reason=RejectReason.UNKNOWN_EVENT, detail=f"command {clip(fields[1], 64)!r}"
         )
     if source_format is SourceFormat.LEGACY:
-        user_id, origin, context, message = field(";".join(fields[3:])), None, None, None
+        user_id, origin, context, message = name_field(fields[3], "the user id"), None, None, None
     else:
-        user_id = field(fields[3])
-        origin = field(fields[4]) if len(fields) > 4 else None
-        context = field(fields[5]) if len(fields) > 5 else None
+        user_id = name_field(fields[3], "the user id")
+        origin = name_field(fields[4], "the origin") if len(fields) > 4 else None
+        context = name_field(fields[5], "the context") if len(fields) > 5 else None
         message = message_text(fields[6:])
     return UserEvent(
         event_type=event_type,
         server=_host(fields[0]),
         source_format=source_format,
-        user_directory=field(fields[2]),
+        user_directory=name_field(fields[2], "the user directory"),
         user_id=user_id,
         origin=origin,
         context=context,
@@ -175,45 +240,56 @@ def _user_event(fields: Sequence[str], source_format: SourceFormat) -> Event | R
 
 
 def _long_task_event(
-    fields: Sequence[str], event_type: TaskEventType, source_format: SourceFormat
+    fields: Sequence[str],
+    event_type: TaskEventType,
+    source_format: SourceFormat,
+    at: int | None = None,
 ) -> TaskEvent:
     """host;TaskName;AppName;User;TaskId;AppId;date;level;ExecutionId;message…
 
-    Names may contain `;`: the date and level fields anchor the right-hand part, the extra
-    fields left of them belong to the task and app names.
+    The message is last: extra fields from the anchor's execution id on are its own. The date
+    and level anchor the fields right of the names; extra fields left of them mean a name holds
+    `;`, and the two are told apart only as Qlik's default task name (`default_task_split`):
+    otherwise both are left empty (the ids, the user, the time and the message still stand).
     """
-    at = _find_date_anchor(fields)
     if at is None:
-        at = 6
-    task_name, app_name = _split_names(fields[1 : at - 3])
+        at = _find_date_anchor(fields)
+    if at is None:
+        at = 6  # a date of another shape: the layout's own positions
+    names = fields[1 : at - 3]
+    split = (names[0], names[1]) if len(names) == 2 else default_task_split(names)
+    task_name, app_name = split or (None, None)
     return TaskEvent(
         event_type=event_type,
         server=_host(fields[0]),
         source_format=source_format,
-        task_name=task_name,
-        app_name=app_name,
-        user=field(fields[at - 3]),
-        task_id=field(fields[at - 2]),
-        app_id=field(fields[at - 1]),
+        task_name=name_field(task_name, "the task name"),
+        app_name=name_field(app_name, "the app name"),
+        user=name_field(fields[at - 3], "the user"),
+        task_id=name_field(fields[at - 2], "the task id"),
+        app_id=name_field(fields[at - 1], "the app id"),
         log_timestamp=log_date(fields[at]),
-        log_level=field(fields[at + 1]),
-        execution_id=field(fields[at + 2]) if len(fields) > at + 2 else None,
+        log_level=name_field(fields[at + 1], "the level"),
+        execution_id=name_field(fields[at + 2], "the execution id")
+        if len(fields) > at + 2
+        else None,
         message=message_text(fields[at + 3 :]),
     )
 
 
 def _engine_event(fields: Sequence[str]) -> TaskEvent:
-    directory, user_id = field(fields[3]), field(fields[4])
+    directory = name_field(fields[3], "the user directory")
+    user_id = name_field(fields[4], "the user id")
     user = "\\".join(part for part in (directory, user_id) if part) or None
     return TaskEvent(
         event_type=TaskEventType.ENGINE_RELOAD_FAILED,
         server=_host(fields[0]),
         source_format=SourceFormat.TAGGED,
-        app_id=field(fields[1]),
-        session_id=field(fields[2]),
+        app_id=name_field(fields[1], "the app id"),
+        session_id=name_field(fields[2], "the session id"),
         user=user,
         log_timestamp=log_date(fields[5]),
-        log_level=field(fields[6]),
+        log_level=name_field(fields[6], "the level"),
         message=message_text(fields[7:]),
     )
 
@@ -228,20 +304,24 @@ def _find_date_anchor(fields: Sequence[str]) -> int | None:
     return None
 
 
-def _split_names(names: Sequence[str]) -> tuple[str | None, str | None]:
-    """TaskName;AppName where either may contain `;`.
-
-    The semicolon formats cannot say where the task name ends. Qlik's default task names read
-    "Reload task of <app>", so a split whose task name ends with its app name wins; otherwise
-    the extra fields go to the task name. The XML layout has no such ambiguity.
-    """
-    if len(names) <= 2:
-        return field(names[0]) if names else None, field(names[1]) if len(names) > 1 else None
-    for cut in range(1, len(names)):
-        task_name, app_name = ";".join(names[:cut]), ";".join(names[cut:])
-        if task_name.endswith(app_name):
-            return field(task_name), field(app_name)
-    return field(";".join(names[:-1])), field(names[-1])
+def default_task_split(names: Sequence[str]) -> tuple[str, str] | None:
+    """TaskName;AppName, split on `;` into `names`, where a name holds `;`: told apart only
+    when the task bears Qlik's default name for the app's reload task, `Reload task of <app>`
+    (one cut at most can make it so); None otherwise: which `;` ends the task name cannot be
+    told, and a guess would put a piece of one name in the other. Linear in the text."""
+    if len(names) < 2:
+        return None
+    text = ";".join(names)
+    cut, odd = divmod(len(text) + len(DEFAULT_TASK_PREFIX) - 1, 2)
+    if (
+        odd
+        or not text.startswith(DEFAULT_TASK_PREFIX)
+        or cut >= len(text)
+        or text[cut] != ";"
+        or text[len(DEFAULT_TASK_PREFIX) : cut] != text[cut + 1 :]
+    ):
+        return None
+    return text[:cut], text[cut + 1 :]
 
 
 def _parse_xml(text: str) -> Event | Rejected:
@@ -266,13 +346,13 @@ def _parse_xml(text: str) -> Event | Rejected:
             event_type=event_type,
             server=_host(host),
             source_format=SourceFormat.XML,
-            user_directory=field(props.get("UserDirectory")),
-            user_id=field(props.get("UserId")),
-            origin=field(props.get("Origin")),
-            context=field(props.get("Context")),
-            message=message_text([event.message]),
+            user_directory=name_field(props.get("UserDirectory"), "UserDirectory"),
+            user_id=name_field(props.get("UserId"), "UserId"),
+            origin=name_field(props.get("Origin"), "Origin"),
+            context=name_field(props.get("Context"), "Context"),
+            message=free_text(event.message),
             log_timestamp=timestamp,
-            log_level=field(event.level),
+            log_level=name_field(event.level, "the level"),
         )
     task_type = _classify_task(event)
     if task_type is None:
@@ -287,16 +367,16 @@ def _parse_xml(text: str) -> Event | Rejected:
         event_type=task_type,
         server=_host(host),
         source_format=SourceFormat.XML,
-        task_name=field(props.get("TaskName")),
-        app_name=field(props.get("AppName")),
-        user=field(user),
-        task_id=field(props.get("TaskId")),
-        app_id=field(props.get("AppId")),
-        execution_id=field(props.get("ExecutionId")),
-        session_id=field(props.get("SessionId")),
-        message=message_text([event.message]),
+        task_name=name_field(props.get("TaskName"), "TaskName"),
+        app_name=name_field(props.get("AppName"), "AppName"),
+        user=name_field(user, "User"),
+        task_id=name_field(props.get("TaskId"), "TaskId"),
+        app_id=name_field(props.get("AppId"), "AppId"),
+        execution_id=name_field(props.get("ExecutionId"), "ExecutionId"),
+        session_id=name_field(props.get("SessionId"), "SessionId"),
+        message=free_text(event.message),
         log_timestamp=timestamp,
-        log_level=field(event.level),
+        log_level=name_field(event.level, "the level"),
     )
 
 
@@ -332,7 +412,7 @@ def log_date(raw: str) -> str | None:
 
 
 def _host(value: str) -> str:
-    return field(value) or "unknown"
+    return name_field(value, "the host") or "unknown"
 
 
 def _too_few(layout: str, wanted: int, got: int) -> Rejected:

@@ -2,7 +2,9 @@
 
 It makes `scripts/run` work on a machine with nothing else running. The bridge writes the
 broker a private config (loopback only, persistence beside the state file), starts it, waits
-until it accepts connections, and stops it when the bridge stops. On Linux the child is also
+until it accepts connections, and stops it when the bridge stops. With `mqtt.username` and a
+password it takes only that user (a password file made with `mosquitto_passwd`, an ACL for
+the bridge's topics); without, any local program may connect. On Linux the child is also
 told to end when the bridge dies without stopping it (SIGKILL, a crash): no stray broker keeps
 the port. For production point `mqtt.host` at the site's broker.
 """
@@ -17,8 +19,10 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -56,12 +60,33 @@ def find_mosquitto() -> str | None:
     return next((path for path in CANDIDATES if os.access(path, os.X_OK)), None)
 
 
-def broker_config(host: str, port: int, data_dir: Path) -> str:
-    """mosquitto.conf for the embedded broker: one loopback listener, anonymous clients,
-    retained messages kept across restarts in `data_dir`."""
+@dataclass(frozen=True, slots=True)
+class BrokerAccess:
+    """The one user the embedded broker takes, and the topic filters it may read and write."""
+
+    username: str
+    password: str
+    topics: tuple[str, ...]
+
+
+PASSWORD_FILE = "passwords"
+ACL_FILE = "acl"
+
+
+def broker_config(host: str, port: int, data_dir: Path, secured: bool = False) -> str:
+    """mosquitto.conf for the embedded broker: one loopback listener, retained messages kept
+    across restarts in `data_dir`; anonymous clients, or (`secured`) only the user of the
+    password file, within its ACL."""
+    access = ["allow_anonymous true"]
+    if secured:
+        access = [
+            "allow_anonymous false",
+            f"password_file {data_dir / PASSWORD_FILE}",
+            f"acl_file {data_dir / ACL_FILE}",
+        ]
     lines = [
         f"listener {port} {host}",
-        "allow_anonymous true",
+        *access,
         "persistence true",
         f"persistence_location {data_dir}/",
         "autosave_interval 60",
@@ -150,13 +175,16 @@ class EmbeddedBroker:
             self._log_relay = None
 
 
-async def start_embedded_broker(host: str, port: int, data_dir: Path) -> EmbeddedBroker:
-    """Start mosquitto on host:port and return once it accepts connections."""
+async def start_embedded_broker(
+    host: str, port: int, data_dir: Path, access: BrokerAccess | None = None
+) -> EmbeddedBroker:
+    """Start mosquitto on host:port and return once it accepts connections; with `access`,
+    it takes only that user."""
     executable = find_mosquitto()
     if executable is None:
         raise MosquittoMissingError(f"no mosquitto for the embedded MQTT broker: {INSTALL_HINT}")
     _ensure_free(host, port)
-    config_file = await asyncio.to_thread(_write_config, host, port, data_dir)
+    config_file = await asyncio.to_thread(_write_config, host, port, data_dir, access)
     broker = EmbeddedBroker(executable, config_file, host, port)
     await broker.start()
     return broker
@@ -176,11 +204,44 @@ def _ensure_free(host: str, port: int) -> None:
             ) from None
 
 
-def _write_config(host: str, port: int, data_dir: Path) -> Path:
+def _write_config(host: str, port: int, data_dir: Path, access: BrokerAccess | None) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    if access is not None:
+        _write_access(data_dir, access)
+    else:
+        for name in (PASSWORD_FILE, ACL_FILE):  # a broker made anonymous again forgets them
+            (data_dir / name).unlink(missing_ok=True)
     config_file = data_dir / "mosquitto.conf"
-    config_file.write_text(broker_config(host, port, data_dir))
+    config_file.write_text(broker_config(host, port, data_dir, secured=access is not None))
     return config_file
+
+
+def _write_access(data_dir: Path, access: BrokerAccess) -> None:
+    """The password file (written in plain text, private, then hashed in place by
+    `mosquitto_passwd -U`: the password never appears on a command line) and the ACL."""
+    if ":" in access.username or any(c in access.username + access.password for c in "\r\n"):
+        raise EmbeddedBrokerError(
+            "mqtt.username may not hold ':', and neither it nor the password a line break, "
+            "for the embedded broker's password file"
+        )
+    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not os.access(tool, os.X_OK):
+        raise MosquittoMissingError(f"no mosquitto_passwd for the embedded broker: {INSTALL_HINT}")
+    passwords = data_dir / PASSWORD_FILE
+    passwords.unlink(missing_ok=True)
+    descriptor = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(f"{access.username}:{access.password}\n")
+    result = subprocess.run(
+        [tool, "-U", str(passwords)], capture_output=True, text=True, timeout=30, check=False
+    )
+    if result.returncode != 0:
+        passwords.unlink(missing_ok=True)
+        reason = (result.stderr or result.stdout).strip().splitlines()
+        raise EmbeddedBrokerError(f"mosquitto_passwd failed: {reason[-1] if reason else '?'}")
+    rules = [f"user {access.username}", *(f"topic readwrite {topic}" for topic in access.topics)]
+    (data_dir / ACL_FILE).write_text("\n".join(rules) + "\n")
 
 
 async def _until_listening(process: asyncio.subprocess.Process, host: str, port: int) -> None:

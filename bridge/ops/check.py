@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from bridge.config import Config
 from bridge.inputs.builtin import INPUTS
 from bridge.inputs.declare import listening
 from bridge.inputs.listener import KERNEL_BYTES_PER_DATAGRAM, bind_udp, grow_receive_buffer
-from bridge.mqtt import probe
+from bridge.mqtt import BrokerSettings, probe
 from bridge.mqtt.connection import broker_settings
 from bridge.mqtt.embedded import INSTALL_HINT, find_mosquitto
 from bridge.ops.health import health_path, running_report
@@ -40,6 +40,36 @@ async def run_checks(config: Config, config_path: Path | None) -> list[Result]:
     results.append(_state_dir(config.state_file))
     if config.qrs.enabled:
         results.append(await _qrs(config))
+    results += _private_files(config)
+    return results
+
+
+def _private_files(config: Config) -> list[Result]:
+    """A warning for each file holding a secret (the QRS client key, the broker's password
+    file, an MQTT TLS key) that others than its owner may read, as ssh warns."""
+    files = {
+        "qrs.client_key": config.qrs.client_key if config.qrs.enabled else None,
+        "mqtt.password_file": config.mqtt.password_file,
+        "mqtt.tls.keyfile": config.mqtt.tls.keyfile,
+    }
+    results = []
+    for key, path in files.items():
+        if path is None:
+            continue
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            continue  # the config check already said why it cannot be read
+        if mode & 0o077:
+            results.append(
+                Result(
+                    "secrets",
+                    True,
+                    f"{key} {path} can be read by others than its owner (mode {mode:04o}): "
+                    f"chmod 600 {path}",
+                    warning=True,
+                )
+            )
     return results
 
 
@@ -77,10 +107,14 @@ async def _broker(config: Config, running: dict[str, Any] | None) -> Result:
             problem = await probe(settings, PROBE_TIMEOUT)
             where = f"127.0.0.1:{config.mqtt.port}"
             if problem is None:
-                return Result(
-                    "mqtt",
-                    True,
-                    f"the running bridge (pid {running['pid']}) has {where}: it answers",
+                return await _locked(
+                    config,
+                    settings,
+                    Result(
+                        "mqtt",
+                        True,
+                        f"the running bridge (pid {running['pid']}) has {where}: it answers",
+                    ),
                 )
             return Result("mqtt", False, f"cannot connect to {where}: {problem}")
         mosquitto = find_mosquitto()
@@ -99,7 +133,25 @@ async def _broker(config: Config, running: dict[str, Any] | None) -> Result:
     auth = f" as {settings.username}" if settings.username else ""
     if problem is not None:
         return Result("mqtt", False, f"cannot connect to {where}{auth}: {problem}")
-    return Result("mqtt", True, f"connected to {where}{auth}")
+    return await _locked(config, settings, Result("mqtt", True, f"connected to {where}{auth}"))
+
+
+async def _locked(config: Config, settings: BrokerSettings, passed: Result) -> Result:
+    """With `qrs.enabled`, whoever may publish to the broker may start reload tasks: a broker
+    that takes an anonymous client is a FAIL. `passed`: the result when it does not."""
+    if not config.qrs.enabled:
+        return passed
+    anonymous = replace(settings, username=None, password=None)
+    if await probe(anonymous, PROBE_TIMEOUT) is not None:
+        return passed  # refused (not authorised, or anything else): no anonymous door
+    where = f"{settings.host}:{settings.port}"
+    return Result(
+        "mqtt",
+        False,
+        f"{where} lets anyone in (an anonymous client connected): with qrs.enabled anyone who "
+        "reaches it can start reload tasks; set allow_anonymous false and a password file "
+        "(docs/qrs.md, Who may ask)",
+    )
 
 
 def _udp(host: str, port: int, receive_buffer: int, running: dict[str, Any] | None) -> Result:

@@ -17,6 +17,7 @@ import traceback
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from bridge.config import SlackConfig
@@ -51,6 +52,37 @@ class Outcome:
     """The client raised something that is neither a network fault nor an answer from Slack."""
 
 
+Route = Literal["own webhook", "channel", "webhook"]
+
+
+def route_of(config: SlackConfig, kind: Kind) -> Route:
+    """How a kind posts: its own webhook, else its channel through the token (a channel named
+    with a token is never ignored for the global webhook), else the global webhook."""
+    settings = getattr(config, kind)
+    if settings.webhook_url is not None:
+        return "own webhook"
+    if config.token is not None and settings.channel:
+        return "channel"
+    return "webhook"
+
+
+def ignored_channels(config: SlackConfig) -> list[str]:
+    """The kinds that are on with a `channel` their route does not use (a webhook posts to the
+    channel it was made for): one line each for the log at start."""
+    lines = []
+    for kind in KINDS:
+        settings = getattr(config, kind)
+        route = route_of(config, kind)
+        if settings.enabled and settings.channel and route != "channel":
+            why = "its own webhook_url" if route == "own webhook" else "slack.webhook_url"
+            lines.append(
+                f"slack.{kind}.channel ({settings.channel}) is not used: {kind} posts through "
+                f"{why}, which posts to the channel it was made for; set slack.token to post to "
+                "channels"
+            )
+    return lines
+
+
 class SlackPoster:
     def __init__(self, config: SlackConfig) -> None:
         self._config = config
@@ -60,20 +92,22 @@ class SlackPoster:
 
     def target(self, kind: Kind) -> str:
         """Names where a kind posts, for pacing and logs (never the secret itself)."""
-        settings = getattr(self._config, kind)
-        if settings.webhook_url is not None:
+        route = route_of(self._config, kind)
+        if route == "own webhook":
             return f"{kind} webhook"
-        if self._config.webhook_url is not None:
+        if route == "webhook":
             return "webhook"
-        return str(settings.channel or "?")
+        return str(getattr(self._config, kind).channel or "?")
 
     def post(self, kind: Kind, message: SlackMessage) -> Outcome:
         settings = getattr(self._config, kind)
-        webhook = settings.webhook_url or self._config.webhook_url
+        route = route_of(self._config, kind)
         try:
-            if webhook is not None:
-                return self._webhook(webhook.get_secret_value(), message)
-            return self._web_api(settings.channel, message)
+            if route == "channel":
+                return self._web_api(settings.channel, message)
+            webhook = settings.webhook_url if route == "own webhook" else self._config.webhook_url
+            assert webhook is not None
+            return self._webhook(webhook.get_secret_value(), message)
         except (TimeoutError, urllib.error.URLError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             if isinstance(reason, TimeoutError):

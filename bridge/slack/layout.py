@@ -19,6 +19,7 @@ from bridge.slack.messages import (
     KINDS,
     Kind,
     SlackMessage,
+    escaped_values,
     kind_of,
     log_message,
     task_message,
@@ -64,8 +65,8 @@ class SlackLayout:
         template = self._templates.get(kind)
         if template is None:
             return built_in
-        variables = {
-            "event": event_payload(event, received_at, self._privacy),
+        variables = {  # the event's text escaped for mrkdwn: a template cannot forget to
+            "event": escaped_values(event_payload(event, received_at, self._privacy)),
             "folded": folded,
             "overflow": overflow,
             "distinct": distinct,

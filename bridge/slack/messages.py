@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
+from urllib.parse import quote
 
 from bridge.core.events import (
     Event,
@@ -36,6 +37,14 @@ _TASK_TITLES = {
     TaskEventType.TASK_SUCCEEDED: ("Reload task succeeded", ":large_green_circle:"),
     TaskEventType.DISTRIBUTE_FINISHED: ("Distribution task finished", ":information_source:"),
 }
+_FOLDED_NOUNS = {
+    TaskEventType.TASK_FAILED: "failures",
+    TaskEventType.ENGINE_RELOAD_FAILED: "failures",
+    TaskEventType.TASK_ABORTED: "aborts",
+    TaskEventType.TASK_SUCCEEDED: "successes",
+    TaskEventType.DISTRIBUTE_FINISHED: "distributions",
+}
+"""What a folded message counts, by the event it folds (an abort is no failure)."""
 _USER_VERBS = {
     UserEventType.SESSION_START: ("started a session", ":arrow_right:"),
     UserEventType.SESSION_STOP: ("ended a session", ":arrow_left:"),
@@ -56,9 +65,22 @@ def kind_of(event: Event) -> Kind:
     return "user_activity" if isinstance(event, UserEvent) else "task_events"
 
 
-def _escape(text: str) -> str:
-    """Slack's mrkdwn needs &, < and > escaped."""
+def escape(text: str) -> str:
+    """Text from an event made inert for Slack's mrkdwn: &, < and > escaped, so no `<url|label>`
+    link, `<!channel>`, `<@user>` or `<#channel>` can be written by whoever sent the datagram."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escaped_values(value: Any) -> Any:
+    """`value` (an event payload: dicts, lists, strings, numbers) with every string `escape`d:
+    what a template sees, so `{{ event.task_name }}` is inert wherever it is written."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {key: escaped_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [escaped_values(item) for item in value]
+    return value
 
 
 def _units(text: str) -> int:
@@ -69,7 +91,7 @@ def _units(text: str) -> int:
 def _escaped(text: str, limit: int) -> str:
     """`text` escaped for mrkdwn and then cut to `limit` (with "…"), never inside an entity
     (`&lt;` is four characters for one: cutting first and escaping after overflows)."""
-    escaped = _escape(text)
+    escaped = escape(text)
     if _units(escaped) <= limit:
         return escaped
     budget = limit - 1
@@ -94,7 +116,7 @@ def task_message(
     text = f"{title}: {task}" + (f" (app {event.app_name})" if event.app_name else "")
     text += f" on {event.server}"
     if folded:
-        text += f" — {folded} failures of this task since the last message"
+        text += f" — {folded} {_FOLDED_NOUNS[event.event_type]} of this task since the last message"
     user = privacy.account(event.user)
     fields = [
         ("Task", event.task_name),
@@ -116,7 +138,7 @@ def task_message(
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": part} for part in context]}
         )
-    return SlackMessage(text=text, blocks=blocks)
+    return SlackMessage(text=escape(text), blocks=blocks)
 
 
 def _card(header: str, heading: str, fields: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
@@ -146,8 +168,8 @@ def _links(event: TaskEvent, base: str | None) -> list[str]:
         return []
     base = base.rstrip("/")
     links = []
-    if event.app_id:
-        links.append(f"<{base}/sense/app/{event.app_id}|Open the app>")
+    if event.app_id:  # percent-encoded: an id holding `|` or `>` cannot end the link
+        links.append(f"<{base}/sense/app/{quote(event.app_id, safe='')}|Open the app>")
     if event.task_id:
         links.append(f"<{base}/qmc/tasks|Tasks in the QMC>")
     return links
@@ -162,12 +184,14 @@ def user_message(event: UserEvent, privacy: Privacy = PLAIN) -> SlackMessage:
         text += f" ({event.context})"
     shown = f"{icon} {_escaped(text, FIELD_TEXT_MAX)}"
     return SlackMessage(
-        text=text,
+        text=escape(text),
         blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": shown}]}],
     )
 
 
 _LOG_TITLES = {
+    LogLevel.DEBUG: ("Debug message", ":mag:"),
+    LogLevel.INFO: ("Information", ":information_source:"),
     LogLevel.WARN: ("Warning", ":warning:"),
     LogLevel.ERROR: ("Error", ":red_circle:"),
     LogLevel.FATAL: ("Fatal error", ":rotating_light:"),
@@ -176,6 +200,8 @@ MAX_EXCEPTION_CHARS = 1000
 
 
 _LEVEL_NOUNS = {
+    LogLevel.DEBUG: ("debug message", "debug messages"),
+    LogLevel.INFO: ("information message", "information messages"),
     LogLevel.WARN: ("warning", "warnings"),
     LogLevel.ERROR: ("error", "errors"),
     LogLevel.FATAL: ("fatal error", "fatal errors"),
@@ -258,4 +284,4 @@ def log_message(
         else:
             note = f"{_times(folded)} since the last message"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-    return SlackMessage(text=text, blocks=blocks)
+    return SlackMessage(text=escape(text), blocks=blocks)

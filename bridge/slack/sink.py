@@ -34,7 +34,7 @@ from bridge.core.state import slug_of, task_key
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
-from bridge.slack.client import Outcome, SlackPoster
+from bridge.slack.client import Outcome, SlackPoster, ignored_channels
 from bridge.slack.layout import SlackLayout
 from bridge.slack.messages import Kind, SlackMessage, kind_of
 
@@ -61,7 +61,7 @@ FOLD_KEY_CHARS = 300
 """The part of a message that tells two errors apart (keys stay small in memory)."""
 DISTINCT_COUNTED = 1000
 """Different messages counted per category summary (past it, the count says this many)."""
-_LEVEL_RANK = {LogLevel.WARN: 0, LogLevel.ERROR: 1, LogLevel.FATAL: 2}
+_LEVEL_RANK = {level: rank for rank, level in enumerate(LogLevel)}  # DEBUG … FATAL
 _FOLDED_TYPES = frozenset(
     {
         TaskEventType.TASK_FAILED,
@@ -96,6 +96,8 @@ class SlackSink(Extension):
         self._post_deadline = 2.0 * self.poster.timeout + 1.0
 
     def start(self) -> None:
+        for line in ignored_channels(self._config):
+            log.warning(line)
         self._worker = asyncio.create_task(
             supervised("slack", self._work, self.context.stats), name="slack"
         )

@@ -34,6 +34,7 @@ from bridge.core.state import (
 from bridge.qrs.allow import TaskKey
 from bridge.qrs.reasons import Reason
 from tests.fakes import FakeLink, fake_context
+from tests.helpers import QRS_NEEDS
 
 
 class FakeCore:
@@ -165,7 +166,10 @@ async def test_a_slow_handler_answers_later_without_holding_the_loop() -> None:
 def test_task_start_is_taken_only_when_qrs_is_on() -> None:
     assert "qlik2mqtt/bridge/request/task/start" not in commands().subscriptions()
     config = Config.model_validate(
-        {"qrs": {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": __file__}}
+        {
+            **QRS_NEEDS,
+            "qrs": {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": __file__},
+        }
     )
     assert "qlik2mqtt/bridge/request/task/start" in commands(config).subscriptions()
 
@@ -189,9 +193,9 @@ QRS_ON = {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": 
 
 def test_butlers_start_task_is_under_butlers_topic_and_needs_both_switches() -> None:
     butler = {"enabled": True, "base_topic": "qs"}
-    both = Config.model_validate({"qrs": QRS_ON, "butler_compat": butler})
+    both = Config.model_validate({**QRS_NEEDS, "qrs": QRS_ON, "butler_compat": butler})
     assert "qs/start_task" in commands(both).subscriptions()
-    for one in ({"qrs": QRS_ON}, {"butler_compat": butler}):
+    for one in ({**QRS_NEEDS, "qrs": QRS_ON}, {"butler_compat": butler}):
         assert not any(
             topic.endswith("/start_task")
             for topic in commands(Config.model_validate(one)).subscriptions()
@@ -206,7 +210,9 @@ def test_butlers_payload_is_task_ids_separated_by_commas() -> None:
 
 def test_a_butler_message_with_too_many_ids_starts_none() -> None:
     butler = {"enabled": True}
-    extension = commands(Config.model_validate({"qrs": QRS_ON, "butler_compat": butler}))
+    extension = commands(
+        Config.model_validate({**QRS_NEEDS, "qrs": QRS_ON, "butler_compat": butler})
+    )
     ids = ",".join(f"6e4c8b3a-21f0-4f5e-9d7a-{n:012d}" for n in range(101))
     extension.on_message("qliksense/start_task", ids.encode())
     assert answers(extension) == [
@@ -314,7 +320,7 @@ def test_an_id_that_is_no_task_id_is_a_bad_request_not_a_refusal() -> None:
 
 
 def test_each_commands_extension_limits_its_own_refusal_logs() -> None:
-    config = Config.model_validate({"qrs": QRS_ON})
+    config = Config.model_validate({**QRS_NEEDS, "qrs": QRS_ON})
     with capture_logs() as logs:
         for _ in range(2):  # two bridges in one process (tests do): each logs its first
             extension = Commands(fake_context(config, FakeLink()), FakeCore(), tasks=FakeTasks())

@@ -175,7 +175,7 @@ def test_the_core_path_sets_the_category_on_the_event_and_the_last_error() -> No
             "subpattern at position 0 (got '(unclosed')",
         ),
         ({"name": "Bad Name", "pattern": "x"}, "log_events.categories[1].name: String should"),
-        ({"name": "x", "pattern": "x", "level": "INFO"}, "log_events.categories[1].level[0]:"),
+        ({"name": "x", "pattern": "x", "level": "VERBOSE"}, "log_events.categories[1].level[0]:"),
         ({"name": "x", "pattern": "x", "source": "hub"}, "log_events.categories[1].source[0]:"),
         ({"name": "x"}, "log_events.categories[1].pattern: Field required"),
     ],

@@ -134,3 +134,15 @@ def test_an_unknown_category_in_when_is_a_config_error_naming_the_output(tmp_pat
         "alerts.outputs[1].when: unknown category 'reload': log_events.categories names "
         "licence (got 'log_category:reload')"
     ]
+
+
+def test_debug_and_info_never_raise_the_log_error_flag() -> None:
+    state = BridgeState()
+    for level in (LogLevel.DEBUG, LogLevel.INFO):
+        event = log(level=level)
+        apply(state, event)
+        assert not raises(state, "log_error", event)
+        assert not flag_is_on(state, "log_error")
+    error = log(level=LogLevel.ERROR)
+    apply(state, error)
+    assert raises(state, "log_error", error)

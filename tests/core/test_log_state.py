@@ -259,3 +259,61 @@ def test_privacy_applies_to_the_log_event_and_the_last_error() -> None:
     apply_event(state, event, 0.0, SETTINGS)
     assert "mia" not in str(site_payload(state, hashed)["log_events"])
     assert "mia" not in str(server_payload(state.servers["qs1"], hashed)["log_events"])
+
+
+def test_debug_and_info_are_published_but_never_counted_flagged_or_kept() -> None:
+    """Finding 3 of issue 23: every level that arrives is published (`log_info`, `log_debug`);
+    only warnings and errors count, raise the `log_error` flag or become the last error."""
+    state = BridgeState()
+    apply_event(state, log(LogLevel.WARN), 1000.0, SETTINGS)
+    before = (server_payload(state.servers["qs1"]), site_payload(state))
+    for level in (LogLevel.INFO, LogLevel.DEBUG):
+        change = apply_event(state, log(level, message="Reload started"), 1001.0, SETTINGS)
+        assert (change.publish_event, change.servers, change.site) == (True, frozenset(), False)
+        assert log(level).event_type == f"log_{level.value.lower()}"
+    assert (server_payload(state.servers["qs1"]), site_payload(state)) == before
+    server = state.servers["qs1"]
+    assert (server.last_log_error, server.log_error_at, state.last_log_error) == (None,) * 3
+    first = apply_event(state, log(LogLevel.INFO, server="QS9"), 1002.0, SETTINGS)
+    assert first.servers == {"qs9"}  # a new server appears (with nothing counted)
+    assert counts(server_payload(state.servers["qs9"])) == (0,) * 6
+
+
+def test_a_category_without_a_level_leaves_debug_and_info_alone() -> None:
+    config = Config.model_validate(
+        {
+            "log_events": {
+                "categories": [
+                    {"name": "reload", "pattern": "reload"},
+                    {"name": "started", "pattern": "reload", "level": "INFO"},
+                ]
+            }
+        }
+    )
+    bridge = Bridge(config, BridgeState(), Stats(), lambda: 1000.0, lambda: 0.0)
+    error, info, debug = log(message="Reload failed"), log(LogLevel.INFO), log(LogLevel.DEBUG)
+    for event in (error, info, debug):
+        event.message = "Reload"
+        bridge.handle_event(event)
+    assert (error.category, info.category, debug.category) == ("reload", "started", None)
+    assert set(bridge.state.servers["qs1"].log_categories_at) == {"reload", "started"}
+
+
+def test_an_uncertain_log_event_counts_flags_and_is_categorised_as_any_other() -> None:
+    """Finding 1 of issue 23: a tail that cannot be split costs the fields, never the alarm."""
+    config = Config.model_validate(
+        {"log_events": {"categories": [{"name": "licence", "pattern": "licen[cs]e"}]}}
+    )
+    bridge = Bridge(config, BridgeState(), Stats(), lambda: 1000.0, lambda: 0.0)
+    line = (  # `;` in the message and in the command: uncertain
+        "/qseow-repository/;1;20261104T092100.000+0100;2026-11-04 09:21:00,000;ERROR;QS1;"
+        "System.Repository.Licensing;CORP\\svc;License check; failed;(null);(null);(null);"
+        "Check;ing;0;(null);(null)"
+    )
+    bridge.handle_datagram(line.encode(), "127.0.0.1")
+    server = bridge.state.servers["qs1"]
+    assert bridge.stats.uncertain_fields == 1
+    assert counts(server_payload(server)) == (0, 1, 0, 0, 1, 0)
+    assert server.last_log_error is not None
+    assert server.last_log_error.event.fields_uncertain
+    assert (server.log_error_at, server.log_categories_at) == (1000.0, {"licence": 1000.0})

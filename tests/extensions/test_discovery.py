@@ -25,6 +25,7 @@ from discovery import (
     watched_task_removals,
 )
 from discovery.configs import LOG_EVENT_TYPES, TASK_EVENT_TYPES, USER_EVENT_TYPES
+from tests.helpers import QRS_NEEDS
 
 SETTINGS = DiscoverySettings(
     prefix="homeassistant",
@@ -152,7 +153,10 @@ def test_the_flag_and_the_button() -> None:
 
 
 QRS_ON = Config.model_validate(
-    {"qrs": {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": __file__}}
+    {
+        **QRS_NEEDS,
+        "qrs": {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": __file__},
+    }
 )
 
 
@@ -290,7 +294,9 @@ def test_a_small_site_shows_every_user() -> None:
 
 def test_a_watched_task_has_its_device_with_outcome_time_and_start() -> None:
     watch = {"tasks": {"watch": ["Reload Sales; daily", "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"]}}
-    by_name, by_id = watched_tasks(Config.model_validate({**watch, "qrs": QRS_ON.qrs.model_dump()}))
+    by_name, by_id = watched_tasks(
+        Config.model_validate({**watch, **QRS_NEEDS, "qrs": QRS_ON.qrs.model_dump()})
+    )
     configs = {p["default_entity_id"]: p for _, p in watched_task_configs(SETTINGS, by_name)}
     assert set(configs) == {
         "sensor.qlik_sense_task_reload_sales_daily_last_outcome",
@@ -312,7 +318,9 @@ def test_a_watched_task_has_its_device_with_outcome_time_and_start() -> None:
     start_by_id = watched_task_configs(SETTINGS, by_id)[2][1]
     assert json.loads(start_by_id["payload_press"]) == {"id": by_id.entry}
     both = {"tasks": {"watch": [{"name": "Reload Sales", "id": by_id.entry}]}}
-    (named_by_id,) = watched_tasks(Config.model_validate({**both, "qrs": QRS_ON.qrs.model_dump()}))
+    (named_by_id,) = watched_tasks(
+        Config.model_validate({**both, **QRS_NEEDS, "qrs": QRS_ON.qrs.model_dump()})
+    )
     assert (named_by_id.entry, named_by_id.slug) == ("Reload Sales", "reload_sales")
     start_named = watched_task_configs(SETTINGS, named_by_id)[2][1]  # by id: survives a rename
     assert json.loads(start_named["payload_press"]) == {"id": by_id.entry}

@@ -17,6 +17,7 @@ from bridge.core.state import (
 )
 from bridge.extensions.task_topics import TaskTopics
 from tests.fakes import FakeLink, fake_context
+from tests.helpers import QRS_NEEDS
 
 SALES_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
 QRS = {"enabled": True, "host": "qs", "client_cert": __file__, "client_key": __file__}
@@ -35,7 +36,11 @@ def failed(name: str, task_id: str) -> TaskEvent:
 
 def test_each_topic_is_published_at_connect_and_again_only_when_it_changed() -> None:
     config = Config.model_validate(
-        {"qrs": {**QRS, "allowed_tasks": [SALES_ID]}, "tasks": {"watch": ["Reload Sales"]}}
+        {
+            **QRS_NEEDS,
+            "qrs": {**QRS, "allowed_tasks": [SALES_ID]},
+            "tasks": {"watch": ["Reload Sales"]},
+        }
     )
     state, link = BridgeState(), FakeLink()
     topics = TaskTopics(fake_context(config, link, state))
@@ -88,7 +93,7 @@ def test_a_task_no_longer_watched_has_its_topics_cleared_and_no_retry_without_qr
 
 
 def test_a_change_of_the_retry_candidates_republishes_the_retry_topic() -> None:
-    config = Config.model_validate({"qrs": {**QRS, "allowed_tasks": ["*"]}})
+    config = Config.model_validate({**QRS_NEEDS, "qrs": {**QRS, "allowed_tasks": ["*"]}})
     state, link = BridgeState(), FakeLink()
     topics = TaskTopics(fake_context(config, link, state))
     apply_event(state, failed("Reload Sales", SALES_ID), 1.0, StateSettings(None, 60.0, None))

@@ -14,7 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.core.events import LogEvent, LogSource, Rejected, RejectReason, TaskEvent, UserEvent
+from bridge.core.events import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    Rejected,
+    RejectReason,
+    TaskEvent,
+    UserEvent,
+)
+from bridge.inputs.fields import visible_controls
 from bridge.inputs.log_event_xml import keep_carriage_returns
 from bridge.inputs.parse import parse_datagram
 from tests.helpers import FIXTURES
@@ -24,6 +33,7 @@ from tests.qlik_events import (
     ENGINE_PROPERTIES,
     PROXY_PROPERTIES,
     SCHEDULER_PROPERTIES,
+    complete_expected_user,
     expected_log_event,
 )
 
@@ -156,11 +166,10 @@ def test_only_the_fields_of_its_source_are_filled() -> None:
 @pytest.mark.parametrize(
     ("data", "reason", "says"),
     [
-        (event_xml(level="INFO"), RejectReason.UNKNOWN_EVENT, "only WARN and above"),
-        (event_xml(level="NOTICE"), RejectReason.UNKNOWN_EVENT, "only WARN and above"),
+        (event_xml(level="SOMETIMES"), RejectReason.UNKNOWN_LEVEL, "is no log level"),
         (event_xml("log4net"), RejectReason.UNKNOWN_EVENT, "not a qseow-<service> log event"),
         (event_xml("qseow-nprinting"), RejectReason.UNKNOWN_EVENT, "qseow-nprinting"),
-        (event_xml(properties=""), RejectReason.UNKNOWN_EVENT, "without log4net:HostName"),
+        (event_xml(properties=""), RejectReason.NO_HOST, "without log4net:HostName"),
         (event_xml(message="Boom!"), RejectReason.BAD_XML, "the message is not base64"),
         (event_xml(message="/w=="), RejectReason.BAD_XML, "not base64 of UTF-8"),
         (
@@ -236,9 +245,11 @@ _VALUE = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=
 
 
 def _cleaned(value: str | None) -> str | None:
+    """As the parser cleans a field: control characters shown (U+FFFD), stripped, `(null)` and
+    empty as None."""
     if value is None:
         return None
-    value = value.strip()
+    value = visible_controls(value).strip()
     return None if value in ("", "(null)") else value
 
 
@@ -270,18 +281,26 @@ def test_any_event_survives_what_log4net_sends(
     parsed = parse_datagram(render_xml_layout(logged, prefix, "QSPROD02"))
     assert isinstance(parsed, LogEvent), parsed
     fields = dataclasses.asdict(parsed)
-    expected = expected_log_event(service, logged, "QSPROD02")
+    shown = {name: visible_controls(value) for name, value in properties.items()}
+    expected = expected_log_event(
+        service, Logged(logger, level, message, shown, exception), "QSPROD02"
+    )
     expected = {name: _cleaned(v) if isinstance(v, str) else v for name, v in expected.items()}
     expected["source"], expected["level"] = service, level  # not cleaned away
-    if service == "scheduler":  # the scheduler's user, in both forms (as the `;` format)
-        if expected["user"] is None and expected["user_directory"] and expected["user_id"]:
-            expected["user"] = f"{expected['user_directory']}\\{expected['user_id']}"
-        elif expected["user"] and not expected["user_directory"] and not expected["user_id"]:
-            directory, _, user_id = str(expected["user"]).replace("/", "\\").partition("\\")
-            expected["user_directory"], expected["user_id"] = directory or None, user_id or None
+    complete_expected_user(expected)  # after cleaning, as the parser sees the values
     assert fields.pop("log_timestamp") == "2026-11-04T09:15:02.417+01:00"
     assert fields.pop("windows_user") == "CORP\\qlikservice"
     assert fields == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "level"),
+    [("INFO", LogLevel.INFO), ("DEBUG", LogLevel.DEBUG), ("NOTICE", LogLevel.INFO)],
+)
+def test_every_level_that_arrives_in_xml_is_published(written: str, level: LogLevel) -> None:
+    parsed = parse_datagram(event_xml(level=written))
+    assert isinstance(parsed, LogEvent), parsed
+    assert (parsed.level, parsed.event_type) == (level, f"log_{level.value.lower()}")
 
 
 @settings(max_examples=300, deadline=None)
@@ -298,3 +317,40 @@ def test_any_event_survives_what_log4net_sends(
 def test_the_xml_log_parser_never_raises(parts: list[str]) -> None:
     parsed = parse_datagram("".join(parts).encode())
     assert isinstance(parsed, (Rejected, LogEvent, UserEvent, TaskEvent)), parsed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(["qseow-engine", "qseow-proxy", "QSEOW-SCHEDULER"]),
+    body=st.binary(max_size=600),
+)
+def test_the_xml_log_parser_never_raises_on_any_bytes(prefix: str, body: bytes) -> None:
+    """Any bytes after the opening of a log event: an event or a refusal, never an exception."""
+    parsed = parse_datagram(f"<{prefix}:event ".encode() + body)
+    assert isinstance(parsed, (Rejected, LogEvent)), parsed
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_control_characters_are_shown_in_text_and_refused_in_the_host() -> None:
+    """Finding 7 of issue 23 for qlik2mqtt's appenders: base64 lets ESC, NUL and line ends
+    through; the `;` lines' policy applies (U+FFFD in text, refused in the host)."""
+    message, host, user = _b64("Bad \x1b[31mcolour\x00 and\ttab"), _b64("QS1"), _b64("mi\x1ba")
+    text = (
+        '<qseow-proxy:event logger="Audit\x7fProxy" level="ERROR" username="CORP\\svc">'
+        f"<qseow-proxy:message>{message}</qseow-proxy:message>"
+        "<qseow-proxy:properties>"
+        f'<qseow-proxy:data name="log4net:HostName" value="{host}"/>'
+        f'<qseow-proxy:data name="UserId" value="{user}"/>'
+        "</qseow-proxy:properties></qseow-proxy:event>"
+    )
+    event = parse_datagram(text.encode())
+    assert isinstance(event, LogEvent), event
+    assert event.message == "Bad \ufffd[31mcolour\ufffd and\ttab"
+    assert (event.user_id, event.subsystem) == ("mi\ufffda", "Audit\ufffdProxy")
+    for bad in ("QS\x1b1", "QS\n1", "QS\t1"):
+        refused = parse_datagram(text.replace(host, _b64(bad)).encode())
+        assert isinstance(refused, Rejected)
+        assert (refused.reason, "host" in refused.detail) == (RejectReason.NOT_TEXT, True)

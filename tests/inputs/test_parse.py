@@ -94,13 +94,14 @@ def test_legacy_login_and_crlf() -> None:
     assert (event.user_directory, event.user_id) == ("CORP", "mia")
 
 
-def test_semicolons_in_names_and_message_in_tagged_task() -> None:
+def test_semicolons_in_names_that_cannot_be_told_apart_leave_them_empty() -> None:
     line = (
         "/scheduler-task-failed/;QS1;Reload; Budget;Budget;CORP\\mia;tid;aid;"
         "2026-05-06 14:23:45.5;ERROR;eid;Error: a;b;c"
     )
     event = task(line)
-    assert (event.task_name, event.app_name) == ("Reload; Budget", "Budget")
+    # Task "Reload; Budget" of app "Budget", or task "Reload" of app " Budget;Budget": no guess
+    assert (event.task_name, event.app_name) == (None, None)
     assert (event.task_id, event.app_id, event.execution_id) == ("tid", "aid", "eid")
     assert event.message == "Error: a;b;c"
     assert event.log_timestamp == "2026-05-06T14:23:45.5"

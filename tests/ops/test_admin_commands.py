@@ -41,6 +41,26 @@ def test_check_passes_against_a_live_broker(tmp_path: Path, mosquitto: Mosquitto
     assert "queued events" in result.stdout
 
 
+def test_check_warns_when_a_secret_file_is_readable_by_others(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """As ssh does for a private key: a password file others may read is a WARN naming the
+    fix; the password itself is never shown."""
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o644)
+    env = env_for(mosquitto.port, tmp_path, QLIK2MQTT_MQTT__PASSWORD_FILE=str(secret))
+    shared = qlik2mqtt("check", env=env)
+    warnings = [line for line in shared.stdout.splitlines() if line.split()[1:2] == ["secrets"]]
+    assert [line.split()[0] for line in warnings] == ["WARN"], shared.stdout
+    assert f"mqtt.password_file {secret}" in warnings[0]
+    assert f"(mode 0644): chmod 600 {secret}" in warnings[0]
+    assert "hunter2" not in shared.stdout + shared.stderr
+    secret.chmod(0o600)
+    private = qlik2mqtt("check", env=env)
+    assert " secrets " not in private.stdout
+
+
 @pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root, to drop it"
 )
@@ -57,7 +77,7 @@ def test_check_warns_when_the_kernel_caps_the_receive_buffer(tmp_path: Path) -> 
         text=True,
         timeout=60,
         env={**os.environ, **env},
-        cwd=ROOT,
+        cwd=ROOT / "tests",
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -218,7 +238,8 @@ async def test_commands_from_another_folder_find_the_bridge_started_with_config(
         await healthy_report(site / "data" / "health.json")
         healthy = await asyncio.to_thread(command, "health")
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-        assert f"using the running bridge's config {site / 'config.yaml'}" in healthy.stderr
+        mine = f"config: the running bridge's (pid {bridge.pid}, {site / 'config.yaml'})"
+        assert mine in healthy.stderr
         assert not (elsewhere / "data").exists()  # no second data folder
 
         checked = await asyncio.to_thread(command, "check")
@@ -239,7 +260,8 @@ async def test_commands_from_another_folder_find_the_bridge_started_with_config(
     # Stopped: its note is gone, so a command no longer finds it.
     after = await asyncio.to_thread(command, "health")
     assert after.returncode == 1
-    assert "using the running bridge's config" not in after.stderr
+    assert "the running bridge's" not in after.stderr
+    assert "config: none (built-in defaults and QLIK2MQTT_* variables)" in after.stderr
 
 
 def test_recent_extension_errors_are_a_problem_for_ten_minutes_not_a_failure() -> None:

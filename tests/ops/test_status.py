@@ -10,14 +10,22 @@ from pathlib import Path
 
 from bridge.ops.status import counted, log_counts
 from tests.bridge_runner import RunningBridge, bridge_config
-from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env, free_port, qlik2mqtt
+from tests.helpers import (
+    ROOT,
+    Mosquitto,
+    Subscriber,
+    bridge_env,
+    complaints,
+    free_port,
+    qlik2mqtt,
+)
 
 
 def test_status_against_a_dead_broker_says_so_in_words(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     result = qlik2mqtt("status", env=bridge_env(port, tmp_path))
     assert result.returncode == 1
-    assert result.stderr == (
+    assert complaints(result.stderr) == (
         f"qlik2mqtt: status from 127.0.0.1:{port}: "
         "connection refused (is the broker running on that host and port?)\n"
     )
@@ -88,7 +96,7 @@ async def test_status_watch_prints_snapshots_into_a_pipe(
         "status",
         "--watch",
         env={**os.environ, **env},
-        cwd=ROOT,
+        cwd=ROOT / "tests",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )

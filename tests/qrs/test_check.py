@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,35 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(tmp_path_factory.mktemp("qrs-certs"))
 
 
-async def check(mosquitto: Mosquitto, tmp_path: Path, qrs: dict[str, Any]) -> tuple[int, str]:
+PASSWORD = "bridge-Pa55"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker that takes only users with a password: with QRS on, check fails on one that
+    takes anyone (test_an_anonymous_broker_fails_the_check_with_qrs_on)."""
+    broker = Mosquitto(tmp_path, users={"qlik2mqtt": PASSWORD})
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+async def run_check(
+    mosquitto: Mosquitto, tmp_path: Path, qrs: dict[str, Any], item: str = "qrs", **extra: str
+) -> tuple[int, str]:
     """Run `check` (in a thread: the QRS server answers from this process) and return its exit
-    code and its `qrs` line."""
+    code and its line for `item`."""
     env = bridge_env(
         mosquitto.port,
         tmp_path,
+        QLIK2MQTT_MQTT__USERNAME="qlik2mqtt",
+        QLIK2MQTT_MQTT__PASSWORD=PASSWORD,
+        QLIK2MQTT_UDP__ALLOWED_SOURCES="[127.0.0.1]",
         **{f"QLIK2MQTT_QRS__{k.upper()}": str(v) for k, v in qrs.items() if k != "allowed_tasks"},
+        **extra,
     )
     result = await asyncio.to_thread(qlik2mqtt, "check", env=env)
-    (line,) = [line for line in result.stdout.splitlines() if line.split()[1:2] == ["qrs"]]
+    (line,) = [line for line in result.stdout.splitlines() if line.split()[1:2] == [item]]
     key = await asyncio.to_thread(Path(qrs["client_key"]).read_text)
     secret = "".join(key.splitlines()[1:-1])[:40]  # a piece of the key's base64
     assert secret not in result.stdout + result.stderr
@@ -41,7 +61,7 @@ async def test_check_asks_qrs_with_the_certificates(
 ) -> None:
     server = QrsServer(certs).start()
     try:
-        code, line = await check(mosquitto, tmp_path, qrs_settings(server))
+        code, line = await run_check(mosquitto, tmp_path, qrs_settings(server))
     finally:
         server.stop()
     assert code == 0, line
@@ -65,9 +85,27 @@ async def test_check_reports_why_qrs_cannot_be_used(
     if fault == "timeout":
         server.hanging.add("about")
     try:
-        code, line = await check(mosquitto, tmp_path, qrs)
+        code, line = await run_check(mosquitto, tmp_path, qrs)
     finally:
         server.stop()
     assert code == 1
     assert line.split()[0] == "FAIL"
     assert f": {fault}" in line
+
+
+async def test_an_anonymous_broker_fails_the_check_with_qrs_on(
+    tmp_path: Path, certs: Certificates
+) -> None:
+    """Whoever may publish to the broker may start reload tasks: one that lets anyone in is a
+    FAIL with the reason, though the bridge's own credentials work there too."""
+    anonymous = Mosquitto(tmp_path)  # allow_anonymous true, as Debian's default was
+    anonymous.start()
+    server = QrsServer(certs).start()
+    try:
+        code, line = await run_check(anonymous, tmp_path, qrs_settings(server), item="mqtt")
+    finally:
+        server.stop()
+        anonymous.stop()
+    assert code == 1
+    assert line.split()[0] == "FAIL"
+    assert "lets anyone in (an anonymous client connected)" in line

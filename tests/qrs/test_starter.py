@@ -4,6 +4,7 @@ mosquitto: tests/test_task_start.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from structlog.testing import capture_logs
@@ -15,6 +16,7 @@ from bridge.qrs.client import QrsError
 from bridge.qrs.reasons import Reason
 from bridge.qrs.starter import TaskStarter
 
+ROOT = Path(__file__).parent.parent.parent
 TASK_ID = "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f"
 
 
@@ -120,3 +122,22 @@ async def test_a_failure_the_client_does_not_know_is_a_qrs_error_counted_and_log
     assert stats.task_start_errors == {"qrs_error": 1}
     assert stats.task_starts == 0
     assert any(entry["event"] == "QRS request failed unexpectedly" for entry in logs)
+
+
+async def test_a_request_qrs_refused_counts_against_the_limit_as_documented() -> None:
+    """The limit protects the repository from a looping automation: what it counts is every
+    request sent to QRS, a start or a refusal (a press for a deleted task every second would
+    otherwise reach QRS every second). docs/configuration.md and docs/qrs.md say so."""
+    client, clock = RecordingClient(QrsError(Reason.NOT_FOUND)), Clock()
+    tasks, stats = starter(client, clock, allowed_tasks=["*"], max_starts_per_minute=2)
+    assert await tasks.start("id", TASK_ID) is Reason.NOT_FOUND
+    assert await tasks.start("id", TASK_ID) is Reason.NOT_FOUND
+    client.failure = None
+    assert await tasks.start("id", TASK_ID) is Reason.RATE_LIMITED
+    assert len(client.started) == 2  # the third never left
+    clock.now += 60
+    assert await tasks.start("id", TASK_ID) is None
+    assert stats.task_start_errors == {"not_found": 2, "rate_limited": 1}
+    for doc in ("docs/configuration.md", "docs/qrs.md"):
+        text = " ".join((ROOT / doc).read_text().split())
+        assert "requests sent to QRS in any 60 seconds" in text, doc

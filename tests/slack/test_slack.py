@@ -506,3 +506,44 @@ def test_test_slack_reports_a_web_api_error(slack: SlackServer) -> None:
     ]
     assert "xoxb-test-token" not in result.stdout + result.stderr
     assert len(slack.requests) == 1
+
+
+async def test_with_a_webhook_and_a_token_a_kind_with_a_channel_posts_to_it(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer
+) -> None:
+    """Both set: task events name a channel and go there through the Web API (they went to the
+    webhook, the channel silently ignored); user activity names none and takes the webhook."""
+    settings = {
+        **webhook_config(slack),
+        "token": "xoxb-test-token",
+        "base_url": f"{slack.url}/api/",
+        "task_events": {"channel": "#qlik-alerts"},
+        "user_activity": {"enabled": True},
+    }
+    bridge, sub = await start(tmp_path, mosquitto, settings)
+    try:
+        bridge.tasks.send(FAILURE.format(task="tid-1", execution="eid-1"))
+        bridge.users.send("/proxy-session/;QSPROD02;Start session;CORP;anna;AppAccess;/hub/;x")
+        requests = await asyncio.to_thread(slack.wait_for, 2)
+        where = {request.body["text"].split()[0]: request for request in requests}
+        task, user = where["Reload"], where["CORP\\anna"]
+        assert (task.path, task.body["channel"]) == ("/api/chat.postMessage", "#qlik-alerts")
+        assert user.path == "/services/T0/B0/SECRETPATH"
+    finally:
+        await sub.stop()
+        await bridge.close()
+
+
+def test_a_channel_a_webhook_cannot_use_is_said(tmp_path: Path, slack: SlackServer) -> None:
+    env = {
+        "QLIK2MQTT_SLACK__ENABLED": "true",
+        "QLIK2MQTT_SLACK__WEBHOOK_URL": f"{slack.url}/services/T0/B0/X",
+        "QLIK2MQTT_SLACK__TASK_EVENTS__CHANNEL": "#qlik-alerts",
+        "QLIK2MQTT_STATE_FILE": str(tmp_path / "state.json"),
+    }
+    result = qlik2mqtt("test-slack", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "WARN  slack.task_events.channel (#qlik-alerts) is not used: task_events posts through "
+        "slack.webhook_url" in result.stdout
+    )

@@ -119,3 +119,19 @@ def test_a_short_message_is_escaped_whole() -> None:
     )
     blocks = log_message(event, None).blocks
     assert blocks[2]["text"]["text"] == "```a &lt; b &amp; c```"
+
+
+@pytest.mark.parametrize(
+    ("kind", "noun"),
+    [
+        (TaskEventType.TASK_FAILED, "3 failures of this task"),
+        (TaskEventType.ENGINE_RELOAD_FAILED, "3 failures of this task"),
+        (TaskEventType.TASK_ABORTED, "3 aborts of this task"),
+        (TaskEventType.TASK_SUCCEEDED, "3 successes of this task"),
+    ],
+)
+def test_a_folded_message_counts_what_it_folded(kind: TaskEventType, noun: str) -> None:
+    event = TaskEvent(
+        event_type=kind, server="QS1", source_format=SourceFormat.TAGGED, task_name="Reload Sales"
+    )
+    assert task_message(event, None, folded=3).text.endswith(f"— {noun} since the last message")
