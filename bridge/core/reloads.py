@@ -22,9 +22,11 @@ event that names that value.
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from bridge.core.events import TaskEvent
 from bridge.core.task_ids import id_key, is_task_id
@@ -40,10 +42,14 @@ NAME = "name:"
 V1 = "v1:"
 
 
+@lru_cache(maxsize=4096)  # twice per task event; a site has a few hundred tasks and apps
 def canonical_id(value: str) -> str:
     """A task or app id as compared: a GUID in its one form (any case, braces, dashes or
     `urn:uuid:` as written), anything else stripped and lower case."""
-    return id_key(value) if is_task_id(value) else value.strip().lower()
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value.strip().lower()
 
 
 def v1_value(value: str) -> str:

@@ -522,9 +522,11 @@ def _merge(state: BridgeState, slug: str, alias: str, identity: str) -> None:
 def _clear_everywhere(state: BridgeState, identities: set[str]) -> None:
     """A task succeeded: every record of it goes, on every server (a site's nodes log one
     reload on several): its task's, and those of the app and the name it names."""
-    for other in list(state.servers):
-        for identity in identities:
-            for flagged in (state.failing, state.aborted):
+    failing = [identity for identity in identities if identity in state.failing_reloads]
+    aborted = identities if state.aborted else ()
+    for flagged, flagged_identities in ((state.failing, failing), (state.aborted, aborted)):
+        for identity in flagged_identities:
+            for other in list(state.servers):
                 _unflag(state, flagged, reload_key(other, identity))
     state.reloads.merged(identities)
 
