@@ -46,7 +46,7 @@ from bridge.mqtt.embedded import (
     start_embedded_broker,
 )
 from bridge.ops.health import WRITE_INTERVAL as HEALTH_INTERVAL
-from bridge.ops.health import Facts, HealthWriter, RecentErrors, health_path
+from bridge.ops.health import Facts, HealthWriter, RecentErrors, RecentUntracked, health_path
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
 
@@ -412,6 +412,7 @@ async def _report_health(
     """Every HEALTH_INTERVAL, and within a second of a change in what it reports."""
     writer = HealthWriter(health_path(state_file))
     errors_lately = RecentErrors(time.time())  # errors of the extensions' start count too
+    untracked_lately = RecentUntracked(time.time())
     write_log = RateLimiter(60.0, time.monotonic)
     reported: Facts | None = None
     last_write = 0.0
@@ -427,6 +428,7 @@ async def _report_health(
                 outbox_disk_ok=link.disk_ok,
                 state_saved=bridge.state_saved,
                 extension_errors_lately=errors_lately.count(bridge.stats, now),
+                untracked_lately=untracked_lately.count(bridge.stats, now),
             )
             bridge.stats.problems = facts.problems()
             if facts != reported or now - last_write >= HEALTH_INTERVAL:

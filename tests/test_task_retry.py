@@ -81,3 +81,29 @@ async def test_a_task_qrs_does_not_know_is_answered_and_no_longer_offered(
         f"/qrs/task/{SALES_ID}/start",
         f"/qrs/task/{HR_ID}/start",
     ]
+
+
+async def test_a_reload_the_retry_started_is_not_offered_again_after_a_restart(
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
+) -> None:
+    """The pending mark is in the state file: a reload still running when the bridge restarts
+    is not started a second time by the next press."""
+    qrs = qrs_settings(qrs_server, allowed_tasks=[SALES_ID])
+    async with bridge_and_client(tmp_path, mosquitto, qrs, (ANSWER, TARGET)) as (bridge, client):
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_ID, "e1"))
+        await client.wait_json(TARGET, lambda p: p["task_id"] == SALES_ID)
+        since = client.mark()
+        pressed = await retry(client, "before")
+        await client.wait_json(TARGET, lambda p: p["task_id"] is None, since=since)
+        await bridge.stop()
+        since = client.mark()
+        await bridge.start()
+        after_restart = await client.wait_json(TARGET, lambda p: True, since=since)
+        await client.wait_for(
+            "qlik2mqtt/bridge/state", lambda m: m.payload == b"online", since=since
+        )
+        again = await retry(client, "after")
+    assert pressed["status"] == "ok"
+    assert after_restart["task_id"] is None  # still pending: not offered
+    assert again["error"] == "no failed task to retry"
+    assert [request.path for request in qrs_server.requests] == [f"/qrs/task/{SALES_ID}/start"]

@@ -46,12 +46,6 @@ class RejectReason(StrEnum):
     UNKNOWN_EVENT = "unknown_event"
     TOO_LARGE = "too_large"
     SOURCE_NOT_ALLOWED = "source_not_allowed"
-    TOO_MANY_SERVERS = "too_many_servers"
-    """A new host name past `limits.max_servers`."""
-    TOO_MANY_SESSIONS = "too_many_sessions"
-    """A new user on a server past `limits.max_sessions_per_server`."""
-    TOO_MANY_TASKS = "too_many_tasks"
-    """A new failing or aborted task on a server past `limits.max_tasks_per_server`."""
     UNKNOWN_LAYOUT = "unknown_layout"
     """An untagged `;` line whose field count is none of the layouts Butler shipped (4, 5
     ending in a level, 10 or more with a date and a level), nor the 4-field one with a name

@@ -12,6 +12,7 @@ from bridge.core.categories import Categories, CategoryRule
 from bridge.core.events import Event, LogEvent, QixPerfEvent, Rejected, RejectReason
 from bridge.core.state import (
     BridgeState,
+    Cap,
     Change,
     StateSettings,
     acknowledge,
@@ -35,11 +36,8 @@ from bridge.runtime.logs import RateLimiter
 log = structlog.get_logger("qlik2mqtt.core")
 
 REJECT_LOG_INTERVAL = 10.0
-_LIMIT_KEYS = {
-    RejectReason.TOO_MANY_SERVERS: "limits.max_servers",
-    RejectReason.TOO_MANY_SESSIONS: "limits.max_sessions_per_server",
-    RejectReason.TOO_MANY_TASKS: "limits.max_tasks_per_server",
-}
+UNTRACKED_LOG_INTERVAL = 60.0
+"""Seconds between two log lines of one cap's untracked events."""
 
 
 class Bridge:
@@ -67,18 +65,31 @@ class Bridge:
         self.stats = stats
         self._clock = clock
         self._reject_log = RateLimiter(REJECT_LOG_INTERVAL, monotonic)
+        self._untracked_log = RateLimiter(UNTRACKED_LOG_INTERVAL, monotonic)
         self.guard = Guard(stats, monotonic)
         self._extensions: Sequence[Extension] = ()
         self._on_event: list[tuple[str, Callable[[Event, float], None]]] = []
         self._on_change: list[tuple[str, Callable[[Change], None]]] = []
+        self._saved_revision = state.revision
         self._on_qix: list[tuple[str, Callable[[QixPerfEvent, float], None]]] = []
-        self.dirty = False
-        """True when state changed since it was last saved."""
         self.state_saved = True
         """False while saving the state file fails (a full or read-only disk)."""
         self._handle_any = self.datagram_handler(parse_datagram)
-        if remember_watched(state, self._settings.watch):
-            self.dirty = True  # saved soon: a task unwatched before any outcome is still known
+        # Dirty when a watched task is new: saved soon, so a task unwatched before any outcome
+        # is still known.
+        remember_watched(state, self._settings.watch)
+
+    @property
+    def dirty(self) -> bool:
+        """True when the state changed since it was last saved: its revision moved (every
+        change the core makes adds one, and so does one an extension makes through
+        `bridge.core.state`, as `drop_watched`)."""
+        return self.state.revision != self._saved_revision
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        """False: the state as it is now is being saved; True: save it again (a save failed)."""
+        self._saved_revision = -1 if value else self.state.revision
 
     def attach(self, extensions: Sequence[Extension]) -> None:
         self._extensions = extensions
@@ -143,10 +154,8 @@ class Bridge:
             if event.fields_uncertain:
                 self.stats.uncertain_fields += 1
         change = apply_event(self.state, event, now, self._settings)
-        if change.refused is not None:  # a cap of `limits:`; nothing changed
-            detail = f"past {_LIMIT_KEYS[change.refused]}, host {event.server[:64]!r}"
-            self.reject(Rejected(reason=change.refused, detail=detail), "-")
-            return
+        if change.untracked is not None:  # a cap of `limits:`: published, not tracked
+            self._untracked(change.untracked, event)
         self.stats.events += 1
         if change.publish_event:
             for name, on_event in self._on_event:
@@ -157,6 +166,17 @@ class Bridge:
         else:
             self.stats.duplicates += 1
         self._changed(change)
+
+    def _untracked(self, cap: Cap, event: Event) -> None:
+        self.stats.untracked[cap.value] += 1
+        suppressed = self._untracked_log.allow(cap.value)
+        if suppressed is not None:
+            log.warning(
+                f"{cap.setting} reached: events are published, not tracked",
+                host=event.server[:64],
+                untracked=self.stats.untracked[cap.value],
+                similar_suppressed=suppressed,
+            )
 
     def handle_qix_performance(self, event: QixPerfEvent) -> None:
         """A QIX performance line: counted by host, then to the extensions that take them
@@ -219,7 +239,7 @@ class Bridge:
         the window), so the first connect does not publish hours-old counts. No extension is
         told: the connect publishes the state as it is."""
         if self._expire("while stopped: stale sessions expired or flag auto-cleared").any:
-            self.dirty = True
+            self.state.revision += 1
 
     def expire(self) -> None:
         change = self._expire("stale sessions expired or flag auto-cleared")
@@ -243,7 +263,7 @@ class Bridge:
     def _changed(self, change: Change) -> None:
         if not change.any:
             return
-        self.dirty = True
+        self.state.revision += 1
         for name, on_change in self._on_change:
             try:
                 on_change(change)

@@ -151,7 +151,7 @@ def site_payload(
         "active_users": distinct_users(state) if active_users is None else active_users,
         "active_connections": sum(server.active_connections for server in servers),
         "reload_failure": "ON" if state.reload_failure else "OFF",
-        "failing_tasks": len(state.failing),
+        "failing_tasks": state.failing_tasks,
         "failed_tasks": sum(server.failed_tasks for server in servers),
         "aborted_tasks": sum(server.aborted_tasks for server in servers),
         "last_event_at": iso_time(max(seen, default=None)),

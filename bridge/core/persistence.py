@@ -1,4 +1,8 @@
-"""Saving and restoring live state: JSON written atomically (temp file, fsync, rename)."""
+"""Saving and restoring live state: JSON written atomically (temp file, fsync, rename).
+
+Format 2 keeps the reload keys of `bridge.core.reloads` with their joins, and the retry
+button's pending marks; a format-1 file (before them) is read as well: its task keys become
+`v1:` keys, its records teach the joins they carry."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pydantic import ValidationError
 
 from bridge.core.events import LOG_EVENT_ADAPTER, TASK_EVENT_ADAPTER, LogSource
 from bridge.core.logcounts import BUCKETS, LevelCounts
+from bridge.core.reloads import identities_of, upgrade_key
 from bridge.core.state import (
     RETRY_MEMORY,
     BridgeState,
@@ -25,7 +30,8 @@ from bridge.core.state import (
 )
 from bridge.core.topics import task_slug
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class StateFileError(Exception):
@@ -40,7 +46,8 @@ def snapshot(state: BridgeState) -> dict[str, Any]:
         "aborted": dict(state.aborted),
         "last_failure_at": state.last_failure_at,
         "last_failed_task": _record(state.last_failed_task),
-        "retryable": [_record(record) for record in state.retryable.values()],
+        "retryable": [_retryable(record) for record in state.retryable.values()],
+        "joins": list(state.reloads.joins.items()),
         "watched": {entry: _record(record) for entry, record in state.watched.items()},
         "watched_slugs": sorted(state.watched_slugs),
         "last_log_error": next(
@@ -113,17 +120,27 @@ def _record(record: TaskRecord | None) -> dict[str, Any] | None:
     return {"event": event, "received_at": record.received_at}
 
 
+def _retryable(record: TaskRecord) -> dict[str, Any] | None:
+    saved = _record(record)
+    if saved is not None and record.started_at is not None:
+        saved["started_at"] = record.started_at
+    return saved
+
+
 def restore(data: Any) -> BridgeState:
-    """Rebuild state from `snapshot` output; StateFileError when it does not fit."""
+    """Rebuild state from `snapshot` output (this format or format 1); StateFileError when it
+    does not fit."""
     try:
-        if data.get("version") != FORMAT_VERSION:
-            raise StateFileError(f"unknown state format version {data.get('version')!r}")
+        version = data.get("version")
+        if version not in READABLE_VERSIONS:
+            raise StateFileError(f"unknown state format version {version!r}")
+        upgrade = version == 1
         servers = {slug: _load_server(raw) for slug, raw in data["servers"].items()}
         site_error = data.get("last_log_error")
-        return BridgeState(
+        state = BridgeState(
             servers=servers,
-            failing={str(key): float(at) for key, at in data["failing"].items()},
-            aborted={str(key): float(at) for key, at in data.get("aborted", {}).items()},
+            failing=_load_flagged(data["failing"], upgrade),
+            aborted=_load_flagged(data.get("aborted", {}), upgrade),
             last_failure_at=_opt_float(data.get("last_failure_at")),
             last_failed_task=_load_record(data.get("last_failed_task")),
             retryable=_load_retryable(data.get("retryable", [])),
@@ -131,8 +148,34 @@ def restore(data: Any) -> BridgeState:
             watched_slugs=_load_watched_slugs(data.get("watched_slugs"), watched),
             last_log_error=None if site_error is None else servers[site_error].last_log_error,
         )
+        joins = [(str(alias), str(task)) for alias, task in data.get("joins", [])]
+        state.reloads.restore(joins, [*state.failing, *state.aborted])
+        if upgrade:
+            _learn_from_records(state)
+        return state
     except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
         raise StateFileError(f"malformed state: {exc.__class__.__name__}: {exc}") from None
+
+
+def _load_flagged(raw: dict[str, Any], upgrade: bool) -> dict[str, float]:
+    """The failing or aborted reloads; a format-1 key (untyped) as a `v1:` key."""
+    loaded = {str(key): float(at) for key, at in raw.items()}
+    if not upgrade:
+        return loaded
+    return {upgrade_key(key): at for key, at in loaded.items()}
+
+
+def _learn_from_records(state: BridgeState) -> None:
+    """A format-1 file kept no joins: the task events it kept teach theirs, oldest first."""
+    records = [
+        *(server.last_failed_task for server in state.servers.values()),
+        state.last_failed_task,
+        *state.watched.values(),
+        *state.retryable.values(),
+    ]
+    kept = sorted((record for record in records if record is not None), key=lambda r: r.received_at)
+    for record in kept:
+        state.reloads.learn(identities_of(record.event))
 
 
 def _load_server(raw: dict[str, Any]) -> ServerState:
@@ -165,12 +208,14 @@ def _load_record(raw: dict[str, Any] | None) -> TaskRecord | None:
 
 
 def _load_retryable(raw: list[dict[str, Any]]) -> OrderedDict[str, TaskRecord]:
-    records = (_load_record(item) for item in raw[-RETRY_MEMORY:])
-    return OrderedDict(
-        (task_id_key(record.event.task_id), record)
-        for record in records
-        if record is not None and record.event.task_id
-    )
+    loaded: OrderedDict[str, TaskRecord] = OrderedDict()
+    for item in raw[-RETRY_MEMORY:]:
+        record = _load_record(item)
+        if record is None or not record.event.task_id:
+            continue
+        record.started_at = _opt_float(item.get("started_at"))  # format 1: none kept
+        loaded[task_id_key(record.event.task_id)] = record
+    return loaded
 
 
 def _load_watched(raw: dict[str, Any]) -> dict[str, TaskRecord]:

@@ -2,14 +2,17 @@
 failure flag.
 
 No I/O and no clock: every function takes `now` (Unix seconds) and mutates the state it is
-given in O(1) per event, returning what changed so publishers know which topics are dirty.
+given in O(1) per event (a task's success, or a join learned late, visits each server once:
+`bridge.core.reloads`), returning what changed so publishers know which topics are dirty.
+Which task events are one reload is `bridge.core.reloads`' concern.
 """
 
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from functools import lru_cache
 
 from bridge.core.events import (
@@ -17,14 +20,21 @@ from bridge.core.events import (
     LogEvent,
     LogLevel,
     LogSource,
-    RejectReason,
     TaskEvent,
     TaskEventType,
     UserEvent,
     UserEventType,
 )
 from bridge.core.logcounts import LevelCounts
-from bridge.core.task_ids import id_key, is_task_id
+from bridge.core.reloads import (
+    Identities,
+    Reloads,
+    canonical_id,
+    identities_of,
+    identity_of,
+    task_id_of,
+)
+from bridge.core.reloads import key as reload_key
 from bridge.core.topics import distinct_slug, host_key, server_slug, task_slug
 
 UserKey = tuple[str, str]
@@ -50,7 +60,7 @@ new. A real site logs a few task events a minute."""
 def task_id_key(task_id: str) -> str:
     """A task id as kept and compared: a GUID in its one canonical form (any case, braces,
     dashes or `urn:uuid:` as written), anything else stripped and lower case."""
-    return id_key(task_id) if is_task_id(task_id) else task_id.strip().lower()
+    return canonical_id(task_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +121,8 @@ class TaskRecord:
     received_at: float
     started_at: float | None = None
     """A retry candidate the retry button started (`retry_started`), until the task's next
-    outcome or `RETRY_PENDING`: the button does not start it twice. Not persisted."""
+    outcome or `RETRY_PENDING`: the button does not start it twice. Persisted (a reload still
+    running is not offered again after a restart)."""
 
 
 @dataclass(slots=True)
@@ -171,13 +182,20 @@ class BridgeState:
     servers: dict[str, ServerState] = field(default_factory=dict)
     """Keyed by the server's topic-safe slug."""
     failing: dict[str, float] = field(default_factory=dict)
-    """Unacknowledged failures: task key → when it failed. The flag is ON while non-empty."""
+    """Unacknowledged failures: the reload's key (`bridge.core.reloads.key`: its identity, one
+    per task whichever appender logged it, on the server that logged it) → when it last
+    failed. The flag is ON while non-empty."""
+    failing_reloads: Counter[str] = field(default_factory=Counter)
+    """The identities in `failing` → on how many servers: `failing_tasks` counts each reload
+    once. Not persisted: rebuilt from `failing`."""
     aborted: dict[str, float] = field(default_factory=dict)
     """Unacknowledged aborts, kept like `failing` (for alert outputs on any_task_aborted)."""
     last_failure_at: float | None = None
     last_failed_task: TaskRecord | None = None
     recent_task_events: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
-    """Dedup memory: (server, type, task, execution) → first seen; not persisted."""
+    """Dedup memory: (type, reload key, execution) → first seen; not persisted."""
+    reloads: Reloads = field(default_factory=Reloads)
+    """Which task events are the same reload (the joins of app ids and names to tasks)."""
     last_log_error: LogRecord | None = None
     """The last ERROR or FATAL log event of any server: one of the servers' own (persisted as
     its slug)."""
@@ -189,13 +207,17 @@ class BridgeState:
     outcome or not: one no longer in `tasks.watch` is removed at the next connect, then
     dropped from here (`drop_watched`)."""
     retryable: OrderedDict[str, TaskRecord] = field(default_factory=OrderedDict)
-    """Failed tasks that carry a task id (`task_id_key`) → their last failure, the most recent
-    last; a task leaves when it succeeds, its server is forgotten or QRS does not know it
-    (`retry_gone`; acknowledging keeps it: it has not run again). At most `RETRY_MEMORY`. The
-    retry button's candidates."""
+    """Failed tasks whose id is known (`task_id_key`; from the event, or joined from its name:
+    `bridge.core.reloads`) → their last failure, the most recent last; a task leaves when it
+    succeeds, its server is forgotten or QRS does not know it (`retry_gone`; acknowledging
+    keeps it: it has not run again). At most `RETRY_MEMORY`. The retry button's candidates."""
     slugs: dict[str, str] = field(default_factory=dict)
     """Host key (`topics.host_key`) → the slug its server was given. Not persisted: built from
     the servers' host names, so a restored state gives every host the slug it had."""
+    revision: int = 0
+    """Counts changes to what the state file keeps: whoever changes the state adds one (the
+    core path for every change it makes, `drop_watched` and `remember_watched` for theirs);
+    the saver compares it with the revision it saved (`Bridge.dirty`). Not persisted."""
 
     def __post_init__(self) -> None:
         if not self.slugs:
@@ -207,15 +229,23 @@ class BridgeState:
                 owner = self.servers.get(task.partition("|")[0])
                 if owner is not None:
                     owner.tracked_tasks += 1
+        self.failing_reloads = Counter(map(identity_of, self.failing))
 
     @property
     def reload_failure(self) -> bool:
         return bool(self.failing)
 
+    @property
+    def failing_tasks(self) -> int:
+        """The reloads failed and not cleared, each once however many servers logged it."""
+        return len(self.failing_reloads)
+
 
 def slug_of(state: BridgeState, host: str) -> str:
-    """The slug of the server a host name belongs to (`server_slug` for a host not seen)."""
-    return state.slugs.get(host_key(host)) or server_slug(host)
+    """The slug of the server a host name belongs to; for a host not tracked (not seen, or
+    past `limits.max_servers`) the slug it would be given now (`distinct_slug`): never a
+    tracked server's."""
+    return state.slugs.get(host_key(host)) or distinct_slug(host, state.servers)
 
 
 def find_server(state: BridgeState, name: str) -> str | None:
@@ -230,6 +260,21 @@ def find_server(state: BridgeState, name: str) -> str | None:
     return candidate if candidate in state.servers else None
 
 
+class Cap(StrEnum):
+    """A cap of `limits:` past which an event is published but not tracked."""
+
+    SERVERS = "servers"
+    """`limits.max_servers`: a new host name; nothing of that server is kept."""
+    SESSIONS = "sessions"
+    """`limits.max_sessions_per_server`: a new user's session or connection is not kept."""
+    TASKS = "tasks"
+    """`limits.max_tasks_per_server`: a new task's failure or abort is not flagged."""
+
+    @property
+    def setting(self) -> str:
+        return f"limits.max_{self.value}" + ("" if self is Cap.SERVERS else "_per_server")
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """What one transition changed: whether to publish the event, which state topics."""
@@ -238,8 +283,9 @@ class Change:
     servers: frozenset[str] = frozenset()
     site: bool = False
     flag_changed: bool = False
-    refused: RejectReason | None = None
-    """Set when the event was refused (a cap was reached); then nothing changed."""
+    untracked: Cap | None = None
+    """Set when a cap was reached: the event is published all the same, but what it would
+    have added to the state (a server, a user, a flagged task) was not kept."""
     expired: frozenset[str] = frozenset()
     """Servers whose stale sessions or connections `expire` dropped."""
     auto_cleared: bool = False
@@ -258,29 +304,28 @@ PUBLISH_ONLY = Change(publish_event=True)
 """A DEBUG or INFO log event of a known server without a category (a rule naming DEBUG or
 INFO gives one, which raises its `log_category:<name>` flag): published, no state."""
 RETRY_CHANGED = Change(retry=True)
-TOO_MANY_SERVERS = Change(refused=RejectReason.TOO_MANY_SERVERS)
-TOO_MANY_SESSIONS = Change(refused=RejectReason.TOO_MANY_SESSIONS)
-TOO_MANY_TASKS = Change(refused=RejectReason.TOO_MANY_TASKS)
+UNTRACKED_SERVER = Change(publish_event=True, untracked=Cap.SERVERS)
 
 
 def apply_event(state: BridgeState, event: Event, now: float, settings: StateSettings) -> Change:
-    """Fold one event into the state. Past a cap of `settings`, an event that would add a
-    server, a user or a tracked task is refused (`Change.refused`) and changes nothing."""
+    """Fold one event into the state. Past a cap of `settings`, what the event would add (a
+    server, a user, a flagged task) is not kept (`Change.untracked`); the event is published
+    all the same."""
     key = host_key(event.server)
     slug = state.slugs.get(key)
     created = slug is None
     if slug is None:
         if len(state.servers) >= settings.max_servers:
-            return TOO_MANY_SERVERS
+            return _untracked_server(state, event, now, settings)
         slug = distinct_slug(event.server, state.servers)
         state.slugs[key] = slug
         server = state.servers[slug] = ServerState(host=event.server)
     else:
         server = state.servers[slug]
     if isinstance(event, UserEvent):
-        if not _apply_user(server, event, now, settings.max_sessions_per_server):
-            return TOO_MANY_SESSIONS
         server.last_event_at = now
+        if not _apply_user(server, event, now, settings.max_sessions_per_server):
+            return _untracked_change(slug)
         return _event_change(slug)
     if isinstance(event, LogEvent):
         if not event.level.counted and not created and event.category is None:
@@ -290,10 +335,29 @@ def apply_event(state: BridgeState, event: Event, now: float, settings: StateSet
     return _apply_task(state, server, slug, event, now, settings)
 
 
+def _untracked_server(
+    state: BridgeState, event: Event, now: float, settings: StateSettings
+) -> Change:
+    """An event of a host past `limits.max_servers`: published (a task event once, as any),
+    nothing of it kept but the bounded duplicate check's memory."""
+    if isinstance(event, TaskEvent):
+        own = reload_key(slug_of(state, event.server), identities_of(event).own)
+        if _is_duplicate(state, own, own, event, now, settings):
+            return NO_CHANGE
+    return UNTRACKED_SERVER
+
+
 @lru_cache(maxsize=1024)
 def _event_change(slug: str) -> Change:
     """What a user or log event on `slug` changes; made once per server (the same each time)."""
     return Change(publish_event=True, servers=frozenset({slug}), site=True)
+
+
+@lru_cache(maxsize=1024)
+def _untracked_change(slug: str) -> Change:
+    """A user event on `slug` past `limits.max_sessions_per_server`: published, its user not
+    kept (the server's last event time is)."""
+    return Change(publish_event=True, servers=frozenset({slug}), site=True, untracked=Cap.SESSIONS)
 
 
 def _user_key(event: UserEvent) -> UserKey:
@@ -356,7 +420,8 @@ def _apply_log(
 
 
 def task_key(slug: str, event: TaskEvent) -> str:
-    """Identifies a task across runs: its id, else its name (or the app, for engine reloads)."""
+    """The key an event names by itself (its id, else its name, else its app): what Slack
+    folds repeats of one task by. The state keeps a reload under `bridge.core.reloads`' key."""
     ident = event.task_id or event.task_name or event.app_id or ""
     return f"{slug}|{ident}"
 
@@ -370,7 +435,17 @@ def _apply_task(
     settings: StateSettings,
 ) -> Change:
     kind = event.event_type
-    key = task_key(slug, event)
+    reloads = state.reloads
+    own = reloads.of(event)
+    # A reload task's lines teach the joins; a distribution's app fields are not its own.
+    joined = reloads.learn(own) if kind is not TaskEventType.DISTRIBUTE_FINISHED else []
+    identity = reloads.identity(own)
+    kept = reload_key(slug, identity)
+    server.last_event_at = now
+    if _is_duplicate(state, kept, reload_key(slug, own.own), event, now, settings):
+        return Change(servers=frozenset({slug}))
+    was_on = state.reload_failure
+    _merge_into(state, slug, identity, own, joined)
     flagged = (
         state.failing
         if kind in FAILURE_TYPES
@@ -378,28 +453,24 @@ def _apply_task(
         if kind is TaskEventType.TASK_ABORTED
         else None
     )
-    if (
-        flagged is not None
-        and key not in flagged
-        and server.tracked_tasks >= settings.max_tasks_per_server
-    ):
-        return TOO_MANY_TASKS
-    server.last_event_at = now
-    if _is_duplicate(state, slug, event, now, settings):
-        return Change(servers=frozenset({slug}))
-    was_on = state.reload_failure
+    untracked = None
     if flagged is not None:
-        server.tracked_tasks += key not in flagged
-        flagged[key] = now
+        if kept in flagged or server.tracked_tasks < settings.max_tasks_per_server:
+            _flag(state, flagged, kept, now)
+        else:
+            untracked = Cap.TASKS
+    task_id = task_id_of(identity)
+    named = _named(event, task_id)
     if settings.watch and kind in OUTCOME_TYPES:
-        _remember_outcome(state, TaskRecord(event=event, received_at=now), settings.watch)
-    if kind is TaskEventType.TASK_ABORTED and event.task_id:
-        kept = state.retryable.get(task_id_key(event.task_id))
-        if kept is not None:
-            kept.started_at = None  # the retried run ended
+        _remember_outcome(state, TaskRecord(event=named, received_at=now), task_id, settings.watch)
+    if kind is TaskEventType.TASK_ABORTED and task_id is not None:
+        candidate = state.retryable.get(task_id)
+        if candidate is not None:
+            candidate.started_at = None  # the retried run ended
     if kind in FAILURE_TYPES:
         record = TaskRecord(event=event, received_at=now)
-        _remember_retryable(state, record)
+        if kind is TaskEventType.TASK_FAILED and task_id is not None:
+            _remember_retryable(state, task_id, TaskRecord(event=named, received_at=now))
         server.failed_tasks += 1
         server.last_failed_task = record
         state.last_failed_task = record
@@ -407,23 +478,101 @@ def _apply_task(
     elif kind is TaskEventType.TASK_ABORTED:
         server.aborted_tasks += 1
     elif kind is TaskEventType.TASK_SUCCEEDED:
-        if event.task_id:
-            state.retryable.pop(task_id_key(event.task_id), None)
+        if task_id is not None:
+            state.retryable.pop(task_id, None)
         server.succeeded_tasks += 1
-        for cleared in (state.failing, state.aborted):
-            if cleared.pop(key, None) is not None:
-                server.tracked_tasks -= 1
+        _clear_everywhere(state, {identity, *own.all()})
     return Change(
         publish_event=True,
         servers=frozenset({slug}),
         site=True,
         flag_changed=was_on != state.reload_failure,
+        untracked=untracked,
     )
 
 
-def _remember_outcome(state: BridgeState, record: TaskRecord, watch: tuple[Watch, ...]) -> None:
+def _merge_into(
+    state: BridgeState, slug: str, identity: str, own: Identities, joined: list[str]
+) -> None:
+    """What was kept under a weaker identity of this reload is kept under its task's from now
+    on, on the same server: the event's own app and name on its server; an app or a name just
+    joined to the task, and a format-1 key naming it, on every server."""
+    for alias in (own.app, own.name):
+        if alias is not None and alias != identity:
+            _merge(state, slug, alias, identity)
+    everywhere = [*joined, *own.v1]
+    v1 = state.reloads.v1_of(identity)
+    if v1 is not None:
+        everywhere.append(v1)
+    if everywhere:
+        for other in list(state.servers):
+            for alias in everywhere:
+                _merge(state, other, alias, identity)
+        state.reloads.merged(everywhere)
+
+
+def _merge(state: BridgeState, slug: str, alias: str, identity: str) -> None:
+    """One entry each, the later time."""
+    for flagged in (state.failing, state.aborted):
+        at = _unflag(state, flagged, reload_key(slug, alias))
+        if at is not None:
+            _flag(state, flagged, reload_key(slug, identity), at)
+
+
+def _clear_everywhere(state: BridgeState, identities: set[str]) -> None:
+    """A task succeeded: every record of it goes, on every server (a site's nodes log one
+    reload on several): its task's, and those of the app and the name it names."""
+    failing = [identity for identity in identities if identity in state.failing_reloads]
+    aborted = identities if state.aborted else ()
+    for flagged, flagged_identities in ((state.failing, failing), (state.aborted, aborted)):
+        for identity in flagged_identities:
+            for other in list(state.servers):
+                _unflag(state, flagged, reload_key(other, identity))
+    state.reloads.merged(identities)
+
+
+def _flag(state: BridgeState, flagged: dict[str, float], kept: str, at: float) -> None:
+    """Flag a reload (failing or aborted) on a server, or again: the later time."""
+    before = flagged.get(kept)
+    if before is not None:
+        flagged[kept] = max(before, at)
+        return
+    flagged[kept] = at
+    owner = state.servers.get(kept.partition("|")[0])
+    if owner is not None:
+        owner.tracked_tasks += 1
+    if flagged is state.failing:
+        state.failing_reloads[identity_of(kept)] += 1
+
+
+def _unflag(state: BridgeState, flagged: dict[str, float], kept: str) -> float | None:
+    """Clear a flagged reload; when it was flagged, the time it was."""
+    at = flagged.pop(kept, None)
+    if at is None:
+        return None
+    owner = state.servers.get(kept.partition("|")[0])
+    if owner is not None:
+        owner.tracked_tasks -= 1
+    if flagged is state.failing:
+        identity = identity_of(kept)
+        state.failing_reloads[identity] -= 1
+        if state.failing_reloads[identity] <= 0:
+            del state.failing_reloads[identity]
+    return at
+
+
+def _named(event: TaskEvent, task_id: str | None) -> TaskEvent:
+    """The event as a retry candidate or a watched outcome keeps it: with the task id its
+    reload was joined to when it named none (Butler's legacy line names the task only)."""
+    if task_id is None or event.task_id:
+        return event
+    return replace(event, task_id=task_id)
+
+
+def _remember_outcome(
+    state: BridgeState, record: TaskRecord, task_id: str | None, watch: tuple[Watch, ...]
+) -> None:
     event = record.event
-    task_id = task_id_key(event.task_id) if event.task_id else None
     for entry in watch:
         if entry.matches(event.task_name, task_id):
             state.watched[entry.key] = record
@@ -434,17 +583,26 @@ def remember_watched(state: BridgeState, watch: tuple[Watch, ...]) -> bool:
     empty retained message later, never a device left behind). True when one is new."""
     slugs = {entry.slug for entry in watch}
     new = not slugs <= state.watched_slugs
-    state.watched_slugs |= slugs
+    if new:
+        state.watched_slugs |= slugs
+        state.revision += 1
     return new
 
 
-def drop_watched(state: BridgeState, watch: tuple[Watch, ...]) -> None:
+def drop_watched(state: BridgeState, watch: tuple[Watch, ...]) -> bool:
     """Once what was announced for tasks no longer in `watch` was removed: keep only the
-    slugs and the outcomes of `watch`."""
-    state.watched_slugs = {entry.slug for entry in watch}
+    slugs and the outcomes of `watch`. True (and the state to be saved) when one was
+    dropped."""
+    slugs = {entry.slug for entry in watch}
     keys = {entry.key for entry in watch}
-    for entry in [entry for entry in state.watched if entry not in keys]:
+    gone = [entry for entry in state.watched if entry not in keys]
+    if state.watched_slugs == slugs and not gone:
+        return False
+    state.watched_slugs = slugs
+    for entry in gone:
         del state.watched[entry]
+    state.revision += 1
+    return True
 
 
 def retry_started(state: BridgeState, task_id: str, now: float) -> Change:
@@ -474,34 +632,33 @@ def retry_gone(state: BridgeState, task_id: str) -> Change:
     return RETRY_CHANGED
 
 
-def _remember_retryable(state: BridgeState, record: TaskRecord) -> None:
-    """A failed task with a task id becomes the newest retry candidate (an engine reload
-    failure names the task only when the scheduler started it)."""
-    task_id = record.event.task_id
-    if not task_id or record.event.event_type is not TaskEventType.TASK_FAILED:
-        return
-    key = task_id_key(task_id)
-    state.retryable.pop(key, None)
-    state.retryable[key] = record
+def _remember_retryable(state: BridgeState, task_id: str, record: TaskRecord) -> None:
+    """A failed task whose id is known becomes the newest retry candidate (an engine reload
+    failure is none: the scheduler's own failure follows when the task failed for good)."""
+    state.retryable.pop(task_id, None)
+    state.retryable[task_id] = record
     while len(state.retryable) > RETRY_MEMORY:
         state.retryable.popitem(last=False)
 
 
 def _is_duplicate(
-    state: BridgeState, slug: str, event: TaskEvent, now: float, settings: StateSettings
+    state: BridgeState, key: str, own: str, event: TaskEvent, now: float, settings: StateSettings
 ) -> bool:
-    """Qlik logs one failure several times: the same key within the window is one event.
-    The memory holds at most `settings.dedup_memory` keys, the oldest forgotten first."""
+    """Qlik logs one failure several times: the same event type of the same reload (`key`)
+    and execution within the window is one event. `own`, the key the event names by itself,
+    finds a repeat of a line seen before its reload's join was learned. The memory holds at
+    most `settings.dedup_memory` keys, the oldest forgotten first."""
     recent = state.recent_task_events
     while recent:
         oldest_key, seen_at = next(iter(recent.items()))
         if now - seen_at <= settings.dedup_window and len(recent) < settings.dedup_memory:
             break
         del recent[oldest_key]
-    key = (slug, event.event_type.value, task_key(slug, event), event.execution_id or "")
-    if key in recent:
+    kind, execution = event.event_type.value, event.execution_id or ""
+    seen = (kind, key, execution)
+    if seen in recent or (own != key and (kind, own, execution) in recent):
         return True
-    recent[key] = now
+    recent[seen] = now
     return False
 
 
@@ -517,7 +674,9 @@ def acknowledge(state: BridgeState) -> Change:
         return NO_CHANGE
     was_on = state.reload_failure
     state.failing.clear()
+    state.failing_reloads.clear()
     state.aborted.clear()
+    state.reloads.legacy.clear()
     for server in state.servers.values():
         server.tracked_tasks = 0
         server.log_error_at = None
@@ -554,11 +713,8 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
         cutoff = now - settings.auto_clear_after
         for flagged in (state.failing, state.aborted):
             for task in [task for task, at in flagged.items() if at < cutoff]:
-                del flagged[task]
+                _unflag(state, flagged, task)
                 cleared = True
-                owner = state.servers.get(task.partition("|")[0])
-                if owner is not None:
-                    owner.tracked_tasks -= 1
     retry = False
     for record in state.retryable.values():
         if record.started_at is not None and now - record.started_at >= RETRY_PENDING:
@@ -592,9 +748,9 @@ def forget_server(state: BridgeState, slug: str) -> Change:
     ]:
         del state.retryable[key]
     del state.servers[slug]
-    state.slugs = {key: kept for key, kept in state.slugs.items() if kept != slug}
+    state.slugs = {host: kept for host, kept in state.slugs.items() if kept != slug}
     was_on = state.reload_failure
     for flagged in (state.failing, state.aborted):
         for task in [task for task in flagged if task.startswith(f"{slug}|")]:
-            del flagged[task]
+            _unflag(state, flagged, task)
     return Change(site=True, flag_changed=was_on != state.reload_failure)

@@ -8,6 +8,8 @@ from typing import Any
 
 from bridge.core.events import RejectReason
 
+UNTRACKED = ("servers", "sessions", "tasks")
+"""The caps of `limits:` whose untracked events are counted (bridge.core.state.Cap)."""
 MAX_QIX_SERVERS = 100
 """Host names the QIX performance counts keep apart (a stray sender cannot grow them)."""
 OTHER_SERVERS = "(other)"
@@ -49,6 +51,9 @@ class Stats:
     """Tasks QRS took a start request for (`task/start`)."""
     task_start_errors: Counter[str] = field(default_factory=Counter)
     """Start requests refused or failed, by reason (`not_allowed`, `rate_limited`, …)."""
+    untracked: Counter[str] = field(default_factory=Counter)
+    """Events past a cap of `limits:`, published but not tracked, by cap (`servers`,
+    `sessions`, `tasks`: bridge.core.state.Cap)."""
     problems: list[str] = field(default_factory=list)
     """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
@@ -93,5 +98,6 @@ class Stats:
             "task_restarts": dict(self.task_restarts),
             "task_starts": self.task_starts,
             "task_start_errors": dict(self.task_start_errors),
+            **{f"untracked_{cap}": self.untracked[cap] for cap in UNTRACKED},
             "problems": self.problems,
         }

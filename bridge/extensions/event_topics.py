@@ -47,16 +47,20 @@ class EventTopics(Extension):
         message = OutMessage(
             topic, encode(event_payload(event, received_at, self.context.privacy)), self._qos
         )
+        # A host past limits.max_servers is not tracked: no device to wait for, and not
+        # remembered here (a flood of host names would grow this set without end).
+        tracked = slug in self.context.state.servers
         held = self._held.get(slug)
         if held is not None:
             held.append(message)
-        elif slug not in self._known and self._hold > 0:
+        elif tracked and slug not in self._known and self._hold > 0:
             self._known.add(slug)
             self._held[slug] = [message]
             release = self.guarded("release", self._release)
             asyncio.get_running_loop().call_later(self._hold, release, slug)
         else:
-            self._known.add(slug)
+            if tracked:
+                self._known.add(slug)
             self.context.link.enqueue(message)
 
     def on_forget(self, slug: str) -> None:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.core.stats import Stats
+from bridge.core.stats import UNTRACKED, Stats
 from bridge.ops.running import alive
 
 WRITE_INTERVAL = 5.0
@@ -49,6 +49,9 @@ class Facts:
     extension_errors_lately: int = 0
     """Exceptions in extension hooks within the last PROBLEM_WINDOW seconds (a problem shown,
     not unhealthy: the guard kept the rest running)."""
+    untracked_lately: dict[str, int] = field(default_factory=dict)
+    """Events past a cap of `limits:` within the last PROBLEM_WINDOW seconds, by cap (those
+    with any): published, but not tracked (a problem shown, not unhealthy)."""
 
     def failures(self) -> list[str]:
         """What makes the bridge unhealthy: it does not do its job."""
@@ -78,22 +81,54 @@ class Facts:
                 f"{self.extension_errors_lately} extension errors in the last "
                 f"{PROBLEM_WINDOW // 60} minutes (see extension_errors and the log)"
             )
+        for cap, count in sorted(self.untracked_lately.items()):
+            setting, what = _CAPS.get(cap, (f"a limit on {cap}", cap))
+            found.append(
+                f"{setting} reached: {count} events of new {what} published but not tracked "
+                f"in the last {PROBLEM_WINDOW // 60} minutes (see untracked_{cap})"
+            )
         return found
 
 
-class RecentErrors:
-    """How many extension errors happened within the last PROBLEM_WINDOW seconds, from the
-    running total: one sample a report, dropped once older than the window."""
+_CAPS = {
+    "servers": ("limits.max_servers", "servers"),
+    "sessions": ("limits.max_sessions_per_server", "users"),
+    "tasks": ("limits.max_tasks_per_server", "failing tasks"),
+}
+"""A cap (bridge.core.stats.UNTRACKED) → its setting and what past it is not tracked."""
+
+
+class RecentCount:
+    """How much a running total grew within the last PROBLEM_WINDOW seconds: one sample a
+    report, dropped once older than the window."""
 
     def __init__(self, since: float) -> None:
         self._samples: deque[tuple[float, int]] = deque([(since, 0)])
 
-    def count(self, stats: Stats, now: float) -> int:
-        total = sum(stats.extension_errors.values())
+    def grew(self, total: int, now: float) -> int:
         self._samples.append((now, total))
         while self._samples and now - self._samples[0][0] > PROBLEM_WINDOW:
             self._samples.popleft()
         return total - self._samples[0][1]
+
+
+class RecentErrors(RecentCount):
+    """How many extension errors happened within the last PROBLEM_WINDOW seconds."""
+
+    def count(self, stats: Stats, now: float) -> int:
+        return self.grew(sum(stats.extension_errors.values()), now)
+
+
+class RecentUntracked:
+    """How many events each cap of `limits:` left untracked within the last PROBLEM_WINDOW
+    seconds (only the caps with any)."""
+
+    def __init__(self, since: float) -> None:
+        self._caps = {cap: RecentCount(since) for cap in UNTRACKED}
+
+    def count(self, stats: Stats, now: float) -> dict[str, int]:
+        grown = {cap: recent.grew(stats.untracked[cap], now) for cap, recent in self._caps.items()}
+        return {cap: count for cap, count in grown.items() if count}
 
 
 def health_path(state_file: Path) -> Path:

@@ -1,5 +1,6 @@
-"""`limits:`: past a cap only new names are refused; known servers, users and tasks keep
-working, and nothing a datagram can create grows without end."""
+"""`limits:`: past a cap only the new name is not tracked (its events are still published and
+counted as untracked); known servers, users and tasks keep working, and nothing a datagram can
+create grows without end."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from pathlib import Path
 from bridge import PROJECT_URL, __version__
 from bridge.commands.builtin import command_buttons
 from bridge.config import Config, LimitsConfig
-from bridge.core.events import RejectReason, TaskEventType, UserEventType
+from bridge.core.events import TaskEventType, UserEventType
 from bridge.core.persistence import restore, snapshot
-from bridge.core.state import BridgeState, StateSettings, acknowledge, apply_event, expire
+from bridge.core.state import (
+    BridgeState,
+    Cap,
+    StateSettings,
+    acknowledge,
+    apply_event,
+    expire,
+    slug_of,
+)
 from discovery import DiscoverySettings, bridge_configs, server_configs
 from tests.core.test_state import task, user
 from tests.helpers import Mosquitto, Subscriber, UdpSender, bridge_env
@@ -33,31 +42,52 @@ CAPPED = StateSettings(
 )
 
 
-def test_a_new_server_past_the_cap_is_refused_and_known_ones_keep_working() -> None:
+def test_a_new_server_past_the_cap_is_published_not_tracked() -> None:
     state = BridgeState()
     for host in ("QS1", "QS2"):
         assert apply_event(state, user(UserEventType.SESSION_START, "a", host), 1.0, CAPPED).any
-    refused = apply_event(state, user(UserEventType.SESSION_START, "a", "QS3"), 2.0, CAPPED)
-    assert refused.refused is RejectReason.TOO_MANY_SERVERS
-    assert not refused.any  # nothing to publish
+    past = apply_event(state, user(UserEventType.SESSION_START, "a", "QS3"), 2.0, CAPPED)
+    assert (past.publish_event, past.untracked) == (True, Cap.SERVERS)
+    assert not past.servers  # no server state to publish
     assert sorted(state.servers) == ["qs1", "qs2"]
     assert "qs3" not in state.slugs.values()
+    assert slug_of(state, "QS3") == "qs3"  # its event topic's slug, without state
     known = apply_event(state, user(UserEventType.SESSION_START, "b", "qs1"), 3.0, CAPPED)
-    assert known.refused is None
+    assert known.untracked is None
     assert known.publish_event
     assert len(state.servers["qs1"].sessions) == 2
 
 
-def test_a_new_user_past_the_cap_is_refused_until_one_leaves() -> None:
+def test_an_untracked_host_never_takes_a_tracked_servers_slug() -> None:
+    state = BridgeState()
+    for host in ("qs_1", "QS2"):
+        apply_event(state, user(UserEventType.SESSION_START, "a", host), 1.0, CAPPED)
+    apply_event(state, user(UserEventType.SESSION_START, "a", "QS.1"), 2.0, CAPPED)
+    assert slug_of(state, "QS.1").startswith("qs_1_")  # not qs_1's topics
+
+
+def test_a_task_event_of_an_untracked_server_is_still_published_once() -> None:
+    state = BridgeState()
+    for host in ("QS1", "QS2"):
+        apply_event(state, user(UserEventType.SESSION_START, "a", host), 1.0, CAPPED)
+    failed = task(TaskEventType.TASK_FAILED, "t1", server="QS3")
+    assert apply_event(state, failed, 2.0, CAPPED).publish_event
+    assert not apply_event(state, failed, 3.0, CAPPED).publish_event  # Qlik's repeat
+    assert not state.failing  # not tracked: no server to hold it
+
+
+def test_a_new_user_past_the_cap_is_published_not_tracked_until_one_leaves() -> None:
     state = BridgeState()
     for who in ("a", "b"):
         apply_event(state, user(UserEventType.SESSION_START, who), 1.0, CAPPED)
-    refused = apply_event(state, user(UserEventType.SESSION_START, "c"), 2.0, CAPPED)
-    assert refused.refused is RejectReason.TOO_MANY_SESSIONS
-    assert state.servers["qs1"].last_event_at == 1.0  # a refused event changes nothing
+    past = apply_event(state, user(UserEventType.SESSION_START, "c"), 2.0, CAPPED)
+    assert (past.publish_event, past.untracked) == (True, Cap.SESSIONS)
+    assert set(state.servers["qs1"].sessions) == {("CORP", "a"), ("CORP", "b")}
+    assert state.servers["qs1"].last_event_at == 2.0  # the server is tracked: it was seen
     assert apply_event(state, user(UserEventType.SESSION_START, "a"), 3.0, CAPPED).publish_event
     apply_event(state, user(UserEventType.SESSION_STOP, "a"), 4.0, CAPPED)
-    assert apply_event(state, user(UserEventType.SESSION_START, "c"), 5.0, CAPPED).publish_event
+    after = apply_event(state, user(UserEventType.SESSION_START, "c"), 5.0, CAPPED)
+    assert after.untracked is None
     assert set(state.servers["qs1"].sessions) == {("CORP", "b"), ("CORP", "c")}
 
 
@@ -65,8 +95,8 @@ def test_connections_without_a_session_are_capped_too() -> None:
     state = BridgeState()
     for who in ("x", "y"):
         apply_event(state, user(UserEventType.CONNECTION_OPEN, who), 1.0, CAPPED)
-    refused = apply_event(state, user(UserEventType.CONNECTION_OPEN, "z"), 1.0, CAPPED)
-    assert refused.refused is RejectReason.TOO_MANY_SESSIONS
+    past = apply_event(state, user(UserEventType.CONNECTION_OPEN, "z"), 1.0, CAPPED)
+    assert (past.publish_event, past.untracked) == (True, Cap.SESSIONS)
     assert apply_event(state, user(UserEventType.CONNECTION_OPEN, "x"), 2.0, CAPPED).any
     assert len(state.servers["qs1"].connections) == 2
     assert state.servers["qs1"].active_connections == 3
@@ -76,15 +106,18 @@ def test_tracked_tasks_are_capped_and_freed_by_success_acknowledge_and_auto_clea
     state = BridgeState()
     apply_event(state, task(TaskEventType.TASK_FAILED, "t1"), 1.0, CAPPED)
     apply_event(state, task(TaskEventType.TASK_ABORTED, "t2"), 1.0, CAPPED)
-    refused = apply_event(state, task(TaskEventType.TASK_FAILED, "t3"), 2.0, CAPPED)
-    assert refused.refused is RejectReason.TOO_MANY_TASKS
-    assert "qs1|t3" not in state.failing
+    past = apply_event(state, task(TaskEventType.TASK_FAILED, "t3"), 2.0, CAPPED)
+    assert (past.publish_event, past.untracked) == (True, Cap.TASKS)
+    assert "qs1|task:t3" not in state.failing
+    assert state.servers["qs1"].failed_tasks == 2  # counted as a failure all the same
     again = apply_event(state, task(TaskEventType.TASK_FAILED, "t1", "e2"), 3.0, CAPPED)
     assert again.publish_event  # a known task fails again: not a new name
-    # The cap counts tasks, not events: a success of anything is never refused.
+    assert again.untracked is None
+    # The cap counts tasks, not events: a success of anything is tracked.
     assert apply_event(state, task(TaskEventType.TASK_SUCCEEDED, "t9"), 3.0, CAPPED).any
     apply_event(state, task(TaskEventType.TASK_SUCCEEDED, "t1", "e3"), 4.0, CAPPED)
-    assert apply_event(state, task(TaskEventType.TASK_FAILED, "t3"), 5.0, CAPPED).publish_event
+    assert apply_event(state, task(TaskEventType.TASK_FAILED, "t3", "e4"), 5.0, CAPPED).any
+    assert "qs1|task:t3" in state.failing
     acknowledge(state)
     assert state.servers["qs1"].tracked_tasks == 0
     for number in range(2):
@@ -93,7 +126,8 @@ def test_tracked_tasks_are_capped_and_freed_by_success_acknowledge_and_auto_clea
         stale_after=None, dedup_window=60.0, auto_clear_after=10.0, max_tasks_per_server=2
     )
     expire(state, 200.0, clearing)
-    assert apply_event(state, task(TaskEventType.TASK_FAILED, "u2"), 201.0, CAPPED).publish_event
+    after = apply_event(state, task(TaskEventType.TASK_FAILED, "u2"), 201.0, CAPPED)
+    assert after.untracked is None
 
 
 def test_the_task_count_is_rebuilt_from_a_restored_state() -> None:
@@ -102,8 +136,8 @@ def test_the_task_count_is_rebuilt_from_a_restored_state() -> None:
     apply_event(state, task(TaskEventType.TASK_ABORTED, "t2"), 1.0, CAPPED)
     restored = restore(snapshot(state))
     assert restored.servers["qs1"].tracked_tasks == 2
-    refused = apply_event(restored, task(TaskEventType.TASK_FAILED, "t3"), 2.0, CAPPED)
-    assert refused.refused is RejectReason.TOO_MANY_TASKS
+    past = apply_event(restored, task(TaskEventType.TASK_FAILED, "t3"), 2.0, CAPPED)
+    assert past.untracked is Cap.TASKS
 
 
 def test_the_dedup_memory_is_bounded_within_its_window() -> None:
@@ -187,13 +221,17 @@ async def test_a_flood_of_host_names_stays_within_the_caps(
             after_first = rss_mb(process.pid)
             await flood(sender, sub, "OTHER", "again")  # 3,000 more: nothing more is kept
             after_second = rss_mb(process.pid)
-            refused = FLOOD_HOSTS * 2 - (MAX_SERVERS - 1)
+            untracked = FLOOD_HOSTS * 2 - (MAX_SERVERS - 1)
             stats = await sub.wait_json(
                 "qlik2mqtt/bridge/stats",
-                lambda p: p["rejected"]["too_many_servers"] >= refused,
+                lambda p: p["untracked_servers"] >= untracked,
                 timeout=10,
             )
-            assert stats["rejected"]["too_many_servers"] == refused  # every datagram counted
+            assert stats["untracked_servers"] == untracked  # every datagram counted
+            assert "limits.max_servers reached" in " ".join(stats["problems"])
+            # The second flood's hosts are all past the cap: each published all the same.
+            spoofed = {m.topic for m in sub.messages if m.topic.startswith("qlik2mqtt/other-")}
+            assert len(spoofed) == FLOOD_HOSTS
             site = await sub.wait_json("qlik2mqtt/site", lambda p: p["servers"] == MAX_SERVERS)
             assert site["servers"] == MAX_SERVERS
             qs1 = await sub.wait_json("qlik2mqtt/qs1", lambda p: len(p["users"]) == 31)
@@ -211,7 +249,7 @@ async def test_a_flood_of_host_names_stays_within_the_caps(
                 f"names, {after_second:.1f} MB after {FLOOD_HOSTS} more; "
                 f"{len(configs)} discovery configs, {len(servers)} retained qlik2mqtt topics"
             )
-            assert after_second - after_first < 5.0  # refused names cost no memory
+            assert after_second - after_first < 5.0  # untracked names cost no memory
             assert after_first - before < 40.0
         finally:
             sender.close()
@@ -220,5 +258,5 @@ async def test_a_flood_of_host_names_stays_within_the_caps(
             await asyncio.wait_for(process.wait(), 30)
     assert process.returncode == 0
     log = log_path.read_text()
-    assert 1 <= log.count('"reason": "too_many_servers"') < 10  # warned, then rate-limited
+    assert 1 <= log.count("limits.max_servers reached") < 10  # warned, then rate-limited
     assert "Traceback" not in log

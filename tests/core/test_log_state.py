@@ -23,6 +23,7 @@ from bridge.core.payloads import server_payload, site_payload
 from bridge.core.privacy import Privacy
 from bridge.core.state import (
     BridgeState,
+    Cap,
     StateSettings,
     apply_event,
     expire,
@@ -196,13 +197,14 @@ def test_no_log_events_yet() -> None:
     assert site_payload(state)["log_events"]["last_error"] is None
 
 
-def test_a_log_event_past_the_server_cap_is_refused() -> None:
+def test_a_log_event_past_the_server_cap_is_published_not_tracked() -> None:
     state = BridgeState()
     capped = StateSettings(
         stale_after=None, dedup_window=60.0, auto_clear_after=None, max_servers=1
     )
     apply_event(state, log(server="QS1"), 0.0, capped)
-    assert apply_event(state, log(server="QS2"), 0.0, capped).refused is not None
+    change = apply_event(state, log(server="QS2"), 0.0, capped)
+    assert (change.publish_event, change.untracked) == (True, Cap.SERVERS)
     assert list(state.servers) == ["qs1"]
 
 

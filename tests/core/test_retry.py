@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
 from bridge.core.persistence import restore, snapshot
 from bridge.core.retry import retry_payload, retry_target
@@ -91,6 +93,34 @@ def test_the_candidates_survive_a_restart_in_order() -> None:
     old = snapshot(BridgeState())
     del old["retryable"]  # a state file from before the retry button
     assert restore(old).retryable == {}
+
+
+def test_a_pending_start_survives_a_restart() -> None:
+    """A reload the button started and still running is not offered again after a restart;
+    it is once its time is up, as without the restart."""
+    state = BridgeState()
+    fail(state, "A", 1.0)
+    fail(state, "B", 2.0)
+    retry_started(state, "B", 3.0)
+    restored = restore(orjson.loads(orjson.dumps(snapshot(state))))
+    assert restored.retryable["b"].started_at == 3.0
+    record = retry_target(restored, lambda task_id: True)
+    assert record is not None
+    assert record.event.task_id == "A"
+    assert expire(restored, 3.0 + RETRY_PENDING, SETTINGS).retry
+    record = retry_target(restored, lambda task_id: True)
+    assert record is not None
+    assert record.event.task_id == "B"
+
+
+def test_a_file_from_before_the_pending_marks_offers_every_candidate() -> None:
+    state = BridgeState()
+    fail(state, "A", 1.0)
+    saved = snapshot(state)
+    saved["version"] = 1
+    assert "started_at" not in saved["retryable"][0]  # none marked: none written
+    restored = restore(saved)
+    assert restored.retryable["a"].started_at is None
 
 
 def test_the_payload_names_the_task_or_nothing() -> None:

@@ -155,7 +155,7 @@ def test_auto_clear_after_clears_aborts_too() -> None:
     first = expire(state, 301.0, settings)
     assert first.site  # the site topic (failing and aborted counts) is published again
     assert not first.flag_changed  # reload_failure was never on
-    assert list(state.aborted) == ["qs1|t2"]
+    assert list(state.aborted) == ["qs1|task:t2"]
     assert expire(state, 551.0, settings).site
     assert not state.aborted
     assert state.servers["qs1"].tracked_tasks == 0

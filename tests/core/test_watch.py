@@ -149,8 +149,14 @@ def test_with_an_id_on_both_sides_the_id_alone_decides() -> None:
     settings = StateSettings(None, 60.0, None, watch=(watch,))
     apply_event(state, event(TaskEventType.TASK_FAILED, "Reload Sales", other, "e1"), 1.0, settings)
     assert state.watched == {}
+    # A line naming the task alone (Butler's legacy line) is the task that holds that name on
+    # its server, as the scheduler's lines taught (bridge.core.reloads): the other one.
     apply_event(state, event(TaskEventType.TASK_FAILED, "Reload Sales", None, "e2"), 2.0, settings)
-    assert set(state.watched) == {"Reload Sales"}  # no id in the event: the name decides
+    assert state.watched == {}
+    # Where no line with an id named it yet, the name decides.
+    fresh = BridgeState()
+    apply_event(fresh, event(TaskEventType.TASK_FAILED, "Reload Sales", None, "e3"), 3.0, settings)
+    assert set(fresh.watched) == {"Reload Sales"}
 
 
 def test_an_entry_with_name_and_id_matches_either_and_is_named_by_its_name(tmp_path: Path) -> None:
