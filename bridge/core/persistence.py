@@ -132,6 +132,11 @@ def restore(data: Any) -> BridgeState:
     does not fit."""
     try:
         version = data.get("version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise StateFileError(
+                f"state format {version} was written by a newer qlik2mqtt; this one reads "
+                f"formats {READABLE_VERSIONS[0]} to {FORMAT_VERSION} (a downgrade)"
+            )
         if version not in READABLE_VERSIONS:
             raise StateFileError(f"unknown state format version {version!r}")
         upgrade = version == 1
