@@ -63,7 +63,7 @@ async def _exchange(
     loop = asyncio.get_running_loop()
     answered: asyncio.Future[Any] = loop.create_future()
 
-    def on_message(received_topic: str, received: bytes) -> None:
+    def on_message(received_topic: str, received: bytes, retained: bool) -> None:
         if answer is None or received_topic != answer[0] or answered.done():
             return
         try:

@@ -36,6 +36,11 @@ class Stats:
     """Tasks QRS took a start request for (`task/start`)."""
     task_start_errors: Counter[str] = field(default_factory=Counter)
     """Start requests refused or failed, by reason (`not_allowed`, `rate_limited`, …)."""
+    commands_retained_ignored: int = 0
+    """Commands that arrived with the retain flag: never run (they would run again at every
+    reconnect)."""
+    availability_reasserted: int = 0
+    """Times another writer replaced this bridge's retained `online` and it said it again."""
     problems: list[str] = field(default_factory=list)
     """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
@@ -65,5 +70,7 @@ class Stats:
             "task_restarts": dict(self.task_restarts),
             "task_starts": self.task_starts,
             "task_start_errors": dict(self.task_start_errors),
+            "commands_retained_ignored": self.commands_retained_ignored,
+            "availability_reasserted": self.availability_reasserted,
             "problems": self.problems,
         }

@@ -49,6 +49,8 @@ class Facts:
     extension_errors_lately: int = 0
     """Exceptions in extension hooks within the last PROBLEM_WINDOW seconds (a problem shown,
     not unhealthy: the guard kept the rest running)."""
+    commands_retained_ignored: int = 0
+    """Commands that came retained and were not run (bridge.commands.handling)."""
 
     def failures(self) -> list[str]:
         """What makes the bridge unhealthy: it does not do its job."""
