@@ -111,8 +111,12 @@ async def run(
             return  # stopped while waiting
     except InstanceRunningError as exc:
         raise StartupError(str(exc)) from None
-    except OSError as exc:
-        raise StartupError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
+    except OSError as exc:  # a state folder the disk refuses: the bridge runs, as it would
+        log.warning(
+            "cannot lock the state file: a second bridge on it would not be held back",
+            path=str(lock.path),
+            error=exc.strerror or str(exc),
+        )
     try:
         await _run_locked(config, stop, ready)
     finally:

@@ -45,3 +45,13 @@ async def test_stopped_while_waiting_gives_up_without_the_lock(tmp_path: Path) -
         assert await InstanceLock(state).acquire(wait=10, stop=stop) is False
     finally:
         first.release()
+
+
+async def test_a_state_folder_that_cannot_be_made_is_an_os_error(
+    tmp_path: Path,
+) -> None:
+    """Not even root may create a folder under a file: the lock cannot be taken."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(FileExistsError):
+        await InstanceLock(blocker / "state.json").acquire(wait=0)
