@@ -5,6 +5,8 @@ QRS."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,18 @@ SITE = f"{BASE}/site"
 STATS = f"{BASE}/bridge/stats"
 STATE = f"{BASE}/bridge/state"
 FAILURE = "QSPROD02;Reload Sales;Sales;CORP\\svc"  # Butler <= v4: a failed reload
+
+
+async def health_says(path: Path, key: str, value: object, timeout: float = 30.0) -> None:
+    """Until the health file reports `key` as `value`: a file the bridge rewrites within a
+    second of a change, with no event to await (polled, bounded, as `healthy_report`)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(await asyncio.to_thread(path.read_bytes)).get(key) == value:
+                return
+        assert asyncio.get_running_loop().time() < deadline, f"{path} never said {key}={value}"
+        await asyncio.sleep(0.1)
 
 
 async def site_after_a_login(bridge: RunningBridge, sub: Subscriber, user: str) -> Any:
@@ -49,6 +63,7 @@ async def test_a_retained_acknowledge_runs_once_and_never_at_a_reconnect_or_a_re
         gate.crash()  # a network blip: the bridge reconnects, the broker sends it the command
         await sub.wait_json(STATS, lambda p: p["commands_retained_ignored"] == 1, since=mark)
         assert (await site_after_a_login(bridge, sub, "anna"))["reload_failure"] == "ON"
+        await health_says(tmp_path / "health.json", "commands_retained_ignored", 1)
 
         await bridge.stop()  # and a restart: the command is there before the bridge connects
         mark = sub.mark()
