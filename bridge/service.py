@@ -142,7 +142,7 @@ async def _run_locked(config: Config, stop: asyncio.Event, ready: asyncio.Event 
     facts = FactsNow(link, transports, listen_ports(config), bridge)
     # Computed again at each connect, before the extensions publish: the first `bridge/stats`
     # of a connection must not carry the problems of the moment before (not connected).
-    wired.connect_hooks.append(facts.refresh_problems_now)
+    wired.connect_hooks.append(facts.refresh_problems)
     try:
         sources = SourceFilter(config.udp.allowed_sources)
         if sources.allows_all and config.udp.host not in ("127.0.0.1", "::1", "localhost"):
@@ -179,7 +179,7 @@ async def _run_locked(config: Config, stop: asyncio.Event, ready: asyncio.Event 
         jobs: dict[str, Callable[[], Awaitable[None]]] = {
             "state-save": partial(_save_forever, bridge, writer),
             "session-expiry": partial(_expire_forever, bridge, config),
-            "health-report": partial(_report_health, config.state_file, facts, bridge),
+            "health-report": partial(_report_health, config.state_file, facts),
         }
         if broker is not None:
             jobs["embedded-broker"] = broker.keep_running
@@ -243,7 +243,7 @@ class Wired:
     link: MqttLink
     extensions: list[Extension]
     topics: Topics
-    connect_hooks: list[Callable[[], None]]
+    connect_hooks: list[Callable[[], object]]
     """Run at each MQTT (re)connect before the extensions' `on_connect`."""
 
 
@@ -254,7 +254,7 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
     stats = Stats()
     bridge = Bridge(config, state, stats, clock=time.time, monotonic=time.monotonic)
     extensions: list[Extension] = []
-    connect_hooks: list[Callable[[], None]] = []
+    connect_hooks: list[Callable[[], object]] = []
 
     def on_connect() -> None:
         for hook in connect_hooks:
@@ -451,16 +451,14 @@ class FactsNow:
             commands_retained_ignored=bridge.stats.commands_retained_ignored,
         )
 
-    def refresh_problems_now(self) -> None:
-        self.refresh_problems()
-
     def refresh_problems(self) -> Facts:
+        """The facts now, and `bridge/stats`' problems set from them."""
         facts = self.facts(time.time())
         self._bridge.stats.problems = facts.problems()
         return facts
 
 
-async def _report_health(state_file: Path, facts_now: FactsNow, bridge: Bridge) -> None:
+async def _report_health(state_file: Path, facts_now: FactsNow) -> None:
     """Every HEALTH_INTERVAL, and within a second of a change in what it reports."""
     writer = HealthWriter(health_path(state_file))
     write_log = RateLimiter(60.0, time.monotonic)
