@@ -446,10 +446,11 @@ async def test_acknowledge_waits_for_the_bridges_answer(
         await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"online")
         bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")
         await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "ON")
+        mark = sub.mark()
         acknowledged = await asyncio.to_thread(qlik2mqtt, "acknowledge", env=env)
         assert (acknowledged.returncode, acknowledged.stderr) == (0, "")
         assert acknowledged.stdout == "acknowledged: reload_failure and the log flags are OFF\n"
-        await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "OFF")
+        await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "OFF", since=mark)
     finally:
         await sub.stop()
 

@@ -34,12 +34,12 @@ async def health_says(path: Path, key: str, value: object, timeout: float = 30.0
         await asyncio.sleep(0.1)
 
 
-async def site_after_a_login(bridge: RunningBridge, sub: Subscriber, user: str) -> Any:
-    """The site once it shows a login sent now: whatever happened before it shows too."""
-    bridge.users.send(f"QSPROD02;Start session;CORP;{user}")
+async def site_after_a_login(bridge: RunningBridge, sub: Subscriber, sessions: int) -> Any:
+    """The site once it shows a login sent now (`sessions` active with it): whatever the
+    bridge did before it shows too."""
     mark = sub.mark()
-    bridge.users.send(f"QSPROD02;Stop session;CORP;{user}")
-    return await sub.wait_json(SITE, lambda p: p["active_sessions"] == 0, since=mark)
+    bridge.users.send(f"QSPROD02;Start session;CORP;user{sessions}")
+    return await sub.wait_json(SITE, lambda p: p["active_sessions"] == sessions, since=mark)
 
 
 async def test_a_retained_acknowledge_runs_once_and_never_at_a_reconnect_or_a_restart(
@@ -54,22 +54,24 @@ async def test_a_retained_acknowledge_runs_once_and_never_at_a_reconnect_or_a_re
         bridge.tasks.send(FAILURE)
         await sub.wait_json(SITE, lambda p: p["reload_failure"] == "ON")
         # Sent retained (a Node-RED node with retain on): it runs now, once.
+        mark = sub.mark()
         sub.publish(f"{BASE}/bridge/acknowledge", b"acknowledge", retain=True)
-        await sub.wait_json(SITE, lambda p: p["reload_failure"] == "OFF")
+        await sub.wait_json(SITE, lambda p: p["reload_failure"] == "OFF", since=mark)
+        mark = sub.mark()
         bridge.tasks.send(FAILURE.replace("Sales", "HR"))
-        await sub.wait_json(SITE, lambda p: p["reload_failure"] == "ON")
+        await sub.wait_json(SITE, lambda p: p["reload_failure"] == "ON", since=mark)
 
         mark = sub.mark()
         gate.crash()  # a network blip: the bridge reconnects, the broker sends it the command
         await sub.wait_json(STATS, lambda p: p["commands_retained_ignored"] == 1, since=mark)
-        assert (await site_after_a_login(bridge, sub, "anna"))["reload_failure"] == "ON"
+        assert (await site_after_a_login(bridge, sub, 1))["reload_failure"] == "ON"
         await health_says(tmp_path / "health.json", "commands_retained_ignored", 1)
 
         await bridge.stop()  # and a restart: the command is there before the bridge connects
         mark = sub.mark()
         await bridge.start()
         await sub.wait_json(STATS, lambda p: p["commands_retained_ignored"] == 1, since=mark)
-        assert (await site_after_a_login(bridge, sub, "bob"))["reload_failure"] == "ON"
+        assert (await site_after_a_login(bridge, sub, 2))["reload_failure"] == "ON"
     finally:
         await sub.stop()
         await bridge.close()
@@ -125,12 +127,13 @@ async def test_acknowledge_and_forget_answer_on_the_request_topics_and_the_alias
         await sub.wait_for(STATE, lambda m: m.payload == b"online")
         bridge.tasks.send(FAILURE)
         await sub.wait_json(SITE, lambda p: p["reload_failure"] == "ON")
+        mark = sub.mark()
         sub.publish(f"{BASE}/bridge/request/acknowledge", b'{"transaction": "t1"}')
         answer = await sub.wait_json(
             f"{BASE}/bridge/response/acknowledge", lambda p: p.get("transaction") == "t1"
         )
         assert answer == {"status": "ok", "transaction": "t1"}
-        await sub.wait_json(SITE, lambda p: p["reload_failure"] == "OFF")
+        await sub.wait_json(SITE, lambda p: p["reload_failure"] == "OFF", since=mark)
         sub.publish(f"{BASE}/bridge/acknowledge", b"acknowledge")  # the alias (the HA button)
         await sub.wait_count(f"{BASE}/bridge/response/acknowledge", 2)
         sub.publish(f"{BASE}/bridge/request/forget", b'{"server": "QSPROD02", "transaction": 3}')
