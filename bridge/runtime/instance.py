@@ -4,19 +4,23 @@ A bridge started again at once (systemd `Restart=`, a container restart, `script
 would otherwise run beside the one still shutting down: its `online` lands first, the old
 one's `offline` after it, and both write the state file. The new one waits for the lock
 instead, a bounded time (a shutdown takes seconds), then refuses with one line. The kernel
-drops the lock when its holder exits, however it exits: a crash leaves no stale lock.
+drops the lock when its holder exits, however it exits: a crash leaves no stale lock. (Where
+there is no `flock`, Windows, bridges are not held back.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
+import sys
 import time
 from pathlib import Path
 
 import structlog
+
+if sys.platform != "win32":
+    import fcntl
 
 log = structlog.get_logger("qlik2mqtt")
 
@@ -81,6 +85,8 @@ class InstanceLock:
 
 
 def _try_lock(fd: int) -> bool:
+    if sys.platform == "win32":
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
