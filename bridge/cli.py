@@ -256,24 +256,29 @@ def _watch_hint(config: Config) -> str:
 
 
 def _command(args: argparse.Namespace, config: Config) -> int:
+    """`acknowledge` and `forget`: a request, and the bridge's answer (exit 1 without one)."""
     from bridge.commands.builtin import ACKNOWLEDGE, FORGET
-    from bridge.commands.client import CommandError, request, send_command
+    from bridge.commands.client import CommandError, request
     from bridge.runtime.logs import setup_logging
 
     setup_logging("warning", "console")
+    acknowledge = args.command == "acknowledge"
     try:
-        if args.command == "acknowledge":
-            topic = asyncio.run(send_command(config, ACKNOWLEDGE, b"cli"))
-            print(f"acknowledge sent ({topic})")
-            return 0
-        answer = asyncio.run(request(config, FORGET, {"server": args.server}))
+        if acknowledge:
+            answer = asyncio.run(request(config, ACKNOWLEDGE, {}))
+        else:
+            answer = asyncio.run(request(config, FORGET, {"server": args.server}))
     except CommandError as exc:
-        print(f"qlik2mqtt: {exc}", file=sys.stderr)
+        print(f"qlik2mqtt: {args.command}: {exc}", file=sys.stderr)
         return 1
     if answer.get("status") == "ok":
-        print(f"forgot {args.server!r} (server {answer['data']['server']})")
+        if acknowledge:
+            print("acknowledged: reload_failure and the log flags are OFF")
+        else:
+            print(f"forgot {args.server!r} (server {answer['data']['server']})")
         return 0
-    print(f"qlik2mqtt: forget {args.server!r}: {answer.get('error', 'refused')}", file=sys.stderr)
+    what = "acknowledge" if acknowledge else f"forget {args.server!r}"
+    print(f"qlik2mqtt: {what}: {answer.get('error', 'refused')}", file=sys.stderr)
     return 1
 
 
@@ -329,6 +334,13 @@ def _start_task(args: argparse.Namespace, config: Config) -> int:
     from bridge.commands.client import CommandError, request, task_start_timeout
     from bridge.runtime.logs import setup_logging
 
+    if not config.qrs.enabled:
+        print(
+            "qlik2mqtt: start-task: qrs.enabled is off in this config: the bridge starts no "
+            "tasks (docs/qrs.md)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     setup_logging("warning", "console")
     task = {"name": args.name} if args.name is not None else {"id": args.id}
     try:

@@ -18,7 +18,7 @@ from bridge.commands.handling import Commands
 from bridge.config import Config
 from bridge.core.logcounts import BUCKETS
 from bridge.core.path import Bridge
-from bridge.core.persistence import StateFileError, load_state, save_state, snapshot, write_snapshot
+from bridge.core.persistence import StateFileError, load_state, snapshot
 from bridge.core.privacy import Privacy
 from bridge.core.state import BridgeState
 from bridge.core.stats import Stats
@@ -47,7 +47,10 @@ from bridge.mqtt.embedded import (
 )
 from bridge.ops.health import WRITE_INTERVAL as HEALTH_INTERVAL
 from bridge.ops.health import Facts, HealthWriter, RecentErrors, RecentUntracked, health_path
+from bridge.runtime.instance import WAIT as LOCK_WAIT
+from bridge.runtime.instance import InstanceLock, InstanceRunningError
 from bridge.runtime.logs import RateLimiter
+from bridge.runtime.saving import StateWriter
 from bridge.runtime.supervise import supervised
 
 log = structlog.get_logger("qlik2mqtt")
@@ -95,11 +98,34 @@ def restore_state(path: Path) -> BridgeState:
 
 
 async def run(
-    config: Config, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None
+    config: Config,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+    lock_wait: float = LOCK_WAIT,
 ) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT when `stop` is None); `ready` is set once
-    the UDP ports are bound."""
+    the UDP ports are bound. A bridge still running on the same state file (one shutting
+    down) is waited for, up to `lock_wait` seconds (bridge/runtime/instance.py)."""
     stop = stop or _stop_on_signals()
+    lock = InstanceLock(config.state_file)
+    try:
+        if not await lock.acquire(lock_wait, stop):
+            return  # stopped while waiting
+    except InstanceRunningError as exc:
+        raise StartupError(str(exc)) from None
+    except OSError as exc:  # a state folder the disk refuses: the bridge runs, as it would
+        log.warning(
+            "cannot lock the state file: a second bridge on it would not be held back",
+            path=str(lock.path),
+            error=exc.strerror or str(exc),
+        )
+    try:
+        await _run_locked(config, stop, ready)
+    finally:
+        lock.release()  # after the final save: the next bridge reads what this one wrote
+
+
+async def _run_locked(config: Config, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
     started_at = time.time()
     broker: EmbeddedBroker | None = None
     if config.mqtt.host is None:
@@ -114,6 +140,11 @@ async def run(
 
     transports: list[asyncio.DatagramTransport] = []
     background: list[asyncio.Task[None]] = []
+    writer = StateWriter(config.state_file)
+    facts = FactsNow(link, transports, listen_ports(config), bridge)
+    # Computed again at each connect, before the extensions publish: the first `bridge/stats`
+    # of a connection must not carry the problems of the moment before (not connected).
+    wired.connect_hooks.append(facts.refresh_problems)
     try:
         sources = SourceFilter(config.udp.allowed_sources)
         if sources.allows_all and config.udp.host not in ("127.0.0.1", "::1", "localhost"):
@@ -148,11 +179,9 @@ async def run(
             ready.set()
         stats = bridge.stats
         jobs: dict[str, Callable[[], Awaitable[None]]] = {
-            "state-save": partial(_save_forever, bridge, config.state_file),
+            "state-save": partial(_save_forever, bridge, writer),
             "session-expiry": partial(_expire_forever, bridge, config),
-            "health-report": partial(
-                _report_health, config.state_file, link, transports, listen_ports(config), bridge
-            ),
+            "health-report": partial(_report_health, config.state_file, facts),
         }
         if broker is not None:
             jobs["embedded-broker"] = broker.keep_running
@@ -177,8 +206,8 @@ async def run(
         left = await link.close(FLUSH_TIMEOUT, final=(topics.bridge_state, b"offline"))
         if left:
             log.warning("broker did not take every event: kept for the next start", count=left)
-        try:
-            await asyncio.to_thread(save_state, config.state_file, bridge.state)
+        try:  # waits for a periodic save still writing: this one lands last
+            await writer.write(snapshot(bridge.state))
         except Exception as exc:
             log.error("cannot save state at shutdown", path=str(config.state_file), error=str(exc))
         if broker is not None:
@@ -233,6 +262,8 @@ class Wired:
     link: MqttLink
     extensions: list[Extension]
     topics: Topics
+    connect_hooks: list[Callable[[], object]]
+    """Run at each MQTT (re)connect before the extensions' `on_connect`."""
 
 
 def wire(config: Config, state: BridgeState, started_at: float, embedded_broker: bool) -> Wired:
@@ -242,19 +273,24 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
     stats = Stats()
     bridge = Bridge(config, state, stats, clock=time.time, monotonic=time.monotonic)
     extensions: list[Extension] = []
+    connect_hooks: list[Callable[[], object]] = []
 
     def on_connect() -> None:
+        for hook in connect_hooks:
+            bridge.guard.call("bridge", "on_connect", hook)
         for extension in extensions:
             bridge.guard.call(extension.name, "on_connect", extension.on_connect)
 
     subscribers: dict[str, list[Extension]] = {}
     # topic → the extensions that subscribed to it (subscriptions are fixed at start)
 
-    def on_message(topic: str, payload: bytes) -> None:
+    def on_message(topic: str, payload: bytes, retained: bool) -> None:
         for extension in subscribers.get(topic, ()):
-            bridge.guard.call(
-                extension.name, "on_message", partial(extension.on_message, topic, payload)
-            )
+            if retained:
+                call = partial(extension.on_retained, topic, payload)
+            else:
+                call = partial(extension.on_message, topic, payload)
+            bridge.guard.call(extension.name, call.func.__name__, call)
 
     link = MqttLink(
         broker_settings(config, will_topic=topics.bridge_state),
@@ -284,7 +320,7 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
     bridge.attach(extensions)
     for extension in extensions:
         bridge.guard.call(extension.name, "start", extension.start)
-    return Wired(bridge, link, extensions, topics)
+    return Wired(bridge, link, extensions, topics, connect_hooks)
 
 
 def _task_starter(config: Config, stats: Stats) -> Tasks:
@@ -364,7 +400,7 @@ def _build_extensions(context: Context) -> list[Extension]:
     return extensions
 
 
-async def _save_forever(bridge: Bridge, path: Path) -> None:
+async def _save_forever(bridge: Bridge, writer: StateWriter) -> None:
     """Save state every few seconds when it changed; the write happens off the event loop."""
     save_log = RateLimiter(60.0, time.monotonic)
     while True:
@@ -373,7 +409,7 @@ async def _save_forever(bridge: Bridge, path: Path) -> None:
             bridge.dirty = False
             data = snapshot(bridge.state)
             try:
-                await asyncio.to_thread(write_snapshot, path, data)
+                await writer.write(data)
             except OSError as exc:
                 bridge.dirty = True
                 bridge.stats.state_save_errors += 1
@@ -381,7 +417,7 @@ async def _save_forever(bridge: Bridge, path: Path) -> None:
                 if save_log.allow("state") is not None:
                     log.error(
                         "cannot save state; kept in memory, retrying",
-                        path=str(path),
+                        path=str(writer.path),
                         error=str(exc),
                     )
             else:
@@ -402,35 +438,59 @@ def listen_ports(config: Config) -> list[int]:
     return [port for port, _ in listening(INPUTS, config.udp)]
 
 
-async def _report_health(
-    state_file: Path,
-    link: MqttLink,
-    transports: list[asyncio.DatagramTransport],
-    ports: list[int],
-    bridge: Bridge,
-) -> None:
+class FactsNow:
+    """What the health report says at a moment; `bridge/stats`' problems come from it too."""
+
+    def __init__(
+        self,
+        link: MqttLink,
+        transports: list[asyncio.DatagramTransport],
+        ports: list[int],
+        bridge: Bridge,
+    ) -> None:
+        self._link = link
+        self._transports = transports
+        self._ports = ports
+        self._bridge = bridge
+        self._errors_lately = RecentErrors(time.time())  # the extensions' start errors count
+        self._untracked_lately = RecentUntracked(time.time())
+
+    def facts(self, now: float) -> Facts:
+        link, bridge = self._link, self._bridge
+        return Facts(
+            mqtt_connected=link.connected,
+            mqtt_alive=link.alive,
+            udp_ports=[
+                port
+                for port, transport in zip(self._ports, self._transports, strict=True)
+                if not transport.is_closing()
+            ],
+            udp_expected=len(self._ports),
+            undelivered_for=int(link.waiting_for()),
+            outbox_disk_ok=link.disk_ok,
+            state_saved=bridge.state_saved,
+            extension_errors_lately=self._errors_lately.count(bridge.stats, now),
+            commands_retained_ignored=bridge.stats.commands_retained_ignored,
+            untracked_lately=self._untracked_lately.count(bridge.stats, now),
+        )
+
+    def refresh_problems(self) -> Facts:
+        """The facts now, and `bridge/stats`' problems set from them."""
+        facts = self.facts(time.time())
+        self._bridge.stats.problems = facts.problems()
+        return facts
+
+
+async def _report_health(state_file: Path, facts_now: FactsNow) -> None:
     """Every HEALTH_INTERVAL, and within a second of a change in what it reports."""
     writer = HealthWriter(health_path(state_file))
-    errors_lately = RecentErrors(time.time())  # errors of the extensions' start count too
-    untracked_lately = RecentUntracked(time.time())
     write_log = RateLimiter(60.0, time.monotonic)
     reported: Facts | None = None
     last_write = 0.0
     try:
         while True:
             now = time.time()
-            facts = Facts(
-                mqtt_connected=link.connected,
-                mqtt_alive=link.alive,
-                udp_ports=[p for p, t in zip(ports, transports, strict=True) if not t.is_closing()],
-                udp_expected=len(ports),
-                undelivered_for=int(link.waiting_for()),
-                outbox_disk_ok=link.disk_ok,
-                state_saved=bridge.state_saved,
-                extension_errors_lately=errors_lately.count(bridge.stats, now),
-                untracked_lately=untracked_lately.count(bridge.stats, now),
-            )
-            bridge.stats.problems = facts.problems()
+            facts = facts_now.refresh_problems()
             if facts != reported or now - last_write >= HEALTH_INTERVAL:
                 try:
                     writer.write(facts, now)

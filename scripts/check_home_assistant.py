@@ -20,12 +20,19 @@ the failure flag turns on. Then the check sees the retry button unavailable whil
 pending, presses the watched task's Start button, fails the task again and presses the retry
 button in Home Assistant (through an automation on the MQTT topic `check/press`: no token
 needed), and waits for each start at QRS.
+
+A restart (issue 22): the automations of docs/home-assistant.md are loaded too (their actions
+replaced by a publish on `check/fired`: the check has no lamp); with the failure flag ON the
+bridge is stopped (SIGTERM) and started again at once. Then every entity is available again,
+the flag is still ON, and none of those automations ran again (Home Assistant's log says when
+one runs).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -69,6 +76,7 @@ TASK_ENTITIES: dict[str, str | None] = {
     "button.qlik_sense_task_reload_sales_daily_start": None,
 }
 PRESS_TOPIC = "check/press"
+FIRED_TOPIC = "check/fired"
 
 
 def failed_again() -> bytes:
@@ -307,7 +315,10 @@ def main() -> int:
         # First: a warning about the attributes comes when the recorder writes them.
         stored = check_recorded(config / "home-assistant_v2.db", 2 + sessions) if sessions else 0
         found = report(registry, states, log, expected) | stored | check_attributes(attributes)
-        return found | before | check_task_buttons(qrs, mqtt_port, task_port)
+        buttons = check_task_buttons(qrs, mqtt_port, task_port)
+        bridge = [*qlik2mqtt, "run", "--config", str(work / "bridge.yaml")]
+        restart = check_restart(processes, bridge, work, mqtt_port, log)
+        return found | before | buttons | restart
     finally:
         qrs.stop()
         for process in reversed(processes):
@@ -487,6 +498,7 @@ def automations() -> str:
         text.index("```yaml\n", start) + 8 : text.index("```", text.index("```yaml\n", start) + 8)
     ]
     documented = yaml.safe_load(block)["automation"]
+    documented += home_assistant_automations()
     press = {
         "alias": "check: press a button",
         "mode": "queued",
@@ -494,6 +506,75 @@ def automations() -> str:
         "action": [{"service": "button.press", "target": {"entity_id": "{{ trigger.payload }}"}}],
     }
     return yaml.safe_dump([*documented, press], allow_unicode=True)
+
+
+def home_assistant_automations() -> list[dict[str, object]]:
+    """docs/home-assistant.md's automations as the docs give them (triggers and conditions),
+    each action replaced by a publish of its alias on FIRED_TOPIC: the check has no lamp."""
+    import yaml
+
+    text = (ROOT / "docs/home-assistant.md").read_text(encoding="utf-8")
+    found: list[dict[str, object]] = []
+    for part in text.split("```yaml\n")[1:]:
+        data = yaml.safe_load(part.split("```", 1)[0])
+        if isinstance(data, dict) and "automation" in data:
+            for automation in data["automation"]:
+                publish = {"topic": FIRED_TOPIC, "payload": automation["alias"]}
+                automation["action"] = [{"service": "mqtt.publish", "data": publish}]
+                found.append(automation)
+    return found
+
+
+def documented_runs(log: Path) -> list[str]:
+    """The documented automations that ran so far, in order, from Home Assistant's log."""
+    aliases = {automation["alias"] for automation in home_assistant_automations()}
+    marker = ": Running automation actions"
+    return [
+        alias
+        for line in log.read_text(encoding="utf-8").splitlines()
+        if line.endswith(marker)
+        and (alias := line.rsplit("] ", 1)[-1].removesuffix(marker)) in aliases
+    ]
+
+
+def check_restart(
+    processes: list[subprocess.Popen[bytes]],
+    bridge: list[str],
+    work: Path,
+    mqtt_port: int,
+    ha_log: Path,
+) -> int:
+    """The bridge stopped and started again at once with the flag ON: every entity is
+    available again, the flag still ON, and no documented automation fired again."""
+    problems = []
+    flag = "binary_sensor.qlik_sense_reload_failure"
+    if (state := read_states(mqtt_port, settle=1.0)[0].get(flag)) != "on":
+        problems.append(f"before the restart {flag} is {state!r}, not 'on'")
+    before = documented_runs(ha_log)
+    old = processes[1]
+    old.send_signal(signal.SIGTERM)
+    log = work / "bridge-restarted.log"
+    with log.open("wb") as output:
+        processes[1] = subprocess.Popen(bridge, stdout=output, stderr=output)
+    old.wait(60)
+    wait_until(lambda: "MQTT connected" in log.read_text(), "the restarted bridge", 60)
+    states = read_states(mqtt_port, settle=5.0)[0]
+    pending = "button.qlik_sense_retry_failed_reload"  # its start is pending: unavailable
+    unavailable = sorted(
+        entity
+        for entity, state in states.items()
+        if "qlik_sense" in entity and state == "unavailable" and entity != pending
+    )
+    if unavailable:
+        problems.append(f"unavailable after the restart: {', '.join(unavailable)}")
+    if states.get(flag) != "on":
+        problems.append(f"after the restart {flag} is {states.get(flag)!r}, not 'on'")
+    again = documented_runs(ha_log)[len(before) :]
+    if again:
+        problems.append(f"documented automations fired again across the restart: {again}")
+    print(f"documented automations that ran before the restart: {before}")
+    print("\n".join(problems) if problems else "restart: entities available, flag ON, no re-fire")
+    return 1 if problems else 0
 
 
 def retry_unavailable_before_a_failure(mqtt_port: int) -> int:

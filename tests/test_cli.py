@@ -485,3 +485,51 @@ async def test_with_credentials_the_embedded_broker_takes_only_that_user(
     passwords = tmp_path / "data/mosquitto/passwords"
     assert passwords.stat().st_mode & 0o077 == 0
     assert PASSWORD not in passwords.read_text()  # hashed by mosquitto_passwd
+
+
+async def test_acknowledge_waits_for_the_bridges_answer(
+    bridge: RunningBridge, mosquitto: Mosquitto
+) -> None:
+    env = {"QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(mosquitto.port)}
+    sub = await Subscriber(mosquitto.port).start(f"{BASE}/site", f"{BASE}/bridge/state")
+    try:
+        await sub.wait_for(f"{BASE}/bridge/state", lambda m: m.payload == b"online")
+        bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")
+        await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "ON")
+        mark = sub.mark()
+        acknowledged = await asyncio.to_thread(qlik2mqtt, "acknowledge", env=env)
+        assert (acknowledged.returncode, complaints(acknowledged.stderr)) == (0, "")
+        assert acknowledged.stdout == "acknowledged: reload_failure and the log flags are OFF\n"
+        await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "OFF", since=mark)
+    finally:
+        await sub.stop()
+
+
+def test_acknowledge_and_forget_without_a_bridge_exit_1_saying_none_answered(
+    mosquitto: Mosquitto,
+) -> None:
+    """Issue 22, finding 4: it printed "acknowledge sent" and exited 0 with nobody listening."""
+    env = {"QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(mosquitto.port)}
+    for args, response in (
+        (("acknowledge",), "acknowledge"),
+        (("forget", "QSPROD02"), "forget"),
+    ):
+        result = qlik2mqtt(*args, env=env)
+        assert result.returncode == 1
+        assert result.stdout == ""
+        assert complaints(result.stderr) == (
+            f"qlik2mqtt: {args[0]}: no answer from the bridge within 10 s on "
+            f"qlik2mqtt/bridge/response/{response} (is it running on this broker, with this "
+            "command enabled?)\n"
+        )
+
+
+def test_start_task_says_at_once_when_the_config_has_qrs_off(tmp_path: Path) -> None:
+    """No broker at all: the command reads the config and stops there."""
+    env = {"QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(free_port())}
+    result = qlik2mqtt("start-task", "6e4c8b3a-21f0-4f5e-9d7a-0c1b2a3d4e5f", env=env)
+    assert result.returncode == 2
+    assert complaints(result.stderr) == (
+        "qlik2mqtt: start-task: qrs.enabled is off in this config: the bridge starts no tasks "
+        "(docs/qrs.md)\n"
+    )

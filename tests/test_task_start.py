@@ -199,8 +199,16 @@ def test_a_certificate_that_does_not_load_stops_the_bridge_naming_its_key(
 async def test_the_start_task_command_prints_the_answer(
     tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
 ) -> None:
-    env = {"QLIK2MQTT_MQTT__HOST": "127.0.0.1", "QLIK2MQTT_MQTT__PORT": str(mosquitto.port)}
-    async with bridge_and_client(tmp_path, mosquitto, qrs_settings(qrs_server)):
+    qrs = qrs_settings(qrs_server)
+    env = {
+        "QLIK2MQTT_MQTT__HOST": "127.0.0.1",
+        "QLIK2MQTT_MQTT__PORT": str(mosquitto.port),
+        # the command reads the config the bridge runs with: QRS on
+        **{f"QLIK2MQTT_QRS__{key.upper()}": str(qrs[key]) for key in ("host", "client_cert")},
+        "QLIK2MQTT_QRS__CLIENT_KEY": str(qrs["client_key"]),
+        "QLIK2MQTT_QRS__ENABLED": "true",
+    }
+    async with bridge_and_client(tmp_path, mosquitto, qrs):
         started = await asyncio.to_thread(qlik2mqtt, "start-task", TASK_ID, env=env)
         missing = await asyncio.to_thread(
             qlik2mqtt, "start-task", "--name", "Reload Nothing", env=env

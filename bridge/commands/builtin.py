@@ -47,13 +47,16 @@ def reply(
 
 
 def _acknowledge(request: Request) -> Answer:
+    """Any payload acknowledges (the button sends `acknowledge`); a JSON object's
+    `transaction` comes back with the answer."""
     request.core.acknowledge("mqtt")
-    return None
+    return reply(None, None, _transaction(request.payload))
 
 
 ACKNOWLEDGE = Command(
     name="acknowledge",
-    topic="bridge/acknowledge",
+    topic="bridge/request/acknowledge",
+    aliases=("bridge/acknowledge",),
     enabled=lambda config: config.commands.acknowledge,
     handle=_acknowledge,
     button=Button(
@@ -62,6 +65,9 @@ ACKNOWLEDGE = Command(
         name="Acknowledge failure",
         payload_press="acknowledge",
         icon="mdi:check-circle-outline",
+        # The button keeps the topic it always pressed: a broker ACL that lets Home
+        # Assistant write `bridge/acknowledge` (docs/qrs.md's) must not silence it.
+        topic="bridge/acknowledge",
     ),
 )
 
@@ -98,7 +104,8 @@ def _forget(request: Request) -> Answer:
 
 FORGET = Command(
     name="forget",
-    topic="bridge/forget",
+    topic="bridge/request/forget",
+    aliases=("bridge/forget",),
     enabled=lambda config: config.commands.forget,
     handle=_forget,
 )
@@ -292,7 +299,7 @@ def command_buttons(config: Config) -> tuple[CommandButton, ...]:
             key=command.button.key,
             entity_slug=command.button.entity_slug,
             name=command.button.name,
-            command_topic=command.topic_for(config),
+            command_topic=_button_topic(command, command.button, config),
             payload_press=command.button.payload_press,
             icon=command.button.icon,
             enabled=command.enabled(config),
@@ -301,6 +308,12 @@ def command_buttons(config: Config) -> tuple[CommandButton, ...]:
         for command in COMMANDS
         if command.button is not None
     )
+
+
+def _button_topic(command: Command, button: Button, config: Config) -> str:
+    if button.topic is None:
+        return command.topic_for(config)
+    return f"{command.root(config)}/{button.topic}"
 
 
 def _available_when(button: Button, config: Config) -> tuple[str, str] | None:

@@ -1,9 +1,9 @@
 """The CLI's side of commands: send one to a running bridge over MQTT (`qlik2mqtt acknowledge`,
 `qlik2mqtt forget`, `qlik2mqtt start-task`).
 
-A command is published QoS 1; where the bridge answers (zigbee2mqtt's convention: a request
-with a `transaction`, the answer on `<base>/bridge/response/<command>` carrying it back), the
-command waits for that answer and reports it.
+Every command is a request (zigbee2mqtt's convention): published QoS 1 with a new
+`transaction`, its answer on `<base>/bridge/response/<command>` carrying it back. The command
+waits for that answer and reports it; no answer is an error (no bridge listens).
 """
 
 from __future__ import annotations
@@ -30,13 +30,6 @@ class CommandError(Exception):
     """The command did not reach the broker, or the bridge did not answer."""
 
 
-async def send_command(config: Config, command: Command, payload: bytes) -> str:
-    """Publish one command (QoS 1) and return its topic once the broker acknowledged it."""
-    topic = command.topic_for(config)
-    await _exchange(config, topic, payload, None)
-    return topic
-
-
 async def request(
     config: Config,
     command: Command,
@@ -56,15 +49,15 @@ async def _exchange(
     config: Config,
     topic: str,
     payload: bytes,
-    answer: tuple[str, str] | None,
+    answer: tuple[str, str],
     answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Any:
     settings = broker_settings(config, "cli")
     loop = asyncio.get_running_loop()
     answered: asyncio.Future[Any] = loop.create_future()
 
-    def on_message(received_topic: str, received: bytes) -> None:
-        if answer is None or received_topic != answer[0] or answered.done():
+    def on_message(received_topic: str, received: bytes, retained: bool) -> None:
+        if received_topic != answer[0] or answered.done():
             return
         try:
             data = json.loads(received)
@@ -74,8 +67,7 @@ async def _exchange(
             answered.set_result(data)
 
     link = MqttLink(settings, Stats(), on_message=on_message)
-    if answer is not None:
-        link.subscribe(answer[0])
+    link.subscribe(answer[0])
     link.start()
     try:
         await asyncio.wait_for(link.wait_connected(), CONNECT_TIMEOUT)
@@ -86,10 +78,9 @@ async def _exchange(
         ) from None
     link.enqueue(OutMessage(topic, payload, qos=1))
     try:
-        result = None if answer is None else await asyncio.wait_for(answered, answer_timeout)
+        result = await asyncio.wait_for(answered, answer_timeout)
     except TimeoutError:
         undelivered = await link.close(DELIVERY_TIMEOUT)
-        assert answer is not None
         why = (
             "the broker did not acknowledge the command"
             if undelivered

@@ -98,6 +98,9 @@ class Button:
     """(a topic under the base topic, a template of its JSON giving `online` or `offline`):
     the button is available only when that says `online` (and the bridge is), and shows that
     JSON as its attributes. None: available with the bridge."""
+    topic: str | None = None
+    """The topic it presses (under the command's root), when not the command's own: one of
+    its aliases."""
 
 
 def base_topic(config: Config) -> str:
@@ -119,6 +122,13 @@ class Command:
     root: Callable[[Config], str] = base_topic
     """The topic `topic` is under: the base topic, or another one the config names (Butler's
     `butler_compat.base_topic`). Answers always go under the base topic."""
+    aliases: tuple[str, ...] = ()
+    """Older topics (under `root`) that run the command too, answered the same way."""
 
     def topic_for(self, config: Config) -> str:
         return f"{self.root(config)}/{self.topic}"
+
+    def topics_for(self, config: Config) -> tuple[str, ...]:
+        """Its topic, then its aliases."""
+        root = self.root(config)
+        return tuple(f"{root}/{topic}" for topic in (self.topic, *self.aliases))

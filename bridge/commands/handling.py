@@ -1,6 +1,12 @@
-"""The extension that takes commands: it subscribes to each enabled command's topic, runs its
-handler (guarded, as every extension hook) and publishes the answer, if any, on
-`<base>/bridge/response/<name>`."""
+"""The extension that takes commands: it subscribes to each enabled command's topics (its own
+and its aliases), runs its handler (guarded, as every extension hook) and publishes the
+answer, if any, on `<base>/bridge/response/<name>`.
+
+A command runs once, when it is sent. One that arrives retained (the broker kept it: someone
+published it with the retain flag) is not run: it would run again at every reconnect and every
+restart. It is counted (`commands_retained_ignored`) and logged once per topic, with the
+command that clears it from the broker.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,15 @@ import contextlib
 import time
 from collections.abc import Awaitable, Sequence
 
+import structlog
+
 from bridge.commands.builtin import COMMANDS
 from bridge.commands.declare import REFUSAL_LOG_INTERVAL, Answers, Command, Core, Request, Tasks
 from bridge.core.payloads import encode
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
+
+log = structlog.get_logger("qlik2mqtt.commands")
 
 
 class Commands(Extension):
@@ -28,15 +38,22 @@ class Commands(Extension):
         self._core = core  # the core's own acknowledge/forget: not an extension's business
         self._tasks = tasks  # Qlik Sense's repository (qrs.enabled): `task/start`
         self._by_topic = {
-            command.topic_for(context.config): command
+            topic: command
             for command in commands
             if command.enabled(context.config)
+            for topic in command.topics_for(context.config)
         }
+        self._retained_logged: set[str] = set()
         self._pending: set[asyncio.Task[None]] = set()
         self._refusals = RateLimiter(REFUSAL_LOG_INTERVAL, time.monotonic)
 
     def subscriptions(self) -> tuple[str, ...]:
         return tuple(self._by_topic)
+
+    def on_retained(self, topic: str, payload: bytes) -> None:
+        """Never run: see the module docstring."""
+        if topic in self._by_topic:
+            self._ignore_retained(topic)
 
     def on_message(self, topic: str, payload: bytes) -> None:
         command = self._by_topic.get(topic)
@@ -57,6 +74,20 @@ class Commands(Extension):
             task.add_done_callback(self._pending.discard)
         else:
             self._answer(command, answer)
+
+    def _ignore_retained(self, topic: str) -> None:
+        stats = self.context.stats
+        stats.commands_retained_ignored += 1
+        if topic in self._retained_logged:
+            return
+        self._retained_logged.add(topic)
+        log.warning(
+            "a retained command is never run (it would run again at every reconnect); "
+            "clear it from the broker",
+            topic=topic,
+            clear=f"mosquitto_pub -r -n -t '{topic}'",
+            ignored_total=stats.commands_retained_ignored,
+        )
 
     async def stop(self) -> None:
         for task in list(self._pending):

@@ -54,6 +54,11 @@ class Stats:
     untracked: Counter[str] = field(default_factory=Counter)
     """Events past a cap of `limits:`, published but not tracked, by cap (`servers`,
     `sessions`, `tasks`: bridge.core.state.Cap)."""
+    commands_retained_ignored: int = 0
+    """Commands that arrived with the retain flag: never run (they would run again at every
+    reconnect)."""
+    availability_reasserted: int = 0
+    """Times another writer replaced this bridge's retained `online` and it said it again."""
     problems: list[str] = field(default_factory=list)
     """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
@@ -99,5 +104,7 @@ class Stats:
             "task_starts": self.task_starts,
             "task_start_errors": dict(self.task_start_errors),
             **{f"untracked_{cap}": self.untracked[cap] for cap in UNTRACKED},
+            "commands_retained_ignored": self.commands_retained_ignored,
+            "availability_reasserted": self.availability_reasserted,
             "problems": self.problems,
         }

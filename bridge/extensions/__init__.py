@@ -86,7 +86,13 @@ class Extension:
         return ()
 
     def on_message(self, topic: str, payload: bytes) -> None:
-        """Called for a message on one of the extension's subscriptions."""
+        """Called for a message on one of the extension's subscriptions, sent just now."""
+
+    def on_retained(self, topic: str, payload: bytes) -> None:
+        """Called for a retained message on one of the subscriptions: the broker kept it from
+        before and sent it as the subscription was made (at every connect). The same as a
+        message unless the extension says otherwise (a command must not run again)."""
+        self.on_message(topic, payload)
 
 
 class SiteUsers:

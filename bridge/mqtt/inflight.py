@@ -12,6 +12,7 @@ the drain task, never inside gmqtt's read loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from gmqtt.storage import PersistentStorage
@@ -31,6 +32,9 @@ class InflightStore(PersistentStorage):  # type: ignore[misc]
         self.acked: list[OutMessage] = []
         """Events acknowledged since the drain last took them."""
         self.retired = False
+        self.all_acknowledged = asyncio.Event()
+        """Set while every publish of this connection (state too) is acknowledged."""
+        self.all_acknowledged.set()
 
     @property
     def events_in_flight(self) -> int:
@@ -50,6 +54,7 @@ class InflightStore(PersistentStorage):  # type: ignore[misc]
         """A publish got packet id `mid` (also called when a QoS 2 PUBLISH is swapped for
         its PUBREL: no new message then)."""
         self._unacknowledged.add(mid)
+        self.all_acknowledged.clear()
         super().push_message(mid, raw_package)
         if self._sending is not None:
             self._events[mid] = self._sending
@@ -61,6 +66,8 @@ class InflightStore(PersistentStorage):  # type: ignore[misc]
         if mid not in self._unacknowledged or self.retired:
             return
         self._unacknowledged.discard(mid)
+        if not self._unacknowledged:
+            self.all_acknowledged.set()
         message = self._events.pop(mid, None)
         if message is not None:
             self.acked.append(message)

@@ -63,7 +63,7 @@ class MqttLink:
         stats: Stats,
         *,
         on_connect: Callable[[], None] = lambda: None,
-        on_message: Callable[[str, bytes], None] = lambda topic, payload: None,
+        on_message: Callable[[str, bytes, bool], None] = lambda topic, payload, retained: None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
@@ -82,6 +82,7 @@ class MqttLink:
         )
         self._drain = Drain(outbox, stats, monotonic)
         self._client: Client | None = None
+        self._store: InflightStore | None = None
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
         self._disconnected.set()
@@ -170,10 +171,16 @@ class MqttLink:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        client = self._client
-        if client is not None and self.connected:
-            if final is not None:
-                self._drain.publish_now(OutMessage(final[0], final[1], 1, True, durable=False))
+        client, store = self._client, self._store
+        if client is not None and store is not None and self.connected:
+            if final is not None and self._drain.publish_now(
+                OutMessage(final[0], final[1], 1, True, durable=False)
+            ):
+                # DISCONNECT only once the broker has acknowledged it: a broker that finds
+                # the socket closed while it answers (mosquitto: "out of memory") takes the
+                # goodbye as a lost connection and publishes the will too (`offline` twice).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(store.all_acknowledged.wait(), ABANDON_TIMEOUT)
             await self._abandon(client)
         self._set_connected(False)
         self._drain.detach()
@@ -196,7 +203,7 @@ class MqttLink:
             client = new_client(settings, will_message(settings.will_topic), store)
             client.on_disconnect = self._on_disconnect
             client.on_message = self._on_gmqtt_message
-            self._client = client
+            self._client, self._store = client, store
             self._lost.clear()
             try:
                 await connect(client, settings, CONNECT_TIMEOUT)
@@ -271,7 +278,8 @@ class MqttLink:
     def _on_gmqtt_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: Any
     ) -> int:
-        self._guarded("on_message", lambda: self._on_message(topic, payload))
+        retained = bool(properties.get("retain")) if isinstance(properties, dict) else False
+        self._guarded("on_message", lambda: self._on_message(topic, payload, retained))
         return 0
 
     def _guarded(self, hook: str, call: Callable[[], None]) -> None:

@@ -52,6 +52,8 @@ class Facts:
     untracked_lately: dict[str, int] = field(default_factory=dict)
     """Events past a cap of `limits:` within the last PROBLEM_WINDOW seconds, by cap (those
     with any): published, but not tracked (a problem shown, not unhealthy)."""
+    commands_retained_ignored: int = 0
+    """Commands that came retained and were not run (bridge.commands.handling)."""
 
     def failures(self) -> list[str]:
         """What makes the bridge unhealthy: it does not do its job."""

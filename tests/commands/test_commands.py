@@ -76,24 +76,61 @@ def answers(extension: Commands) -> list[tuple[str, dict[str, object]]]:
     return [(m.topic, json.loads(m.payload)) for m in link.published]
 
 
-def test_each_enabled_command_is_subscribed_to() -> None:
-    assert commands().subscriptions() == ("qlik2mqtt/bridge/acknowledge", "qlik2mqtt/bridge/forget")
+def test_each_enabled_command_is_subscribed_to_with_its_aliases() -> None:
+    assert commands().subscriptions() == (
+        "qlik2mqtt/bridge/request/acknowledge",
+        "qlik2mqtt/bridge/acknowledge",
+        "qlik2mqtt/bridge/request/forget",
+        "qlik2mqtt/bridge/forget",
+    )
     config = Config.model_validate({"commands": {"forget": False}, "mqtt": {"base_topic": "q"}})
-    assert commands(config).subscriptions() == ("q/bridge/acknowledge",)
+    assert commands(config).subscriptions() == (
+        "q/bridge/request/acknowledge",
+        "q/bridge/acknowledge",
+    )
 
 
-def test_acknowledge_asks_the_core_and_does_not_answer() -> None:
+def test_acknowledge_asks_the_core_and_answers_on_either_topic() -> None:
     core = FakeCore()
     extension = commands(core=core)
     extension.on_message("qlik2mqtt/bridge/acknowledge", b"anything")
-    assert core.calls == [("acknowledge", "mqtt")]
+    extension.on_message("qlik2mqtt/bridge/request/acknowledge", b'{"transaction": "t-1"}')
+    assert core.calls == [("acknowledge", "mqtt"), ("acknowledge", "mqtt")]
+    assert answers(extension) == [
+        ("qlik2mqtt/bridge/response/acknowledge", {"status": "ok"}),
+        ("qlik2mqtt/bridge/response/acknowledge", {"status": "ok", "transaction": "t-1"}),
+    ]
+
+
+def test_a_retained_command_is_never_run_counted_and_logged_once_per_topic() -> None:
+    core = FakeCore(servers=("qsprod02",))
+    extension = commands(core=core)
+    with capture_logs() as logs:
+        for _ in range(2):  # as at two reconnects
+            extension.on_retained("qlik2mqtt/bridge/acknowledge", b"acknowledge")
+            extension.on_retained("qlik2mqtt/bridge/request/forget", b"QSPROD02")
+        extension.on_retained("qlik2mqtt/not/a/command", b"x")
+    assert core.calls == []
     assert answers(extension) == []
+    assert extension.context.stats.commands_retained_ignored == 4
+    assert [(entry["topic"], entry["clear"]) for entry in logs] == [
+        (
+            "qlik2mqtt/bridge/acknowledge",
+            "mosquitto_pub -r -n -t 'qlik2mqtt/bridge/acknowledge'",
+        ),
+        (
+            "qlik2mqtt/bridge/request/forget",
+            "mosquitto_pub -r -n -t 'qlik2mqtt/bridge/request/forget'",
+        ),
+    ]
 
 
 def test_forget_answers_with_the_slug_or_the_reason_and_the_transaction() -> None:
     core = FakeCore(servers=("qsprod02",))
     extension = commands(core=core)
-    extension.on_message("qlik2mqtt/bridge/forget", b'{"server": "QSPROD02", "transaction": 7}')
+    extension.on_message(
+        "qlik2mqtt/bridge/request/forget", b'{"server": "QSPROD02", "transaction": 7}'
+    )
     extension.on_message("qlik2mqtt/bridge/forget", b"qsgone")
     extension.on_message("qlik2mqtt/bridge/forget", b"")
     assert answers(extension) == [

@@ -247,11 +247,11 @@ async def test_commands_from_another_folder_find_the_bridge_started_with_config(
         assert f"127.0.0.1:{user_port} is held by the running bridge" in checked.stdout
         assert f"127.0.0.1:{task_port} is held by the running bridge" in checked.stdout
 
-        sub = await Subscriber(mosquitto.port).start("qlik2mqtt/bridge/acknowledge")
+        sub = await Subscriber(mosquitto.port).start("qlik2mqtt/bridge/request/acknowledge")
         try:
             acknowledged = await asyncio.to_thread(command, "acknowledge")
             assert acknowledged.returncode == 0, acknowledged.stderr
-            await sub.wait_for("qlik2mqtt/bridge/acknowledge")
+            await sub.wait_for("qlik2mqtt/bridge/request/acknowledge")
         finally:
             await sub.stop()
     finally:
