@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("start-task: give a task id or --name NAME, not both")
     environ: dict[str, str] = dict(os.environ)
     from bridge.ops.lookup import AmbiguousConfigError, choose_config
+    from bridge.runtime.logs import route_gmqtt
+
+    route_gmqtt("info")  # a command says what went wrong in its own words (run: its log level)
 
     try:
         choice = choose_config(
@@ -261,7 +264,7 @@ def _command(args: argparse.Namespace, config: Config) -> int:
     from bridge.commands.client import CommandError, request
     from bridge.runtime.logs import setup_logging
 
-    setup_logging("warning", "console")
+    setup_logging("error", "console")  # what fails is said once, in the command's own line
     acknowledge = args.command == "acknowledge"
     try:
         if acknowledge:
@@ -341,7 +344,7 @@ def _start_task(args: argparse.Namespace, config: Config) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    setup_logging("warning", "console")
+    setup_logging("error", "console")  # what fails is said once, in the command's own line
     task = {"name": args.name} if args.name is not None else {"id": args.id}
     try:
         answer = asyncio.run(
@@ -420,7 +423,7 @@ def _status(args: argparse.Namespace, config: Config) -> int:
         print_status(config, args.watch, Console())
     except KeyboardInterrupt:
         return 0
-    except (OSError, TimeoutError, LookupError) as exc:
+    except Exception as exc:  # every failure in words, never a traceback (gmqtt's refusals too)
         host = config.mqtt.host or "127.0.0.1"
         reason = str(exc) if isinstance(exc, LookupError) else describe(exc, STATUS_TIMEOUT)
         print(f"qlik2mqtt: status from {host}:{config.mqtt.port}: {reason}", file=sys.stderr)

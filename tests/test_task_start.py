@@ -207,6 +207,7 @@ async def test_the_start_task_command_prints_the_answer(
         **{f"QLIK2MQTT_QRS__{key.upper()}": str(qrs[key]) for key in ("host", "client_cert")},
         "QLIK2MQTT_QRS__CLIENT_KEY": str(qrs["client_key"]),
         "QLIK2MQTT_QRS__ENABLED": "true",
+        "QLIK2MQTT_UDP__ALLOWED_SOURCES": "[127.0.0.1]",
     }
     async with bridge_and_client(tmp_path, mosquitto, qrs):
         started = await asyncio.to_thread(qlik2mqtt, "start-task", TASK_ID, env=env)

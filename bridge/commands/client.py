@@ -22,6 +22,8 @@ from bridge.mqtt.connection import broker_settings
 from bridge.mqtt.outbox import OutMessage
 
 CONNECT_TIMEOUT = 3.0
+FIRST_ATTEMPT_POLL = 0.1
+"""How often the wait for the connection looks whether the first attempt already failed."""
 DELIVERY_TIMEOUT = 5.0
 ANSWER_TIMEOUT = 10.0
 
@@ -69,13 +71,12 @@ async def _exchange(
     link = MqttLink(settings, Stats(), on_message=on_message)
     link.subscribe(answer[0])
     link.start()
-    try:
-        await asyncio.wait_for(link.wait_connected(), CONNECT_TIMEOUT)
-    except TimeoutError:
+    why = await _connected(link)
+    if why is not None:
         await link.close(0)
         raise CommandError(
-            f"cannot reach the MQTT broker at {settings.host}:{settings.port}"
-        ) from None
+            f"cannot connect to the MQTT broker at {settings.host}:{settings.port}: {why}"
+        )
     link.enqueue(OutMessage(topic, payload, qos=1))
     try:
         result = await asyncio.wait_for(answered, answer_timeout)
@@ -91,6 +92,22 @@ async def _exchange(
     if await link.close(DELIVERY_TIMEOUT):
         raise CommandError("the broker did not acknowledge the command")
     return result
+
+
+async def _connected(link: MqttLink) -> str | None:
+    """None once the link is connected; else why not, as soon as its first attempt failed
+    (a command does not retry for CONNECT_TIMEOUT what a wrong password refuses at once)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONNECT_TIMEOUT
+    while (left := deadline - loop.time()) > 0:
+        try:
+            await asyncio.wait_for(link.wait_connected(), min(FIRST_ATTEMPT_POLL, left))
+        except TimeoutError:
+            if link.last_error is not None:
+                return link.last_error
+            continue
+        return None
+    return link.last_error or f"no connection within {CONNECT_TIMEOUT:g} s"
 
 
 def task_start_timeout(config: Config) -> float:

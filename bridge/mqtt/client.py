@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +108,34 @@ async def probe(settings: BrokerSettings, within: float) -> str | None:
     return None
 
 
+CREDENTIALS_HINT = "check mqtt.username and mqtt.password (or mqtt.password_file)"
+
+
 def describe(exc: BaseException, within: float = CONNECT_TIMEOUT) -> str:
-    """A connection failure in one short phrase for the log and `check`; `within`: how long
-    the attempt was given (what a timeout waited)."""
+    """A connection failure in one short phrase, with what to check, for the log, `check`
+    and every command: refused, not authorised, bad credentials, TLS, timeout, DNS. `within`:
+    how long the attempt was given (what a timeout waited)."""
+    if isinstance(exc, gmqtt.MQTTConnectError):  # the broker answered CONNACK with a refusal
+        refusal = exc.message.removeprefix("Connection Refused: ")
+        lowered = refusal.lower()
+        if "user name or password" in lowered:
+            return f"the broker refused the credentials ({refusal}): {CREDENTIALS_HINT}"
+        if "not authori" in lowered:
+            return f"the broker refused the connection (not authorised): {CREDENTIALS_HINT}"
+        return f"the broker refused the connection ({refusal})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS: the broker's certificate is not trusted ({exc.verify_message}): check "
+            "mqtt.tls.ca_file and that mqtt.host is the name the certificate carries"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or exc}): is this port a TLS listener? check mqtt.tls"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the broker running on that host and port?)"
     if isinstance(exc, TimeoutError):
         return f"no answer within {within:g} s"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name ({exc.strerror}): check mqtt.host"
     if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror  # `Name or service not known`, without `[Errno -2]`
+        return exc.strerror  # `Connection reset by peer`, without `[Errno 104]`
     return str(exc) or exc.__class__.__name__

@@ -92,6 +92,8 @@ class MqttLink:
         self._closing = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriptions: list[str] = []
+        self.last_error: str | None = None
+        """Why the last connection attempt failed (`describe`), None once connected."""
 
     @property
     def connected(self) -> bool:
@@ -209,6 +211,7 @@ class MqttLink:
                 await connect(client, settings, CONNECT_TIMEOUT)
             except Exception as exc:  # gmqtt raises OSError, TimeoutError and its own errors
                 failures += 1
+                self.last_error = describe(exc)
                 await self._abandon(client)
                 if failures == 1 or failures % 10 == 0:
                     log.warning(
@@ -223,6 +226,7 @@ class MqttLink:
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             failures, delay = 0, BACKOFF_FIRST
+            self.last_error = None
             silent = False
             try:
                 silent = await self._serve(client, store)

@@ -34,8 +34,29 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     )
     # Libraries log through the standard library; only their warnings are of use here.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
-    for name in ("gmqtt",):
-        logging.getLogger(name).setLevel(logging.WARNING if level != "debug" else logging.INFO)
+    route_gmqtt(level)
+
+
+def route_gmqtt(level: str) -> None:
+    """gmqtt's own lines (`[MqttPackageHandler] CONNACK: 0x5`, `[TRYING WRITE TO CLOSED
+    SOCKET]`) say in its words what the bridge and every command say in theirs: they go
+    through our log at debug, shown only with logging.level debug, never on their own."""
+    gmqtt_log = logging.getLogger("gmqtt")
+    gmqtt_log.handlers = [_ToStructlog()]
+    gmqtt_log.propagate = False
+    gmqtt_log.setLevel(logging.INFO if level == "debug" else logging.CRITICAL + 1)
+
+
+class _ToStructlog(logging.Handler):
+    """A standard-library record as one of our log lines, at debug."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            structlog.get_logger(record.name).debug(
+                record.getMessage(), gmqtt_level=record.levelname
+            )
+        except Exception:  # a log line must never cost the caller anything
+            self.handleError(record)
 
 
 class RateLimiter:

@@ -270,5 +270,5 @@ def test_a_format_1_file_saved_again_is_format_2_and_keeps_its_keys() -> None:
 def test_a_format_the_bridge_does_not_know_is_refused() -> None:
     saved = snapshot(BridgeState())
     saved["version"] = 3
-    with pytest.raises(StateFileError, match="unknown state format version 3"):
+    with pytest.raises(StateFileError, match="format 3 was written by a newer qlik2mqtt"):
         restore(saved)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.certs import make_certificates
-from tests.helpers import Mosquitto, Subscriber, bridge_env
+from tests.helpers import Mosquitto, Subscriber, bridge_env, complaints
 
 SECRET = "s3cr3t-Pa55"
 
@@ -83,6 +83,37 @@ def test_a_wrong_password_is_reported_and_no_secret_is_logged(
         assert SECRET not in output
 
 
+@pytest.mark.parametrize("user", ["qlik2mqtt", "nobody"])
+def test_refused_credentials_are_said_in_words_by_every_command(
+    tmp_path: Path, locked: Mosquitto, user: str
+) -> None:
+    """status crashed with gmqtt's MQTTConnectError; acknowledge, forget and start-task said
+    "cannot reach the MQTT broker"; every one printed gmqtt's own lines. Now one line each,
+    exit 1, naming the broker and what to check (a wrong password: mosquitto answers "not
+    authorised" over MQTT 3.1.1)."""
+    env = bridge_env(
+        locked.port, tmp_path, QLIK2MQTT_MQTT__USERNAME=user, QLIK2MQTT_MQTT__PASSWORD="wrong"
+    )
+    where = f"127.0.0.1:{locked.port}"
+    hint = "check mqtt.username and mqtt.password (or mqtt.password_file)"
+    for args in (["status"], ["status", "--watch"], ["acknowledge"], ["forget", "QS1"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "bridge", *args],
+            capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+        )  # fmt: skip
+        said = complaints(result.stderr)
+        assert result.returncode == 1, (args, said)
+        assert "Traceback" not in said
+        assert "[MqttPackageHandler]" not in said + result.stdout
+        assert "TRYING WRITE" not in said + result.stdout
+        (line,) = said.splitlines()
+        assert where in line, (args, line)
+        assert f"the broker refused the connection (not authorised): {hint}" in line, args
+    check = run_cli(["check"], env)
+    assert f"FAIL  mqtt       cannot connect to {where} as {user}: the broker refused" in check
+    assert "[MqttPackageHandler]" not in check
+
+
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, Path]]:
     certs = make_certificates(tmp_path)
@@ -121,7 +152,8 @@ async def test_tls_verification_is_on_by_default(
     }
     untrusted = await asyncio.to_thread(run_cli, ["check"], env)  # system CAs only
     assert "FAIL  mqtt" in untrusted
-    assert "CERTIFICATE_VERIFY_FAILED" in untrusted
+    assert "TLS: the broker's certificate is not trusted" in untrusted
+    assert "check mqtt.tls.ca_file" in untrusted
     trusted = await asyncio.to_thread(
         run_cli, ["check"], {**env, "QLIK2MQTT_MQTT__TLS__CA_FILE": str(ca_file)}
     )
