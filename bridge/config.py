@@ -231,6 +231,29 @@ def _watch_entry(value: Any) -> Any:
     return value
 
 
+class TaskContextConfig(_Section):
+    """What the bridge fetches from QRS for a failed or aborted reload (`event/task_context`,
+    issue 26): only when `qrs.enabled`."""
+
+    enabled: bool = True
+    """With `qrs.enabled`: fetch each failure's task, app, execution and script log tail."""
+    script_log_lines: Annotated[int, Field(ge=0, le=200)] = 20
+    script_log_bytes: Annotated[int, Field(ge=256, le=16384)] = 4096
+    """The log tail's most UTF-8 bytes (its lines together)."""
+    cache_ttl: Duration = 300.0
+    """How long a task's and an app's names, tags and custom properties are reused."""
+    cache_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    """Tasks and apps each kept at most (the least recently used go first)."""
+    max_requests: Annotated[int, Field(ge=1, le=16)] = 3
+    """QRS requests in flight at once, for contexts."""
+    min_interval: Duration = 60.0
+    """A task's execution and script log are fetched at most once in this interval: a storm
+    of one task's failures is one fetch (the others' contexts say `folded`)."""
+    retry_after: Duration = 30.0
+    """After QRS could not be reached (down, slow, refusing the certificate), contexts say
+    `unavailable` at once for this long instead of trying again."""
+
+
 class TasksConfig(_Section):
     dedup_window: Duration = 60.0
     auto_clear_after: Duration | None = None
@@ -239,6 +262,7 @@ class TasksConfig(_Section):
     ] = []
     """Tasks each with its own retained topic and Home Assistant device: a name, an id (a
     GUID), or `{name, id}`."""
+    context: TaskContextConfig = TaskContextConfig()
 
     @field_validator("watch")
     @classmethod
@@ -453,6 +477,9 @@ class SlackConfig(_Section):
     token: SecretStr | None = None
     base_url: str | None = None
     timeout: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=120)] = 10.0
+    context_wait: Annotated[float, BeforeValidator(_duration), Field(ge=0, le=60)] = 3.0
+    """How long a failure's message waits for its QRS context (`tasks.context`) before it is
+    posted without it."""
     task_events: SlackTaskEventsConfig = SlackTaskEventsConfig()
     user_activity: SlackUserActivityConfig = SlackUserActivityConfig()
     log_events: SlackLogEventsConfig = SlackLogEventsConfig()

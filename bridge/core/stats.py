@@ -36,6 +36,12 @@ class Stats:
     """Tasks QRS took a start request for (`task/start`)."""
     task_start_errors: Counter[str] = field(default_factory=Counter)
     """Start requests refused or failed, by reason (`not_allowed`, `rate_limited`, …)."""
+    qrs_requests: int = 0
+    """Requests sent to QRS for failures' contexts (`tasks.context`)."""
+    task_contexts: Counter[str] = field(default_factory=Counter)
+    """Failures' contexts by outcome: `complete`, `partial`, `folded`, `unavailable`."""
+    task_context_unavailable: Counter[str] = field(default_factory=Counter)
+    """Contexts without QRS's answer, by reason (`timeout`, `qrs_unreachable`, `busy`, …)."""
     problems: list[str] = field(default_factory=list)
     """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
@@ -65,5 +71,8 @@ class Stats:
             "task_restarts": dict(self.task_restarts),
             "task_starts": self.task_starts,
             "task_start_errors": dict(self.task_start_errors),
+            "qrs_requests": self.qrs_requests,
+            "task_contexts": dict(self.task_contexts),
+            "task_context_unavailable": dict(self.task_context_unavailable),
             "problems": self.problems,
         }
