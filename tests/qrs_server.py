@@ -83,6 +83,9 @@ class QrsServer:
     delay: float = 0.0
     """Seconds every GET is held (released early by `stop`)."""
     requests: list[QrsRequest] = field(default_factory=list)
+    """Starts and `about` requests (what `task/start` and `check` send)."""
+    context_requests: list[QrsRequest] = field(default_factory=list)
+    """The GETs of failures' contexts, recorded apart from `requests`."""
     hung: threading.Event = field(default_factory=threading.Event)
     """Set when a request for a task in `hanging` has arrived (and is being held)."""
     body_done: threading.Event = field(default_factory=threading.Event)
@@ -140,7 +143,11 @@ class QrsServer:
                 url = urlsplit(self.path)
                 query = parse_qs(url.query)
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                owner.requests.append(QrsRequest(method, url.path, query, headers))
+                recorded = QrsRequest(method, url.path, query, headers)
+                if method == "GET" and url.path != "/qrs/about":
+                    owner.context_requests.append(recorded)
+                else:
+                    owner.requests.append(recorded)
                 xrf, user = self.headers.get("X-Qlik-Xrfkey"), self.headers.get("X-Qlik-User")
                 return url.path, query, xrf, user
 

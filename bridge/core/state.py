@@ -11,6 +11,7 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from bridge.core.events import (
     Event,
@@ -112,6 +113,9 @@ class TaskRecord:
     started_at: float | None = None
     """A retry candidate the retry button started (`retry_started`), until the task's next
     outcome or `RETRY_PENDING`: the button does not start it twice. Not persisted."""
+    context: dict[str, Any] | None = None
+    """The failure's context from QRS, summarised (`bridge.core.task_context.summary`), once
+    it arrived (issue 26). Not persisted."""
 
 
 @dataclass(slots=True)

@@ -121,3 +121,7 @@ class Topics:
 
     def log_event(self, slug: str) -> str:
         return f"{self.base}/{slug}/event/log"
+
+    def task_context(self, slug: str) -> str:
+        """A failed or aborted reload's context from QRS (issue 26)."""
+        return f"{self.base}/{slug}/event/task_context"

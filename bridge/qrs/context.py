@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -26,6 +25,7 @@ import structlog
 
 from bridge.config import TaskContextConfig
 from bridge.core.stats import Stats
+from bridge.core.task_context import Failure, failure_ids, unavailable
 from bridge.qrs.client import QrsError
 from bridge.qrs.reasons import Reason
 from bridge.qrs.shapes import app_facts, execution_facts, log_tail, reference, task_facts
@@ -69,44 +69,10 @@ class Source(Protocol):
     async def aclose(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """What a context is fetched for: a task event's ids."""
-
-    server: str
-    event_type: str
-    task_id: str | None
-    app_id: str | None = None
-    execution_id: str | None = None
-    task_name: str | None = None
-    log_timestamp: str | None = None
-
-    @property
-    def key(self) -> str:
-        """One context per execution (without an execution id: per task and log time)."""
-        if self.execution_id:
-            return self.execution_id.lower()
-        return f"{(self.task_id or self.task_name or '').lower()}|{self.log_timestamp}"
-
-
 class UnavailableError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def unavailable(failure: Failure, reason: str) -> dict[str, Any]:
-    """A context without QRS's answer: the ids, and why."""
-    return {**_ids(failure), "status": "unavailable", "reason": reason}
-
-
-def _ids(failure: Failure) -> dict[str, Any]:
-    return {
-        "server": failure.server,
-        "event_type": failure.event_type,
-        "task_id": failure.task_id,
-        "execution_id": failure.execution_id,
-    }
 
 
 class Cache:
@@ -274,7 +240,7 @@ class TaskContexts:
             except QrsError as exc:
                 self._partial(exc, "app", missing)
         context = {
-            **_ids(failure),
+            **failure_ids(failure),
             "status": "complete",
             "reason": None,
             "task": {key: task[key] for key in ("name", "tags", "custom_properties")},

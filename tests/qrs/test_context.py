@@ -14,8 +14,9 @@ import pytest
 
 from bridge.config import QrsConfig, TaskContextConfig
 from bridge.core.stats import Stats
+from bridge.core.task_context import Failure
 from bridge.qrs.client import QrsClient
-from bridge.qrs.context import MAX_PENDING, Failure, TaskContexts
+from bridge.qrs.context import MAX_PENDING, TaskContexts
 from bridge.qrs.tls import client_context
 from tests.certs import Certificates, make_certificates
 from tests.helpers import free_port
@@ -116,17 +117,17 @@ async def test_a_failure_s_context_has_task_app_execution_and_log_tail(
     assert all(
         r.query["xrfkey"][0] == r.headers["x-qlik-xrfkey"]
         and r.headers["x-qlik-user"] == "UserDirectory=INTERNAL; UserId=sa_repository"
-        for r in server.requests
+        for r in server.context_requests
     )
-    paths = [r.path for r in server.requests]
+    paths = [r.path for r in server.context_requests]
     assert paths[:3] == [
         f"/qrs/reloadtask/{SALES_TASK}",
         f"/qrs/app/{SALES_APP}",
         "/qrs/executionresult",
     ]
-    assert server.requests[2].query["filter"] == [f"executionID eq {SALES_EXECUTION}"]
+    assert server.context_requests[2].query["filter"] == [f"executionID eq {SALES_EXECUTION}"]
     assert paths[-1].startswith("/qrs/download/reloadtask/")
-    assert stats.qrs_requests == len(server.requests)
+    assert stats.qrs_requests == len(server.context_requests)
 
 
 async def test_the_endpoint_that_answered_is_tried_first_next_time(
@@ -137,14 +138,14 @@ async def test_the_endpoint_that_answered_is_tried_first_next_time(
     contexts = contexts_for(server, stats, min_interval=0)
     try:
         await contexts.context_for(sales())
-        first = len(server.requests)
-        server.requests.clear()
+        first = len(server.context_requests)
+        server.context_requests.clear()
         await contexts.context_for(sales("33333333-0000-4000-8000-000000000000"))
     finally:
         await contexts.aclose()
     # The second: cached task and app, then the execution (unknown here) and no log at all.
     assert first == 6  # task, app, execution, scriptlogfile (404), scriptlog, download
-    assert [r.path for r in server.requests] == ["/qrs/executionresult"]
+    assert [r.path for r in server.context_requests] == ["/qrs/executionresult"]
 
 
 async def test_one_context_per_execution_and_metadata_cached(
@@ -194,7 +195,7 @@ async def test_a_failure_storm_is_a_bounded_number_of_requests(server: QrsServer
     assert sum(result["status"] != "unavailable" for result in results) >= 900
     # 20 tasks + 1 app + 20 x (execution, log reference, download): 81.
     assert stats.qrs_requests <= 20 * 4 + 1, stats.qrs_requests
-    assert len(server.requests) == stats.qrs_requests
+    assert len(server.context_requests) == stats.qrs_requests
 
 
 async def test_past_the_pending_bound_a_context_is_busy_at_once(server: QrsServer) -> None:
@@ -281,4 +282,4 @@ async def test_without_a_task_id_no_request_is_made(
     running, _stats = contexts
     context = await running.context_for(Failure("QS1", "engine_reload_failed", None))
     assert (context["status"], context["reason"]) == ("unavailable", "no task id")
-    assert server.requests == []
+    assert server.context_requests == []
