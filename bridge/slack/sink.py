@@ -26,11 +26,13 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
+from typing import Any
 
 import structlog
 
-from bridge.core.events import Event, LogEvent, LogLevel, TaskEventType, UserEvent
+from bridge.core.events import Event, LogEvent, LogLevel, TaskEvent, TaskEventType, UserEvent
 from bridge.core.state import slug_of, task_key
+from bridge.core.task_context import failure_of, private, summary
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
@@ -89,6 +91,8 @@ class SlackSink(Extension):
         self._summary_due: dict[str, asyncio.TimerHandle] = {}
         self._next_allowed: dict[str, float] = {}
         self._posting: set[threading.Thread] = set()
+        self._waiting: set[asyncio.Task[None]] = set()
+        """Failures' messages waiting for their QRS context (at most `context_wait`)."""
         self._log_limit = RateLimiter(LOG_INTERVAL, context.clock)
         self._layout = SlackLayout(self._config, context.config.qlik.base_url, context.privacy)
         # A post may take the client's timeout for its connect and again for its answer;
@@ -105,6 +109,10 @@ class SlackSink(Extension):
     async def stop(self) -> None:
         """Post the folded summaries now, give the queue STOP_GRACE to drain, then count and log
         what is left as dropped: never lost without a word, never a hang on Slack."""
+        waiting = list(self._waiting)
+        for task in waiting:
+            task.cancel()  # each posts now, without the context it waited for
+        await asyncio.gather(*waiting, return_exceptions=True)
         for key, handle in list(self._summary_due.items()):
             handle.cancel()
             self._summary(key)
@@ -146,7 +154,58 @@ class SlackSink(Extension):
             self._fold(key, event, received_at, last + settings.min_interval)
             return
         self._remember_post(key, received_at, settings.min_interval)
-        self._enqueue("task_events", self._layout.message(event, received_at))
+        self._post_task(event, received_at)
+
+    # A failure's context from QRS (issue 26): waited for up to `context_wait`, never longer.
+
+    def _post_task(self, event: TaskEvent, received_at: float) -> None:
+        source = self.context.task_contexts
+        failure = failure_of(event)
+        if source is None or failure is None:
+            self._enqueue("task_events", self._layout.message(event, received_at))
+            return
+        future = source.context_for(failure)
+        if future.done() or self._config.context_wait <= 0 or len(self._waiting) >= QUEUE_MAX:
+            self._post_with_context(event, received_at, future)
+            return
+        waiting = asyncio.create_task(self._after_context(event, received_at, future))
+        self._waiting.add(waiting)
+        waiting.add_done_callback(self._waiting.discard)
+
+    async def _after_context(
+        self, event: TaskEvent, received_at: float, future: asyncio.Future[dict[str, Any]]
+    ) -> None:
+        """Posts when the context is here, or `context_wait` has passed, or the bridge stops."""
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self._config.context_wait)
+        except (TimeoutError, asyncio.CancelledError):
+            pass  # posted without it: never later than context_wait
+        except Exception:
+            self.failed("context")
+        self._post_with_context(event, received_at, future)
+
+    def _post_with_context(
+        self, event: TaskEvent, received_at: float, future: asyncio.Future[dict[str, Any]]
+    ) -> None:
+        self._enqueue(
+            "task_events",
+            self._layout.message(event, received_at, context=self._shown(future)),
+        )
+
+    def _shown(self, future: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
+        if not future.done() or future.cancelled():
+            self.context.stats.task_contexts["late_for_slack"] += 1
+            return {"status": "waiting", "reason": f"{self._config.context_wait:g} s"}
+        return summary(private(future.result(), self.context.privacy))
+
+    def _known_context(self, event: Event) -> dict[str, Any] | None:
+        """For a folded summary: the last failure's context if it has arrived (no wait)."""
+        source = self.context.task_contexts
+        failure = failure_of(event)
+        if source is None or failure is None:
+            return None
+        known = source.known(failure)
+        return None if known is None else summary(private(known, self.context.privacy))
 
     def _on_log(self, event: LogEvent, received_at: float) -> None:
         """A log event at or above `min_level`: the first of its kind is posted; the same error
@@ -218,7 +277,8 @@ class SlackSink(Extension):
             self._last_post[key] = self.context.clock()
         messages = self._distinct.pop(key, None)
         distinct = None if messages is None else len(messages)
-        message = self._layout.message(event, received_at, count, overflow, distinct)
+        context = self._known_context(event)
+        message = self._layout.message(event, received_at, count, overflow, distinct, context)
         self._enqueue(kind_of(event), message)
 
     def _enqueue(self, kind: Kind, message: SlackMessage) -> None:

@@ -1,0 +1,89 @@
+"""Slack with a failure's QRS context (issue 26): a local Slack (tests/slack_server.py), a local
+QRS with Qlik's certificates (tests/qrs_server.py), a real mosquitto. The card shows the app's
+owner, stream, tags, custom properties and the log tail; QRS slow or down, the message posts
+after `slack.context_wait` without them, saying why."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.bridge_runner import RunningBridge, bridge_config
+from tests.helpers import Mosquitto, free_port
+from tests.qrs_server import QrsServer, qrs_settings
+from tests.qrs_site import FINANCE_EXECUTION, FINANCE_TASK, SALES_EXECUTION, SALES_TASK, furnish
+from tests.slack_server import SlackServer
+from tests.task_datagrams import task_datagram
+
+
+def webhook(slack: SlackServer, **extra: Any) -> dict[str, Any]:
+    return {"enabled": True, "webhook_url": f"{slack.url}/services/T0/B0/SECRET", **extra}
+
+
+@asynccontextmanager
+async def running(
+    tmp_path: Path, mosquitto: Mosquitto, slack: dict[str, Any], qrs: dict[str, Any], **more: Any
+) -> AsyncIterator[RunningBridge]:
+    config = bridge_config(
+        tmp_path, mosquitto.port, slack=slack, qrs=qrs, homeassistant__enabled=False, **more
+    )
+    bridge = await RunningBridge(config).start()
+    try:
+        yield bridge
+    finally:
+        await bridge.close()
+
+
+async def test_the_card_shows_owner_stream_tags_and_the_log_tail(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer, qrs_server: QrsServer
+) -> None:
+    furnish(qrs_server)
+    async with running(tmp_path, mosquitto, webhook(slack), qrs_settings(qrs_server)) as bridge:
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_TASK, SALES_EXECUTION))
+        (request,) = await asyncio.to_thread(slack.wait_for, 1)
+    body = request.body
+    assert body["text"].startswith("Reload task failed: Reload Sales (app Sales) on QS1")
+    assert "owner Anna Berg (CORP\\anna)" in body["text"]
+    fields = {field["text"].split("\n")[0]: field["text"] for field in body["blocks"][1]["fields"]}
+    assert fields["*Owner*"] == "*Owner*\nAnna Berg (CORP\\anna)"
+    assert fields["*Stream*"] == "*Stream*\nSales"
+    assert fields["*Tags*"] == "*Tags*\nProduction"
+    assert fields["*Custom properties*"] == "*Custom properties*\nAlertTeam=Sales"
+    codes = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"][1:]
+    assert codes[-1].startswith("```")
+    assert "Error: Field 'Amount' not found (Sales)" in codes[-1]
+
+
+async def test_qrs_slow_slack_posts_after_context_wait_saying_so(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer, qrs_server: QrsServer
+) -> None:
+    furnish(qrs_server).delay = 10.0
+    settings = webhook(slack, context_wait=1)
+    async with running(tmp_path, mosquitto, settings, qrs_settings(qrs_server)) as bridge:
+        sent = time.monotonic()
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_TASK, SALES_EXECUTION))
+        (request,) = await asyncio.to_thread(slack.wait_for, 1)
+        waited = time.monotonic() - sent
+    assert 0.9 <= waited < 9  # context_wait, not QRS's 10 s (the bench measures it closely)
+    notes = [b for b in request.body["blocks"] if b["type"] == "context"]
+    assert "QRS context not here within 1 s" in str(notes)
+    assert "Owner" not in str(request.body["blocks"])
+
+
+async def test_qrs_down_slack_posts_at_once_with_the_reason(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer, qrs_server: QrsServer
+) -> None:
+    qrs = qrs_settings(qrs_server, port=free_port())
+    async with running(tmp_path, mosquitto, webhook(slack, context_wait=5), qrs) as bridge:
+        sent = time.monotonic()
+        bridge.tasks.send(
+            task_datagram("failed", "Reload Finance", FINANCE_TASK, FINANCE_EXECUTION)
+        )
+        (request,) = await asyncio.to_thread(slack.wait_for, 1)
+        waited = time.monotonic() - sent
+    assert waited < 4  # the refused connection ends the wait: no context_wait spent
+    assert "QRS context unavailable: QRS unreachable" in str(request.body["blocks"])
