@@ -57,6 +57,8 @@ _USER_VERBS = {
 class SlackMessage:
     text: str
     blocks: list[dict[str, Any]]
+    route: int | None = None
+    """An index into `slack.task_events.routes`: posted there instead of the kind's own."""
 
 
 def kind_of(event: Event) -> Kind:

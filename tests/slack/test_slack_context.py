@@ -87,3 +87,31 @@ async def test_qrs_down_slack_posts_at_once_with_the_reason(
         waited = time.monotonic() - sent
     assert waited < 4  # the refused connection ends the wait: no context_wait spent
     assert "QRS context unavailable: QRS unreachable" in str(request.body["blocks"])
+
+
+async def test_a_custom_property_route_posts_to_its_channel_only(
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer, slack: SlackServer
+) -> None:
+    furnish(qrs_server)
+    route = {
+        "channel": "#finance-alerts",
+        "filter": {"custom_properties": {"AlertTeam": "Finance"}, "without_context": "skip"},
+    }
+    settings = {
+        "enabled": True,
+        "token": "xoxb-test",
+        "base_url": f"{slack.url}/api/",
+        "task_events": {"channel": "#qlik-alerts", "routes": [route]},
+    }
+    async with running(tmp_path, mosquitto, settings, qrs_settings(qrs_server)) as bridge:
+        bridge.tasks.send(
+            task_datagram("failed", "Reload Finance", FINANCE_TASK, FINANCE_EXECUTION)
+        )
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_TASK, SALES_EXECUTION))
+        requests = await asyncio.to_thread(slack.wait_for, 2)
+    channels = {r.body["text"].split(" (")[0]: r.body["channel"] for r in requests}
+    assert channels == {
+        "Reload task failed: Reload Finance": "#finance-alerts",
+        "Reload task failed: Reload Sales": "#qlik-alerts",
+    }
+    assert len(slack.requests) == 2
