@@ -39,6 +39,8 @@ REMEMBERED = 2000
 """Contexts kept by execution (a failure asked for again gets the same one)."""
 JSON_MAX_BYTES = 1 << 20
 """The largest JSON answer read (a task, an app, a list of execution results)."""
+REFERENCE_MAX_BYTES = 4096
+"""A script log's download reference (a GUID, as JSON): its answer's last bytes at most."""
 LOG_READ_FACTOR = 2
 """A script log's tail read: this many times `script_log_bytes` (the lines are cut after)."""
 DOWN = frozenset(
@@ -258,6 +260,17 @@ class TaskContexts:
             execution = await self._execution(failure, task_id)
         except QrsError as exc:
             self._partial(exc, "execution", missing)
+        if execution is None:
+            # As Butler reads it: the task's last execution result, fetched now (the cached
+            # task may be older than this failure).
+            try:
+                fresh = await self._task(task_id)
+            except QrsError as exc:
+                self._partial(exc, "execution", missing)
+            else:
+                execution = fresh["last_execution"]
+                if execution is not None:
+                    missing.pop("execution", None)
         if execution is None and "execution" not in missing:
             missing["execution"] = "not found"
         if execution is not None:
@@ -337,14 +350,14 @@ class TaskContexts:
         if method == "scriptlogfile":
             if not execution["id"]:
                 return None
-            answer = await self._json(path, {"executionResultId": execution["id"]})
+            query = {"executionResultId": execution["id"]}
             file_name = f"{task['name'] or 'scriptlog'}.log"
         else:
             if not execution["file_reference_id"]:
                 return None
-            answer = await self._json(path, {"fileReferenceId": execution["file_reference_id"]})
+            query = {"fileReferenceId": execution["file_reference_id"]}
             file_name = "scriptlog.txt"
-        ref = reference(answer)
+        ref = reference(await self._request(self._client.get(path, query, REFERENCE_MAX_BYTES)))
         if ref is None:
             return None
         download = f"/qrs/download/reloadtask/{quote(ref, safe='')}/{quote(file_name, safe='')}"

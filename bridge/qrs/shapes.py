@@ -5,6 +5,7 @@ answer of any size or shape gives a small dict of text, lists and numbers, never
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 MAX_TEXT = 300
@@ -78,6 +79,7 @@ def task_facts(answer: object) -> dict[str, Any]:
     """A ReloadTask (`GET /qrs/reloadtask/{id}`): its name, tags, custom properties, app id."""
     task = _dict(answer)
     app = _dict(task.get("app"))
+    operational = _dict(task.get("operational"))
     return {
         "id": _text(task.get("id")),
         "name": _text(task.get("name")),
@@ -86,6 +88,7 @@ def task_facts(answer: object) -> dict[str, Any]:
         "custom_properties": custom_properties(task.get("customProperties")),
         "app_id": _text(app.get("id")),
         "app_name": _text(app.get("name")),
+        "last_execution": execution_facts(operational.get("lastExecutionResult")),
     }
 
 
@@ -160,13 +163,27 @@ def execution_facts(answer: object) -> dict[str, Any] | None:
     }
 
 
-def reference(answer: object) -> str | None:
+def reference(body: bytes) -> str | None:
     """The download reference QRS answers `…/scriptlog` and `…/scriptlogfile` with: a JSON
-    string (older releases wrap it as `{"value": …}`)."""
+    string (wrapped as `{"value": …}` by some releases), or the bare text."""
+    text = body.decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+    try:
+        answer: object = json.loads(text)
+    except ValueError:
+        answer = text
     if isinstance(answer, dict):
         answer = answer.get("value")
-    text = _text(answer, 200)
-    return None if text in (None, NO_ID) else text
+    found = _text(answer, 200)
+    return None if found in (None, NO_ID) else found
+
+
+def _decoded(body: bytes) -> str:
+    """UTF-8 (with or without a BOM), or UTF-16 (little-endian, as Windows writes it) when
+    the bytes say so: a BOM, or a NUL in every other byte."""
+    if body.startswith(b"\xff\xfe") or body[1::2].count(0) > len(body) // 4:
+        even = body[len(body) % 2 :] if not body.startswith(b"\xff\xfe") else body
+        return even.decode("utf-16-le", errors="replace").lstrip("\ufeff")
+    return body.decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
 def log_tail(body: bytes, lines: int, max_bytes: int) -> tuple[list[str], bool]:
@@ -175,18 +192,20 @@ def log_tail(body: bytes, lines: int, max_bytes: int) -> tuple[list[str], bool]:
     longer than the budget keeps its end)."""
     if lines <= 0 or not body:
         return [], bool(body)
-    text = body.decode("utf-8", errors="replace").lstrip("\ufeff")
+    text = _decoded(body)
     every = [line.rstrip("\r") for line in text.rstrip("\r\n").split("\n")]
     kept: list[str] = []
     used = 0
+    cut = False
     for line in reversed(every[-lines:]):
         size = len(line.encode("utf-8")) + 1
         if used + size > max_bytes:
-            room = max_bytes - used - 2
+            room = max_bytes - used - 4  # the "…" and the newline
             if room > 16 and not kept:
                 kept.append("…" + line.encode("utf-8")[-room:].decode("utf-8", "ignore"))
+                cut = True
             break
         kept.append(line)
         used += size
     kept.reverse()
-    return kept, len(kept) < len(every)
+    return kept, cut or len(kept) < len(every)

@@ -143,9 +143,31 @@ async def test_the_endpoint_that_answered_is_tried_first_next_time(
         await contexts.context_for(sales("33333333-0000-4000-8000-000000000000"))
     finally:
         await contexts.aclose()
-    # The second: cached task and app, then the execution (unknown here) and no log at all.
+    # The second: cached task and app, then the execution (unknown here), then the task's
+    # last execution (none here either) and no log at all.
     assert first == 6  # task, app, execution, scriptlogfile (404), scriptlog, download
-    assert [r.path for r in server.context_requests] == ["/qrs/executionresult"]
+    assert [r.path for r in server.context_requests] == [
+        "/qrs/executionresult",
+        f"/qrs/reloadtask/{SALES_TASK}",
+    ]
+
+
+async def test_without_its_execution_result_the_task_s_last_execution_is_read(
+    server: QrsServer,
+) -> None:
+    """As Butler reads it: `operational.lastExecutionResult` of the task, fetched again."""
+    result = server.executions[SALES_EXECUTION]
+    condensed = {k: v for k, v in result.items() if k not in ("taskID", "executionID", "appID")}
+    server.reloadtasks[SALES_TASK]["operational"]["lastExecutionResult"] = condensed
+    stats = Stats()
+    contexts = contexts_for(server, stats)
+    try:
+        context = await contexts.context_for(sales("44444444-0000-4000-8000-000000000000"))
+    finally:
+        await contexts.aclose()
+    assert context["status"] == "complete", context
+    assert context["execution"]["id"] == "r-sales"
+    assert context["script_log"]["lines"][-1].endswith("not found (Sales)")
 
 
 async def test_one_context_per_execution_and_metadata_cached(
