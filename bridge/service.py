@@ -320,6 +320,16 @@ def _task_contexts(config: Config, stats: Stats) -> TaskContextSource | None:
     """Failures' contexts from QRS (issue 26), with the client `task/start` uses: the same
     certificates, xrfkey and user. None unless `qrs.enabled` and `tasks.context.enabled`."""
     if not (config.qrs.enabled and config.tasks.context.enabled):
+        task_events = config.slack.task_events
+        if (
+            any(output.filter is not None for output in config.alerts.outputs)
+            or task_events.filter is not None
+            or task_events.routes
+        ):
+            log.warning(
+                "alert filters need a failure's context from QRS (qrs.enabled and "
+                "tasks.context.enabled): each filter's without_context decides alone"
+            )
         return None
     from bridge.qrs.client import QrsClient
     from bridge.qrs.context import TaskContexts

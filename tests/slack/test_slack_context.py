@@ -12,7 +12,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
+from bridge.slack.messages import task_message
 from tests.bridge_runner import RunningBridge, bridge_config
+from tests.certs import make_certificates
 from tests.helpers import Mosquitto, free_port
 from tests.qrs_server import QrsServer, qrs_settings
 from tests.qrs_site import FINANCE_EXECUTION, FINANCE_TASK, SALES_EXECUTION, SALES_TASK, furnish
@@ -115,3 +118,43 @@ async def test_a_custom_property_route_posts_to_its_channel_only(
         "Reload task failed: Reload Sales": "#qlik-alerts",
     }
     assert len(slack.requests) == 2
+
+
+async def test_qrs_refusing_the_certificate_slack_posts_at_once_with_the_reason(
+    tmp_path: Path, mosquitto: Mosquitto, slack: SlackServer, qrs_certs: Any
+) -> None:
+    (tmp_path / "other").mkdir()
+    other = make_certificates(tmp_path / "other")
+    refusing = furnish(QrsServer(qrs_certs, client_ca=other.ca_file)).start()
+    try:
+        async with running(
+            tmp_path, mosquitto, webhook(slack, context_wait=5), qrs_settings(refusing)
+        ) as bridge:
+            sent = time.monotonic()
+            bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_TASK, SALES_EXECUTION))
+            (request,) = await asyncio.to_thread(slack.wait_for, 1)
+            waited = time.monotonic() - sent
+    finally:
+        refusing.stop()
+    assert waited < 4
+    assert "QRS context unavailable: certificate refused" in str(request.body["blocks"])
+
+
+def test_the_card_without_a_context_is_as_before_and_says_why() -> None:
+    event = TaskEvent(
+        event_type=TaskEventType.TASK_FAILED,
+        server="QS1",
+        source_format=SourceFormat.TAGGED,
+        task_name="Reload Sales",
+        message="failed",
+    )
+    plain = task_message(event, None)
+    down = task_message(event, None, context={"status": "unavailable", "reason": "timeout"})
+    assert down.text == plain.text
+    assert down.blocks[:2] == plain.blocks[:2]
+    assert down.blocks[-1]["elements"][0]["text"] == "QRS context unavailable: timeout"
+    shown = task_message(
+        event, None, context={"status": "complete", "app_owner": "<!channel>", "log_tail": "x"}
+    )
+    assert "&lt;!channel&gt;" in str(shown.blocks)  # QRS's text is escaped like the event's
+    assert "<!channel>" not in str(shown.blocks)
