@@ -58,6 +58,23 @@ class AlertOutputs(Extension):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def start(self) -> None:
+        """A filtered output decides again for the unacknowledged failures the restored state
+        still knows (the retry candidates and the last failed task): their contexts are not
+        kept across a restart."""
+        if not self._rules:
+            return
+        state = self.context.state
+        records = [*state.retryable.values(), state.last_failed_task]
+        events = {id(r.event): r.event for r in records if r is not None}.values()
+        for index, output in enumerate(self._outputs):
+            if index not in self._rules:
+                continue
+            flagged = set(flagged_tasks(state, output.when))
+            for event in events:
+                if task_key(slug_of(state, event.server), event) in flagged:
+                    self._decide(index, event)
+
     def on_connect(self) -> None:
         for index in range(len(self._outputs)):
             if index not in self._blinking:

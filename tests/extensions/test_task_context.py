@@ -11,11 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
+from bridge.config import Config
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
 from bridge.core.payloads import server_payload, site_payload
 from bridge.core.privacy import Privacy
 from bridge.core.state import BridgeState, Change, StateSettings, apply_event
 from bridge.core.task_context import Failure, failure_of, private, summary
+from bridge.extensions.alerts import AlertOutputs
 from bridge.extensions.task_context import TaskContextTopics
 from tests.extensions.test_discovery_log_events import (
     ATTRIBUTE_MARGIN,
@@ -210,3 +212,31 @@ def test_without_a_context_the_attributes_read_none() -> None:
     assert last["app_owner"] is None
     assert json.loads(render(CONFIGS[LOG]["json_attributes_template"], server)) == {}
     assert render(CONFIGS[LOG]["value_template"], server) == "None"
+
+
+async def test_a_filtered_lamp_decides_again_after_a_restart() -> None:
+    """The restored state has an unacknowledged failure of a Production task: the filtered
+    lamp asks for its context at start and lights once it passes."""
+    state = BridgeState()
+    apply_event(state, failed(), 1.0, StateSettings(None, 60.0, None))  # as restored
+    config = Config.model_validate(
+        {
+            "alerts": {
+                "outputs": [
+                    {"topic": "lamp", "on": "ON", "off": "OFF", "filter": {"tags": ["x" * 10]}}
+                ]
+            }
+        }
+    )
+    link = FakeLink()
+    source = Source()
+    context = fake_context(config=config, link=link, state=state)
+    outputs = AlertOutputs(type(context)(**{**_fields(context), "task_contexts": source}))
+    outputs.start()
+    outputs.on_connect()
+    assert link.payloads("lamp") == [b"OFF"]  # not yet decided
+    source.futures["e-1"].set_result(a_context())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert link.payloads("lamp") == [b"OFF", b"ON"]
+    await outputs.stop()
