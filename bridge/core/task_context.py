@@ -71,15 +71,34 @@ def failure_ids(failure: Failure) -> dict[str, Any]:
     }
 
 
-def private(context: dict[str, Any], privacy: Privacy = PLAIN) -> dict[str, Any]:
+def private(
+    context: dict[str, Any], privacy: Privacy = PLAIN, *user_ids: str | None
+) -> dict[str, Any]:
     """The context with the app owner treated as `privacy.user_ids` says (the name and id
-    both name the person: hashed or omitted, the name goes)."""
-    app = context.get("app")
-    if privacy.plain or not isinstance(app, dict) or not isinstance(app.get("owner"), dict):
+    both name the person: hashed or omitted, the name goes), and the owner and `user_ids`
+    (the event's user) treated wherever the script log and QRS's messages name them."""
+    if privacy.plain:
         return context
-    owner: dict[str, Any] = app["owner"]
-    treated = {**owner, "name": None, "user_id": privacy.user_id(owner.get("user_id") or "")}
-    return {**context, "app": {**app, "owner": treated}}
+    treated_context = dict(context)
+    app = context.get("app")
+    owner = app.get("owner") if isinstance(app, dict) else None
+    named = list(user_ids)
+    if isinstance(app, dict) and isinstance(owner, dict):
+        named.append(owner.get("user_id"))
+        treated = {**owner, "name": None, "user_id": privacy.user_id(owner.get("user_id") or "")}
+        treated_context["app"] = {**app, "owner": treated}
+    log = context.get("script_log")
+    if isinstance(log, dict) and log.get("lines"):
+        lines = [privacy.redact(line, *named) or "" for line in log["lines"]]
+        treated_context["script_log"] = {**log, "lines": lines}
+    execution = context.get("execution")
+    if isinstance(execution, dict) and execution.get("details"):
+        details = [
+            {**detail, "message": privacy.redact(detail.get("message"), *named)}
+            for detail in execution["details"]
+        ]
+        treated_context["execution"] = {**execution, "details": details}
+    return treated_context
 
 
 def _clip(text: str | None, limit: int = TEXT_CHARS) -> str | None:

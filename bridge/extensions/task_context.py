@@ -57,7 +57,8 @@ class TaskContextTopics(Extension):
     ) -> None:
         if done.cancelled():
             return
-        context = private(done.result(), self.context.privacy)
+        privacy = self.context.privacy
+        context = private(done.result(), privacy, privacy.user_part(event.user))
         slug = slug_of(self.context.state, event.server)
         payload = {
             **context,

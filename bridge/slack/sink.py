@@ -205,7 +205,7 @@ class SlackSink(Extension):
         full = _result(future)
         shown = None
         if future is not None:
-            shown = self._shown(future, full)
+            shown = self._shown(event, full)
         route = self._destination(event, full)
         if route is False:
             log.debug("failure filtered out of Slack", task=event.task_name)
@@ -223,13 +223,12 @@ class SlackSink(Extension):
                 return index
         return self._filter is None or passes(self._filter, event, context)
 
-    def _shown(
-        self, future: asyncio.Future[dict[str, Any]], full: dict[str, Any] | None
-    ) -> dict[str, Any]:
+    def _shown(self, event: TaskEvent, full: dict[str, Any] | None) -> dict[str, Any]:
         if full is None:
             self.context.stats.task_contexts["late_for_slack"] += 1
             return {"status": "waiting", "reason": f"{self._config.context_wait:g} s"}
-        return summary(private(full, self.context.privacy))
+        privacy = self.context.privacy
+        return summary(private(full, privacy, privacy.user_part(event.user)))
 
     def _on_log(self, event: LogEvent, received_at: float) -> None:
         """A log event at or above `min_level`: the first of its kind is posted; the same error

@@ -168,9 +168,15 @@ def test_successes_ask_no_context() -> None:
 
 def test_the_owner_follows_privacy() -> None:
     context = a_context()
-    hidden = private(context, Privacy("omitted"))
+    context["app"]["owner"]["user_id"] = "anna"
+    context["script_log"]["lines"] = ["Reload by CORP\\svc_reload for anna", "ok"]
+    context["execution"]["details"] = [{"type": "error", "message": "anna's app", "at": None}]
+    hidden = private(context, Privacy("omitted"), "svc_reload")
     assert hidden["app"]["owner"]["name"] is None
     assert hidden["app"]["owner"]["user_id"] is None
+    assert hidden["script_log"]["lines"][0] == "Reload by CORP\\[user] for [user]"
+    assert hidden["execution"]["details"][0]["message"] == "[user]'s app"
+    assert context["script_log"]["lines"][0].endswith("anna")  # the original is untouched
     assert private(context) is context
 
 
