@@ -8,7 +8,8 @@ certificates and the Repository API's shapes (tests/qrs_server.py) and a local S
 (tests/slack_server.py), all on loopback. Storm: `--failures` failure datagrams of `--tasks`
 tasks, each its own execution, sent within about two seconds; reports the QRS requests and
 the contexts by status. Slow: QRS holds every answer `--slow` seconds (qrs.timeout 10 s);
-reports datagram → `event/task` and datagram → Slack post, against a fast QRS. Bounded: every
+reports datagram → `event/task` and datagram → Slack post, against a fast QRS and a QRS that
+is down (nothing on its port). Bounded: every
 wait has a deadline; loopback only.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.certs import make_certificates
-from tests.helpers import Mosquitto, Subscriber
+from tests.helpers import Mosquitto, Subscriber, free_port
 from tests.qrs_server import QrsServer, execution_result, qrs_settings
 from tests.qrs_site import SALES_EXECUTION, SALES_TASK, furnish, script_log
 from tests.slack_server import SlackServer
@@ -92,8 +93,9 @@ async def storm(workdir: Path, failures: int, tasks: int) -> dict[str, Any]:
     }
 
 
-async def one_failure(workdir: Path, name: str, delay: float) -> dict[str, Any]:
-    """Datagram → event/task and → Slack post, with QRS answering after `delay` s."""
+async def one_failure(workdir: Path, name: str, delay: float, down: bool = False) -> dict[str, Any]:
+    """Datagram → event/task and → Slack post, with QRS answering after `delay` s (or, `down`,
+    nothing listening on its port)."""
     (workdir / f"certs-{name}").mkdir()
     certs = make_certificates(workdir / f"certs-{name}")
     server = furnish(QrsServer(certs, delay=delay)).start()
@@ -104,7 +106,7 @@ async def one_failure(workdir: Path, name: str, delay: float) -> dict[str, Any]:
     config = bridge_config(
         workdir / name,
         broker.port,
-        qrs=qrs_settings(server),
+        qrs=qrs_settings(server, **({"port": free_port()} if down else {})),
         slack={"enabled": True, "webhook_url": f"{slack.url}/services/T/B/X", "context_wait": 3},
         homeassistant__enabled=False,
     )
@@ -140,6 +142,7 @@ async def main(failures: int, tasks: int, slow: float) -> dict[str, Any]:
             "storm": await storm(workdir, failures, tasks),
             "fast_qrs": await one_failure(workdir, "fast", 0.0),
             "slow_qrs": await one_failure(workdir, "slow", slow),
+            "qrs_down": await one_failure(workdir, "down", 0.0, down=True),
         }
 
 
