@@ -31,8 +31,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bridge.core.categories import compile_pattern
+from bridge.core.context_filter import Filter
 from bridge.core.events import LogLevel, LogSource
-from bridge.core.flags import flag_category, validate_flag
+from bridge.core.flags import flag_category, is_task_flag, validate_flag
 from bridge.core.state import Watch
 from bridge.core.task_ids import is_task_id
 
@@ -231,6 +232,29 @@ def _watch_entry(value: Any) -> Any:
     return value
 
 
+class TaskContextConfig(_Section):
+    """What the bridge fetches from QRS for a failed or aborted reload (`event/task_context`,
+    issue 26): only when `qrs.enabled`."""
+
+    enabled: bool = True
+    """With `qrs.enabled`: fetch each failure's task, app, execution and script log tail."""
+    script_log_lines: Annotated[int, Field(ge=0, le=200)] = 20
+    script_log_bytes: Annotated[int, Field(ge=256, le=16384)] = 4096
+    """The log tail's most UTF-8 bytes (its lines together)."""
+    cache_ttl: Duration = 300.0
+    """How long a task's and an app's names, tags and custom properties are reused."""
+    cache_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    """Tasks and apps each kept at most (the least recently used go first)."""
+    max_requests: Annotated[int, Field(ge=1, le=16)] = 3
+    """QRS requests in flight at once, for contexts."""
+    min_interval: Duration = 60.0
+    """A task's execution and script log are fetched at most once in this interval: a storm
+    of one task's failures is one fetch (the others' contexts say `folded`)."""
+    retry_after: Duration = 30.0
+    """After QRS could not be reached (down, slow, refusing the certificate), contexts say
+    `unavailable` at once for this long instead of trying again."""
+
+
 class TasksConfig(_Section):
     dedup_window: Duration = 60.0
     auto_clear_after: Duration | None = None
@@ -239,6 +263,7 @@ class TasksConfig(_Section):
     ] = []
     """Tasks each with its own retained topic and Home Assistant device: a name, an id (a
     GUID), or `{name, id}`."""
+    context: TaskContextConfig = TaskContextConfig()
 
     @field_validator("watch")
     @classmethod
@@ -408,6 +433,35 @@ class BlinkConfig(_Section):
     interval: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 1.0
 
 
+def _values(value: Any) -> Any:
+    """`{AlertTeam: Finance}` or `{AlertTeam: [Finance, Controlling]}`."""
+    if isinstance(value, dict):
+        return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+    return value
+
+
+class AlertFilterConfig(_Section):
+    """Which failures an alert output or a Slack route is for (issue 26), by their context
+    from QRS: every criterion given must hold, any listed value will do, case ignored."""
+
+    tags: list[Annotated[str, Field(min_length=1)]] = []
+    """A tag of the task or of its app."""
+    custom_properties: Annotated[
+        dict[str, list[Annotated[str, Field(min_length=1)]]], BeforeValidator(_values)
+    ] = {}
+    """Each named custom property (of the task or its app) has one of the values."""
+    streams: list[Annotated[str, Field(min_length=1)]] = []
+    apps: list[Annotated[str, Field(min_length=1)]] = []
+    """App names or ids (read from the event itself when no context came)."""
+    without_context: Literal["alert", "skip"] = "alert"
+    """What a failure without its context (QRS off, down, slow) does."""
+
+    def rule(self) -> Filter:
+        return Filter.of(
+            self.tags, self.custom_properties, self.streams, self.apps, self.without_context
+        )
+
+
 class AlertOutputConfig(_Section):
     name: str | None = None
     topic: Annotated[str, AfterValidator(_command_topic)]
@@ -417,6 +471,17 @@ class AlertOutputConfig(_Section):
     qos: Literal[0, 1, 2] = 1
     when: Annotated[str, AfterValidator(validate_flag)] = "reload_failure"
     blink: BlinkConfig | None = None
+    filter: AlertFilterConfig | None = None
+    """Only the failures (or aborts) that pass turn the output on (`when` a task flag)."""
+
+    @model_validator(mode="after")
+    def _task_filter(self) -> AlertOutputConfig:
+        if self.filter is not None and not is_task_flag(self.when):
+            raise ValueError(
+                "filter applies to the task flags (reload_failure, any_task_aborted, "
+                f"server:<host>), not {self.when}"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -426,6 +491,8 @@ class AlertOutputConfig(_Section):
 
 class AlertsConfig(_Section):
     outputs: list[AlertOutputConfig] = []
+    context_wait: Annotated[float, BeforeValidator(_duration), Field(ge=0, le=60)] = 3.0
+    """How long an output with a `filter` waits for the failure's QRS context."""
 
 
 TemplateCheck = Callable[[Path], object]
@@ -451,10 +518,28 @@ class SlackKindConfig(_Section):
     ] = None
 
 
+class SlackRouteConfig(_Section):
+    """Failures that pass `filter` go to this channel (with `slack.token`) or webhook instead
+    of the kind's own (issue 26); the first route that matches takes the message."""
+
+    filter: AlertFilterConfig
+    channel: str | None = None
+    webhook_url: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> SlackRouteConfig:
+        if self.channel is None and self.webhook_url is None:
+            raise ValueError("a route needs a channel (with slack.token) or a webhook_url")
+        return self
+
+
 class SlackTaskEventsConfig(SlackKindConfig):
     enabled: bool = True
     min_interval: Duration = 300.0
     include_successes: bool = False
+    filter: AlertFilterConfig | None = None
+    """Only the failures that pass are posted to the kind's own channel (successes always)."""
+    routes: Annotated[list[SlackRouteConfig], Field(max_length=50)] = []
 
 
 class SlackUserActivityConfig(SlackKindConfig):
@@ -476,6 +561,9 @@ class SlackConfig(_Section):
     token: SecretStr | None = None
     base_url: str | None = None
     timeout: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=120)] = 10.0
+    context_wait: Annotated[float, BeforeValidator(_duration), Field(ge=0, le=60)] = 3.0
+    """How long a failure's message waits for its QRS context (`tasks.context`) before it is
+    posted without it."""
     task_events: SlackTaskEventsConfig = SlackTaskEventsConfig()
     user_activity: SlackUserActivityConfig = SlackUserActivityConfig()
     log_events: SlackLogEventsConfig = SlackLogEventsConfig()
@@ -496,6 +584,12 @@ class SlackConfig(_Section):
                 raise ValueError(
                     f"{name} is on but has nowhere to post: set slack.{name}.webhook_url, "
                     f"slack.webhook_url, or slack.token with slack.{name}.channel"
+                )
+        for index, route in enumerate(self.task_events.routes):
+            if route.webhook_url is None and self.token is None:
+                raise ValueError(
+                    f"task_events.routes[{index}] names a channel without slack.token: set "
+                    "slack.token, or the route's webhook_url"
                 )
         return self
 

@@ -23,7 +23,7 @@ from bridge.core.privacy import Privacy
 from bridge.core.state import BridgeState
 from bridge.core.stats import Stats
 from bridge.core.topics import Topics
-from bridge.extensions import Context, Extension
+from bridge.extensions import Context, Extension, TaskContextSource
 from bridge.extensions.alerts import AlertOutputs
 from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.butler_compat import ButlerCompat
@@ -31,6 +31,7 @@ from bridge.extensions.event_topics import EventTopics
 from bridge.extensions.homeassistant import HomeAssistantDiscovery
 from bridge.extensions.qix_performance import QixPerformanceTopics
 from bridge.extensions.state_topics import StateTopics
+from bridge.extensions.task_context import TaskContextTopics
 from bridge.extensions.task_topics import TaskTopics
 from bridge.inputs.builtin import INPUTS
 from bridge.inputs.declare import listening
@@ -309,6 +310,8 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
         embedded_broker=embedded_broker,
         privacy=_privacy(config),
         guard=bridge.guard,
+        task_contexts=_task_contexts(config, stats),
+        changed=bridge.changed,
     )
     extensions.extend(_build_extensions(context))
     tasks = _task_starter(config, stats) if config.qrs.enabled else None
@@ -350,6 +353,33 @@ def _task_starter(config: Config, stats: Stats) -> Tasks:
     return TaskStarter(qrs, QrsClient(qrs, tls), stats, time.monotonic)
 
 
+def _task_contexts(config: Config, stats: Stats) -> TaskContextSource | None:
+    """Failures' contexts from QRS (issue 26), with the client `task/start` uses: the same
+    certificates, xrfkey and user. None unless `qrs.enabled` and `tasks.context.enabled`."""
+    if not (config.qrs.enabled and config.tasks.context.enabled):
+        task_events = config.slack.task_events
+        if (
+            any(output.filter is not None for output in config.alerts.outputs)
+            or task_events.filter is not None
+            or task_events.routes
+        ):
+            log.warning(
+                "alert filters need a failure's context from QRS (qrs.enabled and "
+                "tasks.context.enabled): each filter's without_context decides alone"
+            )
+        return None
+    from bridge.qrs.client import QrsClient
+    from bridge.qrs.context import TaskContexts
+    from bridge.qrs.tls import CertificateError, client_context
+
+    try:
+        tls = client_context(config.qrs)
+    except CertificateError as exc:
+        raise ConfigProblemError(f"config error: {exc}") from None
+    client = QrsClient(config.qrs, tls)
+    return TaskContexts(config.tasks.context, client, stats, time.monotonic)
+
+
 def _privacy(config: Config) -> Privacy:
     if config.privacy.user_ids == "hashed" and config.privacy.salt is None:
         log.warning(
@@ -385,6 +415,8 @@ def _build_extensions(context: Context) -> list[Extension]:
     ]
     if context.config.log_events.qix_performance.enabled:
         extensions.append(QixPerformanceTopics(context))
+    if context.task_contexts is not None:  # before the sinks: their contexts are on the way
+        extensions.append(TaskContextTopics(context, context.task_contexts))
     if context.config.slack.enabled:
         from bridge.slack.sink import SlackSink  # slack_sdk only when Slack is used
 

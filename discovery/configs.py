@@ -189,6 +189,44 @@ _LAST_ERROR_ATTRIBUTES = {
 }
 
 
+_CONTEXT_ATTRIBUTES = {"app_owner": 100, "stream": 100}
+"""What the last failed task's attributes add from its QRS context (issue 26): the rest, and
+the log tail, are on the `Last failed task log` sensor, which has 16 KiB of its own."""
+_CONTEXT_LOG_ATTRIBUTES = {
+    "status": 16,
+    "reason": 200,
+    "app_owner": 128,
+    "stream": 128,
+    "task_tags": 200,
+    "app_tags": 200,
+    "custom_properties": 300,
+    "execution_status": 16,
+    "executing_node": 64,
+    "execution_id": _ID,
+    "log_tail": 800,
+}
+_LAST_CONTEXT = "(value_json.last_failed_task or {}).get('context')"
+
+
+def _last_failed_attributes() -> str:
+    """The last failed task's event attributes and, once it arrived, its context's owner and
+    stream (`c`), each text clipped."""
+    keys = ", ".join(
+        [
+            f"'{key}': (o.get('{key}') or '')[:{limit}] or None"
+            for key, limit in _TASK_ATTRIBUTES.items()
+        ]
+        + [
+            f"'{key}': (c.get('{key}') or '')[:{limit}] or None"
+            for key, limit in _CONTEXT_ATTRIBUTES.items()
+        ]
+    )
+    return (
+        "{% set o = value_json.last_failed_task or {} %}{% set c = o.get('context') or {} %}"
+        f"{{{{ {{{keys}}} | tojson if o else '{{}}' }}}}"
+    )
+
+
 def _clipped_attributes(source: str, limits: dict[str, int]) -> str:
     """A template giving `source`'s keys in `limits` as a JSON object, each text clipped to its
     limit (a missing or empty one null: read with `get`, since Home Assistant warns about a
@@ -292,9 +330,17 @@ def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[Di
                 "else None }}"
             ),
             json_attributes_topic=state_topic,
-            json_attributes_template=_clipped_attributes(
-                "value_json.last_failed_task", _TASK_ATTRIBUTES
-            ),
+            json_attributes_template=_last_failed_attributes(),
+        ),
+        sensor(
+            "last_failed_task_log",
+            "Last failed task log",
+            "mdi:text-box-search-outline",
+            # The context's status (complete, partial, folded, unavailable); its app, owner,
+            # stream, tags, custom properties and the script log's tail as attributes.
+            value_template=f"{{{{ ({_LAST_CONTEXT} or {{}}).get('status') or None }}}}",
+            json_attributes_topic=state_topic,
+            json_attributes_template=_clipped_attributes(_LAST_CONTEXT, _CONTEXT_LOG_ATTRIBUTES),
         ),
         sensor(
             "failed_tasks",
@@ -508,9 +554,7 @@ def bridge_configs(settings: DiscoverySettings) -> list[DiscoveryMessage]:
             payload_off="OFF",
             device_class="problem",
             json_attributes_topic=site_topic,
-            json_attributes_template=_clipped_attributes(
-                "value_json.last_failed_task", _TASK_ATTRIBUTES
-            ),
+            json_attributes_template=_last_failed_attributes(),
         ),
         site_counter("active_sessions", "Active sessions", "mdi:account-multiple", "sessions"),
         site_counter("active_users", "Active users", "mdi:account-group", "users"),

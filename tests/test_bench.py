@@ -85,3 +85,17 @@ def test_the_scale_benchmark_counts_the_storm_and_the_restart() -> None:
     assert report["servers"] == 3
     assert 1 <= report["storm_server_state_publishes"] <= 50
     assert report["restart_to_online_s"] > 0
+
+
+def test_the_context_benchmark_counts_qrs_requests_and_latencies(tmp_path: Path) -> None:
+    """bench/context.py at a tiny load: one fetch per task however many failures, the event
+    never waits for QRS, Slack waits for the context (five answers of 0.3 s each: within
+    context_wait) and shows it."""
+    out = tmp_path / "context.json"
+    bench("bench.context", "--failures", "40", "--tasks", "4", "--slow", "0.3", "--json", str(out))
+    report = json.loads(out.read_text())
+    storm = report["storm"]
+    assert storm["contexts"] == {"complete": 4, "folded": 36}
+    assert storm["qrs_requests"] == 4 * 4 + 1  # each task, the app once, execution and log (2)
+    assert report["slow_qrs"]["slack_card_has_owner"] is True
+    assert report["fast_qrs"]["slack_note"] == "Script log: the last lines"

@@ -71,6 +71,22 @@ def _servers(state: BridgeState, host: str | None) -> Iterable[ServerState]:
     return () if slug is None else (state.servers[slug],)
 
 
+def is_task_flag(flag: str) -> bool:
+    """Whether task events raise the flag (reload_failure, any_task_aborted, server:<host>)."""
+    return flag in (RELOAD_FAILURE, ANY_TASK_ABORTED) or flag.startswith(SERVER_PREFIX)
+
+
+def flagged_tasks(state: BridgeState, flag: str) -> list[str]:
+    """The task keys (`state.task_key`) a task flag is on for: unacknowledged failures (on one
+    server for `server:<host>`), or aborts."""
+    if flag == ANY_TASK_ABORTED:
+        return list(state.aborted)
+    if flag == RELOAD_FAILURE:
+        return list(state.failing)
+    slug = find_server(state, flag[len(SERVER_PREFIX) :])
+    return [] if slug is None else [t for t in state.failing if t.startswith(f"{slug}|")]
+
+
 def flag_is_on(state: BridgeState, flag: str) -> bool:
     if flag == RELOAD_FAILURE:
         return state.reload_failure

@@ -233,6 +233,15 @@ class Bridge:
             log.info("retry: QRS knows no such task, no longer offered", task_id=task_id)
         self._changed(change)
 
+    def changed(self, change: Change) -> None:
+        """What an extension changed in what the state topics show, not in the state's saved
+        part (a failure's context from QRS arrived): the extensions' `on_change`."""
+        for name, on_change in self._on_change:
+            try:
+                on_change(change)
+            except Exception:
+                self.guard.failed(name, "on_change")
+
     def catch_up(self) -> None:
         """At start, before the first connect: what lapsed while the bridge was down leaves
         the restored state (stale sessions, failures past `auto_clear_after`, log events past

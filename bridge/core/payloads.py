@@ -69,7 +69,12 @@ def task_payload(event: TaskEvent, received_at: float, privacy: Privacy = PLAIN)
 
 
 def _last_failed(record: TaskRecord | None, privacy: Privacy) -> dict[str, Any] | None:
-    return None if record is None else task_payload(record.event, record.received_at, privacy)
+    if record is None:
+        return None
+    payload = task_payload(record.event, record.received_at, privacy)
+    if record.context is not None:
+        payload["context"] = record.context  # from QRS, once it arrived (issue 26)
+    return payload
 
 
 def user_names(server: ServerState, privacy: Privacy = PLAIN) -> list[str]:

@@ -14,6 +14,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 from bridge.core.events import (
     Event,
@@ -123,6 +124,9 @@ class TaskRecord:
     """A retry candidate the retry button started (`retry_started`), until the task's next
     outcome or `RETRY_PENDING`: the button does not start it twice. Persisted (a reload still
     running is not offered again after a restart)."""
+    context: dict[str, Any] | None = None
+    """The failure's context from QRS, summarised (`bridge.core.task_context.summary`), once
+    it arrived (issue 26). Not persisted."""
 
 
 @dataclass(slots=True)

@@ -59,6 +59,12 @@ class Stats:
     reconnect)."""
     availability_reasserted: int = 0
     """Times another writer replaced this bridge's retained `online` and it said it again."""
+    qrs_requests: int = 0
+    """Requests sent to QRS for failures' contexts (`tasks.context`)."""
+    task_contexts: Counter[str] = field(default_factory=Counter)
+    """Failures' contexts by outcome: `complete`, `partial`, `folded`, `unavailable`."""
+    task_context_unavailable: Counter[str] = field(default_factory=Counter)
+    """Contexts without QRS's answer, by reason (`timeout`, `qrs_unreachable`, `busy`, …)."""
     problems: list[str] = field(default_factory=list)
     """What is wrong now, as the health report last found it (bridge.ops.health.Facts)."""
 
@@ -106,5 +112,8 @@ class Stats:
             **{f"untracked_{cap}": self.untracked[cap] for cap in UNTRACKED},
             "commands_retained_ignored": self.commands_retained_ignored,
             "availability_reasserted": self.availability_reasserted,
+            "qrs_requests": self.qrs_requests,
+            "task_contexts": dict(self.task_contexts),
+            "task_context_unavailable": dict(self.task_context_unavailable),
             "problems": self.problems,
         }

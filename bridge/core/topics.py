@@ -125,3 +125,7 @@ class Topics:
     def qix_performance(self, slug: str) -> str:
         """Butler SOS's QIX performance lines (`log_events.qix_performance.enabled`)."""
         return f"{self.base}/{slug}/event/qix_performance"
+
+    def task_context(self, slug: str) -> str:
+        """A failed or aborted reload's context from QRS (issue 26)."""
+        return f"{self.base}/{slug}/event/task_context"

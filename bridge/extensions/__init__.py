@@ -7,16 +7,19 @@ An extension reaches the broker only through `Context.link`, a `Link` (bridge.ex
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Protocol
 
 from bridge.config import Config
 from bridge.core.events import Event, QixPerfEvent
 from bridge.core.privacy import PLAIN, Privacy
 from bridge.core.state import BridgeState, Change, ServerState
 from bridge.core.stats import Stats
+from bridge.core.task_context import Failure
 from bridge.core.topics import Topics
 from bridge.extensions.link import Link
 from bridge.runtime.guard import Guard
@@ -35,6 +38,21 @@ class Context:
     privacy: Privacy = PLAIN
     guard: Guard | None = None
     """The core's guard (one rate limiter for every hook); None: the extension makes one."""
+    task_contexts: TaskContextSource | None = None
+    """Failures' contexts from QRS (`tasks.context`, issue 26); None when off."""
+    changed: Callable[[Change], None] | None = None
+    """Tells the extensions of a change an extension made to what state topics show."""
+
+
+class TaskContextSource(Protocol):
+    """Failures' contexts (`bridge.qrs.context.TaskContexts` is one): never waits, never
+    raises; one future per execution."""
+
+    def context_for(self, failure: Failure) -> asyncio.Future[dict[str, Any]]: ...
+
+    def known(self, failure: Failure) -> dict[str, Any] | None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class Extension:

@@ -4,6 +4,11 @@ unacknowledged, OFF once it is.
 
 Every output is set at connect (so a lamp left on by a crash is corrected), on every change of
 its flag, and optionally blinks for a while after each new failure before it stays on.
+
+An output with a `filter` (issue 26) follows only the failures that pass it: each new failure
+waits for its QRS context up to `alerts.context_wait` (never the other outputs, nor the
+event), then counts for the output if it passes (without context: `without_context`). The
+output is on while one of its flag's tasks passed.
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ import asyncio
 import contextlib
 import json
 import math
+from typing import Any
 
 import structlog
 
 from bridge.config import AlertOutputConfig
-from bridge.core.events import Event, LogEvent
-from bridge.core.flags import flag_is_on, raises
-from bridge.core.state import Change
+from bridge.core.context_filter import passes
+from bridge.core.events import Event, LogEvent, TaskEvent
+from bridge.core.flags import flag_is_on, flagged_tasks, raises
+from bridge.core.state import Change, slug_of, task_key
+from bridge.core.task_context import failure_of
 from bridge.extensions import Context, Extension
 
 log = structlog.get_logger("qlik2mqtt.alerts")
@@ -30,14 +38,42 @@ class AlertOutputs(Extension):
         self._outputs = context.config.alerts.outputs
         self._shown: dict[int, bool | None] = dict.fromkeys(range(len(self._outputs)))
         self._blinking: dict[int, asyncio.Task[None]] = {}
+        self._rules = {
+            index: output.filter.rule()
+            for index, output in enumerate(self._outputs)
+            if output.filter is not None
+        }
+        self._passed: dict[int, set[str]] = {index: set() for index in self._rules}
+        """A filtered output's task keys that passed (only those in its flag count)."""
+        self._deciding: set[asyncio.Task[None]] = set()
 
     async def stop(self) -> None:
+        for deciding in list(self._deciding):
+            deciding.cancel()
+        await asyncio.gather(*self._deciding, return_exceptions=True)
         tasks = list(self._blinking.values())
         for task in tasks:
             task.cancel()  # each leaves its output as its flag says
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def start(self) -> None:
+        """A filtered output decides again for the unacknowledged failures the restored state
+        still knows (the retry candidates and the last failed task): their contexts are not
+        kept across a restart."""
+        if not self._rules:
+            return
+        state = self.context.state
+        records = [*state.retryable.values(), state.last_failed_task]
+        events = {id(r.event): r.event for r in records if r is not None}.values()
+        for index, output in enumerate(self._outputs):
+            if index not in self._rules:
+                continue
+            flagged = set(flagged_tasks(state, output.when))
+            for event in events:
+                if task_key(slug_of(state, event.server), event) in flagged:
+                    self._decide(index, event)
 
     def on_connect(self) -> None:
         for index in range(len(self._outputs)):
@@ -46,6 +82,10 @@ class AlertOutputs(Extension):
 
     def on_event(self, event: Event, received_at: float) -> None:
         for index, output in enumerate(self._outputs):
+            if index in self._rules and isinstance(event, TaskEvent):
+                if raises(self.context.state, output.when, event):
+                    self._decide(index, event)
+                continue
             if output.blink is None or not raises(self.context.state, output.when, event):
                 continue
             if isinstance(event, LogEvent) and index in self._blinking:
@@ -62,7 +102,63 @@ class AlertOutputs(Extension):
                 blinking.cancel()  # acknowledged while blinking: it ends with the output off
 
     def _wanted(self, index: int) -> bool:
-        return flag_is_on(self.context.state, self._outputs[index].when)
+        when = self._outputs[index].when
+        passed = self._passed.get(index)
+        if passed is None:
+            return flag_is_on(self.context.state, when)
+        flagged = flagged_tasks(self.context.state, when)
+        passed &= set(flagged)  # acknowledged, succeeded or expired: forgotten here too
+        return bool(passed)
+
+    def _decide(self, index: int, event: TaskEvent) -> None:
+        """Whether this failure counts for the filtered output: now if its context is here
+        (or needs none, or QRS is off), else when it comes, `alerts.context_wait` at most."""
+        rule = self._rules[index]
+        failure = failure_of(event)
+        source = self.context.task_contexts
+        future = None
+        if source is not None and failure is not None and rule.needs_context:
+            future = source.context_for(failure)
+        wait = self.context.config.alerts.context_wait
+        if future is None or future.done() or wait <= 0:
+            self._decided(index, event, future)
+            return
+        deciding = asyncio.create_task(self._after_context(index, event, future, wait))
+        self._deciding.add(deciding)
+        deciding.add_done_callback(self._deciding.discard)
+
+    async def _after_context(
+        self, index: int, event: TaskEvent, future: asyncio.Future[dict[str, Any]], wait: float
+    ) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(future), wait)
+        except TimeoutError:
+            pass  # decided without it: `without_context`
+        except asyncio.CancelledError:
+            return  # stopping: the output stays as it is
+        except Exception:
+            self.failed("context")
+        try:
+            self._decided(index, event, future)
+        except Exception:
+            self.failed("decide")
+
+    def _decided(
+        self, index: int, event: TaskEvent, future: asyncio.Future[dict[str, Any]] | None
+    ) -> None:
+        context = None
+        if future is not None and future.done() and not future.cancelled():
+            context = future.result()
+        output = self._outputs[index]
+        if not passes(self._rules[index], event, context):
+            log.info("alert output: failure filtered out", output=output.name or output.topic)
+            return
+        slug = slug_of(self.context.state, event.server)
+        self._passed[index].add(task_key(slug, event))
+        if output.blink is not None and self._wanted(index):
+            self._start_blink(index, output)
+        elif index not in self._blinking:
+            self._set(index, self._wanted(index))
 
     def _set(self, index: int, on: bool, force: bool = False) -> None:
         if not force and self._shown[index] is on:

@@ -10,6 +10,7 @@ short reason; nothing from the certificates ever goes into one.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import ssl
 import string
@@ -94,7 +95,29 @@ class QrsClient:
         certificates, the user and the address are right. Raises QrsError."""
         await self._request("GET", "/qrs/about", {})
 
-    async def _request(self, method: str, path: str, params: dict[str, str]) -> None:
+    async def get(self, path: str, params: dict[str, str], max_bytes: int) -> bytes:
+        """`GET path` with a new xrfkey: the body's last `max_bytes` (a longer body is read to
+        its end, keeping only its tail: what a script log's last lines need). Raises QrsError."""
+        return await self._request("GET", path, params, max_bytes)
+
+    async def get_json(self, path: str, params: dict[str, str], max_bytes: int) -> object:
+        """`GET path`, its JSON body (at most `max_bytes`, else QRS_ERROR). Raises QrsError."""
+        body = await self._request("GET", path, params, max_bytes, whole=True)
+        try:
+            return json.loads(body.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError):
+            raise QrsError(Reason.QRS_ERROR, "not JSON") from None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        max_bytes: int = 0,
+        whole: bool = False,
+    ) -> bytes:
+        """One request with a new xrfkey; success is any 2xx. With `max_bytes`, the body is
+        read (its tail, or with `whole` all of it and no more). Raises QrsError."""
         """One request with a new xrfkey; success is any 2xx. Raises QrsError."""
         xrf = xrfkey()
         headers = {"X-Qlik-Xrfkey": xrf, "Accept-Encoding": "identity"}
@@ -106,6 +129,9 @@ class QrsClient:
                 ) as response,
             ):
                 status = response.status_code  # the body is left unread: closed with the stream
+                body = b""
+                if max_bytes and httpx.codes.is_success(status):
+                    body = await _tail(response, max_bytes, whole)
         except (TimeoutError, httpx.TimeoutException):
             raise QrsError(Reason.TIMEOUT, f"no answer within {self._timeout:g} s") from None
         except (httpx.TransportError, OSError) as exc:
@@ -115,7 +141,7 @@ class QrsClient:
         except httpx.HTTPError as exc:  # anything else httpx finds wrong with the answer
             raise QrsError(Reason.QRS_ERROR, type(exc).__name__) from None
         if httpx.codes.is_success(status):
-            return
+            return body
         detail = f"HTTP {status}"
         if status == httpx.codes.NOT_FOUND:
             raise QrsError(Reason.NOT_FOUND, detail)
@@ -125,6 +151,18 @@ class QrsClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def _tail(response: httpx.Response, max_bytes: int, whole: bool) -> bytes:
+    """The body's last `max_bytes` bytes; with `whole`, the body if it fits (else QrsError)."""
+    kept = bytearray()
+    async for chunk in response.aiter_bytes():
+        kept += chunk
+        if len(kept) > max_bytes:
+            if whole:
+                raise QrsError(Reason.QRS_ERROR, f"answer longer than {max_bytes} bytes")
+            del kept[: len(kept) - max_bytes]
+    return bytes(kept)
 
 
 def _transport_error(exc: httpx.TransportError | OSError) -> QrsError:

@@ -90,8 +90,12 @@ class SlackPoster:
         self.timeout = max(1, math.ceil(config.timeout))
         self._secrets = _secrets(config)
 
-    def target(self, kind: Kind) -> str:
-        """Names where a kind posts, for pacing and logs (never the secret itself)."""
+    def target(self, kind: Kind, to: int | None = None) -> str:
+        """Names where a kind posts (or its route `to`), for pacing and logs (never the
+        secret itself)."""
+        if to is not None:
+            chosen = self._config.task_events.routes[to]
+            return f"route {to} webhook" if chosen.webhook_url else str(chosen.channel)
         route = route_of(self._config, kind)
         if route == "own webhook":
             return f"{kind} webhook"
@@ -102,6 +106,9 @@ class SlackPoster:
     def post(self, kind: Kind, message: SlackMessage) -> Outcome:
         settings = getattr(self._config, kind)
         route = route_of(self._config, kind)
+        if message.route is not None:  # slack.task_events.routes (issue 26)
+            settings = self._config.task_events.routes[message.route]
+            route = "own webhook" if settings.webhook_url is not None else "channel"
         try:
             if route == "channel":
                 return self._web_api(settings.channel, message)
@@ -168,6 +175,7 @@ def _secrets(config: SlackConfig) -> list[str]:
     """The values that must never be shown: the token, each webhook URL and its path."""
     found: list[str] = []
     kinds = [getattr(config, kind).webhook_url for kind in KINDS]
+    kinds += [route.webhook_url for route in config.task_events.routes]
     for secret in (config.token, config.webhook_url, *kinds):
         if secret is None or not secret.get_secret_value():
             continue

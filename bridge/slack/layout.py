@@ -47,6 +47,7 @@ class SlackLayout:
         folded: int = 0,
         overflow: bool = False,
         distinct: int | None = None,
+        context: dict[str, Any] | None = None,
     ) -> SlackMessage:
         """`folded`: events folded into this message; `overflow`: they were of several kinds
         (log events past the distinct messages Slack gets per interval); `distinct`: log events
@@ -59,7 +60,7 @@ class SlackLayout:
             )
         else:
             built_in = task_message(
-                event, iso_time(received_at), folded, self._qlik_base_url, self._privacy
+                event, iso_time(received_at), folded, self._qlik_base_url, self._privacy, context
             )
         kind = kind_of(event)
         template = self._templates.get(kind)
@@ -72,6 +73,7 @@ class SlackLayout:
             "distinct": distinct,
             "text": built_in.text,
             "qlik_base_url": self._qlik_base_url,
+            "context": escaped_values(context),  # from QRS (issue 26), summarised; or None
         }
         try:
             return templated(template, variables, built_in)

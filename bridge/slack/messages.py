@@ -57,6 +57,8 @@ _USER_VERBS = {
 class SlackMessage:
     text: str
     blocks: list[dict[str, Any]]
+    route: int | None = None
+    """An index into `slack.task_events.routes`: posted there instead of the kind's own."""
 
 
 def kind_of(event: Event) -> Kind:
@@ -110,7 +112,10 @@ def task_message(
     folded: int = 0,
     qlik_base_url: str | None = None,
     privacy: Privacy = PLAIN,
+    context: dict[str, Any] | None = None,
 ) -> SlackMessage:
+    """`context`: the failure's context from QRS, summarised (bridge.core.task_context), or
+    `{"status": "unavailable", "reason": …}`; None: not asked for."""
     title, icon = _TASK_TITLES[event.event_type]
     task = event.task_name or event.app_id or "unknown task"
     text = f"{title}: {task}" + (f" (app {event.app_name})" if event.app_name else "")
@@ -126,19 +131,52 @@ def task_message(
         ("Time", event.log_timestamp or received_at_iso),
         ("Execution id", event.execution_id),
     ]
+    known = context or {}
+    if known.get("app_owner"):
+        text += f" — owner {known['app_owner']}"
+    fields[4:4] = [  # the context's, before the time: Slack shows 10 fields at most
+        ("Owner", known.get("app_owner")),
+        ("Stream", known.get("stream")),
+        ("Tags", known.get("task_tags")),
+        ("Custom properties", known.get("custom_properties")),
+    ]
     blocks = _card(title, f"{icon} *{_escaped(task, MAX_FIELD_CHARS)}*", fields)
     message = privacy.redact(event.message, privacy.user_part(event.user))
     if message:
         blocks.append(_code(message, MAX_MESSAGE_CHARS))
+    if known.get("log_tail"):
+        blocks.append(_code(known["log_tail"], MAX_MESSAGE_CHARS))
     links = _links(event, qlik_base_url)
-    context = [f"{folded} times since the last message"] if folded else []
+    notes = [f"{folded} times since the last message"] if folded else []
+    note = _context_note(context)
+    if note:
+        notes.append(note)
     if links:
-        context.append(" · ".join(links))
-    if context:
+        notes.append(" · ".join(links))
+    if notes:
         blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": part} for part in context]}
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": part} for part in notes]}
         )
     return SlackMessage(text=escape(text), blocks=blocks)
+
+
+def _context_note(context: dict[str, Any] | None) -> str | None:
+    """Why the card lacks what QRS would have said (escaped), or what the log tail is."""
+    if context is None:
+        return None
+    status = context.get("status")
+    reason = context.get("reason")
+    if status == "unavailable":
+        return _escaped(f"QRS context unavailable: {reason or 'unknown'}", FIELD_TEXT_MAX)
+    if status == "waiting":
+        return _escaped(f"QRS context not here within {reason}", FIELD_TEXT_MAX)
+    if status == "partial":
+        return _escaped(f"QRS context partial: {reason}", FIELD_TEXT_MAX)
+    if status == "folded":
+        return "Script log: see the task's earlier failure (fetched once a minute at most)"
+    if context.get("log_tail"):
+        return "Script log: the last lines"
+    return None
 
 
 def _card(header: str, heading: str, fields: list[tuple[str, str | None]]) -> list[dict[str, Any]]:

@@ -26,11 +26,15 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
+from dataclasses import replace
+from typing import Any
 
 import structlog
 
-from bridge.core.events import Event, LogEvent, LogLevel, TaskEventType, UserEvent
+from bridge.core.context_filter import passes
+from bridge.core.events import Event, LogEvent, LogLevel, TaskEvent, TaskEventType, UserEvent
 from bridge.core.state import slug_of, task_key
+from bridge.core.task_context import failure_of, private, summary
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
@@ -89,6 +93,11 @@ class SlackSink(Extension):
         self._summary_due: dict[str, asyncio.TimerHandle] = {}
         self._next_allowed: dict[str, float] = {}
         self._posting: set[threading.Thread] = set()
+        self._waiting: set[asyncio.Task[None]] = set()
+        task_events = self._config.task_events
+        self._routes = [route.filter.rule() for route in task_events.routes]
+        self._filter = task_events.filter.rule() if task_events.filter is not None else None
+        """Failures' messages waiting for their QRS context (at most `context_wait`)."""
         self._log_limit = RateLimiter(LOG_INTERVAL, context.clock)
         self._layout = SlackLayout(self._config, context.config.qlik.base_url, context.privacy)
         # A post may take the client's timeout for its connect and again for its answer;
@@ -105,6 +114,10 @@ class SlackSink(Extension):
     async def stop(self) -> None:
         """Post the folded summaries now, give the queue STOP_GRACE to drain, then count and log
         what is left as dropped: never lost without a word, never a hang on Slack."""
+        waiting = list(self._waiting)
+        for task in waiting:
+            task.cancel()  # each posts now, without the context it waited for
+        await asyncio.gather(*waiting, return_exceptions=True)
         for key, handle in list(self._summary_due.items()):
             handle.cancel()
             self._summary(key)
@@ -146,7 +159,76 @@ class SlackSink(Extension):
             self._fold(key, event, received_at, last + settings.min_interval)
             return
         self._remember_post(key, received_at, settings.min_interval)
-        self._enqueue("task_events", self._layout.message(event, received_at))
+        self._post_task(event, received_at)
+
+    # A failure's context from QRS (issue 26): waited for up to `context_wait`, never longer.
+
+    def _post_task(self, event: TaskEvent, received_at: float) -> None:
+        source = self.context.task_contexts
+        failure = failure_of(event)
+        if failure is None:  # a success: no context, no filter
+            self._enqueue("task_events", self._layout.message(event, received_at))
+            return
+        future = source.context_for(failure) if source is not None else None
+        if (
+            future is None
+            or future.done()
+            or self._config.context_wait <= 0
+            or len(self._waiting) >= QUEUE_MAX
+        ):
+            self._post_with_context(event, received_at, future)
+            return
+        waiting = asyncio.create_task(self._after_context(event, received_at, future))
+        self._waiting.add(waiting)
+        waiting.add_done_callback(self._waiting.discard)
+
+    async def _after_context(
+        self, event: TaskEvent, received_at: float, future: asyncio.Future[dict[str, Any]]
+    ) -> None:
+        """Posts when the context is here, or `context_wait` has passed, or the bridge stops."""
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self._config.context_wait)
+        except (TimeoutError, asyncio.CancelledError):
+            pass  # posted without it: never later than context_wait
+        except Exception:
+            self.failed("context")
+        self._post_with_context(event, received_at, future)
+
+    def _post_with_context(
+        self,
+        event: TaskEvent,
+        received_at: float,
+        future: asyncio.Future[dict[str, Any]] | None,
+        folded: int = 0,
+    ) -> None:
+        """The message with the context as far as it came, where the filters send it."""
+        full = _result(future)
+        shown = None
+        if future is not None:
+            shown = self._shown(event, full)
+        route = self._destination(event, full)
+        if route is False:
+            log.debug("failure filtered out of Slack", task=event.task_name)
+            return
+        message = self._layout.message(event, received_at, folded, context=shown)
+        if route is not True:
+            message = replace(message, route=route)
+        self._enqueue("task_events", message)
+
+    def _destination(self, event: TaskEvent, context: dict[str, Any] | None) -> int | bool:
+        """The first route whose filter passes (its index); else True (the kind's own
+        destination) when the kind's filter passes or there is none; else False."""
+        for index, rule in enumerate(self._routes):
+            if passes(rule, event, context):
+                return index
+        return self._filter is None or passes(self._filter, event, context)
+
+    def _shown(self, event: TaskEvent, full: dict[str, Any] | None) -> dict[str, Any]:
+        if full is None:
+            self.context.stats.task_contexts["late_for_slack"] += 1
+            return {"status": "waiting", "reason": f"{self._config.context_wait:g} s"}
+        privacy = self.context.privacy
+        return summary(private(full, privacy, privacy.user_part(event.user)))
 
     def _on_log(self, event: LogEvent, received_at: float) -> None:
         """A log event at or above `min_level`: the first of its kind is posted; the same error
@@ -218,6 +300,13 @@ class SlackSink(Extension):
             self._last_post[key] = self.context.clock()
         messages = self._distinct.pop(key, None)
         distinct = None if messages is None else len(messages)
+        source = self.context.task_contexts
+        failure = failure_of(event)
+        if isinstance(event, TaskEvent) and failure is not None:
+            # The last folded failure's context as far as it came (no wait), and its route.
+            future = source.context_for(failure) if source is not None else None
+            self._post_with_context(event, received_at, future, count)
+            return
         message = self._layout.message(event, received_at, count, overflow, distinct)
         self._enqueue(kind_of(event), message)
 
@@ -243,7 +332,7 @@ class SlackSink(Extension):
                 self._warn(
                     f"fault:{type(exc).__name__}",
                     "Slack message not delivered: fault in the Slack sink",
-                    target=self.poster.target(kind),
+                    target=self.poster.target(kind, message.route),
                     reason=f"{type(exc).__name__}: {exc}"[:300],
                     text=message.text[:200],
                 )
@@ -252,7 +341,7 @@ class SlackSink(Extension):
                 self._queue.task_done()
 
     async def _deliver(self, kind: Kind, message: SlackMessage) -> None:
-        target = self.poster.target(kind)
+        target = self.poster.target(kind, message.route)
         delay = BACKOFF_FIRST
         outcome = Outcome(False, "not tried")
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -337,3 +426,10 @@ class SlackSink(Extension):
         held_back = self._log_limit.allow(key)
         if held_back is not None:
             log.warning(event, held_back=held_back, **fields)
+
+
+def _result(future: asyncio.Future[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The context if it has arrived."""
+    if future is None or not future.done() or future.cancelled():
+        return None
+    return future.result()

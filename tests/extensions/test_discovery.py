@@ -86,6 +86,7 @@ def test_entity_ids_read_as_documented() -> None:
         "event.qlik_sense_qswin01_user_activity",
         "event.qlik_sense_qswin01_reload_task",
         "sensor.qlik_sense_qswin01_last_failed_task",
+        "sensor.qlik_sense_qswin01_last_failed_task_log",
         "sensor.qlik_sense_qswin01_failed_tasks",
         "binary_sensor.qlik_sense_reload_failure",
         "button.qlik_sense_acknowledge_failure",

@@ -112,7 +112,7 @@ async def test_forget_removes_the_device_and_its_state(
         bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")
         await sub.wait_json("qlik2mqtt/site", lambda p: p["reload_failure"] == "ON")
         server_topics = {m.topic for m in sub.messages if "/qlik2mqtt/qsprod02_" in m.topic}
-        assert len(server_topics) == 7 + 9 + 4 + 3  # entities + device triggers, + log events
+        assert len(server_topics) == 8 + 9 + 4 + 3  # entities + device triggers, + log events
         mark = sub.mark()
 
         result = await asyncio.to_thread(cli, "forget", "QSPROD02", port=mosquitto.port)
