@@ -467,14 +467,16 @@ def start_qrs(work: Path) -> QrsServer:
     sys.path.insert(0, str(ROOT))
     try:
         from tests.certs import make_certificates
-        from tests.qrs_server import QrsServer
+        from tests.qrs_server import QrsServer, reload_task
     except ImportError as exc:
         raise SystemExit(
             f"the QRS part needs the test tools ({exc}): scripts/setup --test"
         ) from None
     (work / "certs").mkdir()
     certificates = make_certificates(work / "certs")
-    return QrsServer(certificates, task_ids={SALES_ID}).start()
+    # The retry button starts the failed task only once QRS confirms its id and name.
+    sales = reload_task(SALES_ID, WATCHED, "9f1d2b20-0000-4000-8000-000000000001", "Sales")
+    return QrsServer(certificates, task_ids={SALES_ID}, reloadtasks={SALES_ID: sales}).start()
 
 
 def qrs_config(qrs: QrsServer) -> str:

@@ -9,7 +9,7 @@ import pytest
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.certs import Certificates, make_certificates
 from tests.helpers import Mosquitto
-from tests.qrs_server import KNOWN_TASK_IDS, KNOWN_TASK_NAMES, QrsServer
+from tests.qrs_server import KNOWN_TASK_IDS, KNOWN_TASK_NAMES, QrsServer, known_reload_tasks
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -56,7 +56,10 @@ def qrs_certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 def qrs_server(qrs_certs: Certificates) -> Iterator[QrsServer]:
     """A local QRS (tests/qrs_server.py) that knows `KNOWN_TASK_IDS` and `KNOWN_TASK_NAMES`."""
     running = QrsServer(
-        qrs_certs, task_ids=set(KNOWN_TASK_IDS), task_names=set(KNOWN_TASK_NAMES)
+        qrs_certs,
+        task_ids=set(KNOWN_TASK_IDS),
+        task_names=set(KNOWN_TASK_NAMES),
+        reloadtasks=known_reload_tasks(),  # what the retry confirms before it starts one
     ).start()
     yield running
     running.stop()

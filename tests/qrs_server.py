@@ -421,3 +421,13 @@ def qrs_settings(server: QrsServer, **overrides: Any) -> dict[str, Any]:
         "allowed_tasks": ["*"],
         **overrides,
     }
+
+
+def known_reload_tasks() -> dict[str, dict[str, Any]]:
+    """`KNOWN_TASK_IDS` as `GET /qrs/reloadtask/{id}` answers them: Reload Sales, Reload HR."""
+    return {
+        SALES_ID: reload_task(
+            SALES_ID, "Reload Sales", "9f1d2b20-0000-4000-8000-00000000000a", "Sales"
+        ),
+        HR_ID: reload_task(HR_ID, "Reload HR", "9f1d2b20-0000-4000-8000-00000000000b", "HR"),
+    }

@@ -107,3 +107,32 @@ async def test_a_reload_the_retry_started_is_not_offered_again_after_a_restart(
     assert after_restart["task_id"] is None  # still pending: not offered
     assert again["error"] == "no failed task to retry"
     assert [request.path for request in qrs_server.requests] == [f"/qrs/task/{SALES_ID}/start"]
+
+
+async def test_a_forged_failure_never_chooses_what_retry_starts(
+    tmp_path: Path, mosquitto: Mosquitto, qrs_server: QrsServer
+) -> None:
+    """Issue 24, finding 1: a task-failure datagram made the Retry button's target whatever
+    task id it named, started as sa_repository. Now QRS must know a reload task with that id
+    and the name the failure gave: a made-up id is `not found`, a real id under another name
+    `not the failed task`; neither starts anything, and the button moves on to a real one."""
+    forged = "0d0d0d0d-0000-4000-8000-000000000000"
+    qrs = qrs_settings(qrs_server, allowed_tasks=["*"])
+    async with bridge_and_client(tmp_path, mosquitto, qrs, (ANSWER, TARGET)) as (bridge, client):
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", SALES_ID, "e1"))  # genuine
+        bridge.tasks.send(task_datagram("failed", "Reload Payroll", HR_ID, "e2"))  # a real id
+        bridge.tasks.send(task_datagram("failed", "Reload Sales", forged, "e3"))  # made up
+        await client.wait_json(TARGET, lambda p: p["task_id"] == forged)
+        made_up = await retry(client, "made-up")
+        renamed = await retry(client, "renamed")
+        genuine = await retry(client, "genuine")
+    assert made_up["error"] == "not found"
+    assert made_up["data"]["id"] == forged
+    assert renamed["error"] == "not the failed task"
+    assert (renamed["data"]["id"], renamed["data"]["name"]) == (HR_ID, "Reload Payroll")
+    assert genuine == {
+        "status": "ok",
+        "data": {"id": SALES_ID, "name": "Reload Sales", "server": "QS1"},
+        "transaction": "genuine",
+    }
+    assert [request.path for request in qrs_server.requests] == [f"/qrs/task/{SALES_ID}/start"]

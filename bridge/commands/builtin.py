@@ -200,6 +200,14 @@ async def _retried(
 ) -> Answer:
     task_id = record.event.task_id
     assert task_id is not None  # retry_target takes only those
+    # The candidate came from a datagram: started only once QRS confirms the task it names.
+    unconfirmed = await tasks.confirm(task_id, record.event.task_name)
+    if unconfirmed is not None:
+        if unconfirmed in (Reason.NOT_FOUND, Reason.NOT_THE_FAILED_TASK):
+            request.core.retry_gone(task_id)  # no such task (forged, or deleted): the next
+        elif started_at is not None:
+            request.core.retry_unstarted(task_id, started_at)  # nothing was started
+        return retry_answer(record, unconfirmed.value, transaction)
     reason = await tasks.start("id", task_id)
     if reason is Reason.NOT_FOUND:
         request.core.retry_gone(task_id)  # deleted in the QMC: the button offers the next

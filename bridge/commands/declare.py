@@ -61,6 +61,10 @@ class Tasks(Protocol):
         """None when QRS took the start, else why not."""
         ...
 
+    async def confirm(self, task_id: str, name: str | None) -> Reason | None:
+        """None when QRS knows a reload task with this id (and this name, when given)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

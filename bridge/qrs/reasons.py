@@ -20,6 +20,9 @@ class Reason(Enum):
     ACCESS_DENIED = "access denied"
     TIMEOUT = "timeout"
     QRS_ERROR = "QRS error"
+    NOT_THE_FAILED_TASK = "not the failed task"
+    """Retry: QRS names the task with that id otherwise than the failure did (a forged or a
+    stale failure): nothing is started."""
 
     @property
     def counter(self) -> str:
@@ -34,6 +37,7 @@ NOT_STARTED = frozenset(
         Reason.CERTIFICATE_REFUSED,
         Reason.TLS_ERROR,
         Reason.SERVER_NOT_TRUSTED,
+        Reason.NOT_THE_FAILED_TASK,
     }
 )
 """Refusals that mean QRS never took the start: decided before the request was sent or before

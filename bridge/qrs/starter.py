@@ -4,9 +4,10 @@ the counters in `bridge/stats` (`task_starts`, `task_start_errors` by reason).""
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import quote
 
 import structlog
 
@@ -23,10 +24,19 @@ WINDOW = 60.0
 """Seconds `max_starts_per_minute` counts over."""
 
 
+CONFIRMED_FOR = 300.0
+"""Seconds a task QRS confirmed (its id and name) is not asked about again."""
+CONFIRMED_MAX = 256
+TASK_BYTES = 256 * 1024
+"""The most of a ReloadTask's JSON read to confirm it (one is a few KB)."""
+
+
 class Client(Protocol):
     """What starting needs of QRS (`bridge.qrs.client.QrsClient` is one)."""
 
     async def start(self, key: TaskKey, value: str) -> None: ...
+
+    async def get_json(self, path: str, params: dict[str, str], max_bytes: int) -> object: ...
 
     async def aclose(self) -> None: ...
 
@@ -42,6 +52,8 @@ class TaskStarter:
         self._allow = AllowList(qrs.allowed_tasks)
         self._recent: deque[float] = deque()
         self._log_limit = RateLimiter(WINDOW, monotonic)
+        self._confirmed: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        """Task id → the name QRS gave it, and when."""
 
     def allowed(self, key: TaskKey, value: str) -> bool:
         return self._allow.allowed(key, value)
@@ -65,6 +77,32 @@ class TaskStarter:
             return self._refused(Reason.QRS_ERROR, key, value, type(exc).__name__)
         self._stats.task_starts += 1
         log.info("task started", **{f"task_{key}": value})
+        return None
+
+    async def confirm(self, task_id: str, name: str | None) -> Reason | None:
+        """Whether QRS knows a reload task with this id and (when the failure named it) this
+        name: what the retry button starts comes from a datagram, which anyone who can send
+        UDP could have written. None when it does; else why not (counted, logged). One `GET`
+        per task, cached for CONFIRMED_FOR."""
+        now = self._monotonic()
+        known = self._confirmed.get(task_id)
+        if known is None or now - known[1] >= CONFIRMED_FOR:
+            try:
+                task = await self._client.get_json(
+                    f"/qrs/reloadtask/{quote(task_id, safe='')}", {}, TASK_BYTES
+                )
+            except QrsError as exc:
+                return self._refused(exc.reason, "id", task_id, f"confirming it: {exc.detail}")
+            qrs_name = task.get("name") if isinstance(task, dict) else None
+            if not isinstance(qrs_name, str):
+                return self._refused(Reason.QRS_ERROR, "id", task_id, "a task without a name")
+            known = self._confirmed[task_id] = (qrs_name, now)
+            self._confirmed.move_to_end(task_id)
+            while len(self._confirmed) > CONFIRMED_MAX:
+                self._confirmed.popitem(last=False)
+        if name is not None and name.strip() != known[0].strip():
+            detail = f"QRS names it {known[0]!r}, the failure {name!r}"
+            return self._refused(Reason.NOT_THE_FAILED_TASK, "id", task_id, detail)
         return None
 
     async def aclose(self) -> None:

@@ -282,6 +282,9 @@ class FakeTasks:
             await self.answering.wait()
         return self.reason
 
+    async def confirm(self, task_id: str, name: str | None) -> Reason | None:
+        return None  # QRS knows every task as the failure named it (tests/test_task_retry.py)
+
     async def aclose(self) -> None:
         pass
 

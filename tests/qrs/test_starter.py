@@ -24,11 +24,21 @@ class RecordingClient:
     def __init__(self, failure: QrsError | None = None) -> None:
         self.started: list[tuple[TaskKey, str]] = []
         self.failure = failure
+        self.tasks: dict[str, str] = {TASK_ID: "Reload Sales"}
+        """Task id → name: the reload tasks `GET /qrs/reloadtask/{id}` knows."""
+        self.asked: list[str] = []
 
     async def start(self, key: TaskKey, value: str) -> None:
         self.started.append((key, value))
         if self.failure is not None:
             raise self.failure
+
+    async def get_json(self, path: str, params: dict[str, str], max_bytes: int) -> object:
+        self.asked.append(path)
+        task_id = path.rsplit("/", 1)[-1]
+        if task_id not in self.tasks:
+            raise QrsError(Reason.NOT_FOUND, "HTTP 404")
+        return {"id": task_id, "name": self.tasks[task_id]}
 
     async def aclose(self) -> None:
         pass
@@ -141,3 +151,21 @@ async def test_a_request_qrs_refused_counts_against_the_limit_as_documented() ->
     for doc in ("docs/configuration.md", "docs/qrs.md"):
         text = " ".join((ROOT / doc).read_text().split())
         assert "requests sent to QRS in any 60 seconds" in text, doc
+
+
+async def test_a_retry_candidate_is_confirmed_by_id_and_name_once() -> None:
+    """What Retry starts comes from a datagram: QRS must know a reload task with that id and,
+    when the failure named it, that name. One GET per task, cached."""
+    client, clock = RecordingClient(), Clock()
+    tasks, stats = starter(client, clock, allowed_tasks=["*"])
+    assert await tasks.confirm(TASK_ID, "Reload Sales") is None
+    assert await tasks.confirm(TASK_ID, None) is None  # a failure without a name: the id
+    assert client.asked == [f"/qrs/reloadtask/{TASK_ID}"]  # cached
+    assert await tasks.confirm(TASK_ID, "Reload Payroll") is Reason.NOT_THE_FAILED_TASK
+    forged = "0d0d0d0d-0000-4000-8000-000000000000"
+    assert await tasks.confirm(forged, "Reload Sales") is Reason.NOT_FOUND
+    clock.now += 301  # the cache expires: asked again
+    assert await tasks.confirm(TASK_ID, "Reload Sales") is None
+    assert len(client.asked) == 3
+    assert client.started == []  # confirming never starts anything
+    assert stats.task_start_errors == {"not_the_failed_task": 1, "not_found": 1}
