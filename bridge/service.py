@@ -184,6 +184,8 @@ async def _run_locked(config: Config, stop: asyncio.Event, ready: asyncio.Event 
             "session-expiry": partial(_expire_forever, bridge, config),
             "health-report": partial(_report_health, config.state_file, facts),
         }
+        if config.tasks.auto_clear_after is not None:
+            jobs["auto-clear"] = partial(_auto_clear_forever, bridge, config.tasks.auto_clear_after)
         if broker is not None:
             jobs["embedded-broker"] = broker.keep_running
         for name, job in jobs.items():
@@ -463,6 +465,15 @@ async def _expire_forever(bridge: Bridge, config: Config) -> None:
     while True:
         await asyncio.sleep(every)
         bridge.expire()
+
+
+async def _auto_clear_forever(bridge: Bridge, after: float) -> None:
+    """`tasks.auto_clear_after` honoured within a tenth of its value, or a second (the session
+    expiry runs once a minute or so: `auto_clear_after: 5s` cleared after up to a minute)."""
+    every = min(60.0, max(1.0, after / 10))
+    while True:
+        await asyncio.sleep(every)
+        bridge.auto_clear()
 
 
 def listen_ports(config: Config) -> list[int]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from tests.bridge_runner import RunningBridge
+from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Subscriber, log4j_xml
 
 BASE = "qlik2mqtt"
@@ -187,3 +188,25 @@ async def test_state_survives_a_restart(
         assert site["reload_failure"] == "ON"
     finally:
         await late.stop()
+
+
+async def test_auto_clear_after_is_honoured_within_seconds_not_a_minute(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """`tasks.auto_clear_after: 2s` was checked with the session expiry, once a minute: the
+    flag stayed ON for up to a minute. It is now checked every tenth of it (a second at
+    least): OFF well before the minute (the wait's bound; its timing is not measured here)."""
+    config = bridge_config(tmp_path, mosquitto.port, tasks__auto_clear_after=2.0)
+    bridge = await RunningBridge(config).start()
+    watcher = await Subscriber(mosquitto.port).start(f"{BASE}/site")
+    try:
+        bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")
+        await watcher.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "ON")
+        mark = watcher.mark()
+        site = await watcher.wait_json(
+            f"{BASE}/site", lambda p: p["reload_failure"] == "OFF", timeout=20.0, since=mark
+        )
+        assert site["failed_tasks"] == 1  # counted, then forgotten by the flag
+    finally:
+        await watcher.stop()
+        await bridge.close()

@@ -17,6 +17,7 @@ from bridge.core.state import (
     StateSettings,
     acknowledge,
     apply_event,
+    auto_clear,
     expire,
     find_server,
     forget_server,
@@ -255,6 +256,14 @@ class Bridge:
         if change.any and not (change.expired or change.auto_cleared):
             # only log events leaving the window: every minute, not news
             log.debug("log-event counts left the window", servers=sorted(change.servers))
+        self._changed(change)
+
+    def auto_clear(self) -> None:
+        """Failures and aborts older than `tasks.auto_clear_after` leave the flags (often:
+        cheap, unlike `expire`)."""
+        change = auto_clear(self.state, self._clock(), self._settings)
+        if change.auto_cleared:
+            log.info("flag auto-cleared", servers=sorted(change.servers))
         self._changed(change)
 
     def _expire(self, news: str) -> Change:

@@ -688,6 +688,35 @@ def acknowledge(state: BridgeState) -> Change:
     return Change(servers=logged, site=True, flag_changed=was_on)
 
 
+def auto_clear(state: BridgeState, now: float, settings: StateSettings) -> Change:
+    """Clear failures and aborts older than `auto_clear_after` (when set), and only that: what
+    the bridge checks often (within a tenth of `auto_clear_after`, or a second), where
+    `expire`'s walk over every session runs once a minute or so. O(flagged reloads)."""
+    was_on = state.reload_failure
+    cleared = _auto_clear(state, now, settings)
+    if not cleared:
+        return NO_CHANGE
+    return Change(
+        servers=frozenset(cleared),
+        site=True,
+        flag_changed=was_on != state.reload_failure,
+        auto_cleared=True,
+    )
+
+
+def _auto_clear(state: BridgeState, now: float, settings: StateSettings) -> set[str]:
+    """The slugs of the servers whose failures or aborts `auto_clear_after` cleared."""
+    cleared: set[str] = set()
+    if settings.auto_clear_after is None:
+        return cleared
+    cutoff = now - settings.auto_clear_after
+    for flagged in (state.failing, state.aborted):
+        for task in [task for task, at in flagged.items() if at < cutoff]:
+            _unflag(state, flagged, task)
+            cleared.add(task.partition("|")[0])
+    return cleared
+
+
 def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
     """Drop sessions and connections not seen for `stale_after` (UDP loses stop events), and
     clear failures and aborts older than `auto_clear_after` when that is set; log events that
@@ -712,13 +741,7 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
             if counts.prune(now, settings.log_window):
                 changed.add(slug)
     was_on = state.reload_failure
-    cleared = False
-    if settings.auto_clear_after is not None:
-        cutoff = now - settings.auto_clear_after
-        for flagged in (state.failing, state.aborted):
-            for task in [task for task, at in flagged.items() if at < cutoff]:
-                _unflag(state, flagged, task)
-                cleared = True
+    cleared = bool(_auto_clear(state, now, settings))
     retry = False
     for record in state.retryable.values():
         if record.started_at is not None and now - record.started_at >= RETRY_PENDING:
