@@ -12,6 +12,15 @@ from tests.helpers import ROOT, Mosquitto, Subscriber, bridge_env
 
 TOPICS_MD = ROOT / "docs/topics.md"
 BASE = "qlik2mqtt"
+COUNTED_BY_NAME = {
+    "servers",
+    "extension_errors",
+    "task_restarts",
+    "task_start_errors",
+    "task_contexts",
+    "task_context_unavailable",
+}
+"""Objects of bridge/info and bridge/stats keyed by whatever is there (a server, a reason)."""
 
 
 def example(heading: str) -> dict[str, Any]:
@@ -27,7 +36,6 @@ def example(heading: str) -> dict[str, Any]:
 async def test_the_payload_examples_have_the_published_keys(
     bridge: RunningBridge, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    # (qlik2mqtt/bridge/stats is left to its own test: its example is being rewritten.)
     sub = await Subscriber(mosquitto.port).start(f"{BASE}/#")
     try:
         sent = await bridge.send_test_events(bridge_env(mosquitto.port, tmp_path))
@@ -46,6 +54,8 @@ async def test_the_payload_examples_have_the_published_keys(
         logged = await sub.wait_json(
             f"{BASE}/qswin01", lambda p: p["log_events"]["last_error"] is not None
         )
+        info = await sub.wait_json(f"{BASE}/bridge/info", lambda p: "qswin01" in p["servers"])
+        stats = await sub.wait_json(f"{BASE}/bridge/stats", lambda p: p["events"] > 0)
     finally:
         await sub.stop()
     published = {
@@ -57,6 +67,13 @@ async def test_the_payload_examples_have_the_published_keys(
     }
     for heading, payload in published.items():
         assert set(example(heading)) == set(payload), heading
+    # bridge/info and bridge/stats: every key, and the keys of their objects.
+    for heading, payload in ((f"{BASE}/bridge/info", info), (f"{BASE}/bridge/stats", stats)):
+        documented = example(heading)
+        assert set(documented) == set(payload), (heading, set(documented) ^ set(payload))
+        for key, value in payload.items():
+            if isinstance(value, dict) and key not in COUNTED_BY_NAME:
+                assert set(documented[key]) == set(value), (heading, key)
     text = TOPICS_MD.read_text(encoding="utf-8")
     block = text[text.index("### `log_events` in") :].split("```json\n")[1].split("```")[0]
     documented = json.loads(block)["log_events"]

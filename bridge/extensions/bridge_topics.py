@@ -116,6 +116,7 @@ class BridgeTopics(Extension):
                 "host": config.udp.host,
                 "user_activity_port": config.udp.user_activity_port,
                 "task_port": config.udp.task_port,
+                "log_port": config.udp.log_port,
                 "source_filter": bool(config.udp.allowed_sources),
             },
             "embedded_broker": self.context.embedded_broker,
