@@ -423,6 +423,12 @@ def _apply_log(
         server.log_categories_at[event.category] = now
 
 
+def kept_key(state: BridgeState, event: TaskEvent) -> str:
+    """The key the state keeps this event's reload under in `failing` and `aborted` (its
+    server, and its task's identity as the joins know it now)."""
+    return reload_key(slug_of(state, event.server), state.reloads.identity(state.reloads.of(event)))
+
+
 def task_key(slug: str, event: TaskEvent) -> str:
     """The key an event names by itself (its id, else its name, else its app): what Slack
     folds repeats of one task by. The state keeps a reload under `bridge.core.reloads`' key."""

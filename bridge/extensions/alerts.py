@@ -25,7 +25,7 @@ from bridge.config import AlertOutputConfig
 from bridge.core.context_filter import passes
 from bridge.core.events import Event, LogEvent, TaskEvent
 from bridge.core.flags import flag_is_on, flagged_tasks, raises
-from bridge.core.state import Change, slug_of, task_key
+from bridge.core.state import Change, kept_key
 from bridge.core.task_context import failure_of
 from bridge.extensions import Context, Extension
 
@@ -72,7 +72,7 @@ class AlertOutputs(Extension):
                 continue
             flagged = set(flagged_tasks(state, output.when))
             for event in events:
-                if task_key(slug_of(state, event.server), event) in flagged:
+                if kept_key(state, event) in flagged:
                     self._decide(index, event)
 
     def on_connect(self) -> None:
@@ -153,8 +153,7 @@ class AlertOutputs(Extension):
         if not passes(self._rules[index], event, context):
             log.info("alert output: failure filtered out", output=output.name or output.topic)
             return
-        slug = slug_of(self.context.state, event.server)
-        self._passed[index].add(task_key(slug, event))
+        self._passed[index].add(kept_key(self.context.state, event))
         if output.blink is not None and self._wanted(index):
             self._start_blink(index, output)
         elif index not in self._blinking:

@@ -157,7 +157,7 @@ def test_commands_report_an_unreachable_broker(tmp_path: Path) -> None:
 
     result = cli("acknowledge", port=free_port())
     assert result.returncode == 1
-    assert "cannot reach the MQTT broker at 127.0.0.1:" in result.stderr
+    assert "cannot connect to the MQTT broker at 127.0.0.1:" in result.stderr
 
 
 async def test_discovery_can_be_switched_off(tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -76,9 +76,9 @@ def test_two_running_bridges_and_none_named_is_exit_2(tmp_path: Path, sleeper: i
     result = command(tmp_path, runtime, "check")
     assert result.returncode == 2, result.stdout
     assert result.stdout == ""  # nothing was checked against the defaults
-    assert f"pid {os.getpid()}: /srv/a/config.yaml; pid {sleeper}: built-in defaults" in (
-        result.stderr
-    )
+    assert "qlik2mqtt: 2 bridges are running (" in result.stderr
+    assert f"pid {os.getpid()}: /srv/a/config.yaml" in result.stderr
+    assert f"pid {sleeper}: built-in defaults" in result.stderr
     (tmp_path / "config.yaml").write_text("mqtt: {port: 1}\n")  # README step 4's file
     local = command(tmp_path, runtime, "appenders", "--bridge-host", "10.0.0.5", "--out", "out")
     assert local.returncode == 0, local.stderr
