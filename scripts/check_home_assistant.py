@@ -4,14 +4,16 @@ Usage: scripts/check-home-assistant [VENV]   (VENV: a virtualenv with `homeassis
 SESSIONS=5000 scripts/check-home-assistant  adds that many sessions on one server (QSWIN01), to
 see that no entity's attributes pass the recorder's 16 KiB ("exceed maximum size").
 
-Starts mosquitto, the bridge and Home Assistant on loopback (free ports, temporary folders),
-sends the test events and log events (on their own server, QSLOG01: warnings, errors, a fatal
+Starts mosquitto and Home Assistant on loopback (free ports, temporary folders), then the bridge
+once Home Assistant has started (mqtt_statestream publishes only what changes after the start:
+an entity made before it, and never changed, would show no state), sends the test events and
+log events (on their own server, QSLOG01: warnings, errors, a fatal
 with a 15,000-character message; and on QSMAX01 the largest log event an appender can send,
 every text Home Assistant shows at its longest in four-byte characters), then checks: every
 expected entity exists with its entity id, the states and the log entities' attributes follow
 the events (read through HA's own mqtt_statestream), and HA logged no warning or error that
-mentions MQTT or qlik2mqtt, any attribute size or a template variable. The recorder is on, as
-in a usual installation. Stops everything it started. Exit 0 when all holds.
+mentions MQTT, qlik2mqtt, an automation, any attribute size or a template variable. The
+recorder is on, as in a usual installation. Stops everything it started. Exit 0 when all holds.
 
 Starting tasks (issue 17): a local QRS (tests/qrs_server.py, with test certificates: needs
 `scripts/setup --test`) behind `qrs:`, one watched task (`tasks.watch`, `{name, id}`: its Start
@@ -21,7 +23,11 @@ pending, presses the watched task's Start button, fails the task again and press
 button in Home Assistant (through an automation on the MQTT topic `check/press`: no token
 needed), and waits for each start at QRS.
 
-A restart (issue 22): the automations of docs/home-assistant.md are loaded too (their actions
+Every automation and card of docs/home-assistant.md, docs/qrs.md and docs/alert-lights.md is
+loaded (issue 28): a card's entities and attribute rows must exist, and Home Assistant renders
+each Markdown card's content (published on MQTT by an automation of the check's).
+
+A restart (issue 22): the documented automations other than the retry are loaded too (their actions
 replaced by a publish on `check/fired`: the check has no lamp); with the failure flag ON the
 bridge is stopped (SIGTERM) and started again at once. Then every entity is available again,
 the flag is still ON, and none of those automations ran again (Home Assistant's log says when
