@@ -4,14 +4,16 @@ Usage: scripts/check-home-assistant [VENV]   (VENV: a virtualenv with `homeassis
 SESSIONS=5000 scripts/check-home-assistant  adds that many sessions on one server (QSWIN01), to
 see that no entity's attributes pass the recorder's 16 KiB ("exceed maximum size").
 
-Starts mosquitto, the bridge and Home Assistant on loopback (free ports, temporary folders),
-sends the test events and log events (on their own server, QSLOG01: warnings, errors, a fatal
+Starts mosquitto and Home Assistant on loopback (free ports, temporary folders), then the bridge
+once Home Assistant has started (mqtt_statestream publishes only what changes after the start:
+an entity made before it, and never changed, would show no state), sends the test events and
+log events (on their own server, QSLOG01: warnings, errors, a fatal
 with a 15,000-character message; and on QSMAX01 the largest log event an appender can send,
 every text Home Assistant shows at its longest in four-byte characters), then checks: every
 expected entity exists with its entity id, the states and the log entities' attributes follow
 the events (read through HA's own mqtt_statestream), and HA logged no warning or error that
-mentions MQTT or qlik2mqtt, any attribute size or a template variable. The recorder is on, as
-in a usual installation. Stops everything it started. Exit 0 when all holds.
+mentions MQTT, qlik2mqtt, an automation, any attribute size or a template variable. The
+recorder is on, as in a usual installation. Stops everything it started. Exit 0 when all holds.
 
 Starting tasks (issue 17): a local QRS (tests/qrs_server.py, with test certificates: needs
 `scripts/setup --test`) behind `qrs:`, one watched task (`tasks.watch`, `{name, id}`: its Start
@@ -21,7 +23,11 @@ pending, presses the watched task's Start button, fails the task again and press
 button in Home Assistant (through an automation on the MQTT topic `check/press`: no token
 needed), and waits for each start at QRS.
 
-A restart (issue 22): the automations of docs/home-assistant.md are loaded too (their actions
+Every automation and card of docs/home-assistant.md, docs/qrs.md and docs/alert-lights.md is
+loaded (issue 28): a card's entities and attribute rows must exist, and Home Assistant renders
+each Markdown card's content (published on MQTT by an automation of the check's).
+
+A restart (issue 22): the documented automations other than the retry are loaded too (their actions
 replaced by a publish on `check/fired`: the check has no lamp); with the failure flag ON the
 bridge is stopped (SIGTERM) and started again at once. Then every entity is available again,
 the flag is still ON, and none of those automations ran again (Home Assistant's log says when
@@ -62,6 +68,7 @@ EXPECTED = {
     "sensor.qlik_sense_qswin01_active_connections": "2",
     "sensor.qlik_sense_qswin01_last_failed_task": "Reload Sales; daily",
     "sensor.qlik_sense_qswin01_failed_tasks": "1",
+    "sensor.qlik_sense_qswin01_last_failed_task_log": None,  # its QRS context (issue 26)
     "event.qlik_sense_qswin01_user_activity": None,
     "event.qlik_sense_qswin01_reload_task": None,
 }
@@ -76,6 +83,7 @@ TASK_ENTITIES: dict[str, str | None] = {
     "button.qlik_sense_task_reload_sales_daily_start": None,
 }
 PRESS_TOPIC = "check/press"
+PRESS_ALIAS = "check: press a button"
 FIRED_TOPIC = "check/fired"
 
 
@@ -102,6 +110,7 @@ LOG_SERVER_ENTITIES = {
     "sensor.qlik_sense_qslog01_active_connections": "0",
     "sensor.qlik_sense_qslog01_last_failed_task": None,
     "sensor.qlik_sense_qslog01_failed_tasks": "0",
+    "sensor.qlik_sense_qslog01_last_failed_task_log": None,
     "event.qlik_sense_qslog01_user_activity": None,
     "event.qlik_sense_qslog01_reload_task": None,
     "sensor.qlik_sense_qslog01_log_warnings": "2",
@@ -259,16 +268,22 @@ def main() -> int:
     try:
         for command, out in (
             (["mosquitto", "-c", str(work / "mosquitto.conf")], "mosquitto.log"),
-            ([*qlik2mqtt, "run", "--config", str(work / "bridge.yaml")], "bridge.log"),
             ([str(hass), "-c", str(config)], "hass.out"),
         ):
             with (work / out).open("wb") as output:
                 processes.append(subprocess.Popen(command, stdout=output, stderr=output))
+        # mqtt_statestream publishes state *changes* from Home Assistant's start on: an entity
+        # made before (from discovery configs already on the broker) shows no state there until
+        # it changes. So the bridge starts once HA has started (its automations' triggers are
+        # attached at start, after statestream's listener): every entity is then new.
         wait_until(
-            lambda: log.exists() and "Home Assistant initialized" in log.read_text(),
+            lambda: log.exists() and f"Initialized trigger {PRESS_ALIAS}" in log.read_text(),
             "Home Assistant to start",
             DEADLINE,
         )
+        with (work / "bridge.log").open("wb") as output:
+            bridge_command = [*qlik2mqtt, "run", "--config", str(work / "bridge.yaml")]
+            processes.insert(1, subprocess.Popen(bridge_command, stdout=output, stderr=output))
         registry = config / ".storage" / "core.entity_registry"
         wait_until(
             lambda: registry.exists() and "qlik_sense_reload_failure" in registry.read_text(),
@@ -315,10 +330,11 @@ def main() -> int:
         # First: a warning about the attributes comes when the recorder writes them.
         stored = check_recorded(config / "home-assistant_v2.db", 2 + sessions) if sessions else 0
         found = report(registry, states, log, expected) | stored | check_attributes(attributes)
+        shown = check_cards(registry, mqtt_port, WATCHED)
         buttons = check_task_buttons(qrs, mqtt_port, task_port)
         bridge = [*qlik2mqtt, "run", "--config", str(work / "bridge.yaml")]
         restart = check_restart(processes, bridge, work, mqtt_port, log)
-        return found | before | buttons | restart
+        return found | before | shown | buttons | restart
     finally:
         qrs.stop()
         for process in reversed(processes):
@@ -404,8 +420,10 @@ def check_recorded(database: Path, users: int) -> int:
     return 0 if rows and max(sizes) < 16384 else 1
 
 
-def read_states(port: int, settle: float) -> tuple[dict[str, str], dict[tuple[str, str], object]]:
-    """Every entity's state, and the attributes of the log entities (JSON values)."""
+def read_states(
+    port: int, settle: float, wanted: set[str] | None = None
+) -> tuple[dict[str, str], dict[tuple[str, str], object]]:
+    """Every entity's state, and the attributes of the log entities or of `wanted` (JSON)."""
     time.sleep(settle)  # a one-off check script, not a test: let HA's state stream settle
     result = subprocess.run(
         ["mosquitto_sub", "-p", str(port), "-t", "hastate/+/+/+", "-v", "-W", "3"],
@@ -414,7 +432,8 @@ def read_states(port: int, settle: float) -> tuple[dict[str, str], dict[tuple[st
     )
     states = {}
     attributes: dict[tuple[str, str], object] = {}
-    wanted = {entity for entity, _ in LOG_ATTRIBUTES}
+    if wanted is None:
+        wanted = {entity for entity, _ in LOG_ATTRIBUTES}
     for line in result.stdout.splitlines():
         topic, _, value = line.partition(" ")
         _, domain, object_id, name = topic.split("/")
@@ -453,6 +472,7 @@ def report(
             or "qlik" in line.lower()
             or "maximum size" in line
             or "Template variable" in line
+            or "automation" in line.lower()
         ):
             problems.append(line)
     print("\n".join(["", *problems]) if problems else "\nall entities created, no warnings")
@@ -489,42 +509,129 @@ def qrs_config(qrs: QrsServer) -> str:
     )
 
 
-def automations() -> str:
-    """The retry automation of docs/qrs.md, as the docs give it, and one that presses the
-    button named by a message on `check/press` (HA's own press, without an API token)."""
+DOCUMENTED = ("docs/home-assistant.md", "docs/qrs.md", "docs/alert-lights.md")
+# The one documented automation that keeps its action: it presses the retry button.
+RETRY_ALIAS = "Qlik Sense: retry a failed reload once"
+RENDER_TOPIC, RENDERED_TOPIC = "check/render", "check/rendered"
+
+
+def documented_blocks() -> list[dict[str, object]]:
+    """Every YAML block of the documents that is a mapping (automations, cards, configs)."""
     import yaml
 
-    text = (ROOT / "docs/qrs.md").read_text(encoding="utf-8")
-    start = text.index("## An automation: retry a failed reload once")
-    block = text[
-        text.index("```yaml\n", start) + 8 : text.index("```", text.index("```yaml\n", start) + 8)
-    ]
-    documented = yaml.safe_load(block)["automation"]
-    documented += home_assistant_automations()
+    blocks = []
+    for name in DOCUMENTED:
+        text = (ROOT / name).read_text(encoding="utf-8")
+        for part in text.split("```yaml\n")[1:]:
+            data = yaml.safe_load(part.split("\n```", 1)[0])
+            if isinstance(data, dict):
+                blocks.append(data)
+    return blocks
+
+
+def cards() -> list[dict[str, object]]:
+    """The dashboard cards of the documents (a block with a `type`)."""
+    return [block for block in documented_blocks() if "type" in block]
+
+
+def automations() -> str:
+    """Every automation of the documents as the docs give them (triggers and conditions): the
+    retry automation of docs/qrs.md with its action, the others' actions replaced by a publish
+    of their alias on FIRED_TOPIC (the check has no lamp, and starts no task twice). Plus one
+    that presses the button named by a message on `check/press` (HA's own press, without an
+    API token) and one per Markdown card that publishes the card's content as HA renders it."""
+    import yaml
+
+    documented = documented_automations(keep_actions=True)
     press = {
-        "alias": "check: press a button",
+        "alias": PRESS_ALIAS,
         "mode": "queued",
         "trigger": [{"platform": "mqtt", "topic": PRESS_TOPIC}],
         "action": [{"service": "button.press", "target": {"entity_id": "{{ trigger.payload }}"}}],
     }
-    return yaml.safe_dump([*documented, press], allow_unicode=True)
+    render = [
+        {
+            "alias": f"check: render card {number}",
+            "trigger": [{"platform": "mqtt", "topic": f"{RENDER_TOPIC}/{number}"}],
+            "action": [
+                {
+                    "service": "mqtt.publish",
+                    "data": {"topic": f"{RENDERED_TOPIC}/{number}", "payload": card["content"]},
+                }
+            ],
+        }
+        for number, card in enumerate(cards())
+        if card["type"] == "markdown"
+    ]
+    return yaml.safe_dump([*documented, press, *render], allow_unicode=True)
+
+
+def documented_automations(keep_actions: bool = False) -> list[dict[str, object]]:
+    """The documents' automations; each action replaced by a publish of its alias on
+    FIRED_TOPIC, but the retry automation's with keep_actions."""
+    found: list[dict[str, object]] = []
+    for block in documented_blocks():
+        for automation in block.get("automation") or []:
+            if not (keep_actions and automation["alias"] == RETRY_ALIAS):
+                publish = {"topic": FIRED_TOPIC, "payload": automation["alias"]}
+                automation["action"] = [{"service": "mqtt.publish", "data": publish}]
+            found.append(automation)
+    return found
 
 
 def home_assistant_automations() -> list[dict[str, object]]:
-    """docs/home-assistant.md's automations as the docs give them (triggers and conditions),
-    each action replaced by a publish of its alias on FIRED_TOPIC: the check has no lamp."""
-    import yaml
+    """The documented automations whose runs the restart check counts (all but the retry)."""
+    return [a for a in documented_automations() if a["alias"] != RETRY_ALIAS]
 
-    text = (ROOT / "docs/home-assistant.md").read_text(encoding="utf-8")
-    found: list[dict[str, object]] = []
-    for part in text.split("```yaml\n")[1:]:
-        data = yaml.safe_load(part.split("```", 1)[0])
-        if isinstance(data, dict) and "automation" in data:
-            for automation in data["automation"]:
-                publish = {"topic": FIRED_TOPIC, "payload": automation["alias"]}
-                automation["action"] = [{"service": "mqtt.publish", "data": publish}]
-                found.append(automation)
-    return found
+
+def check_cards(registry: Path, mqtt_port: int, task_name: str) -> int:
+    """Every entity a documented card names exists, an attribute row's attribute is there,
+    and each Markdown card's content renders in Home Assistant with the task's name and no
+    None (a missing attribute)."""
+    entities = json.loads(registry.read_text())["data"]["entities"]
+    created = {e["entity_id"] for e in entities}
+    problems = []
+    wanted = {
+        row["entity"]
+        for card in cards()
+        for row in card.get("entities") or []  # type: ignore[attr-defined]
+        if isinstance(row, dict) and "attribute" in row
+    }
+    attributes = read_states(mqtt_port, settle=0.0, wanted=wanted)[1]
+    for number, card in enumerate(cards()):
+        for row in card.get("entities") or []:  # type: ignore[attr-defined]
+            entity = row if isinstance(row, str) else row["entity"]
+            if entity not in created:
+                problems.append(f"card {number}: no {entity}")
+            attribute = row.get("attribute") if isinstance(row, dict) else None
+            if attribute and (entity, attribute) not in attributes:
+                problems.append(f"card {number}: {entity} has no {attribute}")
+        if card["type"] == "markdown":
+            out = f"{RENDERED_TOPIC}/{number}"
+            listener = subprocess.Popen(
+                [*("mosquitto_sub", "-p", str(mqtt_port), "-C", "1", "-W", "20"), "-t", out],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(0.5)  # mosquitto_sub has no "subscribed" signal on its output
+            subprocess.run(
+                [
+                    "mosquitto_pub",
+                    "-p",
+                    str(mqtt_port),
+                    "-t",
+                    f"{RENDER_TOPIC}/{number}",
+                    "-m",
+                    "1",
+                ],
+                check=True,
+            )
+            rendered = listener.communicate(timeout=30)[0]
+            print(f"card {number} ({card.get('title')}) rendered:\n{rendered}")
+            if task_name not in rendered or "None" in rendered:
+                problems.append(f"card {number}: rendered without {task_name!r} or with None")
+    print("\n".join(problems) if problems else f"{len(cards())} documented cards: all there")
+    return 1 if problems else 0
 
 
 def documented_runs(log: Path) -> list[str]:
