@@ -63,7 +63,7 @@ async def test_a_lamp_filtered_by_a_tag_lights_only_for_the_tagged_task(
         bridge.tasks.send(sales())  # tagged Production
         await sub.wait_for(LAMP, lambda m: m.payload == b"ON", since=mark)
         mark = sub.mark()
-        sub.publish("qlik2mqtt/bridge/acknowledge", b"")
+        sub.publish("qlik2mqtt/bridge/acknowledge", b"acknowledge")
         await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark)
 
 

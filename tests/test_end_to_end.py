@@ -153,7 +153,7 @@ async def test_acknowledge_topic_turns_the_flag_off(bridge: RunningBridge, sub: 
     bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")  # Butler <= v4 failure
     await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "ON")
     mark = sub.mark()
-    sub.publish(f"{BASE}/bridge/acknowledge", b"")
+    sub.publish(f"{BASE}/bridge/acknowledge", b"acknowledge")
     site = await sub.wait_json(f"{BASE}/site", lambda p: p["reload_failure"] == "OFF", since=mark)
     assert site["failed_tasks"] == 1
 

@@ -197,7 +197,7 @@ async def test_categories_alert_outputs_and_acknowledge_across_two_servers_and_f
 
         # Acknowledge: both lamps off; the window's counts and the last error stay.
         mark = sub.mark()
-        sub.publish(f"{BASE}/bridge/acknowledge", b"")
+        sub.publish(f"{BASE}/bridge/acknowledge", b"acknowledge")
         await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark)
         await sub.wait_for(LICENCE_LAMP, lambda m: m.payload == b"OFF", since=mark)
         site = await sub.wait_json(

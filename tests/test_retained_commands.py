@@ -146,3 +146,32 @@ async def test_acknowledge_and_forget_answer_on_the_request_topics_and_the_alias
         assert again == {"status": "error", "error": "no such server: QSPROD02"}
     finally:
         await sub.stop()
+
+
+async def test_clearing_a_retained_command_as_the_warning_says_runs_nothing(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """`mosquitto_pub -r -n -t <topic>` (the bridge's own advice) sends an empty message,
+    which the broker hands on live: it acknowledged every failure."""
+    config = bridge_config(tmp_path, mosquitto.port)
+    bridge = await RunningBridge(config).start()
+    answers = "qlik2mqtt/bridge/response/forget"
+    sub = await Subscriber(mosquitto.port).start("qlik2mqtt/site", answers)
+    try:
+        bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")
+        await sub.wait_json("qlik2mqtt/site", lambda p: p["reload_failure"] == "ON")
+        mark = sub.mark()
+        for topic in ("qlik2mqtt/bridge/acknowledge", "qlik2mqtt/bridge/request/acknowledge"):
+            sub.publish(topic, b"", retain=True)  # as mosquitto_pub -r -n does
+        # A request answered after them (one client's messages arrive in order): by its
+        # answer the bridge has handled both.
+        sub.publish("qlik2mqtt/bridge/request/forget", b'{"server": "none", "transaction": "t"}')
+        await sub.wait_json(answers, lambda p: p.get("transaction") == "t", since=mark)
+        bridge.users.send("QSPROD02;Start session;CORP;anna")  # the site published after them
+        site = await sub.wait_json(
+            "qlik2mqtt/site", lambda p: p["active_sessions"] == 1, since=mark
+        )
+        assert site["reload_failure"] == "ON"  # it said OFF: the empty message acknowledged
+    finally:
+        await sub.stop()
+        await bridge.close()

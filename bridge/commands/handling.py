@@ -59,6 +59,11 @@ class Commands(Extension):
         command = self._by_topic.get(topic)
         if command is None:
             return
+        if not payload:
+            # An empty message is how a retained command is cleared (`mosquitto_pub -r -n`, as
+            # the warning about one says): the broker hands it on live, and it is no command.
+            log.debug("an empty message on a command topic: not a command", topic=topic)
+            return
         request = Request(
             payload,
             self._core,

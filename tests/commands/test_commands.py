@@ -153,7 +153,7 @@ def test_forget_answers_with_the_slug_or_the_reason_and_the_transaction() -> Non
 def test_a_command_that_is_off_is_ignored() -> None:
     core = FakeCore()
     extension = commands(Config.model_validate({"commands": {"acknowledge": False}}), core)
-    extension.on_message("qlik2mqtt/bridge/acknowledge", b"")
+    extension.on_message("qlik2mqtt/bridge/acknowledge", b"acknowledge")
     assert core.calls == []
 
 

@@ -58,7 +58,7 @@ async def test_off_at_start_on_at_failure_off_at_acknowledge(
         assert on["seg"] == [{"col": [[255, 0, 0]]}]
 
         mark = sub.mark()
-        sub.publish("qlik2mqtt/bridge/acknowledge", b"")
+        sub.publish("qlik2mqtt/bridge/acknowledge", b"acknowledge")
         await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark)
         await sub.wait_json(STRIP, lambda p: p == {"on": False}, since=mark)
         await sub.wait_json("qlik2mqtt/site", lambda p: p["reload_failure"] == "OFF", since=mark)
@@ -276,7 +276,7 @@ async def test_log_error_and_log_category_lamps_blink_once_per_burst_and_clear_o
         assert event["category"] == "licence"
 
         mark = sub.mark()
-        sub.publish("qlik2mqtt/bridge/acknowledge", b"")
+        sub.publish("qlik2mqtt/bridge/acknowledge", b"acknowledge")
         await sub.wait_for(LAMP, lambda m: m.payload == b"OFF", since=mark)
         await sub.wait_for("cmnd/licence/POWER", lambda m: m.payload == b"OFF", since=mark)
         site = await sub.wait_json(
