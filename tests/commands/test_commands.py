@@ -132,6 +132,7 @@ def test_forget_answers_with_the_slug_or_the_reason_and_the_transaction() -> Non
         "qlik2mqtt/bridge/request/forget", b'{"server": "QSPROD02", "transaction": 7}'
     )
     extension.on_message("qlik2mqtt/bridge/forget", b"qsgone")
+    extension.on_message("qlik2mqtt/bridge/forget", b" ")  # (an empty message is no command)
     extension.on_message("qlik2mqtt/bridge/forget", b"")
     assert answers(extension) == [
         (
