@@ -518,11 +518,19 @@ class SlackKindConfig(_Section):
     ] = None
 
 
+class RouteFilterConfig(AlertFilterConfig):
+    """A route's filter: without a failure's context it takes nothing by default (`skip`), so
+    a QRS that is down or slow sends no failure to the first route's channel: it stays with
+    the kind's own destination."""
+
+    without_context: Literal["alert", "skip"] = "skip"
+
+
 class SlackRouteConfig(_Section):
     """Failures that pass `filter` go to this channel (with `slack.token`) or webhook instead
     of the kind's own (issue 26); the first route that matches takes the message."""
 
-    filter: AlertFilterConfig
+    filter: RouteFilterConfig
     channel: str | None = None
     webhook_url: SecretStr | None = None
 

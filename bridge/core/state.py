@@ -423,6 +423,12 @@ def _apply_log(
         server.log_categories_at[event.category] = now
 
 
+def with_known_task(state: BridgeState, event: TaskEvent) -> TaskEvent:
+    """The event with the task id its reload is joined to when it names none (the engine's
+    line names the app, Butler's legacy line the task's name): what QRS is asked about."""
+    return _named(event, task_id_of(state.reloads.identity(state.reloads.of(event))))
+
+
 def kept_key(state: BridgeState, event: TaskEvent) -> str:
     """The key the state keeps this event's reload under in `failing` and `aborted` (its
     server, and its task's identity as the joins know it now)."""

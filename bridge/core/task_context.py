@@ -42,6 +42,13 @@ class Failure:
         return f"{(self.task_id or self.task_name or '').lower()}|{self.log_timestamp}"
 
 
+def awaits_its_task(event: TaskEvent) -> bool:
+    """An engine's reload failure that no task is known for yet: QRS cannot be asked about
+    it, and the scheduler logs the same failure with its task (the shipped appenders send
+    both), so a filter that needs a context leaves the decision to that line."""
+    return event.event_type is TaskEventType.ENGINE_RELOAD_FAILED and not event.task_id
+
+
 def failure_of(event: Event) -> Failure | None:
     """The failure a context is fetched for; None for any other event."""
     if not isinstance(event, TaskEvent) or event.event_type not in WANTED:

@@ -25,8 +25,8 @@ from bridge.config import AlertOutputConfig
 from bridge.core.context_filter import passes
 from bridge.core.events import Event, LogEvent, TaskEvent
 from bridge.core.flags import flag_is_on, flagged_tasks, raises
-from bridge.core.state import Change, kept_key
-from bridge.core.task_context import failure_of
+from bridge.core.state import Change, kept_key, with_known_task
+from bridge.core.task_context import awaits_its_task, failure_of
 from bridge.extensions import Context, Extension
 
 log = structlog.get_logger("qlik2mqtt.alerts")
@@ -114,8 +114,11 @@ class AlertOutputs(Extension):
         """Whether this failure counts for the filtered output: now if its context is here
         (or needs none, or QRS is off), else when it comes, `alerts.context_wait` at most."""
         rule = self._rules[index]
-        failure = failure_of(event)
+        named = with_known_task(self.context.state, event)
         source = self.context.task_contexts
+        if source is not None and rule.needs_context and awaits_its_task(named):
+            return  # the engine's line of a task not known yet: the scheduler's line decides
+        failure = failure_of(named)
         future = None
         if source is not None and failure is not None and rule.needs_context:
             future = source.context_for(failure)

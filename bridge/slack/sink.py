@@ -33,8 +33,8 @@ import structlog
 
 from bridge.core.context_filter import passes
 from bridge.core.events import Event, LogEvent, LogLevel, TaskEvent, TaskEventType, UserEvent
-from bridge.core.state import slug_of, task_key
-from bridge.core.task_context import failure_of, private, summary
+from bridge.core.state import slug_of, task_key, with_known_task
+from bridge.core.task_context import awaits_its_task, failure_of, private, summary
 from bridge.extensions import Context, Extension
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.supervise import supervised
@@ -97,6 +97,10 @@ class SlackSink(Extension):
         task_events = self._config.task_events
         self._routes = [route.filter.rule() for route in task_events.routes]
         self._filter = task_events.filter.rule() if task_events.filter is not None else None
+        self._filtered = any(rule.needs_context for rule in self._routes) or (
+            self._filter is not None and self._filter.needs_context
+        )
+        """Whether a failure's message waits for its context to be filtered or routed."""
         """Failures' messages waiting for their QRS context (at most `context_wait`)."""
         self._log_limit = RateLimiter(LOG_INTERVAL, context.clock)
         self._layout = SlackLayout(self._config, context.config.qlik.base_url, context.privacy)
@@ -165,7 +169,13 @@ class SlackSink(Extension):
 
     def _post_task(self, event: TaskEvent, received_at: float) -> None:
         source = self.context.task_contexts
-        failure = failure_of(event)
+        named = with_known_task(self.context.state, event)
+        if source is not None and self._filtered and awaits_its_task(named):
+            # The engine's line of a task not known yet: no context can be had for it, and
+            # the scheduler's line of the same failure is filtered and routed with its own.
+            log.debug("engine line left to the scheduler's for the filters", app=event.app_id)
+            return
+        failure = failure_of(named)
         if failure is None:  # a success: no context, no filter
             self._enqueue("task_events", self._layout.message(event, received_at))
             return
@@ -301,7 +311,11 @@ class SlackSink(Extension):
         messages = self._distinct.pop(key, None)
         distinct = None if messages is None else len(messages)
         source = self.context.task_contexts
-        failure = failure_of(event)
+        failure = (
+            failure_of(with_known_task(self.context.state, event))
+            if isinstance(event, TaskEvent)
+            else None
+        )
         if isinstance(event, TaskEvent) and failure is not None:
             # The last folded failure's context as far as it came (no wait), and its route.
             future = source.context_for(failure) if source is not None else None
