@@ -193,6 +193,14 @@ class ButlerCompatConfig(_Section):
     _check_base_topic = field_validator("base_topic")(_topic_part)
 
 
+class StateConfig(_Section):
+    users_interval: Duration = 10.0
+    """`<server>/users` (every user's name) is published at most this often, and only when
+    the users changed: the per-server state carries counts and a bounded preview."""
+    users_max_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+    """The most JSON bytes of names on `<server>/users`; `users_left_out` counts the rest."""
+
+
 class SessionsConfig(_Section):
     stale_after: Duration | None = 8 * 3600.0
 
@@ -674,6 +682,7 @@ class Config(_Section):
     mqtt: MqttConfig = MqttConfig()
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     butler_compat: ButlerCompatConfig = ButlerCompatConfig()
+    state: StateConfig = StateConfig()
     sessions: SessionsConfig = SessionsConfig()
     tasks: TasksConfig = TasksConfig()
     log_events: LogEventsConfig = LogEventsConfig()
