@@ -7,7 +7,8 @@ Before each round one user logs in and one logs out (the set of users changed, a
 nothing rendered before is still current), then each step the state extension runs on the loop
 is timed alone, as a pure function of the state: the server's state payload built and encoded
 (every `mqtt.state_interval` while the node changes), the site's, and — where the checkout has
-it — `<server>/users` (at most every `state.users_interval`). Plain and hashed user ids.
+it — `<server>/users` (at most every `state.users_interval`): at once, and in the steps the
+extension takes (`user_list_steps`; the longest of them). Plain and hashed user ids.
 Reports the median and the largest of the rounds in milliseconds of wall time (one thread).
 `--source DIR` measures another checkout's functions (`git archive <commit> | tar -x -C DIR`).
 """
@@ -32,6 +33,29 @@ def timed(step: Callable[[], object]) -> float:
     return (time.perf_counter() - began) * 1000
 
 
+def stepped_render() -> Callable[[Any, Any], tuple[float, float]] | None:
+    """Times each step of `user_list_steps`, where the checkout has it: (longest, total) ms.
+    Hashed names are not kept from one round to the next: every name is hashed again."""
+    try:
+        from bridge.core.user_list import user_list_steps
+    except ImportError:
+        return None
+
+    def run(server: Any, privacy: Any) -> tuple[float, float]:
+        steps = user_list_steps(server, privacy, 2 * 1024 * 1024, {})
+        times = []
+        while True:
+            began = time.perf_counter()
+            try:
+                next(steps)
+            except StopIteration:
+                times.append((time.perf_counter() - began) * 1000)
+                return max(times), sum(times)
+            times.append((time.perf_counter() - began) * 1000)
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=50_000)
@@ -46,6 +70,7 @@ def main() -> None:
     from bridge.core.privacy import PLAIN, Privacy
     from bridge.core.state import BridgeState, StateSettings, apply_event
 
+    stepped = stepped_render()
     settings = StateSettings(None, 60.0, None, max_sessions_per_server=1_000_000)
     state = BridgeState()
 
@@ -84,6 +109,10 @@ def main() -> None:
                     return bytes(payloads.encode(payloads.users_payload(server, names)))
 
                 steps.setdefault(f"user list ({mode})", []).append(timed(user_list))
+            if stepped is not None:  # the list as the extension renders it: its longest step
+                longest, total = stepped(server, privacy)
+                steps.setdefault(f"user list, longest step ({mode})", []).append(longest)
+                steps.setdefault(f"user list, all steps ({mode})", []).append(total)
     sizes = {
         "server state bytes": len(payloads.encode(payloads.server_payload(server))),
         "site bytes": len(payloads.encode(payloads.site_payload(state))),

@@ -2,12 +2,15 @@
 
 The site and server topics are coalesced to one publish per `mqtt.state_interval` and stay small
 whatever the site's size: counts, flags, the last events and a bounded preview of the users
-(`session_preview`: O(what is shown)). Every user's name is on `<server>/users`, rendered
-(sorting 50,000 names takes ~13 ms) only when the server's users changed
-(`ServerState.membership`), and published at most once per `state.users_interval`.
+(`session_preview`: O(what is shown)). Every user's name is on `<server>/users`, rendered only
+when the server's users changed (`ServerState.membership`), at most once per
+`state.users_interval`, and in steps by a task of its own (`user_list_steps`: 50,000 names
+take 10-20 ms, 120 ms hashed), so no step holds the event loop for more than about 1 ms.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from bridge.core.payloads import (
     distinct_users,
@@ -15,10 +18,9 @@ from bridge.core.payloads import (
     server_payload,
     session_preview,
     site_payload,
-    user_names,
-    users_payload,
 )
 from bridge.core.state import Change, ServerState
+from bridge.core.user_list import Names, user_list_steps
 from bridge.extensions import Context, Extension, SiteUsers
 from bridge.runtime.coalesce import Coalescer
 
@@ -39,6 +41,10 @@ class StateTopics(Extension):
         """Per server slug: the preview, and the server and membership it was made from."""
         self._listed: dict[str, tuple[ServerState, int]] = {}
         """Per server slug: the server and membership `<server>/users` was last made from."""
+        self._rendering: dict[str, asyncio.Task[None]] = {}
+        """Per server slug: the task rendering its `<server>/users`, while it runs."""
+        self._names: dict[str, Names] = {}
+        """Per server slug: the treated (hashed) names of its users, from the last render."""
         self._site_users = SiteUsers()
         self._distinct = 0
         """The site's distinct-user count, while `_site_users` has not changed."""
@@ -46,6 +52,7 @@ class StateTopics(Extension):
     async def stop(self) -> None:
         self._coalescer.flush_now()
         self._users_coalescer.flush_now()
+        await asyncio.gather(*self._rendering.values())  # each guards itself: never raises
 
     def on_connect(self) -> None:
         self._published.clear()
@@ -58,6 +65,7 @@ class StateTopics(Extension):
     def on_forget(self, slug: str) -> None:
         self._previews.pop(slug, None)
         self._listed.pop(slug, None)
+        self._names.pop(slug, None)
         self._dirty_servers.discard(slug)
         for topic in (self.context.topics.server(slug), self.context.topics.server_users(slug)):
             self._published.pop(topic, None)
@@ -92,14 +100,37 @@ class StateTopics(Extension):
         """`<server>/users` of each server whose users changed since it was last published."""
         if not self.context.link.connected:
             return  # on_connect publishes them again
-        budget = self.context.config.state.users_max_bytes
         for slug, server in self.context.state.servers.items():
-            if not self._users_changed(slug):
-                continue
-            names = user_names(server, self.context.privacy)
-            payload = encode(users_payload(server, names, budget))
-            if self._publish(self.context.topics.server_users(slug), payload):
-                self._listed[slug] = (server, server.membership)
+            if slug not in self._rendering and self._users_changed(slug):
+                task = asyncio.get_running_loop().create_task(self._render_users(slug, server))
+                self._rendering[slug] = task
+
+    async def _render_users(self, slug: str, server: ServerState) -> None:
+        """Render `<server>/users` in steps, and publish it if the server is still there."""
+        try:
+            membership = server.membership
+            budget = self.context.config.state.users_max_bytes
+            known = self._names.get(slug, {})
+            steps = user_list_steps(server, self.context.privacy, budget, known)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    payload, names = done.value
+                    break
+                await asyncio.sleep(0)  # the loop runs between steps
+            if self.context.state.servers.get(slug) is not server:
+                return  # forgotten meanwhile
+            self._names[slug] = names
+            topic = self.context.topics.server_users(slug)
+            if self.context.link.connected and self._publish(topic, payload):
+                self._listed[slug] = (server, membership)
+            if self._users_changed(slug):
+                self._users_coalescer.mark()  # changed while rendering: once more, in time
+        except Exception:
+            self.failed("render_users")
+        finally:
+            self._rendering.pop(slug, None)
 
     def _users_changed(self, slug: str) -> bool:
         server = self.context.state.servers.get(slug)
