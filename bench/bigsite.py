@@ -1,7 +1,7 @@
 """Big site: what the bridge publishes downstream while 50,000 users are held and churn.
 
     .venv/bin/python -m bench.bigsite [--users 50000] [--rate 1000] [--seconds 10]
-                                      [--source DIR]
+                                      [--source DIR] [--quiet 12]
 
 Against a real mosquitto and the bridge as a separate process (Home Assistant discovery on):
 1. `--users` users log in to one node (QSBIG) at 10,000 a second, and the bridge's state says so;
@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,11 @@ from bench.common import PYTHON, ROOT, Broker, cpu_seconds, free_port, rss_mb, w
 
 SEND_DEADLINE = 120.0
 SERVER = "qlik2mqtt/qsbig"
-CLASSES = (
+CLASSES: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("server state", lambda t: t == SERVER),
     ("user list", lambda t: t == f"{SERVER}/users"),
     ("site", lambda t: t.startswith("qlik2mqtt/site")),
-    ("events", lambda t: "/event/" in t),
+    ("events", lambda t: t.startswith("qlik2mqtt/") and "/event/" in t),
     ("bridge", lambda t: t.startswith("qlik2mqtt/bridge/")),
     ("home assistant", lambda t: t.startswith("homeassistant/")),
 )
@@ -79,6 +80,15 @@ class Sizes:
             if len(parts) == 3 and parts[2].isdigit():
                 rows.append((float(parts[0]), parts[1], int(parts[2])))
         return rows
+
+    def wait_events(self, count: int, timeout: float) -> None:
+        """Until `count` user events have arrived: the load's, all in before the churn."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(topic.endswith("/event/user") for _, topic, _ in self.rows()) >= count:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"not {count} user events within {timeout} s")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -157,11 +167,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--source", type=Path, default=ROOT)
+    parser.add_argument("--quiet", type=float, default=12.0, help="seconds before the churn")
     args = parser.parse_args()
     if not 1 <= args.users <= 200_000 or not 1 <= args.rate <= 10_000:
         raise SystemExit("users 1-200000, rate 1-10000")
-    if not 1 <= args.seconds <= 60:
-        raise SystemExit("seconds 1-60")
+    if not 1 <= args.seconds <= 60 or not 0 <= args.quiet <= 60:
+        raise SystemExit("seconds 1-60, quiet 0-60")
     if not (args.source / "bridge" / "__main__.py").exists():
         raise SystemExit(f"{args.source}: no bridge there")
     work = Path(tempfile.mkdtemp(prefix="bench-bigsite-"))
@@ -175,7 +186,8 @@ def main() -> None:
         wait_online(broker.port)
         send_paced(udp_port, [line("Start session", n) for n in range(args.users)], 10_000)
         wait_users(broker.port, args.users, 120)
-        time.sleep(12)  # past the user list's interval: the churn starts from a quiet state
+        sizes.wait_events(args.users, 60)
+        time.sleep(args.quiet)  # past the list's interval (10 s): the churn starts from quiet
         churn = int(args.rate * args.seconds)
         lines = []
         for n in range(churn):  # a login of a new user, a logout of a held one, in turn
