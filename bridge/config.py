@@ -34,6 +34,7 @@ from bridge.core.categories import compile_pattern
 from bridge.core.context_filter import Filter
 from bridge.core.events import LogLevel, LogSource
 from bridge.core.flags import flag_category, is_task_flag, validate_flag
+from bridge.core.payloads import USERS_LIST_BYTES
 from bridge.core.state import Watch
 from bridge.core.task_ids import is_task_id
 
@@ -197,7 +198,7 @@ class StateConfig(_Section):
     users_interval: Duration = 10.0
     """`<server>/users` (every user's name) is published at most this often, and only when
     the users changed: the per-server state carries counts and a bounded preview."""
-    users_max_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+    users_max_bytes: Annotated[int, Field(ge=1024)] = USERS_LIST_BYTES
     """The most JSON bytes of names on `<server>/users`; `users_left_out` counts the rest."""
 
 
