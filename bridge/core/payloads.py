@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -9,7 +10,7 @@ import orjson
 from bridge.core.events import Event, LogEvent, TaskEvent, UserEvent
 from bridge.core.log_payloads import log_event_payload, server_log_events, site_log_events
 from bridge.core.privacy import PLAIN, Privacy
-from bridge.core.state import BridgeState, ServerState, TaskRecord
+from bridge.core.state import BridgeState, ServerState, TaskRecord, UserKey
 from bridge.core.times import iso_time
 
 
@@ -112,19 +113,23 @@ def users_preview(names: list[str], budget: int = ATTRIBUTE_USERS_BYTES) -> list
 
 
 def session_preview(
-    server: ServerState, privacy: Privacy = PLAIN, budget: int = ATTRIBUTE_USERS_BYTES
+    server: ServerState,
+    privacy: Privacy = PLAIN,
+    budget: int = ATTRIBUTE_USERS_BYTES,
+    known: Mapping[UserKey, str | None] | None = None,
 ) -> tuple[list[str], bool]:
     """`users_preview` and `users_truncated` of `<server>`: the users holding their session the
     longest whose names fit in `budget` bytes of JSON, sorted; and whether some were left out.
 
     O(what is shown), not O(users): a site of 50,000 users costs the same as one of 500, and
-    the preview stays the same while those users stay (a login storm does not change it)."""
+    the preview stays the same while those users stay (a login storm does not change it).
+    `known`: names already treated (hashed) by user, which need not be hashed again."""
     if privacy.mode == "omitted":
         return [], False  # no names at all, so none left out by the budget
     shown: list[str] = []
     used = 2  # []
-    for directory, user in server.sessions:  # in the order the sessions started
-        name = user_name(directory, user, privacy)
+    for key in server.sessions:  # in the order the sessions started
+        name = known[key] if known is not None and key in known else user_name(*key, privacy)
         if name is None:
             continue
         used += len(orjson.dumps(name)) + (1 if shown else 0)  # the name, and its comma

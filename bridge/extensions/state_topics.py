@@ -153,7 +153,9 @@ class StateTopics(Extension):
         server = self.context.state.servers[slug]
         cached = self._previews.get(slug)
         if cached is None or cached[0] is not server or cached[1] != server.membership:
-            cached = (server, server.membership, session_preview(server, self.context.privacy))
+            known = self._names.get(slug)  # hashed names from the last list: not hashed again
+            preview = session_preview(server, self.context.privacy, known=known)
+            cached = (server, server.membership, preview)
             self._previews[slug] = cached
         return cached[2]
 

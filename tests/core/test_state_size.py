@@ -13,6 +13,7 @@ from bridge.core.payloads import (
     server_payload,
     session_preview,
     site_payload,
+    user_name,
     user_names,
     users_payload,
 )
@@ -128,3 +129,19 @@ def test_a_small_server_shows_every_user_sorted() -> None:
     payload = server_payload(state.servers["qs1"])
     assert payload["users_preview"] == ["CORP\\anna", "CORP\\bob", "CORP\\zoe"]
     assert payload["users_truncated"] is False
+
+
+def test_the_preview_uses_names_already_hashed() -> None:
+    state = BridgeState()
+    for who in ("anna", "bob"):
+        start(state, "QS1", "CORP", who)
+    server = state.servers["qs1"]
+    hashed = Privacy("hashed", "s")
+    bob = user_name("CORP", "bob", hashed)
+    assert bob is not None
+    assert bob.startswith("CORP\\user-")
+    known: dict[tuple[str, str], str | None] = {("CORP", "anna"): "CORP\\user-known"}
+    assert session_preview(server, hashed, known=known) == (
+        sorted(["CORP\\user-known", bob]),
+        False,
+    )
