@@ -34,6 +34,7 @@ from bridge.core.categories import compile_pattern
 from bridge.core.context_filter import Filter
 from bridge.core.events import LogLevel, LogSource
 from bridge.core.flags import flag_category, is_task_flag, validate_flag
+from bridge.core.payloads import USERS_LIST_BYTES
 from bridge.core.state import Watch
 from bridge.core.task_ids import is_task_id
 
@@ -191,6 +192,14 @@ class ButlerCompatConfig(_Section):
     base_topic: str = "qliksense"
 
     _check_base_topic = field_validator("base_topic")(_topic_part)
+
+
+class StateConfig(_Section):
+    users_interval: Duration = 10.0
+    """`<server>/users` (every user's name) is published at most this often, and only when
+    the users changed: the per-server state carries counts and a bounded preview."""
+    users_max_bytes: Annotated[int, Field(ge=1024)] = USERS_LIST_BYTES
+    """The most JSON bytes of names on `<server>/users`; `users_left_out` counts the rest."""
 
 
 class SessionsConfig(_Section):
@@ -682,6 +691,7 @@ class Config(_Section):
     mqtt: MqttConfig = MqttConfig()
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     butler_compat: ButlerCompatConfig = ButlerCompatConfig()
+    state: StateConfig = StateConfig()
     sessions: SessionsConfig = SessionsConfig()
     tasks: TasksConfig = TasksConfig()
     log_events: LogEventsConfig = LogEventsConfig()

@@ -294,8 +294,8 @@ def server_configs(settings: DiscoverySettings, slug: str, host: str) -> list[Di
             "mdi:account-multiple",
             "sessions",
             json_attributes_topic=state_topic,
-            # A bounded list: HA stores at most 16 KiB of attributes (the full list stays
-            # on the state topic).
+            # A bounded list: HA stores at most 16 KiB of attributes. The full list is on
+            # `<server>/users`, which no entity reads (50,000 names are ~1 MB).
             json_attributes_template=(
                 "{{ {'users': value_json.users_preview, "
                 "'user_count': value_json.active_users, "

@@ -24,6 +24,7 @@ def bridge_config(tmp_path: Path, mqtt_port: int, **overrides: Any) -> Config:
             "log_port": free_port(socket.SOCK_DGRAM),
         },
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "state_interval": 0.05},
+        "state": {"users_interval": 0.05},
         "state_file": str(tmp_path / "state.json"),
         "stats_interval": 0.2,
     }

@@ -99,3 +99,23 @@ def test_the_context_benchmark_counts_qrs_requests_and_latencies(tmp_path: Path)
     assert storm["qrs_requests"] == 4 * 4 + 1  # each task, the app once, execution and log (2)
     assert report["slow_qrs"]["slack_card_has_owner"] is True
     assert report["fast_qrs"]["slack_note"] == "Script log: the last lines"
+
+
+def test_the_big_site_benchmark_counts_bytes_per_topic_class() -> None:
+    report = json.loads(
+        bench(
+            "bench.bigsite",
+            *("--users", "300", "--rate", "50", "--seconds", "1", "--quiet", "0"),
+        )
+    )
+    classes = report["per_class"]
+    assert 90 <= classes["events"]["messages_per_s"] <= 110  # 50 logins + 50 logouts a second
+    assert 0 < classes["server state"]["largest_bytes"] <= 16 * 1024
+    assert report["retained_bytes_per_s"] >= report["retained_bytes_per_s_without_list"] > 0
+
+
+def test_the_state_cost_benchmark_times_every_step() -> None:
+    report = json.loads(bench("bench.state_cost", "--users", "2000", "--rounds", "2"))
+    assert report["users"] == 2000
+    assert {"server state (plain)", "user list, longest step (hashed)"} <= set(report["ms"])
+    assert report["server state bytes"] <= 16 * 1024

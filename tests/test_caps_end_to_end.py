@@ -47,6 +47,7 @@ async def test_past_each_cap_events_are_published_and_counted_not_tracked(
         )
         posted = await asyncio.to_thread(slack.wait_for, 2)
         qs1 = await sub.wait_json("qlik2mqtt/qs1", lambda p: p["failed_tasks"] == 2)
+        listed = await sub.wait_json("qlik2mqtt/qs1/users", lambda p: p["active_users"] == 2)
         site = await sub.wait_json("qlik2mqtt/site", lambda p: p["failed_tasks"] == 2)
         retained = await retained_under(mosquitto.port, "qlik2mqtt")
     finally:
@@ -54,7 +55,8 @@ async def test_past_each_cap_events_are_published_and_counted_not_tracked(
         await bridge.close()
         slack.stop()
     assert dora["user_id"] == "dora"
-    assert qs1["users"] == ["CORP\\anna", "CORP\\bob"]  # carl not tracked
+    assert qs1["users_preview"] == ["CORP\\anna", "CORP\\bob"]  # carl not tracked
+    assert listed["users"] == ["CORP\\anna", "CORP\\bob"]
     assert (site["servers"], site["failing_tasks"], site["reload_failure"]) == (1, 1, "ON")
     assert not {topic for topic in retained if topic.startswith("qlik2mqtt/qs2")}
     problems = " ".join(stats["problems"])

@@ -60,14 +60,19 @@ async def test_the_core_path_from_datagrams_to_topics(
     bridge.users.send("QSPROD02;Start session;CORP;Jöran".encode("cp1252"))
     await sub.wait_json(USER_EVENTS, lambda p: p["user_id"] == "Jöran")
     state = await sub.wait_json(SERVER, lambda p: p["active_sessions"] == 3)
-    assert state["users"] == ["CORP\\Jöran", "CORP\\anna", "CORP\\mia"]
+    assert state["users_preview"] == ["CORP\\Jöran", "CORP\\anna", "CORP\\mia"]
     assert state["active_connections"] == 1
+    listed = await sub.wait_json(f"{SERVER}/users", lambda p: p["active_users"] == 3)
+    assert listed["users"] == ["CORP\\Jöran", "CORP\\anna", "CORP\\mia"]
+    assert listed["users_left_out"] == 0
 
     mark = sub.mark()
     bridge.users.send("QSPROD02;Stop session;CORP;anna")
     await sub.wait_json(USER_EVENTS, lambda p: p["event_type"] == "session_stop")
     state = await sub.wait_json(SERVER, lambda p: p["active_sessions"] == 2, since=mark)
-    assert "CORP\\anna" not in state["users"]
+    assert "CORP\\anna" not in state["users_preview"]
+    listed = await sub.wait_json(f"{SERVER}/users", lambda p: p["active_users"] == 2, since=mark)
+    assert listed["users"] == ["CORP\\Jöran", "CORP\\mia"]
 
     bridge.tasks.send(
         "/scheduler-task-failed/;QSPROD02;Reload Sales;Sales;CORP\\svc;tid-1;aid-1;"
@@ -175,14 +180,18 @@ async def test_state_survives_a_restart(
 
     # Wipe the retained state so that only a restored bridge can bring it back.
     sub.publish(SERVER, b"", retain=True)
+    sub.publish(f"{SERVER}/users", b"", retain=True)
     sub.publish(f"{BASE}/site", b"", retain=True)
     await sub.wait_for(SERVER, lambda m: m.payload == b"")
+    await sub.wait_for(f"{SERVER}/users", lambda m: m.payload == b"")
     await bridge.start()
 
-    late = await Subscriber(mosquitto.port).start(f"{BASE}/+")
+    late = await Subscriber(mosquitto.port).start(f"{BASE}/+", f"{BASE}/+/users")
     try:
         state = await late.wait_json(SERVER, lambda p: p["active_sessions"] == 2)
-        assert state["users"] == ["CORP\\anna", "CORP\\bob"]
+        assert state["users_preview"] == ["CORP\\anna", "CORP\\bob"]
+        listed = await late.wait_json(f"{SERVER}/users", lambda p: True)
+        assert listed["users"] == ["CORP\\anna", "CORP\\bob"]
         assert state["failed_tasks"] == 1
         site = await late.wait_json(f"{BASE}/site", lambda p: True)
         assert site["reload_failure"] == "ON"

@@ -9,6 +9,8 @@ from typing import Any
 
 from bridge.commands.builtin import ACKNOWLEDGE
 from bridge.config import Config
+from bridge.core.payloads import users_payload
+from bridge.core.state import ServerState
 from bridge.core.topics import Topics
 
 FLOW = Path(__file__).parent.parent / "docs/examples/node-red-flow.json"
@@ -35,7 +37,12 @@ def test_flow_is_valid_and_fully_wired() -> None:
 def test_flow_uses_the_documented_topics() -> None:
     nodes = json.loads(FLOW.read_text(encoding="utf-8"))
     topics = Topics("qlik2mqtt")
-    published = [topics.site, topics.user_event("qsprod02"), topics.task_event("qsprod02")]
+    published = [
+        topics.site,
+        topics.user_event("qsprod02"),
+        topics.task_event("qsprod02"),
+        topics.server_users("qsprod02"),
+    ]
     for node in nodes:
         if node["type"] == "mqtt in":
             assert node["datatype"] == "json"
@@ -120,6 +127,7 @@ def test_function_nodes_produce_readable_lines() -> None:
         "user_directory": "CORP",
         "user_id": "anna",
     }
+    server = ServerState("QSPROD02", sessions={("CORP", "anna"): 1.0, ("CORP", "bob"): 1.0})
     engine = {
         "event_type": "engine_reload_failed",
         "server": "QSPROD02",
@@ -129,6 +137,7 @@ def test_function_nodes_produce_readable_lines() -> None:
         "session_id": "c0ffee00-0000-4000-8000-000000000002",
         "message": "Reload failed",
     }
+    users = users_payload(server, ["CORP\\anna", "CORP\\bob"])  # as the bridge publishes it
     for name, payload, expected in (
         (
             "message",
@@ -142,6 +151,12 @@ def test_function_nodes_produce_readable_lines() -> None:
             "reload, session c0ffee00-0000-4000-8000-000000000002) - Reload failed",
         ),
         ("who", login, "session_start: CORP\\anna on QSPROD02"),
+        ("users", users, "2 on QSPROD02: CORP\\anna, CORP\\bob"),
+        (
+            "users",
+            {**users, "active_users": 5, "users_left_out": 3},
+            "5 on QSPROD02: CORP\\anna, CORP\\bob and 3 more",
+        ),
     ):
         script = (
             f"const msg = {{payload: {json.dumps(payload)}}};\n"

@@ -43,6 +43,7 @@ async def test_the_payload_examples_have_the_published_keys(
         site = await sub.wait_json(f"{BASE}/site", lambda p: p["aborted_tasks"] == 1)
         server = await sub.wait_json(f"{BASE}/qswin01", lambda p: p["aborted_tasks"] == 1)
         user = await sub.wait_json(f"{BASE}/qswin01/event/user", lambda p: True)
+        users = await sub.wait_json(f"{BASE}/qswin01/users", lambda p: True)
         task = await sub.wait_json(
             f"{BASE}/qswin01/event/task", lambda p: p["event_type"] == "task_failed"
         )
@@ -61,6 +62,7 @@ async def test_the_payload_examples_have_the_published_keys(
     published = {
         f"{BASE}/site": site,
         f"{BASE}/<server>": server,
+        f"{BASE}/<server>/users": users,
         f"{BASE}/<server>/event/user": user,
         f"{BASE}/<server>/event/task": task,
         f"{BASE}/<server>/event/log": log,

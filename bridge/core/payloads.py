@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -9,7 +10,7 @@ import orjson
 from bridge.core.events import Event, LogEvent, TaskEvent, UserEvent
 from bridge.core.log_payloads import log_event_payload, server_log_events, site_log_events
 from bridge.core.privacy import PLAIN, Privacy
-from bridge.core.state import BridgeState, ServerState, TaskRecord
+from bridge.core.state import BridgeState, ServerState, TaskRecord, UserKey
 from bridge.core.times import iso_time
 
 
@@ -90,8 +91,12 @@ def user_names(server: ServerState, privacy: Privacy = PLAIN) -> list[str]:
 
 
 ATTRIBUTE_USERS_BYTES = 8192
-"""The most JSON bytes of user names a server's Home Assistant entity carries as attributes:
-Home Assistant's recorder stores at most 16,384 bytes of attributes per state, and warns."""
+"""The most JSON bytes of user names a server's state carries (`users_preview`), which its Home
+Assistant entity shows as attributes: Home Assistant's recorder stores at most 16,384 bytes of
+attributes per state, and warns."""
+
+USERS_LIST_BYTES = 2 * 1024 * 1024
+"""The default most JSON bytes of names on `<server>/users` (`state.users_max_bytes`)."""
 
 
 def users_preview(names: list[str], budget: int = ATTRIBUTE_USERS_BYTES) -> list[str]:
@@ -107,22 +112,51 @@ def users_preview(names: list[str], budget: int = ATTRIBUTE_USERS_BYTES) -> list
     return shown
 
 
+def session_preview(
+    server: ServerState,
+    privacy: Privacy = PLAIN,
+    budget: int = ATTRIBUTE_USERS_BYTES,
+    known: Mapping[UserKey, str | None] | None = None,
+) -> tuple[list[str], bool]:
+    """`users_preview` and `users_truncated` of `<server>`: the users holding their session the
+    longest whose names fit in `budget` bytes of JSON, sorted; and whether some were left out.
+
+    O(what is shown), not O(users): a site of 50,000 users costs the same as one of 500, and
+    the preview stays the same while those users stay (a login storm does not change it).
+    `known`: names already treated (hashed) by user, which need not be hashed again."""
+    if privacy.mode == "omitted":
+        return [], False  # no names at all, so none left out by the budget
+    shown: list[str] = []
+    used = 2  # []
+    for key in server.sessions:  # in the order the sessions started
+        name = known[key] if known is not None and key in known else user_name(*key, privacy)
+        if name is None:
+            continue
+        used += len(orjson.dumps(name)) + (1 if shown else 0)  # the name, and its comma
+        if used > budget:
+            shown.sort()
+            return shown, True
+        shown.append(name)
+    shown.sort()
+    return shown, False
+
+
 def server_payload(
-    server: ServerState, privacy: Privacy = PLAIN, users: list[str] | None = None
+    server: ServerState,
+    privacy: Privacy = PLAIN,
+    preview: tuple[list[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """Retained `<base>/<server>`: what is happening on one Qlik Sense node. `users` is
-    `user_names(server, privacy)` when the caller has it already. `users` lists everyone;
-    `users_preview`, the first of them within `ATTRIBUTE_USERS_BYTES`, is for attributes."""
-    names = user_names(server, privacy) if users is None else users
-    preview = users_preview(names)
+    """Retained `<base>/<server>`: what is happening on one Qlik Sense node, bounded whatever
+    the site's size. `preview` is `session_preview(server, privacy)` when the caller has it
+    already; every user's name is on `<server>/users` (`users_payload`)."""
+    names, truncated = session_preview(server, privacy) if preview is None else preview
     return {
         "server": server.host,
         "active_sessions": len(server.sessions),
         "active_users": len(server.sessions),  # sessions are per user: one each
         "active_connections": server.active_connections,
-        "users": names,
-        "users_preview": preview,
-        "users_truncated": len(preview) < len(names),
+        "users_preview": names,
+        "users_truncated": truncated,
         "last_event_at": iso_time(server.last_event_at),
         "failed_tasks": server.failed_tasks,
         "aborted_tasks": server.aborted_tasks,
@@ -130,6 +164,25 @@ def server_payload(
         "last_failed_task": _last_failed(server.last_failed_task, privacy),
         "log_events": server_log_events(server, privacy),
     }
+
+
+def users_payload(
+    server: ServerState, names: list[str], budget: int = USERS_LIST_BYTES
+) -> dict[str, Any]:
+    """Retained `<base>/<server>/users`: every user with a session (`names`, from
+    `user_names`), the first of them within `budget` bytes of JSON, and how many the budget
+    left out."""
+    shown = names if _json_list_bytes(names) <= budget else users_preview(names, budget)
+    return {
+        "server": server.host,
+        "active_users": len(server.sessions),
+        "users": shown,
+        "users_left_out": len(names) - len(shown),
+    }
+
+
+def _json_list_bytes(names: list[str]) -> int:
+    return len(orjson.dumps(names))
 
 
 def distinct_users(state: BridgeState) -> int:

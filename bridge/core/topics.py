@@ -113,6 +113,10 @@ class Topics:
     def server(self, slug: str) -> str:
         return f"{self.base}/{slug}"
 
+    def server_users(self, slug: str) -> str:
+        """Every user with a session on the server (retained; `state.users_interval`)."""
+        return f"{self.base}/{slug}/users"
+
     def user_event(self, slug: str) -> str:
         return f"{self.base}/{slug}/event/user"
 

@@ -1,14 +1,26 @@
-"""Retained `<base>/site` and `<base>/<server>`, coalesced to one publish per interval.
+"""Retained `<base>/site`, `<base>/<server>` and `<base>/<server>/users`.
 
-Rendering a server's user list is the costly part of a state publish (sorting 50,000 names
-takes tens of milliseconds), so the list and the site's distinct-user count are kept until the
-set of users changes (`ServerState.membership`), not rebuilt on every flush.
+The site and server topics are coalesced to one publish per `mqtt.state_interval` and stay small
+whatever the site's size: counts, flags, the last events and a bounded preview of the users
+(`session_preview`: O(what is shown)). Every user's name is on `<server>/users`, rendered only
+when the server's users changed (`ServerState.membership`), at most once per
+`state.users_interval`, and in steps by a task of its own (`user_list_steps`: 50,000 names
+take 10-20 ms, 120 ms hashed), so no step holds the event loop for more than about 1 ms.
 """
 
 from __future__ import annotations
 
-from bridge.core.payloads import distinct_users, encode, server_payload, site_payload, user_names
+import asyncio
+
+from bridge.core.payloads import (
+    distinct_users,
+    encode,
+    server_payload,
+    session_preview,
+    site_payload,
+)
 from bridge.core.state import Change, ServerState
+from bridge.core.user_list import Names, user_list_steps
 from bridge.extensions import Context, Extension, SiteUsers
 from bridge.runtime.coalesce import Coalescer
 
@@ -22,33 +34,50 @@ class StateTopics(Extension):
         self._coalescer = Coalescer(
             context.config.mqtt.state_interval, self.guarded("flush", self._flush)
         )
-        self._names: dict[str, tuple[ServerState, int, list[str]]] = {}
-        """Per server slug: the user list, and the server and membership it was made from."""
+        self._users_coalescer = Coalescer(
+            context.config.state.users_interval, self.guarded("flush_users", self._flush_users)
+        )
+        self._previews: dict[str, tuple[ServerState, int, tuple[list[str], bool]]] = {}
+        """Per server slug: the preview, and the server and membership it was made from."""
+        self._listed: dict[str, tuple[ServerState, int]] = {}
+        """Per server slug: the server and membership `<server>/users` was last made from."""
+        self._rendering: dict[str, asyncio.Task[None]] = {}
+        """Per server slug: the task rendering its `<server>/users`, while it runs."""
+        self._names: dict[str, Names] = {}
+        """Per server slug: the treated (hashed) names of its users, from the last render."""
         self._site_users = SiteUsers()
         self._distinct = 0
         """The site's distinct-user count, while `_site_users` has not changed."""
 
     async def stop(self) -> None:
         self._coalescer.flush_now()
+        self._users_coalescer.flush_now()
+        await asyncio.gather(*self._rendering.values())  # each guards itself: never raises
 
     def on_connect(self) -> None:
         self._published.clear()
+        self._listed.clear()
         self._dirty_servers = set(self.context.state.servers)
         self._site_dirty = True
         self._coalescer.flush_now()
+        self._users_coalescer.flush_now()
 
     def on_forget(self, slug: str) -> None:
+        self._previews.pop(slug, None)
+        self._listed.pop(slug, None)
         self._names.pop(slug, None)
-        topic = self.context.topics.server(slug)
         self._dirty_servers.discard(slug)
-        self._published.pop(topic, None)
-        self.context.link.publish_now(topic, b"", retain=True)  # clears the retained state
+        for topic in (self.context.topics.server(slug), self.context.topics.server_users(slug)):
+            self._published.pop(topic, None)
+            self.context.link.publish_now(topic, b"", retain=True)  # clears the retained state
 
     def on_change(self, change: Change) -> None:
         if change.servers or change.site:
             self._dirty_servers |= change.servers
             self._site_dirty |= change.site
             self._coalescer.mark()
+            if any(self._users_changed(slug) for slug in change.servers):
+                self._users_coalescer.mark()
 
     def _flush(self) -> None:
         link, state, topics = self.context.link, self.context.state, self.context.topics
@@ -57,7 +86,7 @@ class StateTopics(Extension):
         for slug in self._dirty_servers:
             server = state.servers.get(slug)
             if server is not None:
-                payload = server_payload(server, self.context.privacy, self._user_names(slug))
+                payload = server_payload(server, self.context.privacy, self._preview(slug))
                 self._publish(topics.server(slug), encode(payload))
         if self._site_dirty:
             site = site_payload(state, self.context.privacy, self._distinct_users())
@@ -67,19 +96,67 @@ class StateTopics(Extension):
         self._dirty_servers = set()
         self._site_dirty = False
 
-    def _publish(self, topic: str, payload: bytes) -> None:
+    def _flush_users(self) -> None:
+        """`<server>/users` of each server whose users changed since it was last published."""
+        if not self.context.link.connected:
+            return  # on_connect publishes them again
+        for slug, server in self.context.state.servers.items():
+            if slug not in self._rendering and self._users_changed(slug):
+                task = asyncio.get_running_loop().create_task(self._render_users(slug, server))
+                self._rendering[slug] = task
+
+    async def _render_users(self, slug: str, server: ServerState) -> None:
+        """Render `<server>/users` in steps, and publish it if the server is still there."""
+        try:
+            membership = server.membership
+            budget = self.context.config.state.users_max_bytes
+            known = self._names.get(slug, {})
+            steps = user_list_steps(server, self.context.privacy, budget, known)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    payload, names = done.value
+                    break
+                await asyncio.sleep(0)  # the loop runs between steps
+            if self.context.state.servers.get(slug) is not server:
+                return  # forgotten meanwhile
+            self._names[slug] = names
+            topic = self.context.topics.server_users(slug)
+            if self.context.link.connected and self._publish(topic, payload):
+                self._listed[slug] = (server, membership)
+            if self._users_changed(slug):
+                self._users_coalescer.mark()  # changed while rendering: once more, in time
+        except Exception:
+            self.failed("render_users")
+        finally:
+            self._rendering.pop(slug, None)
+
+    def _users_changed(self, slug: str) -> bool:
+        server = self.context.state.servers.get(slug)
+        if server is None:
+            return False
+        listed = self._listed.get(slug)
+        return listed is None or listed[0] is not server or listed[1] != server.membership
+
+    def _publish(self, topic: str, payload: bytes) -> bool:
+        """Whether the broker has `payload` on `topic` now (published, or already there)."""
         if self._published.get(topic) == payload:
-            return
+            return True
         if self.context.link.publish_now(topic, payload, retain=True):
             self._published[topic] = payload
             self.context.stats.state_publishes += 1
+            return True
+        return False
 
-    def _user_names(self, slug: str) -> list[str]:
+    def _preview(self, slug: str) -> tuple[list[str], bool]:
         server = self.context.state.servers[slug]
-        cached = self._names.get(slug)
+        cached = self._previews.get(slug)
         if cached is None or cached[0] is not server or cached[1] != server.membership:
-            cached = (server, server.membership, user_names(server, self.context.privacy))
-            self._names[slug] = cached
+            known = self._names.get(slug)  # hashed names from the last list: not hashed again
+            preview = session_preview(server, self.context.privacy, known=known)
+            cached = (server, server.membership, preview)
+            self._previews[slug] = cached
         return cached[2]
 
     def _distinct_users(self) -> int:

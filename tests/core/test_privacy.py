@@ -54,15 +54,18 @@ async def test_no_user_name_in_any_message(tmp_path: Path, mosquitto: Mosquitto,
             "2026-05-06 14:23:45,123;ERROR;e;Max retries reached for CORP\\mia"
         )
         server = await sub.wait_json("qlik2mqtt/qs1", lambda p: p["active_sessions"] == 2)
+        listed = await sub.wait_json("qlik2mqtt/qs1/users", lambda p: p["active_users"] == 2)
         event = await sub.wait_json("qlik2mqtt/qs1/event/task", lambda p: True)
         await sub.wait_for("qliksense/users/active/usernames")
         await sub.wait_for("qliksense/task_failure_full")
         if mode == "hashed":
-            assert len(server["users"]) == 2
-            assert all(name.startswith("CORP\\user-") for name in server["users"])
+            assert len(server["users_preview"]) == 2
+            assert all(name.startswith("CORP\\user-") for name in server["users_preview"])
+            assert listed["users"] == server["users_preview"]
             assert event["user"].startswith("CORP\\user-")
         else:
-            assert server["users"] == []
+            assert server["users_preview"] == listed["users"] == []
+            assert server["users_truncated"] is False
             assert event["user"] is None
         leaked = [m.topic for m in sub.messages for name in NAMES if name in m.payload]
         assert leaked == []

@@ -93,9 +93,9 @@ async def test_two_colliding_hosts_are_two_devices_across_a_restart(
     bridge = await RunningBridge(config).start()
     try:
         bridge.users.send("QS.01;Start session;CORP;anna")
-        await sub.wait_json("qlik2mqtt/qs_01", lambda p: p["users"] == ["CORP\\anna"])
+        await sub.wait_json("qlik2mqtt/qs_01", lambda p: p["users_preview"] == ["CORP\\anna"])
         bridge.users.send("qs_01;Start session;CORP;bob")
-        await sub.wait_json(f"qlik2mqtt/{hashed}", lambda p: p["users"] == ["CORP\\bob"])
+        await sub.wait_json(f"qlik2mqtt/{hashed}", lambda p: p["users_preview"] == ["CORP\\bob"])
         devices = {}
         for host, slug in (("QS.01", "qs_01"), ("qs_01", hashed)):
             topic = f"homeassistant/sensor/qlik2mqtt/{slug}_active_sessions/config"
@@ -115,10 +115,14 @@ async def test_two_colliding_hosts_are_two_devices_across_a_restart(
         )
         assert after["server"] == "qs_01"
         await sub.wait_json(
-            f"qlik2mqtt/{hashed}", lambda p: p["users"] == ["CORP\\bob", "CORP\\carl"], since=mark
+            f"qlik2mqtt/{hashed}",
+            lambda p: p["users_preview"] == ["CORP\\bob", "CORP\\carl"],
+            since=mark,
         )
         await sub.wait_json(
-            "qlik2mqtt/qs_01", lambda p: p["users"] == ["CORP\\anna", "CORP\\dora"], since=mark
+            "qlik2mqtt/qs_01",
+            lambda p: p["users_preview"] == ["CORP\\anna", "CORP\\dora"],
+            since=mark,
         )
         site = await sub.wait_json("qlik2mqtt/site", lambda p: p["active_sessions"] == 4)
         assert site["servers"] == 2

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
-from bridge.core.payloads import distinct_users, server_payload, site_payload, user_name, user_names
+from bridge.core.payloads import (
+    distinct_users,
+    server_payload,
+    site_payload,
+    user_name,
+    user_names,
+    users_payload,
+)
 from bridge.core.privacy import PLAIN, Privacy
 from bridge.core.state import BridgeState, StateSettings, acknowledge, apply_event, expire
 
@@ -51,7 +58,10 @@ def test_sessions_and_connections_are_counted_per_server() -> None:
     assert payload["active_sessions"] == 2
     assert payload["active_users"] == 2
     assert payload["active_connections"] == 2
-    assert payload["users"] == ["CORP\\bob", "CORP\\mia"]
+    assert payload["users_preview"] == ["CORP\\bob", "CORP\\mia"]
+    assert "users" not in payload  # every name is on <server>/users
+    listed = users_payload(state.servers["qs1"], user_names(state.servers["qs1"]))
+    assert listed["users"] == ["CORP\\bob", "CORP\\mia"]
 
     apply_event(state, user(UserEventType.SESSION_STOP, "mia"), 101.0, SETTINGS)
     payload = server_payload(state.servers["qs1"])
@@ -201,7 +211,8 @@ def test_user_lists_are_the_same_whichever_way_they_are_rendered() -> None:
             name for key in server.sessions if (name := user_name(*key, privacy)) is not None
         )
         assert user_names(server, privacy) == expected
-        assert server_payload(server, privacy)["users"] == expected
+        assert users_payload(server, user_names(server, privacy))["users"] == expected
+        assert server_payload(server, privacy)["users_preview"] == expected
     assert user_names(server) == ["CORP\\anna", "CORP\\zoe", "LAB\\bob", "svc"]
     apply_event(state, user(UserEventType.SESSION_START, "anna", "QS2"), 1.0, SETTINGS)
     assert distinct_users(state) == 4  # anna on two servers is one user

@@ -275,11 +275,13 @@ def test_the_sessions_sensor_attributes_stay_under_16_kib_with_5000_users(length
     names = [("DOMÄNE", f'{number:05}"€' + "ü" * length) for number in range(5_000)]
     payload, stored = sessions_attributes(names)
     assert len(orjson.dumps(stored)) < HA_MAX_ATTRIBUTE_BYTES
-    assert len(payload["users"]) == 5_000  # the full list stays on the state topic
+    assert "users" not in payload  # the full list is on <server>/users, which no entity reads
     assert stored["user_count"] == 5_000
     assert stored["users_truncated"] is True
     shown = stored["users"]
-    assert shown == payload["users"][: len(shown)]  # the first ones, sorted
+    assert shown == payload["users_preview"] == sorted(shown)
+    everyone = {f"DOMÄNE\\{who}" for _, who in names}
+    assert set(shown) <= everyone
     if length < 1_000:
         assert len(shown) > 10
     else:
@@ -288,7 +290,7 @@ def test_the_sessions_sensor_attributes_stay_under_16_kib_with_5000_users(length
 
 def test_a_small_site_shows_every_user() -> None:
     payload, stored = sessions_attributes([("CORP", "anna"), ("CORP", "bob")])
-    assert stored["users"] == ["CORP\\anna", "CORP\\bob"] == payload["users"]
+    assert stored["users"] == ["CORP\\anna", "CORP\\bob"] == payload["users_preview"]
     assert stored["user_count"] == 2
     assert stored["users_truncated"] is False
 
@@ -332,3 +334,15 @@ def test_a_watched_task_has_its_device_with_outcome_time_and_start() -> None:
         t for t, _ in watched_task_configs(SETTINGS, by_name)
     ]
     assert all(payload == {} for _, payload in removals)
+
+
+def test_no_entity_reads_the_user_list() -> None:
+    """`<server>/users` holds every name (~1 MB at 50,000 users): no entity may subscribe."""
+    topics = {
+        value
+        for _, payload in ALL
+        for key, value in payload.items()
+        if key.endswith("_topic") and isinstance(value, str)
+    }
+    assert "qlik2mqtt/qswin01" in topics  # the state topic is read, as the check needs
+    assert not {topic for topic in topics if topic.endswith("/users")}

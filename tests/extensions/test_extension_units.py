@@ -128,3 +128,61 @@ async def test_cached_user_counts_follow_sessions_and_servers() -> None:
     assert counts() == (1, b"1")
     del state.servers["qs1"], state.servers["qs2"]
     assert counts() == (0, b"0")
+
+
+def big_server(state: BridgeState, users: int) -> None:
+    for number in range(users):
+        event = UserEvent(
+            event_type=UserEventType.SESSION_START,
+            server="QS1",
+            source_format=SourceFormat.XML,
+            user_directory="CORP",
+            user_id=f"user{number * 7919 % 100_003:06d}",
+        )
+        apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
+
+
+async def test_stop_waits_for_the_user_list_being_rendered() -> None:
+    state = BridgeState()
+    big_server(state, 20_000)
+    link = FakeLink()
+    topics = StateTopics(fake_context(link=link, state=state))
+    topics.on_connect()  # the list's render starts: a task, in steps
+    assert link.payloads("qlik2mqtt/qs1/users") == []
+    await topics.stop()
+    listed = json.loads(link.payloads("qlik2mqtt/qs1/users")[-1])
+    assert len(listed["users"]) == listed["active_users"] == 20_000
+    assert listed["users"] == sorted(listed["users"])
+
+
+async def test_a_server_forgotten_while_its_list_renders_keeps_its_list_cleared() -> None:
+    state = BridgeState()
+    big_server(state, 20_000)
+    link = FakeLink()
+    topics = StateTopics(fake_context(link=link, state=state))
+    topics.on_connect()
+    for _ in range(3):  # three of the render's (many more) steps: it is under way
+        await asyncio.sleep(0)
+    del state.servers["qs1"]
+    topics.on_forget("qs1")
+    await topics.stop()
+    assert link.payloads("qlik2mqtt/qs1/users") == [b""]  # the clear, and nothing after it
+
+
+class ListRefusingLink(FakeLink):
+    def publish_now(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> bool:
+        if topic.endswith("/users"):
+            raise RuntimeError("publish failed")
+        return super().publish_now(topic, payload, retain=retain, qos=qos)
+
+
+async def test_a_failing_list_render_is_counted_and_the_state_goes_on() -> None:
+    state = BridgeState()
+    big_server(state, 10)
+    link = ListRefusingLink()
+    context = fake_context(link=link, state=state)
+    topics = StateTopics(context)
+    topics.on_connect()
+    await topics.stop()
+    assert context.stats.extension_errors["state_topics.render_users"] == 1
+    assert json.loads(link.payloads("qlik2mqtt/qs1")[-1])["active_users"] == 10

@@ -111,6 +111,7 @@ async def test_forget_removes_the_device_and_its_state(
         bridge.users.send("QSPROD02;Start session;CORP;anna")
         bridge.tasks.send("QSPROD02;Reload Sales;Sales;CORP\\svc")
         await sub.wait_json("qlik2mqtt/site", lambda p: p["reload_failure"] == "ON")
+        await sub.wait_json("qlik2mqtt/qsprod02/users", lambda p: p["active_users"] == 1)
         server_topics = {m.topic for m in sub.messages if "/qlik2mqtt/qsprod02_" in m.topic}
         assert len(server_topics) == 8 + 9 + 4 + 3  # entities + device triggers, + log events
         mark = sub.mark()
@@ -123,6 +124,7 @@ async def test_forget_removes_the_device_and_its_state(
         assert "forget 'QSPROD02': no such server: QSPROD02" in nope.stderr
 
         await sub.wait_for("qlik2mqtt/qsprod02", lambda m: m.payload == b"", since=mark)
+        await sub.wait_for("qlik2mqtt/qsprod02/users", lambda m: m.payload == b"", since=mark)
         for topic in server_topics:
             await sub.wait_for(topic, lambda m: m.payload == b"", since=mark)
         site = await sub.wait_json("qlik2mqtt/site", lambda p: p["servers"] == 0, since=mark)

@@ -1,0 +1,230 @@
+"""Big site: what the bridge publishes downstream while 50,000 users are held and churn.
+
+    .venv/bin/python -m bench.bigsite [--users 50000] [--rate 1000] [--seconds 10]
+                                      [--source DIR] [--quiet 12]
+
+Against a real mosquitto and the bridge as a separate process (Home Assistant discovery on):
+1. `--users` users log in to one node (QSBIG) at 10,000 a second, and the bridge's state says so;
+2. then for `--seconds`, `--rate` logins of new users and `--rate` logouts of held users a
+   second (the node keeps `--users`): the bytes a subscriber to `qlik2mqtt/#` and
+   `homeassistant/#` receives, per topic class, per second, and the largest payload of each
+   class; and the bridge's CPU over the churn.
+`--source DIR` runs the bridge of another checkout (`git archive <commit> | tar -x -C DIR`)
+with this one's virtual environment: the same load before and after a change.
+Loopback only; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import PYTHON, ROOT, Broker, cpu_seconds, free_port, rss_mb, wait_online
+
+SEND_DEADLINE = 120.0
+SERVER = "qlik2mqtt/qsbig"
+CLASSES: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("server state", lambda t: t == SERVER),
+    ("user list", lambda t: t == f"{SERVER}/users"),
+    ("site", lambda t: t.startswith("qlik2mqtt/site")),
+    ("events", lambda t: t.startswith("qlik2mqtt/") and "/event/" in t),
+    ("bridge", lambda t: t.startswith("qlik2mqtt/bridge/")),
+    ("home assistant", lambda t: t.startswith("homeassistant/")),
+)
+RETAINED = ("server state", "user list", "site", "bridge", "home assistant")
+
+
+def start_bridge(
+    source: Path, work: Path, mqtt_port: int, udp_port: int
+) -> subprocess.Popen[bytes]:
+    config = work / "bridge.yaml"
+    config.write_text(
+        f"udp: {{host: 127.0.0.1, user_activity_port: {udp_port}, "
+        f"task_port: {free_port(socket.SOCK_DGRAM)}, log_port: 0}}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
+        f"homeassistant: {{enabled: true}}\nstate_file: {work}/state.json\n"
+        f"stats_interval: 10s\nlogging: {{format: json, level: warning}}\n"
+        "limits: {max_sessions_per_server: 500000}\n"
+    )
+    command = [PYTHON, "-m", "bridge", "run", "--config", str(config)]
+    with (work / "bridge.log").open("ab") as log:  # cwd: the checkout whose bridge runs
+        return subprocess.Popen(command, stdout=log, stderr=log, cwd=source)
+
+
+class Sizes:
+    """mosquitto_sub writing `<receive time> <topic> <payload bytes>` per message."""
+
+    def __init__(self, work: Path, port: int) -> None:
+        self.path = work / "sizes.txt"
+        self._out = self.path.open("ab")
+        topics = ("-t", "qlik2mqtt/#", "-t", "homeassistant/#")
+        self.process = subprocess.Popen(
+            ["mosquitto_sub", "-p", str(port), *topics, "-F", "%U %t %l"],
+            stdout=self._out,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def rows(self) -> list[tuple[float, str, int]]:
+        rows = []
+        for line in self.path.read_text(errors="replace").splitlines():
+            parts = line.split(" ")
+            if len(parts) == 3 and parts[2].isdigit():
+                rows.append((float(parts[0]), parts[1], int(parts[2])))
+        return rows
+
+    def wait_events(self, count: int, timeout: float) -> None:
+        """Until `count` user events have arrived: the load's, all in before the churn."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(topic.endswith("/event/user") for _, topic, _ in self.rows()) >= count:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"not {count} user events within {timeout} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        self._out.close()
+
+
+def retained_now(port: int, topic: str) -> dict[str, Any] | None:
+    """The retained JSON on `topic` now (one message, bounded wait)."""
+    result = subprocess.run(
+        ["mosquitto_sub", "-p", str(port), "-t", topic, "-C", "1", "-W", "2"],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    try:
+        value = json.loads(result.stdout)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def wait_users(port: int, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = retained_now(port, SERVER)
+        if state is not None and state.get("active_sessions") == count:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{SERVER}: not {count} sessions within {timeout} s")
+
+
+def line(command: str, user: int) -> bytes:
+    return f"/proxy-session/;QSBIG;{command};BIG;user{user:06d};o;ctx;x".encode()
+
+
+def send_paced(udp_port: int, lines: list[bytes], per_second: int) -> float:
+    """Send `lines` at `per_second` (bounded by SEND_DEADLINE); returns the seconds it took."""
+    began = time.perf_counter()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sent = 0
+        while sent < len(lines) and time.perf_counter() - began < SEND_DEADLINE:
+            due = min(len(lines), int((time.perf_counter() - began) * per_second) + 1)
+            for datagram in lines[sent:due]:
+                sock.sendto(datagram, ("127.0.0.1", udp_port))
+            sent = due
+            time.sleep(0.001)
+    return time.perf_counter() - began
+
+
+def per_class(rows: list[tuple[float, str, int]], since: float, until: float) -> dict[str, Any]:
+    seconds = until - since
+    total: dict[str, int] = defaultdict(int)
+    count: dict[str, int] = defaultdict(int)
+    largest: dict[str, int] = defaultdict(int)
+    for stamp, topic, size in rows:
+        if not since <= stamp <= until:
+            continue
+        name = next((name for name, match in CLASSES if match(topic)), "other")
+        total[name] += size
+        count[name] += 1
+        largest[name] = max(largest[name], size)
+    return {
+        name: {
+            "bytes_per_s": round(total[name] / seconds),
+            "messages_per_s": round(count[name] / seconds, 1),
+            "largest_bytes": largest[name],
+        }
+        for name in sorted(total)
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=1_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--source", type=Path, default=ROOT)
+    parser.add_argument("--quiet", type=float, default=12.0, help="seconds before the churn")
+    args = parser.parse_args()
+    if not 1 <= args.users <= 200_000 or not 1 <= args.rate <= 10_000:
+        raise SystemExit("users 1-200000, rate 1-10000")
+    if not 1 <= args.seconds <= 60 or not 0 <= args.quiet <= 60:
+        raise SystemExit("seconds 1-60, quiet 0-60")
+    if not (args.source / "bridge" / "__main__.py").exists():
+        raise SystemExit(f"{args.source}: no bridge there")
+    work = Path(tempfile.mkdtemp(prefix="bench-bigsite-"))
+    broker = Broker(work)
+    broker.start()
+    udp_port = free_port(socket.SOCK_DGRAM)
+    sizes = Sizes(work, broker.port)
+    process = start_bridge(args.source.resolve(), work, broker.port, udp_port)
+    result: dict[str, Any] = {"source": str(args.source), "users": args.users}
+    try:
+        wait_online(broker.port)
+        send_paced(udp_port, [line("Start session", n) for n in range(args.users)], 10_000)
+        wait_users(broker.port, args.users, 120)
+        sizes.wait_events(args.users, 60)
+        time.sleep(args.quiet)  # past the list's interval (10 s): the churn starts from quiet
+        churn = int(args.rate * args.seconds)
+        lines = []
+        for n in range(churn):  # a login of a new user, a logout of a held one, in turn
+            lines.append(line("Start session", args.users + n))
+            lines.append(line("Stop session", n))
+        cpu_before = cpu_seconds(process.pid)
+        began = time.time()
+        took = send_paced(udp_port, lines, 2 * args.rate)
+        ended = time.time()
+        cpu = cpu_seconds(process.pid) - cpu_before
+        wait_users(broker.port, args.users, 60)
+        result |= {
+            "churn_per_s": f"{args.rate} logins + {args.rate} logouts",
+            "churn_seconds": round(took, 2),
+            "bridge_cpu_percent": round(100 * cpu / took, 1),
+            "rss_mb": round(rss_mb(process.pid, "VmRSS"), 1),
+        }
+        time.sleep(1.0)  # what was on its way lands before the count
+        classes = per_class(sizes.rows(), began, ended)
+        result["per_class"] = classes
+        result["retained_bytes_per_s"] = sum(
+            classes[name]["bytes_per_s"] for name in RETAINED if name in classes
+        )
+        result["retained_bytes_per_s_without_list"] = sum(
+            classes[name]["bytes_per_s"]
+            for name in RETAINED
+            if name in classes
+            if name != "user list"
+        )
+    finally:
+        process.terminate()
+        process.wait(30)
+        sizes.stop()
+        broker.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
