@@ -221,7 +221,8 @@ async def _run_locked(config: Config, stop: asyncio.Event, ready: asyncio.Event 
 
 def embedded_access(config: Config) -> BrokerAccess | None:
     """The one user the embedded broker takes, when `mqtt.username` and a password are set
-    (else it is anonymous): the bridge's topics, Home Assistant's and Butler's."""
+    (else it is anonymous): the bridge's topics, Home Assistant's, Butler's and the alert
+    outputs' (a lamp's `cmnd/…/POWER`: without it the broker drops the publish unsaid)."""
     password = config.mqtt.secret()
     if config.mqtt.username is None or password is None:
         return None
@@ -230,7 +231,10 @@ def embedded_access(config: Config) -> BrokerAccess | None:
         config.homeassistant.discovery_prefix,
         config.butler_compat.base_topic,
     )
-    return BrokerAccess(config.mqtt.username, password, tuple(f"{t}/#" for t in topics))
+    lamps = tuple(output.topic for output in config.alerts.outputs)  # alert outputs' topics
+    return BrokerAccess(
+        config.mqtt.username, password, (*(f"{t}/#" for t in topics), *dict.fromkeys(lamps))
+    )
 
 
 async def _start_embedded_broker(config: Config) -> EmbeddedBroker:

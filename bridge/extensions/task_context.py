@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.core.events import Event, TaskEvent
 from bridge.core.payloads import encode
-from bridge.core.state import Change, TaskRecord, slug_of
+from bridge.core.state import Change, TaskRecord, slug_of, with_known_task
 from bridge.core.task_context import failure_of, private, summary
 from bridge.core.times import iso_time
 from bridge.extensions import Context, Extension, TaskContextSource
@@ -38,12 +38,14 @@ class TaskContextTopics(Extension):
         await self._contexts.aclose()
 
     def on_event(self, event: Event, received_at: float) -> None:
-        failure = failure_of(event)
+        if not isinstance(event, TaskEvent):
+            return
+        state = self.context.state
+        failure = failure_of(with_known_task(state, event))  # the engine's line: its task's
         if failure is None:
             return
-        assert isinstance(event, TaskEvent)
-        slug = slug_of(self.context.state, event.server)
-        if slug not in self._known:
+        slug = slug_of(state, event.server)
+        if slug not in self._known and slug in state.servers:  # past limits.max_servers: none
             self._known.add(slug)
             if self._hold > 0:
                 self._held_until[slug] = received_at + self._hold
