@@ -9,8 +9,11 @@ names), the engine's `engine_reload_failed` by the app id alone, Butler's legacy
 - `name:<name>`: a task name, for an event that names neither a task nor an app.
 
 An event that carries the task id and its app id or name teaches the joins (`app:` → `task:`,
-`name:` → `task:`; the newest teaching wins, e.g. for an app two tasks reload); an event that
-does not resolves through them to its task. The state keeps a reload's records per server, the
+`name:` → `task:`); an event that does not resolves through them to its task. An app (or a
+name) taught by two tasks (an app two tasks reload, a task recreated under a new id) joins
+neither (`SHARED`): its engine lines stay under `app:` (a success naming the app clears them),
+since a guess would keep one task's failure under the other's key, the lamp ON after the
+failed task succeeded. The state keeps a reload's records per server, the
 server whose line logged it (`<slug>|<identity>`, `key`): on a site of several nodes the
 engine's line comes from the node that ran the reload, the scheduler's may come from another.
 A join may be learned after the weaker event came (the engine's line before the scheduler's):
@@ -35,6 +38,9 @@ JOIN_MEMORY = 5_000
 """The most joins kept (an app or a name → its task), the least recently taught forgotten
 first: two per task, far above a site's reload schedule. A forgotten join costs a second count
 in `failing_tasks` until the task's success, which clears every identity it names."""
+
+SHARED = ""
+"""What a join holds for an app or a name two tasks taught: no task."""
 
 TASK = "task:"
 APP = "app:"
@@ -140,12 +146,14 @@ class Reloads:
         for alias in (own.app, own.name):
             if alias is None:
                 continue
-            if joins.get(alias) == own.task:
+            known = joins.get(alias)
+            if known in (own.task, SHARED):  # taught again, or by two tasks already
                 joins.move_to_end(alias)
                 continue
             joins.pop(alias, None)
-            joins[alias] = own.task
-            new.append(alias)
+            joins[alias] = own.task if known is None else SHARED
+            if known is None:
+                new.append(alias)
             if len(joins) > JOIN_MEMORY:
                 joins.popitem(last=False)
         return new
@@ -155,7 +163,7 @@ class Reloads:
         if own.task is not None:
             return own.task
         for alias in (own.app, own.name):
-            if alias is not None and (joined := self.joins.get(alias)) is not None:
+            if alias is not None and (joined := self.joins.get(alias)):  # SHARED: none
                 return joined
         return own.own
 

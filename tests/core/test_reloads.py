@@ -272,3 +272,27 @@ def test_a_format_the_bridge_does_not_know_is_refused() -> None:
     saved["version"] = 3
     with pytest.raises(StateFileError, match="format 3 was written by a newer qlik2mqtt"):
         restore(saved)
+
+
+def test_an_app_two_tasks_reload_joins_neither_and_its_failure_clears_with_its_task() -> None:
+    """Cold review: the newest teaching won, so after T2's run `app:X` meant T2 and T1's
+    engine failure was kept under T2: T1's success left `reload_failure` ON and T2 counted
+    as failing. An app two tasks taught joins neither: its engine line stays under the app,
+    which T1's success (naming the app) clears."""
+    t1 = RELOAD
+    t2 = dataclasses.replace(
+        RELOAD, task_id="0b7e1f3c-9a2d-4c5e-8f6a-1d2c3b4a5e6f", name="Reload Sales (full)"
+    )
+    state = BridgeState()
+    feed(state, [tagged(t1, "succeeded"), tagged(t2, "succeeded")])  # both reload the app
+    failed = dataclasses.replace(t1, execution="e2")
+    feed(state, [engine(failed, "failed"), tagged(failed, "failed")], at=5.0)
+    assert site_payload(state)["reload_failure"] == "ON"
+    assert not any(key.endswith(t2.task_id) for key in state.failing)  # never T2's
+    feed(state, [tagged(dataclasses.replace(t1, execution="e3"), "succeeded")], at=10.0)
+    site = site_payload(state)
+    assert (site["reload_failure"], site["failing_tasks"]) == ("OFF", 0)
+    # The shared app is kept as such across a restart.
+    assert restore(orjson.loads(orjson.dumps(snapshot(state)))).reloads.joins == (
+        state.reloads.joins
+    )
