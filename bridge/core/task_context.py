@@ -11,6 +11,7 @@ from typing import Any
 
 from bridge.core.events import Event, TaskEvent, TaskEventType
 from bridge.core.privacy import PLAIN, Privacy
+from bridge.core.reloads import canonical_id
 
 WANTED = frozenset(
     {TaskEventType.TASK_FAILED, TaskEventType.ENGINE_RELOAD_FAILED, TaskEventType.TASK_ABORTED}
@@ -39,7 +40,8 @@ class Failure:
         """One context per execution (without an execution id: per task and log time)."""
         if self.execution_id:
             return self.execution_id.lower()
-        return f"{(self.task_id or self.task_name or '').lower()}|{self.log_timestamp}"
+        task = canonical_id(self.task_id) if self.task_id else (self.task_name or "").lower()
+        return f"{task}|{self.log_timestamp}"
 
 
 def awaits_its_task(event: TaskEvent) -> bool:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import structlog
 
 from bridge.config import TaskContextConfig
+from bridge.core.reloads import canonical_id
 from bridge.core.stats import Stats
 from bridge.core.task_context import Failure, failure_ids, unavailable
 from bridge.qrs.client import QrsError
@@ -163,7 +164,7 @@ class TaskContexts:
             self._settle(future, unavailable(failure, "busy"))
             return future
         if folded_into is None and failure.task_id:
-            self._remember_fetch(failure.task_id.lower(), failure.execution_id)
+            self._remember_fetch(canonical_id(failure.task_id), failure.execution_id)
         task = asyncio.create_task(self._run(failure, future, folded_into), name="task-context")
         running.add(task)
         task.add_done_callback(running.discard)
@@ -174,7 +175,7 @@ class TaskContexts:
         were fetched (or are being fetched) within `min_interval`. None: fetch them."""
         if not failure.task_id:
             return None
-        last = self._last_fetch.get(failure.task_id.lower())
+        last = self._last_fetch.get(canonical_id(failure.task_id))
         if last is None or self._monotonic() - last[0] >= self._settings.min_interval:
             return None
         return last[1] or "unknown"
@@ -231,14 +232,14 @@ class TaskContexts:
         if not failure.task_id:
             raise UnavailableError("no task id")
         self._check_up()
-        task_id = failure.task_id.lower()
+        task_id = canonical_id(failure.task_id)  # `{GUID}` and `guid` are one task, one URL
         task = await self._tasks.get(task_id, lambda: self._task(task_id))
         missing: dict[str, str] = {}
         app: dict[str, Any] | None = None
         app_id = task["app_id"] or failure.app_id
         if app_id:
             try:
-                app = await self._apps.get(app_id.lower(), lambda: self._app(app_id))
+                app = await self._apps.get(canonical_id(app_id), lambda: self._app(app_id))
             except QrsError as exc:
                 self._partial(exc, "app", missing)
         context = {
