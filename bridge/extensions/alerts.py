@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import math
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -46,6 +47,9 @@ class AlertOutputs(Extension):
         self._passed: dict[int, set[str]] = {index: set() for index in self._rules}
         """A filtered output's task keys that passed (only those in its flag count)."""
         self._deciding: set[asyncio.Task[None]] = set()
+        self._restoring: Counter[int] = Counter()
+        """Per filtered output, the restored failures still being decided at start: until
+        they are, a connect leaves the (retained) output as it was, no OFF-then-ON flicker."""
 
     async def stop(self) -> None:
         for deciding in list(self._deciding):
@@ -73,11 +77,12 @@ class AlertOutputs(Extension):
             flagged = set(flagged_tasks(state, output.when))
             for event in events:
                 if kept_key(state, event) in flagged:
-                    self._decide(index, event)
+                    self._restoring[index] += 1
+                    self._decide(index, event, restoring=True)
 
     def on_connect(self) -> None:
         for index in range(len(self._outputs)):
-            if index not in self._blinking:
+            if index not in self._blinking and not self._restoring[index]:
                 self._set(index, self._wanted(index), force=True)
 
     def on_event(self, event: Event, received_at: float) -> None:
@@ -110,13 +115,16 @@ class AlertOutputs(Extension):
         passed &= set(flagged)  # acknowledged, succeeded or expired: forgotten here too
         return bool(passed)
 
-    def _decide(self, index: int, event: TaskEvent) -> None:
+    def _decide(self, index: int, event: TaskEvent, restoring: bool = False) -> None:
         """Whether this failure counts for the filtered output: now if its context is here
-        (or needs none, or QRS is off), else when it comes, `alerts.context_wait` at most."""
+        (or needs none, or QRS is off), else when it comes, `alerts.context_wait` at most.
+        `restoring`: one of the restored failures `start` decides again."""
         rule = self._rules[index]
         named = with_known_task(self.context.state, event)
         source = self.context.task_contexts
         if source is not None and rule.needs_context and awaits_its_task(named):
+            if restoring:
+                self._restored(index)
             return  # the engine's line of a task not known yet: the scheduler's line decides
         failure = failure_of(named)
         future = None
@@ -125,13 +133,20 @@ class AlertOutputs(Extension):
         wait = self.context.config.alerts.context_wait
         if future is None or future.done() or wait <= 0:
             self._decided(index, event, future)
+            if restoring:
+                self._restored(index)
             return
-        deciding = asyncio.create_task(self._after_context(index, event, future, wait))
+        deciding = asyncio.create_task(self._after_context(index, event, future, wait, restoring))
         self._deciding.add(deciding)
         deciding.add_done_callback(self._deciding.discard)
 
     async def _after_context(
-        self, index: int, event: TaskEvent, future: asyncio.Future[dict[str, Any]], wait: float
+        self,
+        index: int,
+        event: TaskEvent,
+        future: asyncio.Future[dict[str, Any]],
+        wait: float,
+        restoring: bool,
     ) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(future), wait)
@@ -143,8 +158,18 @@ class AlertOutputs(Extension):
             self.failed("context")
         try:
             self._decided(index, event, future)
+            if restoring:
+                self._restored(index)
         except Exception:
             self.failed("decide")
+
+    def _restored(self, index: int) -> None:
+        """One restored failure decided: when the last is, the output says what is true."""
+        self._restoring[index] -= 1
+        if self._restoring[index] <= 0:
+            del self._restoring[index]
+            if index not in self._blinking:
+                self._set(index, self._wanted(index))  # unless a decision just said it
 
     def _decided(
         self, index: int, event: TaskEvent, future: asyncio.Future[dict[str, Any]] | None
