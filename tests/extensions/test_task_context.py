@@ -230,9 +230,7 @@ async def test_a_filtered_lamp_decides_again_after_a_restart(tag: str, shown: by
     config = Config.model_validate(
         {
             "alerts": {
-                "outputs": [
-                    {"topic": "lamp", "on": "ON", "off": "OFF", "filter": {"tags": [tag]}}
-                ]
+                "outputs": [{"topic": "lamp", "on": "ON", "off": "OFF", "filter": {"tags": [tag]}}]
             }
         }
     )
