@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from bridge.runtime.instance import InstanceLock, InstanceRunningError
 
@@ -16,8 +17,13 @@ async def test_a_second_holder_waits_until_the_first_lets_go(tmp_path: Path) -> 
     state = tmp_path / "data" / "state.json"
     first, second = InstanceLock(state), InstanceLock(state)
     assert await first.acquire(wait=0)
-    waiting = asyncio.create_task(second.acquire(wait=10))
-    await asyncio.sleep(0.2)  # it is polling: not yet
+    with capture_logs() as logs:
+        waiting = asyncio.create_task(second.acquire(wait=10))
+        for _ in range(10_000):  # until it says it waits (it tried once and found the holder)
+            if any(entry["event"].startswith("waiting for the bridge") for entry in logs):
+                break
+            await asyncio.sleep(0)
+    assert logs[0]["pid"] == os.getpid()
     assert not waiting.done()
     first.release()
     assert await asyncio.wait_for(waiting, 10) is True
