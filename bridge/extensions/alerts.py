@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -25,8 +26,9 @@ import structlog
 from bridge.config import AlertOutputConfig
 from bridge.core.context_filter import passes
 from bridge.core.events import Event, LogEvent, TaskEvent
-from bridge.core.flags import flag_is_on, flagged_tasks, raises
-from bridge.core.state import Change, kept_key, with_known_task
+from bridge.core.flags import RELOAD_FAILURE, SERVER_PREFIX, flag_is_on, flagged_tasks, raises
+from bridge.core.reloads import TASK, V1, identity_of
+from bridge.core.state import BridgeState, Change, with_known_task
 from bridge.core.task_context import awaits_its_task, failure_of
 from bridge.extensions import Context, Extension
 
@@ -75,8 +77,9 @@ class AlertOutputs(Extension):
             if index not in self._rules:
                 continue
             flagged = set(flagged_tasks(state, output.when))
+            flagged_reloads = _identities(state, flagged)
             for event in events:
-                if kept_key(state, event) in flagged:
+                if _identity(state, event) in flagged_reloads:
                     self._restoring[index] += 1
                     self._decide(index, event, restoring=True)
 
@@ -88,7 +91,10 @@ class AlertOutputs(Extension):
     def on_event(self, event: Event, received_at: float) -> None:
         for index, output in enumerate(self._outputs):
             if index in self._rules and isinstance(event, TaskEvent):
-                if raises(self.context.state, output.when, event):
+                # A filter judges the reload, whichever node's line names what it reads (the
+                # engine's line comes from the node that ran it, the scheduler's may not).
+                when = RELOAD_FAILURE if output.when.startswith(SERVER_PREFIX) else output.when
+                if raises(self.context.state, when, event):
                     self._decide(index, event)
                 continue
             if output.blink is None or not raises(self.context.state, output.when, event):
@@ -111,9 +117,13 @@ class AlertOutputs(Extension):
         passed = self._passed.get(index)
         if passed is None:
             return flag_is_on(self.context.state, when)
-        flagged = flagged_tasks(self.context.state, when)
-        passed &= set(flagged)  # acknowledged, succeeded or expired: forgotten here too
-        return bool(passed)
+        state = self.context.state
+        joins = state.reloads.joins
+        now = {joins.get(identity) or identity for identity in passed}  # joined since
+        kept = now & _identities(state, flagged_tasks(state, when))
+        passed.clear()  # acknowledged, succeeded or expired: forgotten here too
+        passed.update(kept)
+        return bool(kept)
 
     def _decide(self, index: int, event: TaskEvent, restoring: bool = False) -> None:
         """Whether this failure counts for the filtered output: now if its context is here
@@ -181,7 +191,7 @@ class AlertOutputs(Extension):
         if not passes(self._rules[index], event, context):
             log.info("alert output: failure filtered out", output=output.name or output.topic)
             return
-        self._passed[index].add(kept_key(self.context.state, event))
+        self._passed[index].add(_identity(self.context.state, event))
         if output.blink is not None and self._wanted(index):
             self._start_blink(index, output)
         elif index not in self._blinking:
@@ -222,3 +232,15 @@ class AlertOutputs(Extension):
             if self._blinking.get(index) is asyncio.current_task():
                 del self._blinking[index]
                 self._set(index, self._wanted(index), force=True)
+
+
+def _identity(state: BridgeState, event: TaskEvent) -> str:
+    """The reload a failure is, whichever node logged it: what a filter judges."""
+    return state.reloads.identity(state.reloads.of(event))
+
+
+def _identities(state: BridgeState, flagged: Iterable[str]) -> set[str]:
+    """The reloads these flagged keys keep, on any server (a format-1 `v1:` key also as the
+    task it names: a restored failure is the same reload as its task's lines)."""
+    kept = {identity_of(key) for key in flagged}
+    return kept | {f"{TASK}{identity[len(V1) :]}" for identity in kept if identity.startswith(V1)}

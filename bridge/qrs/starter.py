@@ -86,6 +86,8 @@ class TaskStarter:
         per task, cached for CONFIRMED_FOR."""
         now = self._monotonic()
         known = self._confirmed.get(task_id)
+        if known is not None and name is not None and name.strip() != known[0].strip():
+            known = None  # renamed since it was cached: QRS is asked again before refusing
         if known is None or now - known[1] >= CONFIRMED_FOR:
             try:
                 task = await self._client.get_json(

@@ -162,10 +162,13 @@ async def test_a_retry_candidate_is_confirmed_by_id_and_name_once() -> None:
     assert await tasks.confirm(TASK_ID, None) is None  # a failure without a name: the id
     assert client.asked == [f"/qrs/reloadtask/{TASK_ID}"]  # cached
     assert await tasks.confirm(TASK_ID, "Reload Payroll") is Reason.NOT_THE_FAILED_TASK
+    assert len(client.asked) == 2  # another name than the cached one: QRS asked again first
+    client.tasks[TASK_ID] = "Reload Payroll"  # renamed in the QMC since the cache
+    assert await tasks.confirm(TASK_ID, "Reload Payroll") is None
     forged = "0d0d0d0d-0000-4000-8000-000000000000"
     assert await tasks.confirm(forged, "Reload Sales") is Reason.NOT_FOUND
     clock.now += 301  # the cache expires: asked again
-    assert await tasks.confirm(TASK_ID, "Reload Sales") is None
-    assert len(client.asked) == 3
+    assert await tasks.confirm(TASK_ID, "Reload Payroll") is None
+    assert len(client.asked) == 5
     assert client.started == []  # confirming never starts anything
     assert stats.task_start_errors == {"not_the_failed_task": 1, "not_found": 1}
