@@ -63,3 +63,37 @@ async def test_past_each_cap_events_are_published_and_counted_not_tracked(
     for setting in ("max_servers", "max_sessions_per_server", "max_tasks_per_server"):
         assert f"limits.{setting} reached" in problems
     assert any("Reload B" in str(request.body) for request in posted)  # Slack told too
+
+
+async def test_an_untracked_hosts_failure_blinks_and_is_a_watched_outcome(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Past `max_servers` nothing reached the alert outputs (the blink was cancelled before
+    its first toggle: nothing was flagged) and a watched task's outcome on that host was
+    lost, though `tasks.watch` is "on any server"."""
+    lamp = {"topic": "lamp/any", "on": "ON", "off": "OFF", "blink": {"seconds": 1, "interval": 0.2}}
+    config = bridge_config(
+        tmp_path,
+        mosquitto.port,
+        limits={"max_servers": 1},
+        alerts={"outputs": [lamp]},
+        tasks={"watch": ["Reload A"]},
+    )
+    bridge = await RunningBridge(config).start()
+    sub = await Subscriber(mosquitto.port).start("lamp/#", "qlik2mqtt/#")
+    try:
+        bridge.users.send("QS1;Start session;CORP;anna")  # QS1 is the one tracked server
+        await sub.wait_json("qlik2mqtt/qs1/event/user", lambda p: True)
+        await sub.wait_for("lamp/any", lambda m: m.payload == b"OFF")
+        mark = sub.mark()
+        bridge.tasks.send(task_datagram("failed", "Reload A", A_ID, "e1", server="QS2"))
+        await sub.wait_json("qlik2mqtt/qs2/event/task", lambda p: True)
+        await sub.wait_for("lamp/any", lambda m: m.payload == b"ON", since=mark)  # it blinks
+        await sub.wait_for("lamp/any", lambda m: m.payload == b"OFF", since=mark)  # and ends
+        watched = await sub.wait_json(
+            "qlik2mqtt/tasks/reload_a", lambda p: p.get("outcome") == "failed", since=mark
+        )
+        assert watched["server"] == "QS2"
+    finally:
+        await sub.stop()
+        await bridge.close()

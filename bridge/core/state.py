@@ -343,11 +343,16 @@ def _untracked_server(
     state: BridgeState, event: Event, now: float, settings: StateSettings
 ) -> Change:
     """An event of a host past `limits.max_servers`: published (a task event once, as any),
-    nothing of it kept but the bounded duplicate check's memory."""
+    nothing of it kept but the bounded duplicate check's memory and, for a watched task (on
+    any server, `tasks.watch`: as many as are listed), its outcome."""
     if isinstance(event, TaskEvent):
         own = reload_key(slug_of(state, event.server), identities_of(event).own)
         if _is_duplicate(state, own, own, event, now, settings):
             return NO_CHANGE
+        if settings.watch and event.event_type in OUTCOME_TYPES:
+            task_id = task_id_of(state.reloads.identity(state.reloads.of(event)))
+            record = TaskRecord(event=_named(event, task_id), received_at=now)
+            _remember_outcome(state, record, task_id, settings.watch)
     return UNTRACKED_SERVER
 
 

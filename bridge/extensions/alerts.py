@@ -109,8 +109,9 @@ class AlertOutputs(Extension):
             blinking = self._blinking.get(index)
             if blinking is None:
                 self._set(index, wanted)
-            elif not wanted:
+            elif not wanted and change.untracked is None:
                 blinking.cancel()  # acknowledged while blinking: it ends with the output off
+                # (an untracked host's failure flags nothing: its blink runs its course)
 
     def _wanted(self, index: int) -> bool:
         when = self._outputs[index].when
