@@ -79,8 +79,8 @@ async def test_an_untracked_hosts_failure_blinks_and_is_a_watched_outcome(
         alerts={"outputs": [lamp]},
         tasks={"watch": ["Reload A"]},
     )
+    sub = await Subscriber(mosquitto.port).start("lamp/#", "qlik2mqtt/#")  # lamps not retained
     bridge = await RunningBridge(config).start()
-    sub = await Subscriber(mosquitto.port).start("lamp/#", "qlik2mqtt/#")
     try:
         bridge.users.send("QS1;Start session;CORP;anna")  # QS1 is the one tracked server
         await sub.wait_json("qlik2mqtt/qs1/event/user", lambda p: True)

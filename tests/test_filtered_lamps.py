@@ -32,8 +32,8 @@ async def test_a_filtered_server_lamp_on_a_two_node_site_stays_on_while_flagged(
         },
     ]
     config = bridge_config(tmp_path, mosquitto.port, alerts={"outputs": outputs})
+    sub = await Subscriber(mosquitto.port).start("lamp/#", SITE)  # before: lamps not retained
     bridge = await RunningBridge(config).start()
-    sub = await Subscriber(mosquitto.port).start("lamp/#", SITE)
     central = Reload(host="QSCENTRAL", app_name="Sales")
     rim = replace(central, host="QSRIM01")
     try:
