@@ -28,7 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, ROOT, Broker, cpu_seconds, free_port, rss_mb, wait_online
+from bench.common import (
+    PYTHON,
+    ROOT,
+    Broker,
+    cpu_seconds,
+    free_port,
+    rss_mb,
+    send_paced,
+    wait_online,
+)
 
 SEND_DEADLINE = 120.0
 SERVER = "qlik2mqtt/qsbig"
@@ -125,20 +134,6 @@ def line(command: str, user: int) -> bytes:
     return f"/proxy-session/;QSBIG;{command};BIG;user{user:06d};o;ctx;x".encode()
 
 
-def send_paced(udp_port: int, lines: list[bytes], per_second: int) -> float:
-    """Send `lines` at `per_second` (bounded by SEND_DEADLINE); returns the seconds it took."""
-    began = time.perf_counter()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sent = 0
-        while sent < len(lines) and time.perf_counter() - began < SEND_DEADLINE:
-            due = min(len(lines), int((time.perf_counter() - began) * per_second) + 1)
-            for datagram in lines[sent:due]:
-                sock.sendto(datagram, ("127.0.0.1", udp_port))
-            sent = due
-            time.sleep(0.001)
-    return time.perf_counter() - began
-
-
 def per_class(rows: list[tuple[float, str, int]], since: float, until: float) -> dict[str, Any]:
     seconds = until - since
     total: dict[str, int] = defaultdict(int)
@@ -184,7 +179,9 @@ def main() -> None:
     result: dict[str, Any] = {"source": str(args.source), "users": args.users}
     try:
         wait_online(broker.port)
-        send_paced(udp_port, [line("Start session", n) for n in range(args.users)], 10_000)
+        send_paced(
+            udp_port, [line("Start session", n) for n in range(args.users)], 10_000, SEND_DEADLINE
+        )
         wait_users(broker.port, args.users, 120)
         sizes.wait_events(args.users, 60)
         time.sleep(args.quiet)  # past the list's interval (10 s): the churn starts from quiet
@@ -195,7 +192,7 @@ def main() -> None:
             lines.append(line("Stop session", n))
         cpu_before = cpu_seconds(process.pid)
         began = time.time()
-        took = send_paced(udp_port, lines, 2 * args.rate)
+        took = send_paced(udp_port, lines, 2 * args.rate, SEND_DEADLINE)
         ended = time.time()
         cpu = cpu_seconds(process.pid) - cpu_before
         wait_users(broker.port, args.users, 60)

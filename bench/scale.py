@@ -24,24 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Broker, free_port, rss_mb, start_target, wait_online
+from bench.common import Broker, free_port, rss_mb, send_paced, start_target, wait_online
 from bridge.core.persistence import load_state, save_state
 
 SEND_DEADLINE = 60.0
-
-
-def send_paced(udp_port: int, lines: list[bytes], per_second: int) -> float:
-    """Send `lines` at `per_second`; returns the seconds it took."""
-    began = time.perf_counter()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sent = 0
-        while sent < len(lines) and time.perf_counter() - began < SEND_DEADLINE:
-            due = min(len(lines), int((time.perf_counter() - began) * per_second) + 1)
-            for line in lines[sent:due]:
-                sock.sendto(line, ("127.0.0.1", udp_port))
-            sent = due
-            time.sleep(0.0005)
-    return time.perf_counter() - began
 
 
 class Watch:
@@ -90,7 +76,9 @@ def login(server: str, user: str) -> bytes:
 
 def storm(watch: Watch, udp_port: int, count: int) -> dict[str, Any]:
     before = {t: len(watch.lines(t)) for t in ("qlik2mqtt/storm", "qlik2mqtt/site")}
-    took = send_paced(udp_port, [login("STORM", f"s{n}") for n in range(count)], count)
+    took = send_paced(
+        udp_port, [login("STORM", f"s{n}") for n in range(count)], count, SEND_DEADLINE
+    )
     watch.wait("qlik2mqtt/storm", lambda p: p.get("active_sessions") == count, 60)
     time.sleep(1.0)  # the coalescer's trailing publish, at most one interval later
     return {
@@ -104,7 +92,7 @@ def storm(watch: Watch, udp_port: int, count: int) -> dict[str, Any]:
 
 def sessions(watch: Watch, udp_port: int, count: int, servers: int, already: int) -> None:
     lines = [login(f"QS{n % servers:02d}", f"u{n}") for n in range(count)]
-    send_paced(udp_port, lines, 10_000)
+    send_paced(udp_port, lines, 10_000, SEND_DEADLINE)
     total = count + already
     watch.wait("qlik2mqtt/site", lambda p: p.get("active_sessions") == total, 120)
 

@@ -77,8 +77,8 @@ def is_task_flag(flag: str) -> bool:
 
 
 def flagged_tasks(state: BridgeState, flag: str) -> list[str]:
-    """The task keys (`state.task_key`) a task flag is on for: unacknowledged failures (on one
-    server for `server:<host>`), or aborts."""
+    """The reload keys (`bridge.core.reloads.key`: `<slug>|<identity>`) a task flag is on
+    for: unacknowledged failures (on one server for `server:<host>`), or aborts."""
     if flag == ANY_TASK_ABORTED:
         return list(state.aborted)
     if flag == RELOAD_FAILURE:

@@ -428,16 +428,16 @@ def _apply_log(
         server.log_categories_at[event.category] = now
 
 
+def reload_identity(state: BridgeState, event: TaskEvent) -> str:
+    """The reload a task event is, on any server, as the joins know it now (`task:<id>`, else
+    its `app:` or `name:`)."""
+    return state.reloads.identity(state.reloads.of(event))
+
+
 def with_known_task(state: BridgeState, event: TaskEvent) -> TaskEvent:
     """The event with the task id its reload is joined to when it names none (the engine's
     line names the app, Butler's legacy line the task's name): what QRS is asked about."""
-    return _named(event, task_id_of(state.reloads.identity(state.reloads.of(event))))
-
-
-def kept_key(state: BridgeState, event: TaskEvent) -> str:
-    """The key the state keeps this event's reload under in `failing` and `aborted` (its
-    server, and its task's identity as the joins know it now)."""
-    return reload_key(slug_of(state, event.server), state.reloads.identity(state.reloads.of(event)))
+    return _named(event, task_id_of(reload_identity(state, event)))
 
 
 def task_key(slug: str, event: TaskEvent) -> str:

@@ -28,7 +28,7 @@ from bridge.core.context_filter import passes
 from bridge.core.events import Event, LogEvent, TaskEvent
 from bridge.core.flags import RELOAD_FAILURE, SERVER_PREFIX, flag_is_on, flagged_tasks, raises
 from bridge.core.reloads import TASK, V1, identity_of
-from bridge.core.state import BridgeState, Change, with_known_task
+from bridge.core.state import BridgeState, Change, reload_identity, with_known_task
 from bridge.core.task_context import awaits_its_task, failure_of
 from bridge.extensions import Context, Extension
 
@@ -79,7 +79,7 @@ class AlertOutputs(Extension):
             flagged = set(flagged_tasks(state, output.when))
             flagged_reloads = _identities(state, flagged)
             for event in events:
-                if _identity(state, event) in flagged_reloads:
+                if reload_identity(state, event) in flagged_reloads:
                     self._restoring[index] += 1
                     self._decide(index, event, restoring=True)
 
@@ -192,7 +192,7 @@ class AlertOutputs(Extension):
         if not passes(self._rules[index], event, context):
             log.info("alert output: failure filtered out", output=output.name or output.topic)
             return
-        self._passed[index].add(_identity(self.context.state, event))
+        self._passed[index].add(reload_identity(self.context.state, event))
         if output.blink is not None and self._wanted(index):
             self._start_blink(index, output)
         elif index not in self._blinking:
@@ -233,11 +233,6 @@ class AlertOutputs(Extension):
             if self._blinking.get(index) is asyncio.current_task():
                 del self._blinking[index]
                 self._set(index, self._wanted(index), force=True)
-
-
-def _identity(state: BridgeState, event: TaskEvent) -> str:
-    """The reload a failure is, whichever node logged it: what a filter judges."""
-    return state.reloads.identity(state.reloads.of(event))
 
 
 def _identities(state: BridgeState, flagged: Iterable[str]) -> set[str]:
