@@ -205,8 +205,8 @@ def test_log_event_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> 
     assert stored_size(shown, CONFIGS[name]) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN
 
 
-@pytest.mark.parametrize("char", WORST_CHARACTERS)
-def test_last_failed_task_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> None:
+def worst_failure(char: str) -> BridgeState:
+    """A state whose last failed task has every field at its longest, in `char`."""
     event = TaskEvent(
         **longest(
             TaskEvent,
@@ -218,6 +218,12 @@ def test_last_failed_task_attributes_stay_under_16_kib_in_the_worst_case(char: s
     )
     state = BridgeState()
     apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
+    return state
+
+
+@pytest.mark.parametrize("char", WORST_CHARACTERS)
+def test_last_failed_task_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> None:
+    state = worst_failure(char)
     name = "sensor.qlik_sense_qswin01_last_failed_task"
     shown = attributes(name, server_payload(state.servers["qswin01"]))
     assert shown["task_name"] == char * 200

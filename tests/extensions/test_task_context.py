@@ -24,9 +24,9 @@ from tests.extensions.test_discovery_log_events import (
     CONFIGS,
     HA_MAX_ATTRIBUTE_BYTES,
     WORST_CHARACTERS,
-    longest,
     render,
     stored_size,
+    worst_failure,
 )
 from tests.fakes import FakeLink, fake_context
 
@@ -107,13 +107,7 @@ class Source:
 
 async def test_the_context_is_published_and_kept_with_the_last_failed_task() -> None:
     state = BridgeState()
-    link = FakeLink()
-    changes: list[Change] = []
-    context = fake_context(link=link, state=state)
-    source = Source()
-    extension = TaskContextTopics(
-        type(context)(**{**_fields(context), "changed": changes.append}), source
-    )
+    extension, link, source, changes = topics_for(state)
     event = failed()
     apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
     extension.on_event(event, 1.0)
@@ -137,13 +131,7 @@ async def test_the_context_is_published_and_kept_with_the_last_failed_task() -> 
 
 async def test_a_context_of_an_older_failure_changes_no_state() -> None:
     state = BridgeState()
-    link = FakeLink()
-    changes: list[Change] = []
-    context = fake_context(link=link, state=state)
-    source = Source()
-    extension = TaskContextTopics(
-        type(context)(**{**_fields(context), "changed": changes.append}), source
-    )
+    extension, link, source, changes = topics_for(state)
     first, second = failed(), failed(task_id="t-2", execution_id="e-2", task_name="Other")
     for event in (first, second):
         apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
@@ -153,6 +141,20 @@ async def test_a_context_of_an_older_failure_changes_no_state() -> None:
     assert len(link.queued) == 1  # published on its topic all the same
     assert "context" not in site_payload(state)["last_failed_task"]
     assert changes == []
+
+
+def topics_for(
+    state: BridgeState,
+) -> tuple[TaskContextTopics, FakeLink, Source, list[Change]]:
+    """The extension on `state`, with a link, a context source and the changes it reports."""
+    link = FakeLink()
+    changes: list[Change] = []
+    context = fake_context(link=link, state=state)
+    source = Source()
+    extension = TaskContextTopics(
+        type(context)(**{**_fields(context), "changed": changes.append}), source
+    )
+    return extension, link, source, changes
 
 
 def _fields(context: Any) -> dict[str, Any]:
@@ -182,17 +184,7 @@ def test_the_owner_follows_privacy() -> None:
 
 @pytest.mark.parametrize("char", WORST_CHARACTERS)
 def test_context_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> None:
-    event = TaskEvent(
-        **longest(
-            TaskEvent,
-            char,
-            event_type=TaskEventType.TASK_FAILED,
-            server="QSWIN01",
-            source_format=SourceFormat.XML,
-        )
-    )
-    state = BridgeState()
-    apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
+    state = worst_failure(char)
     assert state.last_failed_task is not None
     state.last_failed_task.context = summary(a_context(char, 1_024, 200))
     server = server_payload(state.servers["qswin01"])
