@@ -162,6 +162,9 @@ class MqttConfig(_Section):
     qos: Literal[0, 1, 2] = 1
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 60
     state_interval: Duration = 0.25
+    state_bytes_per_second: Annotated[int, Field(ge=1024)] = 16_384
+    """Each retained state topic averages at most this: after a publish of N bytes the topic
+    waits N / this before its next (a small payload just `state_interval`)."""
     outbox_max_events: Annotated[int, Field(ge=100)] = 100_000
 
     _check_base_topic = field_validator("base_topic")(_topic_part)

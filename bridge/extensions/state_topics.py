@@ -6,6 +6,8 @@ whatever the site's size: counts, flags, the last events and a bounded preview o
 when the server's users changed (`ServerState.membership`), at most once per
 `state.users_interval`, and in steps by a task of its own (`user_list_steps`: 50,000 names
 take 10-20 ms, 120 ms hashed), so no step holds the event loop for more than about 1 ms.
+Each topic also keeps to `mqtt.state_bytes_per_second` (`ByteBudget`): a big payload waits in
+proportion to its size, so the retained state a big site sends stays bounded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bridge.core.payloads import (
 from bridge.core.state import Change, ServerState
 from bridge.core.user_list import Names, user_list_steps
 from bridge.extensions import Context, Extension, SiteUsers
+from bridge.runtime.budget import ByteBudget
 from bridge.runtime.coalesce import Coalescer
 
 
@@ -31,6 +34,7 @@ class StateTopics(Extension):
         self._dirty_servers: set[str] = set()
         self._site_dirty = False
         self._published: dict[str, bytes] = {}
+        self._budget = ByteBudget(context.config.mqtt.state_bytes_per_second)
         self._coalescer = Coalescer(
             context.config.mqtt.state_interval, self.guarded("flush", self._flush)
         )
@@ -56,6 +60,7 @@ class StateTopics(Extension):
 
     def on_connect(self) -> None:
         self._published.clear()
+        self._budget.clear()  # the broker may have nothing: every topic at once
         self._listed.clear()
         self._dirty_servers = set(self.context.state.servers)
         self._site_dirty = True
@@ -69,6 +74,7 @@ class StateTopics(Extension):
         self._dirty_servers.discard(slug)
         for topic in (self.context.topics.server(slug), self.context.topics.server_users(slug)):
             self._published.pop(topic, None)
+            self._budget.forget(topic)
             self.context.link.publish_now(topic, b"", retain=True)  # clears the retained state
 
     def on_change(self, change: Change) -> None:
@@ -83,27 +89,52 @@ class StateTopics(Extension):
         link, state, topics = self.context.link, self.context.state, self.context.topics
         if not link.connected:
             return  # on_connect publishes everything again
+        now = asyncio.get_running_loop().time()
+        waiting: set[str] = set()
+        soonest = float("inf")
         for slug in self._dirty_servers:
             server = state.servers.get(slug)
-            if server is not None:
-                payload = server_payload(server, self.context.privacy, self._preview(slug))
-                self._publish(topics.server(slug), encode(payload))
+            if server is None:
+                continue
+            topic = topics.server(slug)
+            wait = self._budget.wait(topic, now)
+            if wait > 0:
+                waiting.add(slug)  # its last payload was big: not yet
+                soonest = min(soonest, wait)
+                continue
+            payload = server_payload(server, self.context.privacy, self._preview(slug))
+            self._publish(topic, encode(payload))
+        site_waiting = False
         if self._site_dirty:
-            site = site_payload(state, self.context.privacy, self._distinct_users())
-            self._publish(topics.site, encode(site))
-            if site["last_event_at"] is not None:
-                self._publish(topics.site_last_event, site["last_event_at"].encode())
-        self._dirty_servers = set()
-        self._site_dirty = False
+            wait = self._budget.wait(topics.site, now)
+            if wait > 0:
+                site_waiting = True
+                soonest = min(soonest, wait)
+            else:
+                site = site_payload(state, self.context.privacy, self._distinct_users())
+                self._publish(topics.site, encode(site))
+                if site["last_event_at"] is not None:
+                    self._publish(topics.site_last_event, site["last_event_at"].encode())
+        self._dirty_servers = waiting
+        self._site_dirty = site_waiting
+        if waiting or site_waiting:
+            self._coalescer.mark(at_least=soonest)
 
     def _flush_users(self) -> None:
         """`<server>/users` of each server whose users changed since it was last published."""
         if not self.context.link.connected:
             return  # on_connect publishes them again
+        loop = asyncio.get_running_loop()
+        soonest = float("inf")
         for slug, server in self.context.state.servers.items():
             if slug not in self._rendering and self._users_changed(slug):
-                task = asyncio.get_running_loop().create_task(self._render_users(slug, server))
-                self._rendering[slug] = task
+                wait = self._budget.wait(self.context.topics.server_users(slug), loop.time())
+                if wait > 0:
+                    soonest = min(soonest, wait)  # its last list was big: not yet
+                    continue
+                self._rendering[slug] = loop.create_task(self._render_users(slug, server))
+        if soonest < float("inf"):
+            self._users_coalescer.mark(at_least=soonest)
 
     async def _render_users(self, slug: str, server: ServerState) -> None:
         """Render `<server>/users` in steps, and publish it if the server is still there."""
@@ -145,6 +176,7 @@ class StateTopics(Extension):
             return True
         if self.context.link.publish_now(topic, payload, retain=True):
             self._published[topic] = payload
+            self._budget.spend(topic, len(payload), asyncio.get_running_loop().time())
             self.context.stats.state_publishes += 1
             return True
         return False

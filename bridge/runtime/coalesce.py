@@ -17,13 +17,18 @@ class Coalescer:
         self._handle: asyncio.TimerHandle | None = None
         self._last_flush = float("-inf")
 
-    def mark(self) -> None:
-        """Something changed: make sure a flush is scheduled."""
-        if self._handle is not None:
-            return
+    def mark(self, at_least: float = 0.0) -> None:
+        """Something changed: make sure a flush is scheduled, within the interval of the last
+        and not before `at_least` seconds from now (what a byte budget still asks to wait)."""
         loop = asyncio.get_running_loop()
-        delay = max(0.0, self._last_flush + self._interval - loop.time())
-        self._handle = loop.call_later(delay, self._run)
+        when = self._last_flush + self._interval
+        if at_least:
+            when = max(when, loop.time() + at_least)
+        if self._handle is not None:
+            if self._handle.when() <= when:
+                return  # already due in time (every event of a storm ends here)
+            self._handle.cancel()  # a sooner flush is wanted: for another topic
+        self._handle = loop.call_at(max(when, loop.time()), self._run)
 
     def flush_now(self) -> None:
         if self._handle is not None:
