@@ -273,15 +273,19 @@ def wait_online(port: int, timeout: float = 15.0) -> None:
         raise RuntimeError(f"the target did not come online: {result.stdout!r}")
 
 
-def send_paced(udp_port: int, lines: list[bytes], per_second: int, deadline: float) -> float:
+def send_paced(
+    udp_port: int, lines: list[bytes], per_second: int, deadline: float, stamped: bool = False
+) -> float:
     """Send `lines` to 127.0.0.1:`udp_port` at `per_second`, for `deadline` seconds at most;
-    returns the seconds it took."""
+    returns the seconds it took. `stamped`: each line gets the send time (ns) appended."""
     began = time.perf_counter()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sent = 0
         while sent < len(lines) and time.perf_counter() - began < deadline:
             due = min(len(lines), int((time.perf_counter() - began) * per_second) + 1)
             for line in lines[sent:due]:
+                if stamped:
+                    line += str(time.time_ns()).encode()
                 sock.sendto(line, ("127.0.0.1", udp_port))
             sent = due
             time.sleep(0.0005)

@@ -112,6 +112,8 @@ def test_the_big_site_benchmark_counts_bytes_per_topic_class() -> None:
     assert 90 <= classes["events"]["messages_per_s"] <= 110  # 50 logins + 50 logouts a second
     assert 0 < classes["server state"]["largest_bytes"] <= 16 * 1024
     assert report["retained_bytes_per_s"] >= report["retained_bytes_per_s_without_list"] > 0
+    assert report["churn_events_delivered"] == report["churn_events"] == 100
+    assert 0 < report["latency_ms_p50"] <= report["latency_ms_p99"]
 
 
 def test_the_state_cost_benchmark_times_every_step() -> None:
