@@ -2,12 +2,17 @@
 
 Butler publishes `host: directory/user` on `qliksense/session/start` and friends, the task name
 on `qliksense/task_failure` (JSON with camelCase keys on `…_full`), and the active users on
-`qliksense/users/active/count` and `…/usernames`.
+`qliksense/users/active/count` and `…/usernames`. At 50,000 users the names cost 30-50 ms to
+gather, sort and encode at once: `active_user_steps` does it in steps of under 1 ms (issue 25).
 """
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections.abc import Generator
+from itertools import islice
+from operator import itemgetter
 
 from bridge.core.events import Event, LogEvent, TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.core.privacy import PLAIN, Privacy
@@ -58,12 +63,76 @@ def _full(event: TaskEvent, privacy: Privacy) -> dict[str, str | None]:
     }
 
 
+STEP = 4096
+"""Names per step: gathered, sorted as a run or encoded (well under 1 ms each)."""
+MERGE_STEP = 1024
+"""Names per step of the merge of the sorted runs (a Python-level heap)."""
+HASH_STEP = 256
+"""Names hashed per step (`privacy.user_ids: hashed`, about 2.5 µs a name)."""
+
+Known = dict[str, str | None]
+"""Treated names by user id (hashed ids), kept from one render to the next."""
+
+
 def active_user_messages(state: BridgeState, base: str, privacy: Privacy = PLAIN) -> list[Message]:
-    """`users/active/count` and `users/active/usernames` (distinct user ids, as Butler)."""
-    ids = {user_id for server in state.servers.values() for _, user_id in server.users()}
-    treated = (privacy.user_id(user_id) for user_id in ids)
-    names = sorted(name for name in treated if name is not None)
-    return [
+    """`users/active/count` and `users/active/usernames` (distinct user ids, as Butler), at
+    once: `active_user_steps` run to its end."""
+    steps = active_user_steps(state, base, privacy, {})
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            messages: list[Message] = done.value[0]
+            return messages
+
+
+def active_user_steps(
+    state: BridgeState, base: str, privacy: Privacy, known: Known
+) -> Generator[None, None, tuple[list[Message], Known]]:
+    """Yields between steps; returns `active_user_messages` as the servers' sessions were at
+    the first step, and the treated names to pass as `known` next time (empty when plain)."""
+    keys = [list(server.sessions) for server in state.servers.values()]
+    yield
+    ids: set[str] = set()
+    for server_keys in keys:
+        for start in range(0, len(server_keys), STEP):
+            ids.update(map(itemgetter(1), server_keys[start : start + STEP]))
+            yield
+    del keys
+    fresh: Known = {}
+    if privacy.plain:
+        names = list(ids)
+        yield
+    else:
+        names = []
+        hashed = 0
+        for user_id in ids:
+            name = known[user_id] if user_id in known else privacy.user_id(user_id)
+            hashed += user_id not in known
+            fresh[user_id] = name
+            if name is not None:
+                names.append(name)
+            if len(fresh) % STEP == 0 or hashed == HASH_STEP:
+                hashed = 0
+                yield
+    runs = []
+    for start in range(0, len(names), STEP):
+        runs.append(sorted(names[start : start + STEP]))
+        yield
+    del names
+    merged = heapq.merge(*runs)
+    ordered: list[str] = []
+    while part := list(islice(merged, MERGE_STEP)):
+        ordered += part
+        yield
+    del runs, merged
+    pieces: list[str] = []
+    for start in range(0, len(ordered), STEP):
+        pieces.append(json.dumps(ordered[start : start + STEP], ensure_ascii=False)[1:-1])
+        yield
+    usernames = f"[{', '.join(pieces)}]".encode()
+    messages = [
         (f"{base}/users/active/count", str(len(ids)).encode()),
-        (f"{base}/users/active/usernames", json.dumps(names, ensure_ascii=False).encode()),
+        (f"{base}/users/active/usernames", usernames),
     ]
+    return messages, fresh
