@@ -14,6 +14,10 @@ from bridge.extensions import butler_payloads as butler
 from bridge.extensions.link import OutMessage
 from bridge.runtime.coalesce import Coalescer
 
+STEP_PAUSE = 0.002
+"""Seconds between two steps of the render: `sleep(0)` alone gave it one step per turn of the
+loop, and a turn reads only some of the waiting datagrams (as the state file's save)."""
+
 
 class ButlerCompat(Extension):
     def __init__(self, context: Context) -> None:
@@ -72,7 +76,7 @@ class ButlerCompat(Extension):
                 except StopIteration as done:
                     self._users, self._known = done.value
                     break
-                await asyncio.sleep(0)
+                await asyncio.sleep(STEP_PAUSE)
             self._send(self._users)
         except Exception:
             self.failed("render_users")
