@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.run [--rates 5000,10000,20000,40000] [--seconds 2]
         [--targets bridge,naive,tuned] [--repeat 3] [--json bench/results/run.json]
-        [--load sessions|log_events] [--held N [--held-rate 10000]] [--max-sessions N]
+        [--load sessions|log_events] [--held N [--held-rate 10000] [--settle 12]]
+        [--max-sessions N]
 
 For each target and rate: a fresh mosquitto, the target, a mosquitto_sub subscriber and the
 load generator (separate processes, loopback only, bounded). Reports offered, delivered, lost,
@@ -15,9 +16,11 @@ XML and `;` log-event formats in turn; `bench/loadgen.py`), counted on `<server>
 the bridge only: the yardsticks do not read log events.
 
 `--held N` logs N users in to the loaded node before the load starts (at `--held-rate` a
-second, then until the bridge's state holds them; not counted in the results, the subscriber
-starts after them): a big site's state while the load runs. The forwarders hold nothing, so
-they get no held sessions. `--max-sessions N` sets the bridge's
+second, then until the bridge's state holds them, then `--settle` seconds of quiet, 12 by
+default; not counted in the results, the subscriber starts after them): a big site's state
+while the load runs. `--settle 0` measures right after the login storm instead (the first
+save and the first full user list of the held sessions then fall in the load). The
+forwarders hold nothing, so they get no held sessions. `--max-sessions N` sets the bridge's
 `limits.max_sessions_per_server` (default 100,000; at least N plus the load's users). The
 bridge's peak RSS is then the held sessions' memory too.
 """
@@ -30,6 +33,7 @@ import platform
 import socket
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +70,7 @@ def measure(
     held: int = 0,
     held_rate: int = 10_000,
     max_sessions: int | None = None,
+    settle: float = 0.0,
 ) -> dict[str, Any]:
     kind, topics, identity = LOADS[load_name]
     work = Path(tempfile.mkdtemp(prefix=f"bench-{target}-{rate}-"))
@@ -79,6 +84,7 @@ def measure(
         if held and target == "bridge":  # before the subscriber: not among the results
             wait_online(broker.port)
             held_in = hold(udp_port, broker.port, held, held_rate, HOLD_TIMEOUT)
+            time.sleep(settle)  # the quiet after the storm (bounded: at most 120 s)
         subscription.start()
         subscription.ready(broker.port)
         wait_online(broker.port)
@@ -120,6 +126,7 @@ def measure(
     if held_in is not None:
         result["held"] = held
         result["held_in_s"] = round(held_in, 1)
+        result["settle_s"] = settle
     if target == "bridge":  # retained state is coalesced: a handful a second, whatever the load
         span = (max(states) - min(states)) if len(states) > 1 else 0.0
         result["state_publishes_per_s"] = round(len(states) / span, 1) if span else len(states)
@@ -150,11 +157,16 @@ def main() -> None:
     parser.add_argument("--held", type=int, default=0, help="sessions held before the load")
     parser.add_argument("--held-rate", type=int, default=10_000, help="their logins a second")
     parser.add_argument("--max-sessions", type=int, help="limits.max_sessions_per_server")
+    parser.add_argument(
+        "--settle", type=float, default=12.0, help="seconds of quiet after the held logins"
+    )
     args = parser.parse_args()
     if not 1 <= args.repeat <= 10:
         raise SystemExit("repeat 1-10")
     if not 0 <= args.held <= 500_000 or not 100 <= args.held_rate <= 50_000:
         raise SystemExit("held 0-500000, held-rate 100-50000/s")
+    if not 0 <= args.settle <= 120:
+        raise SystemExit("settle 0-120 s")
     if args.held and args.held + 5000 > (args.max_sessions or 100_000):
         raise SystemExit("--max-sessions must leave room for --held and the load's 5,000 users")
     targets = (
@@ -174,6 +186,7 @@ def main() -> None:
                     args.held,
                     args.held_rate,
                     args.max_sessions,
+                    args.settle,
                 )
                 runs.append(result)
                 print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)

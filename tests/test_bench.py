@@ -47,14 +47,14 @@ def test_the_full_benchmark_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
 def test_held_sessions_are_logged_in_first_and_not_counted(tmp_path: Path) -> None:
     out = tmp_path / "held.json"
     bench("bench.run", "--rates", "400", "--seconds", "0.5", "--targets", "bridge,tuned",
-          "--held", "3000", "--held-rate", "3000", "--max-sessions", "8000",
+          "--held", "3000", "--held-rate", "3000", "--settle", "0.5", "--max-sessions", "8000",
           "--json", str(out))  # fmt: skip
     report = json.loads(out.read_text())
     assert (report["held"], report["max_sessions"]) == (3000, 8000)
     rows = {row["target"]: row for row in report["results"]}
     for row in rows.values():
         assert (row["offered"], row["delivered"], row["lost"]) == (200, 200, 0)
-    assert rows["bridge"]["held"] == 3000
+    assert (rows["bridge"]["held"], rows["bridge"]["settle_s"]) == (3000, 0.5)
     assert "held" not in rows["tuned"]  # a forwarder holds nothing
 
 
