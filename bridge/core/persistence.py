@@ -10,11 +10,13 @@ event loop never waits on the whole file; the bytes are `snapshot`'s, encoded at
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,9 +172,29 @@ def _rows(rows: Iterable[list[Any]], size: int) -> Iterator[bytes]:
     """`rows` encoded `size` at a time, comma-separated, without the brackets."""
     iterator = iter(rows)
     first = True
-    while chunk := [row for _, row in zip(range(size), iterator, strict=False)]:
-        yield (b"" if first else b",") + orjson.dumps(chunk)[1:-1]
+    while True:
+        with _no_collection():
+            chunk = [row for _, row in zip(range(size), iterator, strict=False)]
+            if not chunk:
+                return
+            piece = (b"" if first else b",") + orjson.dumps(chunk)[1:-1]
+            del chunk
+        yield piece
         first = False
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection while a step's rows exist: they are freed before it ends, so a
+    collection would find nothing of theirs, and their 1,024 allocations set one off (at
+    times a full one, walking the heap: 8 ms of a step at 50,000 sessions)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _dump(value: str) -> bytes:

@@ -4,6 +4,7 @@ while the steps run are not in it (the file is the moment's)."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 from pathlib import Path
 
@@ -108,3 +109,17 @@ def test_a_connection_closed_while_the_steps_run_is_left_out() -> None:
     kept = [user for _, user, _, _ in saved["servers"]["qs2"]["connections"]]
     assert kept == ["u0", "u1", "u3", "u4"]
     restore(saved)
+
+
+def test_the_collector_is_on_between_the_steps() -> None:
+    """A step holds garbage collection off while its rows exist, never across a yield."""
+    assert gc.isenabled()
+    steps = encode_steps(take(crowded_state(users=50)), 4)
+    for _ in steps:
+        assert gc.isenabled()
+    gc.disable()  # one who turned it off keeps it off
+    try:
+        list(encode_steps(take(crowded_state(users=50)), 4))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
