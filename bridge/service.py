@@ -210,7 +210,7 @@ async def _run_locked(config: Config, stop: asyncio.Event, ready: asyncio.Event 
         if left:
             log.warning("broker did not take every event: kept for the next start", count=left)
         try:  # waits for a periodic save still writing: this one lands last
-            await writer.save(bridge.state)
+            await writer.save(bridge.state, pause=0)  # no datagrams left to make room for
         except Exception as exc:
             log.error("cannot save state at shutdown", path=str(config.state_file), error=str(exc))
         if broker is not None:

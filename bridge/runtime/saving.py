@@ -49,11 +49,11 @@ class StateWriter:
         self._landed = 0
         """The number of the newest write that landed."""
 
-    async def save(self, state: BridgeState) -> bool:
-        """Snapshot `state` now and write it, as `write` does."""
+    async def save(self, state: BridgeState, pause: float = STEP_PAUSE) -> bool:
+        """Snapshot `state` now and write it, as `write` does (`pause`: between the steps)."""
         self._asked += 1
         number = self._asked
-        pieces = await encode_stepwise(state)
+        pieces = await encode_stepwise(state, pause)
         return await asyncio.to_thread(self._write_in_order, number, pieces)
 
     async def write(self, pieces: list[bytes]) -> bool:

@@ -73,30 +73,30 @@ async def test_a_write_asked_for_earlier_that_has_not_started_is_dropped(tmp_pat
     assert json.loads(path.read_text())["name"] == "19"
 
 
+def session(state: BridgeState, who: str) -> None:
+    event = UserEvent(
+        event_type=UserEventType.SESSION_START,
+        server="QS1",
+        source_format=SourceFormat.XML,
+        user_directory="CORP",
+        user_id=who,
+    )
+    settings = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
+    apply_event(state, event, 1.0, settings)
+
+
 async def test_a_save_lets_the_loop_run_between_its_steps_and_keeps_its_moment(
     tmp_path: Path,
 ) -> None:
     """Issue 25: the loop runs while a save is encoded; what changes meanwhile is the next
     save's."""
     state = BridgeState()
-    settings = StateSettings(stale_after=None, dedup_window=60.0, auto_clear_after=None)
-
-    def session(who: str) -> None:
-        event = UserEvent(
-            event_type=UserEventType.SESSION_START,
-            server="QS1",
-            source_format=SourceFormat.XML,
-            user_directory="CORP",
-            user_id=who,
-        )
-        apply_event(state, event, 1.0, settings)
-
     for number in range(3 * ROWS_PER_STEP):
-        session(f"u{number}")
+        session(state, f"u{number}")
     writer = StateWriter(tmp_path / "state.json")
     saving = asyncio.create_task(writer.save(state))
     await asyncio.sleep(0)  # the save takes its moment and encodes its first step
-    session("late")
+    session(state, "late")
     assert not saving.done()
     assert await saving is True
     saved = load_state(tmp_path / "state.json")
@@ -107,3 +107,22 @@ async def test_a_save_lets_the_loop_run_between_its_steps_and_keeps_its_moment(
     again = load_state(tmp_path / "state.json")
     assert again is not None
     assert ("CORP", "late") in again.servers["qs1"].sessions
+
+
+async def test_the_final_save_has_what_came_while_a_cancelled_save_was_encoding(
+    tmp_path: Path,
+) -> None:
+    """Shutdown cancels the periodic save mid-steps; the final save takes the state then."""
+    state = BridgeState()
+    for number in range(3 * ROWS_PER_STEP):
+        session(state, f"u{number}")
+    writer = StateWriter(tmp_path / "state.json")
+    periodic = asyncio.create_task(writer.save(state))
+    await asyncio.sleep(0)
+    session(state, "last")
+    periodic.cancel()
+    assert await writer.save(state, pause=0) is True
+    saved = load_state(tmp_path / "state.json")
+    assert saved is not None
+    assert ("CORP", "last") in saved.servers["qs1"].sessions
+    assert len(saved.servers["qs1"].sessions) == 3 * ROWS_PER_STEP + 1
