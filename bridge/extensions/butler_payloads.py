@@ -138,6 +138,9 @@ def active_user_steps(
             yield
     else:
         yield from _hashed_names(ids, privacy, known, names)
+    count = len(ids)
+    ids.clear()  # 50,000 references dropped: a step of its own (0.3 ms)
+    yield
     runs = []
     for start in range(0, len(names), STEP):
         runs.append(sorted(names[start : start + STEP]))
@@ -148,9 +151,7 @@ def active_user_steps(
     while part := list(islice(merged, MERGE_STEP)):
         ordered += part
         yield
-    del runs, merged
-    count = len(ids)
-    ids.clear()
+    del runs, merged  # the runs' references: a step of its own
     yield
     pieces: list[bytes] = []
     while ordered:
