@@ -76,7 +76,7 @@ class HomeAssistantDiscovery(Extension):
         self._announced.clear()
         self._publish(encoded_bridge_configs(self.settings))
         self._publish_watched()
-        for slug, server in self.context.state.servers.items():  # kept encoded: 20 servers
+        for slug, server in self.context.state.servers.items():  # kept: none built again
             if self._publish(encoded_server_configs(self.settings, slug, server.host)):
                 self._announced.add(slug)
 
