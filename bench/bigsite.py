@@ -38,6 +38,7 @@ from bench.common import (
     Subscription,
     cpu_seconds,
     free_port,
+    retained_json,
     rss_mb,
     send_paced,
     wait_online,
@@ -109,25 +110,10 @@ class Sizes:
         self._out.close()
 
 
-def retained_now(port: int, topic: str) -> dict[str, Any] | None:
-    """The retained JSON on `topic` now (one message, bounded wait)."""
-    result = subprocess.run(
-        ["mosquitto_sub", "-p", str(port), "-t", topic, "-C", "1", "-W", "2"],
-        capture_output=True,
-        timeout=10,
-        check=False,
-    )
-    try:
-        value = json.loads(result.stdout)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def wait_users(port: int, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = retained_now(port, SERVER)
+        state = retained_json(port, SERVER)
         if state is not None and state.get("active_sessions") == count:
             return
         time.sleep(0.5)

@@ -70,15 +70,20 @@ class Broker:
             self.process = None
 
 
-def start_target(kind: str, work: Path, mqtt_port: int, udp_port: int) -> subprocess.Popen[bytes]:
+def start_target(
+    kind: str, work: Path, mqtt_port: int, udp_port: int, max_sessions: int | None = None
+) -> subprocess.Popen[bytes]:
+    """The bridge (`max_sessions`: its `limits.max_sessions_per_server`, else the default) or
+    a forwarder."""
     if kind == "bridge":
         config = work / "bridge.yaml"
+        limits = f"limits: {{max_sessions_per_server: {max_sessions}}}\n" if max_sessions else ""
         config.write_text(
             f"udp: {{host: 127.0.0.1, user_activity_port: {udp_port}, "
             f"task_port: {free_port(socket.SOCK_DGRAM)}}}\n"
             f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
             f"homeassistant: {{enabled: true}}\nstate_file: {work}/state.json\n"
-            f"stats_interval: 1s\nlogging: {{format: json, level: warning}}\n"
+            f"stats_interval: 1s\nlogging: {{format: json, level: warning}}\n{limits}"
         )
         command = [PYTHON, "-m", "bridge", "run", "--config", str(config)]
     else:
@@ -271,6 +276,42 @@ def wait_online(port: int, timeout: float = 15.0) -> None:
     )
     if result.stdout.strip() != "online":
         raise RuntimeError(f"the target did not come online: {result.stdout!r}")
+
+
+def retained_json(port: int, topic: str) -> dict[str, Any] | None:
+    """The retained JSON on `topic` now (one message, bounded wait); None if none."""
+    result = subprocess.run(
+        ["mosquitto_sub", "-p", str(port), "-t", topic, "-C", "1", "-W", "2"],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    try:
+        value = json.loads(result.stdout)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def held_sessions(count: int) -> list[bytes]:
+    """`count` session starts on the load's node (BENCH) of users the load never names."""
+    return [
+        f"/proxy-session/;BENCH;Start session;LOAD;held{n};held-{n};ctx;0".encode()
+        for n in range(count)
+    ]
+
+
+def hold(udp_port: int, mqtt_port: int, count: int, per_second: int, timeout: float) -> float:
+    """Log `count` users in to the bridge's BENCH node at `per_second` and wait until its
+    state says it holds them (bounded by `timeout` seconds); returns the seconds it took."""
+    began = time.monotonic()
+    send_paced(udp_port, held_sessions(count), per_second, timeout)
+    while time.monotonic() - began < timeout:
+        state = retained_json(mqtt_port, SERVER_STATE)
+        if state is not None and int(state.get("active_sessions", 0)) >= count:
+            return time.monotonic() - began
+        time.sleep(0.5)
+    raise RuntimeError(f"the bridge did not hold {count} sessions within {timeout} s")
 
 
 def send_paced(

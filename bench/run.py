@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.run [--rates 5000,10000,20000,40000] [--seconds 2]
         [--targets bridge,naive,tuned] [--repeat 3] [--json bench/results/run.json]
-        [--load sessions|log_events]
+        [--load sessions|log_events] [--held N [--held-rate 10000] [--settle 12]]
+        [--max-sessions N]
 
 For each target and rate: a fresh mosquitto, the target, a mosquitto_sub subscriber and the
 load generator (separate processes, loopback only, bounded). Reports offered, delivered, lost,
@@ -13,6 +14,15 @@ shows medians (and the worst loss) over the runs; the JSON keeps every run.
 `--load log_events` offers warnings and errors of the four services instead of sessions (the
 XML and `;` log-event formats in turn; `bench/loadgen.py`), counted on `<server>/event/log`;
 the bridge only: the yardsticks do not read log events.
+
+`--held N` logs N users in to the loaded node before the load starts (at `--held-rate` a
+second, then until the bridge's state holds them, then `--settle` seconds of quiet, 12 by
+default; not counted in the results, the subscriber starts after them): a big site's state
+while the load runs. `--settle 0` measures right after the login storm instead (the first
+save and the first full user list of the held sessions then fall in the load). The
+forwarders hold nothing, so they get no held sessions. `--max-sessions N` sets the bridge's
+`limits.max_sessions_per_server` (default 100,000; at least N plus the load's users). The
+bridge's peak RSS is then the held sessions' memory too.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import platform
 import socket
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +43,7 @@ from bench.common import (
     Subscription,
     cpu_seconds,
     free_port,
+    hold,
     load,
     rss_mb,
     start_target,
@@ -46,15 +58,33 @@ LOADS: dict[str, tuple[str, tuple[str, ...], str]] = {
 """--load → the load generator's kind, the extra event topics, the field naming each event."""
 
 
-def measure(target: str, rate: int, seconds: float, load_name: str = "sessions") -> dict[str, Any]:
+HOLD_TIMEOUT = 180.0
+"""Seconds at most to log the held sessions in and see the bridge hold them."""
+
+
+def measure(
+    target: str,
+    rate: int,
+    seconds: float,
+    load_name: str = "sessions",
+    held: int = 0,
+    held_rate: int = 10_000,
+    max_sessions: int | None = None,
+    settle: float = 0.0,
+) -> dict[str, Any]:
     kind, topics, identity = LOADS[load_name]
     work = Path(tempfile.mkdtemp(prefix=f"bench-{target}-{rate}-"))
     broker = Broker(work)
     broker.start()
     udp_port = free_port(socket.SOCK_DGRAM)
-    process = start_target(target, work, broker.port, udp_port)
+    process = start_target(target, work, broker.port, udp_port, max_sessions)
     subscription = Subscription(work, broker.port, f"bench-{target}-{rate}", *topics)
+    held_in = None
     try:
+        if held and target == "bridge":  # before the subscriber: not among the results
+            wait_online(broker.port)
+            held_in = hold(udp_port, broker.port, held, held_rate, HOLD_TIMEOUT)
+            time.sleep(settle)  # the quiet after the storm (bounded: at most 120 s)
         subscription.start()
         subscription.ready(broker.port)
         wait_online(broker.port)
@@ -93,6 +123,10 @@ def measure(target: str, rate: int, seconds: float, load_name: str = "sessions")
         "cpu_seconds": round(cpu, 2),
         "peak_rss_mb": round(peak, 1),
     }
+    if held_in is not None:
+        result["held"] = held
+        result["held_in_s"] = round(held_in, 1)
+        result["settle_s"] = settle
     if target == "bridge":  # retained state is coalesced: a handful a second, whatever the load
         span = (max(states) - min(states)) if len(states) > 1 else 0.0
         result["state_publishes_per_s"] = round(len(states) / span, 1) if span else len(states)
@@ -120,9 +154,21 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per rate and target; the table's medians"
     )
+    parser.add_argument("--held", type=int, default=0, help="sessions held before the load")
+    parser.add_argument("--held-rate", type=int, default=10_000, help="their logins a second")
+    parser.add_argument("--max-sessions", type=int, help="limits.max_sessions_per_server")
+    parser.add_argument(
+        "--settle", type=float, default=12.0, help="seconds of quiet after the held logins"
+    )
     args = parser.parse_args()
     if not 1 <= args.repeat <= 10:
         raise SystemExit("repeat 1-10")
+    if not 0 <= args.held <= 500_000 or not 100 <= args.held_rate <= 50_000:
+        raise SystemExit("held 0-500000, held-rate 100-50000/s")
+    if not 0 <= args.settle <= 120:
+        raise SystemExit("settle 0-120 s")
+    if args.held and args.held + 5000 > (args.max_sessions or 100_000):
+        raise SystemExit("--max-sessions must leave room for --held and the load's 5,000 users")
     targets = (
         args.targets or ("bridge" if args.load == "log_events" else "bridge,naive,tuned")
     ).split(",")
@@ -132,7 +178,16 @@ def main() -> None:
     for _ in range(args.repeat):  # round-robin, so a noisy minute hits every target alike
         for rate in [int(r) for r in args.rates.split(",")]:
             for target in targets:
-                result = measure(target, rate, args.seconds, args.load)
+                result = measure(
+                    target,
+                    rate,
+                    args.seconds,
+                    args.load,
+                    args.held,
+                    args.held_rate,
+                    args.max_sessions,
+                    args.settle,
+                )
                 runs.append(result)
                 print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     results = medians(runs)
@@ -145,6 +200,8 @@ def main() -> None:
         "seconds": args.seconds,
         "repeat": args.repeat,
         "load": args.load,
+        "held": args.held,
+        "max_sessions": args.max_sessions,
         "results": results,
         "runs": runs,
     }

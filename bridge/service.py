@@ -18,7 +18,7 @@ from bridge.commands.handling import Commands
 from bridge.config import Config
 from bridge.core.logcounts import BUCKETS
 from bridge.core.path import Bridge
-from bridge.core.persistence import StateFileError, load_state, snapshot
+from bridge.core.persistence import StateFileError, load_state
 from bridge.core.privacy import Privacy
 from bridge.core.state import BridgeState
 from bridge.core.stats import Stats
@@ -210,7 +210,7 @@ async def _run_locked(config: Config, stop: asyncio.Event, ready: asyncio.Event 
         if left:
             log.warning("broker did not take every event: kept for the next start", count=left)
         try:  # waits for a periodic save still writing: this one lands last
-            await writer.write(snapshot(bridge.state))
+            await writer.save(bridge.state, pause=0)  # no datagrams left to make room for
         except Exception as exc:
             log.error("cannot save state at shutdown", path=str(config.state_file), error=str(exc))
         if broker is not None:
@@ -445,9 +445,8 @@ async def _save_forever(bridge: Bridge, writer: StateWriter) -> None:
         await asyncio.sleep(SAVE_INTERVAL)
         if bridge.dirty:
             bridge.dirty = False
-            data = snapshot(bridge.state)
-            try:
-                await writer.write(data)
+            try:  # taken now, encoded in steps of the loop, written in a thread
+                await writer.save(bridge.state)
             except OSError as exc:
                 bridge.dirty = True
                 bridge.stats.state_save_errors += 1

@@ -2,7 +2,7 @@
 
 `server_configs` describes one Qlik Sense node as a device; `bridge_configs` describes the bridge
 itself (the failure flag, the commands' buttons (acknowledge), site and diagnostic sensors);
-`watched_task_configs` a watched task (`tasks.watch`).
+`watched_task_configs` a watched task (`tasks.watch`); `encoded` keeps them encoded.
 """
 
 from discovery.configs import (
@@ -16,13 +16,23 @@ from discovery.configs import (
     watched_task_configs,
     watched_task_removals,
 )
+from discovery.encoded import (
+    Encoded,
+    encode_configs,
+    encoded_bridge_configs,
+    encoded_server_configs,
+)
 
 __all__ = [
     "CommandButton",
     "DiscoveryMessage",
     "DiscoverySettings",
+    "Encoded",
     "WatchedTask",
     "bridge_configs",
+    "encode_configs",
+    "encoded_bridge_configs",
+    "encoded_server_configs",
     "server_configs",
     "server_removals",
     "watched_task_configs",

@@ -44,6 +44,32 @@ def test_the_full_benchmark_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
     assert rows["bridge"]["state_publishes_per_s"] > 0
 
 
+def test_held_sessions_are_logged_in_first_and_not_counted(tmp_path: Path) -> None:
+    out = tmp_path / "held.json"
+    bench("bench.run", "--rates", "400", "--seconds", "0.5", "--targets", "bridge,tuned",
+          "--held", "3000", "--held-rate", "3000", "--settle", "0.5", "--max-sessions", "8000",
+          "--json", str(out))  # fmt: skip
+    report = json.loads(out.read_text())
+    assert (report["held"], report["max_sessions"]) == (3000, 8000)
+    rows = {row["target"]: row for row in report["results"]}
+    for row in rows.values():
+        assert (row["offered"], row["delivered"], row["lost"]) == (200, 200, 0)
+    assert (rows["bridge"]["held"], rows["bridge"]["settle_s"]) == (3000, 0.5)
+    assert "held" not in rows["tuned"]  # a forwarder holds nothing
+
+
+def test_held_sessions_need_room_under_the_limit() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--held", "99000", "--targets", "bridge"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert "--max-sessions" in result.stderr
+
+
 def test_the_log_event_load_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
     out = tmp_path / "logs.json"
     bench("bench.run", "--load", "log_events", "--rates", "400", "--seconds", "0.5",
@@ -119,5 +145,11 @@ def test_the_big_site_benchmark_counts_bytes_per_topic_class() -> None:
 def test_the_state_cost_benchmark_times_every_step() -> None:
     report = json.loads(bench("bench.state_cost", "--users", "2000", "--rounds", "2"))
     assert report["users"] == 2000
-    assert {"server state (plain)", "user list, longest step (hashed)"} <= set(report["ms"])
+    assert {
+        "server state (plain)",
+        "user list, longest step (hashed)",
+        "state file: longest encoding step",
+        "discovery: reconnect, bridge and 20 servers",
+        "butler users, longest step (hashed)",
+    } <= set(report["ms"])
     assert report["server state bytes"] <= 16 * 1024

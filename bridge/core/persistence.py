@@ -2,14 +2,22 @@
 
 Format 2 keeps the reload keys of `bridge.core.reloads` with their joins, and the retry
 button's pending marks; a format-1 file (before them) is read as well: its task keys become
-`v1:` keys, its records teach the joins they carry."""
+`v1:` keys, its records teach the joins they carry.
+
+A save is taken in one step (`take`: the sessions and connections of each server copied, the
+rest encoded) and encoded in steps of at most `ROWS_PER_STEP` rows (`encode_steps`), so the
+event loop never waits on the whole file; the bytes are `snapshot`'s, encoded at once."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +34,15 @@ from bridge.core.state import (
     LogRecord,
     ServerState,
     TaskRecord,
+    UserKey,
     task_id_key,
 )
 from bridge.core.topics import task_slug
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+ROWS_PER_STEP = 1024
+"""Sessions or connections encoded in one step: 0.2-0.4 ms on the shared 2-core machine."""
 
 
 class StateFileError(Exception):
@@ -42,6 +53,13 @@ def snapshot(state: BridgeState) -> dict[str, Any]:
     return {
         "version": FORMAT_VERSION,
         "servers": {slug: _server(server) for slug, server in state.servers.items()},
+        **_site(state),
+    }
+
+
+def _site(state: BridgeState) -> dict[str, Any]:
+    """All of the file but its version and servers."""
+    return {
         "failing": dict(state.failing),
         "aborted": dict(state.aborted),
         "last_failure_at": state.last_failure_at,
@@ -67,6 +85,13 @@ def _server(server: ServerState) -> dict[str, Any]:
         "host": server.host,
         "sessions": [[d, u, seen] for (d, u), seen in server.sessions.items()],
         "connections": [[d, u, c.count, c.last_seen] for (d, u), c in server.connections.items()],
+        **_server_rest(server),
+    }
+
+
+def _server_rest(server: ServerState) -> dict[str, Any]:
+    """All of a server but its host, sessions and connections (small: no row per user)."""
+    return {
         "last_event_at": server.last_event_at,
         "failed_tasks": server.failed_tasks,
         "aborted_tasks": server.aborted_tasks,
@@ -83,6 +108,97 @@ def _server(server: ServerState) -> dict[str, Any]:
             for source, counts in server.log_counts.items()
         },
     }
+
+
+@dataclass(frozen=True, slots=True)
+class TakenServer:
+    slug: str
+    head: bytes
+    """`"slug":{"host":…,"sessions":[` encoded."""
+    sessions: dict[UserKey, float]
+    """A copy: the sessions at the moment the snapshot was taken."""
+    connections: dict[UserKey, Connections]
+    """A copy of the dict (the set of connections then); the entries are the live ones."""
+    tail: bytes
+    """`],"last_event_at":…}`: the rest, encoded when the snapshot was taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A snapshot taken at one moment and not encoded yet: what `encode_steps` reads."""
+
+    servers: tuple[TakenServer, ...]
+    tail: bytes
+    """`},"failing":…}`: all but the servers, encoded when the snapshot was taken."""
+
+
+def take(state: BridgeState) -> Taken:
+    """The state at this moment, in one step that encodes no row per user: each server's
+    sessions and connections are copied (a dict copy: 0.2 ms at 50,000 sessions), the rest
+    is encoded now. A session that starts or stops later is not in this save."""
+    servers = tuple(
+        TakenServer(
+            slug=slug,
+            head=b"%s:{%s:%s,%s:[" % (_dump(slug), b'"host"', _dump(server.host), b'"sessions"'),
+            sessions=server.sessions.copy(),
+            connections=server.connections.copy(),
+            tail=b"]," + orjson.dumps(_server_rest(server))[1:],
+        )
+        for slug, server in state.servers.items()
+    )
+    return Taken(servers=servers, tail=b"}," + orjson.dumps(_site(state))[1:])
+
+
+def encode_steps(taken: Taken, rows: int = ROWS_PER_STEP) -> Iterator[bytes]:
+    """The file's bytes in pieces, each the work of one step (at most `rows` rows encoded);
+    joined, they are `orjson.dumps(snapshot(state))` as `take` saw it. A connection's count
+    and time are read in its step (a connection closed by then is left out): the set of
+    sessions and the set of connections are the moment's."""
+    yield b'{"version":%d,"servers":{' % FORMAT_VERSION
+    for index, server in enumerate(taken.servers):
+        yield (b"," if index else b"") + server.head
+        sessions = ([d, u, seen] for (d, u), seen in server.sessions.items())
+        yield from _rows(sessions, rows)
+        yield b'],"connections":['
+        connections = (
+            [d, u, c.count, c.last_seen] for (d, u), c in server.connections.items() if c.count > 0
+        )
+        yield from _rows(connections, rows)
+        yield server.tail
+    yield taken.tail
+
+
+def _rows(rows: Iterable[list[Any]], size: int) -> Iterator[bytes]:
+    """`rows` encoded `size` at a time, comma-separated, without the brackets."""
+    iterator = iter(rows)
+    first = True
+    while True:
+        with _no_collection():
+            chunk = [row for _, row in zip(range(size), iterator, strict=False)]
+            if not chunk:
+                return
+            piece = (b"" if first else b",") + orjson.dumps(chunk)[1:-1]
+            del chunk
+        yield piece
+        first = False
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection while a step's rows exist: they are freed before it ends, so a
+    collection would find nothing of theirs, and their 1,024 allocations set one off (at
+    times a full one, walking the heap: 8 ms of a step at 50,000 sessions)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _dump(value: str) -> bytes:
+    return orjson.dumps(value)
 
 
 def _log_record(record: LogRecord | None) -> dict[str, Any] | None:
@@ -243,9 +359,18 @@ def save_state(path: Path, state: BridgeState) -> None:
     write_snapshot(path, snapshot(state))
 
 
+def encode(state: BridgeState) -> list[bytes]:
+    """The whole file at once, in `encode_steps`' pieces (for a caller without a loop)."""
+    return list(encode_steps(take(state)))
+
+
 def write_snapshot(path: Path, snapshot_data: dict[str, Any]) -> None:
+    write_pieces(path, [orjson.dumps(snapshot_data)])  # 50,000 sessions: 13 ms (json: 90)
+
+
+def write_pieces(path: Path, pieces: list[bytes]) -> None:
     """Write atomically: a reader or a crash sees the old file or the new one, never half."""
-    data = orjson.dumps(snapshot_data)  # 50,000 sessions: 13 ms, against 90 with json
+    data = b"".join(pieces)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

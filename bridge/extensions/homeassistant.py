@@ -16,11 +16,12 @@ from bridge.config import Config
 from bridge.core.state import Change, Watch
 from bridge.extensions import Context, Extension
 from discovery import (
-    DiscoveryMessage,
     DiscoverySettings,
+    Encoded,
     WatchedTask,
-    bridge_configs,
-    server_configs,
+    encode_configs,
+    encoded_bridge_configs,
+    encoded_server_configs,
     server_removals,
     watched_task_configs,
     watched_task_removals,
@@ -63,36 +64,32 @@ class HomeAssistantDiscovery(Extension):
         for slug in change.servers - self._announced:
             server = state.servers.get(slug)
             if server is not None and self._publish(
-                server_configs(self.settings, slug, server.host)
+                encoded_server_configs(self.settings, slug, server.host)
             ):
                 self._announced.add(slug)
 
     def on_forget(self, slug: str) -> None:
-        self._publish(server_removals(self.settings, slug))
+        self._publish(encode_configs(server_removals(self.settings, slug)))
         self._announced.discard(slug)
 
     def _publish_all(self) -> None:
         self._announced.clear()
-        self._publish(bridge_configs(self.settings))
+        self._publish(encoded_bridge_configs(self.settings))
         self._publish_watched()
-        for slug, server in self.context.state.servers.items():
-            if self._publish(server_configs(self.settings, slug, server.host)):
+        for slug, server in self.context.state.servers.items():  # kept: none built again
+            if self._publish(encoded_server_configs(self.settings, slug, server.host)):
                 self._announced.add(slug)
 
     def _publish_watched(self) -> None:
         """The watched tasks' devices; a task watched before and no longer is removed."""
         for slug in self._retired:
-            self._publish(watched_task_removals(self.settings, slug))
+            self._publish(encode_configs(watched_task_removals(self.settings, slug)))
         for task in self._watched:
-            self._publish(watched_task_configs(self.settings, task))
+            self._publish(encode_configs(watched_task_configs(self.settings, task)))
 
-    def _publish(self, messages: list[DiscoveryMessage]) -> bool:
+    def _publish(self, messages: Encoded) -> bool:
         link = self.context.link
-        for topic, payload in messages:
-            data = json.dumps(payload, ensure_ascii=False).encode() if payload else b""
-            if not link.publish_now(topic, data, retain=True):
-                return False
-        return True
+        return all(link.publish_now(topic, data, retain=True) for topic, data in messages)
 
 
 def watched_tasks(config: Config) -> list[WatchedTask]:

@@ -26,6 +26,7 @@ from bridge.core.user_list import Names, user_list_steps
 from bridge.extensions import Context, Extension, SiteUsers
 from bridge.runtime.budget import ByteBudget
 from bridge.runtime.coalesce import Coalescer
+from bridge.runtime.steps import STEP_PAUSE
 
 
 class StateTopics(Extension):
@@ -149,7 +150,7 @@ class StateTopics(Extension):
                 except StopIteration as done:
                     payload, names = done.value
                     break
-                await asyncio.sleep(0)  # the loop runs between steps
+                await asyncio.sleep(STEP_PAUSE)  # the loop runs between steps
             if self.context.state.servers.get(slug) is not server:
                 return  # forgotten meanwhile
             self._names[slug] = names

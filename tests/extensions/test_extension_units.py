@@ -111,23 +111,24 @@ async def test_cached_user_counts_follow_sessions_and_servers() -> None:
         )
         apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
 
-    def counts() -> tuple[int, bytes]:
+    async def counts() -> tuple[int, bytes]:
         site.on_connect()
         butler.on_connect()
+        await butler.stop()  # the render, in steps
         active = json.loads(link.payloads("qlik2mqtt/site")[-1])["active_users"]
         return active, link.payloads("qliksense/users/active/count")[-1]
 
-    assert counts() == (0, b"0")
+    assert await counts() == (0, b"0")
     login("QS1", "anna")
     login("QS2", "anna")
     login("QS2", "bob")
-    assert counts() == (2, b"2")
+    assert await counts() == (2, b"2")
     login("QS1", "anna", UserEventType.CONNECTION_OPEN)  # the same users: nothing to rebuild
-    assert counts() == (2, b"2")
+    assert await counts() == (2, b"2")
     login("QS2", "bob", UserEventType.SESSION_STOP)
-    assert counts() == (1, b"1")
+    assert await counts() == (1, b"1")
     del state.servers["qs1"], state.servers["qs2"]
-    assert counts() == (0, b"0")
+    assert await counts() == (0, b"0")
 
 
 def big_server(state: BridgeState, users: int) -> None:
