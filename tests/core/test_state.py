@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
+from pytest_mock import MockerFixture
+
+from bridge.core import state as state_module
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.core.payloads import (
     distinct_users,
@@ -142,6 +147,67 @@ def test_stale_sessions_expire_and_connections_keep_them_alive() -> None:
     change = expire(state, 3700.0, SETTINGS)
     assert change.servers == change.expired == {"qs1"}
     assert set(state.servers["qs1"].sessions) == {("CORP", "busy")}
+
+
+def test_expiry_over_a_day_of_sessions_drops_each_stale_one_once_and_scans_only_when_due(
+    mocker: MockerFixture,
+) -> None:
+    """A day of logins, refreshes, logouts and lost stops, expired every minute: what is dropped
+    is exactly what was idle past `stale_after`, and the sessions are scanned only when the
+    oldest last-seen time could be stale (a scan is O(sessions): ms at 50,000)."""
+    state = BridgeState()
+    rng = random.Random(25)
+    stale_after = 3600.0
+    sessions: dict[str, float] = {}  # the model: user → last seen
+    connections: dict[str, float] = {}
+    scans = mocker.spy(state_module, "_scan_stale")
+    expiries = 0
+    for minute in range(24 * 60):
+        now = minute * 60.0
+        for _ in range(3):
+            who = f"u{rng.randrange(60)}"
+            if rng.random() < 0.5:
+                apply_event(state, user(UserEventType.SESSION_START, who), now, SETTINGS)
+                sessions[who] = now
+            elif who in sessions:  # a connection refreshes its session
+                apply_event(state, user(UserEventType.CONNECTION_OPEN, who), now, SETTINGS)
+                sessions[who] = connections[who] = now
+        if minute % 7 == 0 and sessions:
+            gone = rng.choice(sorted(sessions))
+            apply_event(state, user(UserEventType.SESSION_STOP, gone), now, SETTINGS)
+            del sessions[gone]
+            connections.pop(gone, None)
+        change = expire(state, now, SETTINGS)
+        stale = False
+        for model in (sessions, connections):
+            for who in [who for who, seen in model.items() if seen < now - stale_after]:
+                del model[who]
+                stale = True
+        expiries += stale
+        assert bool(change.expired) == stale, minute
+        server = state.servers.get("qs1")
+        assert {u for _, u in server.sessions} == set(sessions) if server else not sessions
+        assert {u for _, u in server.connections} == set(connections) if server else True
+    assert expiries > 0
+    # Scanned when the oldest could be stale (a refresh since can make it a scan for nothing),
+    # not every minute.
+    assert expiries <= scans.call_count < 24 * 60 / 2, (expiries, scans.call_count)
+
+
+def test_active_connections_is_the_sum_of_the_connections_through_any_sequence() -> None:
+    """Kept as events come (not summed per publish), it agrees with the entries after opens,
+    closes, closes of unknown connections, logouts with connections open and expiry."""
+    state = BridgeState()
+    rng = random.Random(7)
+    kinds = list(UserEventType)
+    for step in range(3000):
+        event = user(rng.choice(kinds), f"u{rng.randrange(20)}")
+        apply_event(state, event, float(step), SETTINGS)
+        if step % 500 == 499:
+            expire(state, step + 3500.0, SETTINGS)
+        server = state.servers["qs1"]
+        assert server.active_connections == sum(c.count for c in server.connections.values())
+    assert state.servers["qs1"].active_connections >= 0
 
 
 def test_auto_clear_after() -> None:
