@@ -187,13 +187,7 @@ def _json_list_bytes(names: list[str]) -> int:
 
 def distinct_users(state: BridgeState) -> int:
     """Users with a session anywhere on the site, each counted once."""
-    servers = list(state.servers.values())
-    if len(servers) == 1:
-        return len(servers[0].sessions)
-    users: set[tuple[str, str]] = set()
-    for server in servers:
-        users.update(server.sessions)
-    return len(users)
+    return len(state.user_servers)
 
 
 def site_payload(

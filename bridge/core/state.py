@@ -223,6 +223,10 @@ class BridgeState:
     slugs: dict[str, str] = field(default_factory=dict)
     """Host key (`topics.host_key`) → the slug its server was given. Not persisted: built from
     the servers' host names, so a restored state gives every host the slug it had."""
+    user_servers: Counter[UserKey] = field(default_factory=Counter)
+    """User → how many servers they have a session on: the site's distinct users are its
+    length (a set of every server's users took 3.6 ms at 50,000 users over 20 servers, for
+    every site publish). Kept by whoever adds or drops a session; counted when built."""
     revision: int = 0
     """Counts changes to what the state file keeps: whoever changes the state adds one (the
     core path for every change it makes, `drop_watched` and `remember_watched` for theirs);
@@ -239,6 +243,15 @@ class BridgeState:
                 if owner is not None:
                     owner.tracked_tasks += 1
         self.failing_reloads = Counter(map(identity_of, self.failing))
+        self.user_servers = Counter(key for s in self.servers.values() for key in s.sessions)
+
+    def session_gone(self, key: UserKey) -> None:
+        """A session of `key` left a server (`user_servers` kept)."""
+        left = self.user_servers[key] - 1
+        if left > 0:
+            self.user_servers[key] = left
+        else:
+            del self.user_servers[key]
 
     @property
     def reload_failure(self) -> bool:
@@ -333,7 +346,7 @@ def apply_event(state: BridgeState, event: Event, now: float, settings: StateSet
         server = state.servers[slug]
     if isinstance(event, UserEvent):
         server.last_event_at = now
-        if not _apply_user(server, event, now, settings.max_sessions_per_server):
+        if not _apply_user(state, server, event, now, settings.max_sessions_per_server):
             return _untracked_change(slug)
         return _event_change(slug)
     if isinstance(event, LogEvent):
@@ -379,7 +392,9 @@ def _user_key(event: UserEvent) -> UserKey:
     return (sys.intern(event.user_directory or ""), event.user_id or "")
 
 
-def _apply_user(server: ServerState, event: UserEvent, now: float, cap: int) -> bool:
+def _apply_user(
+    state: BridgeState, server: ServerState, event: UserEvent, now: float, cap: int
+) -> bool:
     """False, changing nothing, when the event would add a user past `cap`."""
     key = _user_key(event)
     kind = event.event_type
@@ -388,10 +403,12 @@ def _apply_user(server: ServerState, event: UserEvent, now: float, cap: int) -> 
             if len(server.sessions) >= cap:
                 return False
             server.membership += 1
+            state.user_servers[key] += 1
         server.sessions[key] = now
     elif kind is UserEventType.SESSION_STOP:
         if server.sessions.pop(key, None) is not None:
             server.membership += 1
+            state.session_gone(key)
         closed = server.connections.pop(key, None)
         if closed is not None:
             server.active_connections -= closed.count
@@ -743,13 +760,14 @@ def _auto_clear(state: BridgeState, now: float, settings: StateSettings) -> set[
     return cleared
 
 
-def _scan_stale(server: ServerState, cutoff: float, now: float) -> bool:
+def _scan_stale(state: BridgeState, server: ServerState, cutoff: float, now: float) -> bool:
     """Drop the server's sessions and connections last seen before `cutoff`; whether any were.
     Leaves `seen_floor` at the oldest last-seen time that is left."""
     stale = [key for key, seen in server.sessions.items() if seen < cutoff]
     gone = [key for key, entry in server.connections.items() if entry.last_seen < cutoff]
     for key in stale:
         del server.sessions[key]
+        state.session_gone(key)
     server.membership += bool(stale)
     for key in gone:
         server.active_connections -= server.connections.pop(key).count
@@ -771,7 +789,7 @@ def expire(state: BridgeState, now: float, settings: StateSettings) -> Change:
         for slug, server in state.servers.items():
             if server.seen_floor >= cutoff:
                 continue  # nothing there can be stale yet: no scan (O(sessions): ms at 50,000)
-            if _scan_stale(server, cutoff, now):
+            if _scan_stale(state, server, cutoff, now):
                 expired.add(slug)
     changed |= expired
     for slug, server in state.servers.items():
@@ -812,6 +830,8 @@ def forget_server(state: BridgeState, slug: str) -> Change:
         key for key, kept in state.retryable.items() if slug_of(state, kept.event.server) == slug
     ]:
         del state.retryable[key]
+    for user in server.sessions:
+        state.session_gone(user)
     del state.servers[slug]
     state.slugs = {host: kept for host, kept in state.slugs.items() if kept != slug}
     was_on = state.reload_failure

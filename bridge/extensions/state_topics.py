@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 
 from bridge.core.payloads import (
-    distinct_users,
     encode,
     server_payload,
     session_preview,
@@ -23,7 +22,7 @@ from bridge.core.payloads import (
 )
 from bridge.core.state import Change, ServerState
 from bridge.core.user_list import Names, user_list_steps
-from bridge.extensions import Context, Extension, SiteUsers
+from bridge.extensions import Context, Extension
 from bridge.runtime.budget import ByteBudget
 from bridge.runtime.coalesce import Coalescer
 from bridge.runtime.steps import STEP_PAUSE
@@ -50,9 +49,6 @@ class StateTopics(Extension):
         """Per server slug: the task rendering its `<server>/users`, while it runs."""
         self._names: dict[str, Names] = {}
         """Per server slug: the treated (hashed) names of its users, from the last render."""
-        self._site_users = SiteUsers()
-        self._distinct = 0
-        """The site's distinct-user count, while `_site_users` has not changed."""
 
     async def stop(self) -> None:
         self._coalescer.flush_now()
@@ -112,7 +108,7 @@ class StateTopics(Extension):
                 site_waiting = True
                 soonest = min(soonest, wait)
             else:
-                site = site_payload(state, self.context.privacy, self._distinct_users())
+                site = site_payload(state, self.context.privacy)
                 self._publish(topics.site, encode(site))
                 if site["last_event_at"] is not None:
                     self._publish(topics.site_last_event, site["last_event_at"].encode())
@@ -191,8 +187,3 @@ class StateTopics(Extension):
             cached = (server, server.membership, preview)
             self._previews[slug] = cached
         return cached[2]
-
-    def _distinct_users(self) -> int:
-        if self._site_users.changed(self.context.state):
-            self._distinct = distinct_users(self.context.state)
-        return self._distinct

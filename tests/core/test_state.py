@@ -17,7 +17,14 @@ from bridge.core.payloads import (
     users_payload,
 )
 from bridge.core.privacy import PLAIN, Privacy
-from bridge.core.state import BridgeState, StateSettings, acknowledge, apply_event, expire
+from bridge.core.state import (
+    BridgeState,
+    StateSettings,
+    acknowledge,
+    apply_event,
+    expire,
+    forget_server,
+)
 
 SETTINGS = StateSettings(stale_after=3600.0, dedup_window=60.0, auto_clear_after=None)
 
@@ -194,20 +201,27 @@ def test_expiry_over_a_day_of_sessions_drops_each_stale_one_once_and_scans_only_
     assert expiries <= scans.call_count < 24 * 60 / 2, (expiries, scans.call_count)
 
 
-def test_active_connections_is_the_sum_of_the_connections_through_any_sequence() -> None:
-    """Kept as events come (not summed per publish), it agrees with the entries after opens,
-    closes, closes of unknown connections, logouts with connections open and expiry."""
+def test_kept_counts_agree_with_the_entries_through_any_sequence() -> None:
+    """`active_connections` and the site's distinct users are kept as events come (not summed
+    per publish): they agree with the entries after opens, closes, closes of unknown
+    connections, logouts with connections open, a user on several servers, expiry and a
+    forgotten server."""
     state = BridgeState()
     rng = random.Random(7)
     kinds = list(UserEventType)
-    for step in range(3000):
-        event = user(rng.choice(kinds), f"u{rng.randrange(20)}")
+    for step in range(4000):
+        server = rng.choice(["QS1", "QS2", "QS3"])
+        event = user(rng.choice(kinds), f"u{rng.randrange(20)}", server=server)
         apply_event(state, event, float(step), SETTINGS)
         if step % 500 == 499:
             expire(state, step + 3500.0, SETTINGS)
-        server = state.servers["qs1"]
-        assert server.active_connections == sum(c.count for c in server.connections.values())
-    assert state.servers["qs1"].active_connections >= 0
+        if step == 2222:
+            forget_server(state, "qs2")
+        for kept in state.servers.values():
+            assert kept.active_connections == sum(c.count for c in kept.connections.values())
+        everyone = set().union(*(kept.sessions for kept in state.servers.values()))
+        assert distinct_users(state) == len(everyone), step
+    assert distinct_users(state) > 0
 
 
 def test_auto_clear_after() -> None:

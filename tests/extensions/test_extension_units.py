@@ -11,7 +11,13 @@ import json
 
 from bridge.config import Config
 from bridge.core.events import SourceFormat, UserEvent, UserEventType
-from bridge.core.state import BridgeState, ServerState, StateSettings, apply_event
+from bridge.core.state import (
+    BridgeState,
+    ServerState,
+    StateSettings,
+    apply_event,
+    forget_server,
+)
 from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.link import Link
@@ -97,8 +103,8 @@ async def test_a_timer_an_extension_set_runs_behind_the_guard() -> None:
 
 
 async def test_cached_user_counts_follow_sessions_and_servers() -> None:
-    """StateTopics and ButlerCompat keep what they rendered from the users (`SiteUsers`)
-    until a session starts or ends, a server appears or one is forgotten."""
+    """The site's distinct users (kept in the state) and what ButlerCompat rendered from the
+    users (`SiteUsers`) follow sessions starting and ending, servers appearing and forgotten."""
     state = BridgeState()
     link = FakeLink()
     config = Config.model_validate({"butler_compat": {"enabled": True}})
@@ -127,7 +133,8 @@ async def test_cached_user_counts_follow_sessions_and_servers() -> None:
     assert await counts() == (2, b"2")
     login("QS2", "bob", UserEventType.SESSION_STOP)
     assert await counts() == (1, b"1")
-    del state.servers["qs1"], state.servers["qs2"]
+    forget_server(state, "qs1")
+    forget_server(state, "qs2")
     assert await counts() == (0, b"0")
 
 
