@@ -156,14 +156,14 @@ def per_class(rows: list[tuple[float, str, int]], since: float, until: float) ->
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=1_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--source", type=Path, default=ROOT)
     parser.add_argument("--quiet", type=float, default=12.0, help="seconds before the churn")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not 1 <= args.users <= 200_000 or not 1 <= args.rate <= 10_000:
         raise SystemExit("users 1-200000, rate 1-10000")
     if not 1 <= args.seconds <= 180 or not 0 <= args.quiet <= 60:

@@ -4,6 +4,7 @@
         [--targets bridge,naive,tuned] [--repeat 3] [--json bench/results/run.json]
         [--load sessions|log_events] [--held N [--held-rate 10000] [--settle 12]]
         [--max-sessions N]
+    .venv/bin/python -m bench.run --load bigsite [bench.bigsite's options]
 
 For each target and rate: a fresh mosquitto, the target, a mosquitto_sub subscriber and the
 load generator (separate processes, loopback only, bounded). Reports offered, delivered, lost,
@@ -14,6 +15,9 @@ shows medians (and the worst loss) over the runs; the JSON keeps every run.
 `--load log_events` offers warnings and errors of the four services instead of sessions (the
 XML and `;` log-event formats in turn; `bench/loadgen.py`), counted on `<server>/event/log`;
 the bridge only: the yardsticks do not read log events.
+
+`--load bigsite` runs `bench.bigsite` (its own options: 50,000 users held on one node, then
+1,000 logins and 1,000 logouts a second; bytes a second per topic class and the events' p99).
 
 `--held N` logs N users in to the loaded node before the load starts (at `--held-rate` a
 second, then until the bridge's state holds them, then `--settle` seconds of quiet, 12 by
@@ -37,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import bigsite
 from bench.common import (
     LOG_EVENTS,
     Broker,
@@ -145,11 +150,17 @@ def delivered_rate(
 
 
 def main() -> None:
+    load = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    load.add_argument("--load")
+    chosen, rest = load.parse_known_args()
+    if chosen.load == "bigsite":
+        bigsite.main(rest)  # a load of its own, with its own options (--seconds, --rate, ...)
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="5000,10000,20000,40000")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--targets", default=None, help="default bridge,naive,tuned (sessions)")
-    parser.add_argument("--load", choices=sorted(LOADS), default="sessions")
+    parser.add_argument("--load", choices=[*sorted(LOADS), "bigsite"], default="sessions")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per rate and target; the table's medians"
