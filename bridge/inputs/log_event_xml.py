@@ -121,9 +121,12 @@ class _NotExactError(ValueError):
     """The exact reader met something it does not read itself: defusedxml decides."""
 
 
-Read = tuple[dict[str, str], list[tuple[str, str | None, str | None]]]
-"""What a log event's XML holds, whichever reader read it: the event element's attributes of
-`READ`, and
+Read = tuple[
+    tuple[str | None, str | None, str | None, str | None],
+    list[tuple[str, str | None, str | None]],
+]
+"""What a log event's XML holds, whichever reader read it: the event element's attributes
+`READ` (None: absent), and
 its parts in document order: `("message", None, text)`, `("exception", None, text or None)`,
 `("data", name, value)` (the message and the values still base64)."""
 
@@ -136,8 +139,12 @@ def is_log_event_xml(text: str) -> bool:
 
 def parse_log_event_xml(text: str) -> LogEvent | Rejected:
     """One datagram's text (decoded, stripped) → the log event, or why it is not one."""
-    match = START.match(text)
-    prefix = match.group(1) if match else ""
+    exact = _EXACT.match(text)
+    if exact is not None:
+        prefix = exact.group(1)
+    else:
+        match = START.match(text)
+        prefix = match.group(1) if match else ""
     source = LOG_TAGS.get(prefix.lower())
     if source is None:
         return Rejected(
@@ -145,7 +152,7 @@ def parse_log_event_xml(text: str) -> LogEvent | Rejected:
             detail=f"XML event of prefix {clip(prefix, 64)!r}: not a qseow-<service> log event",
         )
     try:
-        read = read_exact(text, prefix)
+        read = None if exact is None else _exact_read(exact)
         if read is None:
             read = read_defused(text, prefix)
         return _log_event(source, read)
@@ -167,9 +174,10 @@ def parse_log_event_xml(text: str) -> LogEvent | Rejected:
 # backtracking, so linear in the datagram's length whatever it holds.
 _FORBIDDEN = r"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
 _REFERENCE = r"&(?:lt|gt|amp|quot|apos|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});"
-_VALUE = rf'"(?:[^"<&\t\n\r{_FORBIDDEN}]++|{_REFERENCE})*+"'
-"""An attribute value: literal tabs and line ends are left to the parser (XML turns them
-into spaces)."""
+_VALUE_TEXT = rf'(?:[^"<&\t\n\r{_FORBIDDEN}]++|{_REFERENCE})*+'
+"""An attribute value (in double quotes): literal tabs and line ends are left to the parser
+(XML turns them into spaces)."""
+_VALUE = f'"{_VALUE_TEXT}"'
 _CDATA = rf"<!\[CDATA\[(?:[^\]{_FORBIDDEN}]++|\](?!\]>))*+\]\]>"
 _CONTENT = rf"(?:[^<&\]{_FORBIDDEN}]++|\](?!\]>)|{_REFERENCE}|{_CDATA})*+"
 """Element text: characters (no `]]>`), references and CDATA sections."""
@@ -180,7 +188,7 @@ READ = ("logger", "timestamp", "level", "username")
 """The attributes a log event is made of."""
 _EXACT = re.compile(
     r"<(?P<p>[A-Za-z][A-Za-z0-9_.-]*+):event"
-    + "".join(f"(?: {name}=({_VALUE}))?" for name in _ATTRIBUTES)
+    + "".join(f'(?: {name}="({_VALUE_TEXT})")?' for name in _ATTRIBUTES)
     + r">(?:<(?P=p):message>([A-Za-z0-9+/= \t\n\r]*+)</(?P=p):message>)?"
     r"(?:<(?P=p):properties>"
     rf'((?:<(?P=p):data name={_VALUE} value="[A-Za-z0-9+/=]*+" ?/>)*+)'
@@ -199,24 +207,20 @@ def read_exact(text: str, prefix: str) -> Read | None:
     """The event as the shipped layout writes it, read as defusedxml would read it; None for
     anything else (the defusedxml reader then decides)."""
     match = _EXACT.match(text)
-    if match is None:
-        return None
-    found, logger, timestamp, level, _, _, _, username, message, properties, exception = (
-        match.groups()
-    )
-    if found != prefix:
-        return None
-    attributes = {}
+    return None if match is None or match.group(1) != prefix else _exact_read(match)
+
+
+def _exact_read(match: re.Match[str]) -> Read | None:
+    _, logger, timestamp, level, _, _, _, username, message, properties, exception = match.groups()
     parts: list[tuple[str, str | None, str | None]] = []
     try:
-        for name, quoted in (
-            ("logger", logger),
-            ("timestamp", timestamp),
-            ("level", level),
-            ("username", username),
+        if any(
+            value is not None and "&" in value for value in (logger, timestamp, level, username)
         ):
-            if quoted is not None:
-                attributes[name] = _unescaped(quoted[1:-1])
+            logger, timestamp, level, username = (
+                None if value is None else _unescaped(value)
+                for value in (logger, timestamp, level, username)
+            )
         if message is not None:
             parts.append(("message", None, message))
         if properties:
@@ -228,7 +232,7 @@ def read_exact(text: str, prefix: str) -> Read | None:
             parts.append(("exception", None, _unescaped(exception) or None))
     except _NotExactError:
         return None
-    return attributes, parts
+    return (logger, timestamp, level, username), parts
 
 
 def _unescaped(text: str) -> str:
@@ -287,8 +291,8 @@ def read_defused(text: str, prefix: str) -> Read:
                 key = data.get("name")
                 if key is not None and data.tag.rpartition("}")[2] == "data":
                     parts.append(("data", key, data.get("value", "")))
-    attributes = {name: value for name in READ if (value := event.get(name)) is not None}
-    return attributes, parts
+    logger, timestamp, level, username = (event.get(name) for name in READ)
+    return (logger, timestamp, level, username), parts
 
 
 def keep_carriage_returns(text: str) -> str:
@@ -313,12 +317,11 @@ def keep_carriage_returns(text: str) -> str:
 
 
 def _log_event(source: LogSource, read: Read) -> LogEvent:
-    attributes, parts = read
-    level_text = attributes.get("level", "")
-    level = LEVELS.get(level_text.upper())
+    (logger, timestamp, level_text, username), parts = read
+    level = LEVELS.get((level_text or "").upper())
     if level is None:
         raise _UnsoundHeadError(
-            RejectReason.UNKNOWN_LEVEL, f"level {clip(level_text, 32)!r} is no log level"
+            RejectReason.UNKNOWN_LEVEL, f"level {clip(level_text or '', 32)!r} is no log level"
         )
     message: str | None = None
     exception: str | None = None
@@ -349,9 +352,9 @@ def _log_event(source: LogSource, read: Read) -> LogEvent:
         server=host,
         source_format=SourceFormat.XML,
         log_row=None,  # log4net's XML layout has none
-        log_timestamp=iso_timestamp(attributes.get("timestamp", "")),
-        subsystem=_text(attributes.get("logger")),
-        windows_user=_text(attributes.get("username")),
+        log_timestamp=iso_timestamp(timestamp or ""),
+        subsystem=_text(logger),
+        windows_user=_text(username),
         message=message_text([visible_controls(message)]) if message else None,
         fields_uncertain=False,  # each property in its own element
         **values,
