@@ -174,9 +174,9 @@ def parse_log_event_xml(text: str) -> LogEvent | Rejected:
 # backtracking, so linear in the datagram's length whatever it holds.
 _FORBIDDEN = r"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
 _REFERENCE = r"&(?:lt|gt|amp|quot|apos|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});"
-_VALUE_TEXT = rf'(?:[^"<&\t\n\r{_FORBIDDEN}]++|{_REFERENCE})*+'
+_VALUE_TEXT = rf'[^"<\t\n\r{_FORBIDDEN}]*+'
 """An attribute value (in double quotes): literal tabs and line ends are left to the parser
-(XML turns them into spaces)."""
+(XML turns them into spaces); an `&` must open a reference (`_attribute`)."""
 _VALUE = f'"{_VALUE_TEXT}"'
 _CDATA = rf"<!\[CDATA\[(?:[^\]{_FORBIDDEN}]++|\](?!\]>))*+\]\]>"
 _CONTENT = rf"(?:[^<&\]{_FORBIDDEN}]++|\](?!\]>)|{_REFERENCE}|{_CDATA})*+"
@@ -199,6 +199,8 @@ _EXACT = re.compile(
 """The whole datagram in the shipped layout: the prefix, the attributes (quoted), the message,
 the properties and the exception."""
 _DATA = re.compile(r'<[^ ]+ name="([^"]*)" value="([^"]*)"')
+_BARE_AMPERSAND = re.compile(rf"&(?!{_REFERENCE[1:]})")
+"""An `&` that opens no reference of `_REFERENCE` (not well-formed, or an entity)."""
 _ESCAPED = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);|<!\[CDATA\[(.*?)\]\]>", re.S)
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
@@ -218,7 +220,7 @@ def _exact_read(match: re.Match[str]) -> Read | None:
             value is not None and "&" in value for value in (logger, timestamp, level, username)
         ):
             logger, timestamp, level, username = (
-                None if value is None else _unescaped(value)
+                None if value is None else _attribute(value)
                 for value in (logger, timestamp, level, username)
             )
         if message is not None:
@@ -226,7 +228,7 @@ def _exact_read(match: re.Match[str]) -> Read | None:
         if properties:
             data = _DATA.findall(properties)
             if "&" in properties:
-                data = [(_unescaped(name), value) for name, value in data]
+                data = [(_attribute(name), value) for name, value in data]
             parts += [("data", name, value) for name, value in data]
         if exception is not None:
             parts.append(("exception", None, _unescaped(exception) or None))
@@ -236,11 +238,21 @@ def _exact_read(match: re.Match[str]) -> Read | None:
 
 
 def _unescaped(text: str) -> str:
-    """Element or attribute text with its references and CDATA sections read;
+    """Element text `_CONTENT` matched, with its references and CDATA sections read;
     _NotExactError for a reference to a character XML forbids."""
     if "&" not in text and "<" not in text:
         return text
     return _ESCAPED.sub(_replacement, text)
+
+
+def _attribute(value: str) -> str:
+    """An attribute's value as XML reads it (`_unescaped`); _NotExactError for an `&` that
+    opens no reference."""
+    if "&" not in value:
+        return value
+    if _BARE_AMPERSAND.search(value) is not None:
+        raise _NotExactError(value)
+    return _ESCAPED.sub(_replacement, value)
 
 
 def _replacement(match: re.Match[str]) -> str:
@@ -376,7 +388,7 @@ def _decoded(value: str, key: str | None) -> str:
                 f"{_what(key)} is not base64: is base64EncodeMessage/Properties set?"
             )
     try:
-        return binascii.a2b_base64(value, strict_mode=True).decode("utf-8")
+        return binascii.a2b_base64(value).decode("utf-8")  # checked: strict would agree
     except (binascii.Error, UnicodeDecodeError):
         raise LogXmlRefusedError(f"{_what(key)} is not base64 of UTF-8 text") from None
 
