@@ -2,9 +2,7 @@
 and source, a regular expression searched in the message), first match wins. Pure.
 
 The rules are grouped once per (source, level), so an event tries only the patterns that can
-apply to it, and their patterns are joined once into one (`any_of`) that tells in a single
-search whether any of them matches: most messages match none. Every pattern is searched in the
-first `SEARCHED_CHARS` characters of the message,
+apply to it. Every pattern is searched in the first `SEARCHED_CHARS` characters of the message,
 lowered once: a pattern in lower case then ignores case at a quarter of the cost of
 `re.IGNORECASE`; a pattern that names a capital (a letter, or a character code such as `\\x4c`)
 is compiled with `re.IGNORECASE` (`compile_pattern`), so it matches too and only it pays. A long
@@ -51,27 +49,6 @@ class CategoryRule:
     """None: any source."""
 
 
-_REFERENCE = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
-"""A reference to a group (`\\1`, `(?P=name)`, `(?(1)…)`): joined with other patterns, its
-group would be another's."""
-
-
-def any_of(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str] | None:
-    """One pattern that matches where any of `patterns` matches (each in its own case rule), or
-    None where joining could change what one means: a reference to a group, or an inline flag
-    that applies to the whole pattern (re.error once joined), or fewer than two."""
-    patterns = tuple(patterns)
-    if len(patterns) < 2 or any(_REFERENCE.search(p.pattern) for p in patterns):
-        return None
-    joined = "|".join(
-        f"(?i:{p.pattern})" if p.flags & re.IGNORECASE else f"(?:{p.pattern})" for p in patterns
-    )
-    try:
-        return re.compile(joined)
-    except re.error:
-        return None
-
-
 CACHED_MESSAGES = 4096
 """Categories remembered per (source, level, message): a flood is mostly one message again and
 again, which then costs a dict lookup instead of the searches. Emptied when full."""
@@ -98,10 +75,6 @@ class Categories:
             for source in LogSource
             for level in LogLevel
         }
-        self._any_of = {
-            kind: any_of(pattern for _, pattern in candidates)
-            for kind, candidates in self._by_kind.items()
-        }
 
     def __bool__(self) -> bool:
         return bool(self.names)
@@ -116,12 +89,7 @@ class Categories:
         cached = len(message) <= CACHED_CHARS
         if cached and key in self._cache:
             return self._cache[key]
-        lowered = message[:SEARCHED_CHARS].lower()
-        joined = self._any_of[event.source, event.level]
-        if joined is not None and joined.search(lowered) is None:
-            found = None  # none of them matches
-        else:
-            found = self._search(candidates, lowered)
+        found = self._search(candidates, message[:SEARCHED_CHARS].lower())
         if cached:
             if len(self._cache) >= CACHED_MESSAGES:
                 self._cache.clear()

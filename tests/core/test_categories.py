@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from bridge.config import DEFAULT_CATEGORIES, Config, ConfigError, load_config
-from bridge.core.categories import SEARCHED_CHARS, any_of, compile_pattern
+from bridge.core.categories import SEARCHED_CHARS
 from bridge.core.events import LogEvent, LogLevel, LogSource, SourceFormat
 from bridge.core.log_payloads import log_event_payload, server_log_events, site_log_events
 from bridge.core.path import Bridge, categories_of
@@ -203,54 +201,3 @@ def test_a_bad_pattern_stops_run_with_exit_2_naming_the_key(tmp_path: Path) -> N
         "qlik2mqtt: config error: log_events.categories[0].pattern: not a regular expression:"
     )
     assert "Traceback" not in result.stderr
-
-
-_JOINABLE = [
-    *(rule.pattern.pattern for rule in DEFAULT_CATEGORIES),
-    r"^fatal",
-    r"done$",
-    r"(?<!un)reachable",
-    r"(?P<what>disk|memory) full",
-    r"Licen[cs]e",  # a capital: compiled with re.IGNORECASE
-    r"\x4cOCK",  # a character code: re.IGNORECASE too
-    r"a{2,3}b",
-    r"\bq\w+s\b",
-]
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    patterns=st.lists(st.sampled_from(_JOINABLE), min_size=2, max_size=6, unique=True),
-    message=st.text(st.sampled_from("abdefilnoqrstuyck ;-.LOCKMEaAB"), max_size=40)
-    | st.sampled_from(["license expired", "out of memory", "disk full", "unreachable", "lock"]),
-)
-def test_the_joined_pattern_matches_where_any_of_its_patterns_does(
-    patterns: list[str], message: str
-) -> None:
-    """The first pass (one search for a message that matches no rule) never misses a rule."""
-    compiled = [compile_pattern(pattern) for pattern in patterns]
-    joined = any_of(compiled)
-    assert joined is not None
-    lowered = message.lower()
-    assert (joined.search(lowered) is not None) == any(p.search(lowered) for p in compiled)
-
-
-@pytest.mark.parametrize(
-    "patterns",
-    [
-        [r"(a)\1", "b"],  # a numbered reference would name another's group once joined
-        [r"(?P<x>a)(?P=x)", "b"],
-        [r"(a)?(?(1)b|c)", "d"],
-        [r"(?s)a.b", "c"],  # a global flag: not at the start once joined
-        [r"(?P<x>a)", r"(?P<x>b)"],  # one name twice
-        ["only one"],
-    ],
-)
-def test_patterns_that_joining_would_change_are_searched_one_by_one(patterns: list[str]) -> None:
-    assert any_of([compile_pattern(pattern) for pattern in patterns]) is None
-
-
-def test_a_rule_with_a_reference_still_names_its_category() -> None:
-    rules = [{"name": "twice", "pattern": r"(\w+) \1"}, {"name": "other", "pattern": "zzz"}]
-    assert categories(rules).of(event("failed failed")) == "twice"
-    assert categories(rules).of(event("failed once")) is None
