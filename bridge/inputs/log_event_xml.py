@@ -340,7 +340,7 @@ def _log_event(source: LogSource, read: Read) -> LogEvent:
     properties: dict[str, str] = {}
     for kind, key, value in parts:
         if key is not None:  # a property
-            properties[key] = _decoded(value or "", key)
+            properties[key] = _property(value or "", key)
         elif kind == "message":
             message = _decoded(value or "", None)
         else:
@@ -376,6 +376,27 @@ def _log_event(source: LogSource, read: Read) -> LogEvent:
 def _text(value: str | None) -> str | None:
     """A field as published: control characters shown as U+FFFD, as in `;` lines."""
     return None if value is None else field(visible_controls(value))
+
+
+KNOWN_VALUES = 1024
+"""Property values remembered decoded: a node sends its host, its directory, its version and
+its ids again and again, which then cost a dict lookup instead of a decoding. Emptied when
+full."""
+KNOWN_VALUE_CHARS = 128
+"""Longer values are decoded each time (a task's or an app's name may be long and rare)."""
+_KNOWN_VALUES: dict[str, str] = {}
+
+
+def _property(value: str, key: str) -> str:
+    """Property `key`'s base64 value as text, remembered (`KNOWN_VALUES`)."""
+    decoded = _KNOWN_VALUES.get(value)
+    if decoded is None:
+        decoded = _decoded(value, key)
+        if len(value) <= KNOWN_VALUE_CHARS:
+            if len(_KNOWN_VALUES) >= KNOWN_VALUES:
+                _KNOWN_VALUES.clear()
+            _KNOWN_VALUES[value] = decoded
+    return decoded
 
 
 def _decoded(value: str, key: str | None) -> str:

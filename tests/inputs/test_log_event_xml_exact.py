@@ -278,3 +278,24 @@ def test_what_the_exact_reader_does_not_know_is_read_by_defusedxml(data: bytes) 
     assert read_exact(text, P) is None
     assert isinstance(parse_datagram(data), LogEvent)
     assert read_defused(text.lstrip(), P)[0][2] == "ERROR"  # the level
+
+
+def test_a_remembered_property_value_reads_as_the_first_time_and_a_bad_one_is_refused_again() -> (
+    None
+):
+    """Property values are remembered decoded (a node repeats its host, its ids): the same
+    event every time, and a value that is no base64 is refused every time."""
+    long_name = "Reload " + "x" * 300  # longer values are decoded each time
+    properties = (
+        _HOST + f'<{P}:data name="ActiveUserId" value="{b64("mia")}" />'
+        f'<{P}:data name="AppId" value="{b64(long_name)}" />'
+    )
+    first, again = (parse_datagram(event_xml(P, properties=properties)) for _ in range(2))
+    assert isinstance(first, LogEvent)
+    assert first == again
+    assert (first.server, first.user_id, first.app_id) == ("QS1", "mia", long_name)
+    bad = _HOST + f'<{P}:data name="UserId" value="bWlh!" />'
+    for _ in range(2):
+        refused = parse_datagram(event_xml(P, properties=bad))
+        assert isinstance(refused, Rejected)
+        assert "property 'UserId' is not base64" in refused.detail
