@@ -12,26 +12,35 @@ What the shipped appenders (`appenders/<service>/LocalLogConfig.xml`, rendered b
       <qseow-scheduler:exception>exception text, escaped or CDATA</qseow-scheduler:exception>
     </qseow-scheduler:event>
 
-The prefix is the source (Butler SOS's tag, any case: `LOG_TAGS`). log4net does not declare
-it, so the event is wrapped in an element that does before defusedxml reads it (no DTD, no
-entities). Each source's properties map to the `LogEvent` fields the Butler SOS format fills
-for that source (`TAILS`), so both formats give the same event; the XML adds the exception for
+The prefix is the source (Butler SOS's tag, any case: `LOG_TAGS`). Two readers, one result
+(`Read`): `read_exact` reads the layout exactly as log4net writes it (one regular expression
+over the whole datagram, linear, with the XML rules for what it lets through: characters XML
+allows, the five predefined entities, character references, CDATA in the exception), about a
+quarter of defusedxml's cost; whatever it does not recognise (a DTD, an entity, a comment, a
+single quote, another element…) goes to `read_defused`, never guessed. log4net does not declare
+the prefix, so there the event is wrapped in an element that does before defusedxml reads it
+(no DTD, no entities, no external anything), and elements nested deeper than the layout's
+event > properties > data are refused.
+
+Each source's properties map to the `LogEvent` fields the Butler SOS format fills for that
+source (`TAILS`), so both formats give the same event; the XML adds the exception for
 the engine too, and has no row number. The host is log4net's `log4net:HostName`, the Windows
 user the `username` attribute, the time the `timestamp` attribute (ISO 8601 with the node's
 offset, 7 fraction digits, kept to milliseconds as in Butler SOS's lines).
 
-XML turns a carriage return into a line feed; a datagram's carriage returns are kept as
-character references first, so a Windows stack trace keeps its CRLF. The exception text is not
-base64: log4net before 1.2.11 replaces its characters from U+0800 up with `?`.
+XML turns a carriage return into a line feed; a datagram's carriage returns are kept (as
+character references for defusedxml), so a Windows stack trace keeps its CRLF. The exception
+text is not base64: log4net before 1.2.11 replaces its characters from U+0800 up with `?`.
 
 Refusals: not well-formed (`bad_xml`: a DOCTYPE or an entity declaration can only sit inside
-the wrapper, where XML allows none, and defusedxml forbids a DTD as well; text merely quoting
-`<!DOCTYPE html>`, escaped or in CDATA, is an ordinary message); a message or property value
-that is not base64 of UTF-8 (`bad_xml`: the appender lost its `base64Encode…` settings); a
-prefix that is no `qseow-<service>` (`unknown_event`); as in `;` lines, a level that is no
-log4net level (`unknown_level`), no host (`no_host`), a host holding a control character, line
-ends and tabs too (`not_text`: it names the server). Every level is published
-(DEBUG and INFO too, as `log_debug` and `log_info`: `LEVELS`).
+the wrapper, where XML allows none, and defusedxml forbids a DTD as well; elements nested
+deeper than the layout; text merely quoting `<!DOCTYPE html>`, escaped or in CDATA, is an
+ordinary message); a message or property value that is not base64 of UTF-8 (`bad_xml`: the
+appender lost its `base64Encode…` settings); a prefix that is no `qseow-<service>`
+(`unknown_event`); as in `;` lines, a level that is no log4net level (`unknown_level`), no
+host (`no_host`), a host holding a control character, line ends and tabs too (`not_text`: it
+names the server). Every level is published (DEBUG and INFO too, as `log_debug` and
+`log_info`: `LEVELS`).
 
 One text policy with the `;` lines (`bridge.inputs.log_events`): base64 lets any character
 through, so a control character in the message, a property, the exception, the logger or the
