@@ -222,16 +222,13 @@ def read_exact(text: str, prefix: str) -> Read | None:
 
 
 def _exact_read(match: re.Match[str]) -> Read | None:
-    _, logger, timestamp, level, _, _, _, username, message, properties, exception = match.groups()
+    groups = match.groups()
+    attributes, message, properties, exception = groups[1:8], groups[8], groups[9], groups[10]
     parts: list[tuple[str, str | None, str | None]] = []
     try:
-        if any(
-            value is not None and "&" in value for value in (logger, timestamp, level, username)
-        ):
-            logger, timestamp, level, username = (
-                None if value is None else _attribute(value)
-                for value in (logger, timestamp, level, username)
-            )
+        if any(value is not None and "&" in value for value in attributes):  # each checked
+            attributes = tuple(None if value is None else _attribute(value) for value in attributes)
+        logger, timestamp, level, _, _, _, username = attributes
         if message is not None:
             parts.append(("message", None, message))
         if properties:

@@ -140,6 +140,9 @@ ODD = {
         ' xml:space="preserve"',
         ' level="ERROR" level="WARN"',
         ' logger="&undefined;"',
+        ' thread="a & b"',  # an attribute the event is not made of is well-formed all the same
+        ' domain="&#0;"',
+        ' identity="&unknown;"',
         ' logger="a<b"',
         ' logger="\x01"',
         '  logger="two spaces"',
@@ -230,6 +233,7 @@ HOSTILE = {
     ),
     "nested_in_the_message": event_xml(P, message="QUJD<a><b/></a>"),
     "reference_to_nul": event_xml(P, level="ERROR&#0;"),
+    "bare_ampersand_in_the_thread": event_xml(P).replace(b'thread="7"', b'thread="7 & 8"'),
     "control_character": event_xml(P, extra=f"<{P}:exception>\x01</{P}:exception>"),
     "cdata_end_in_text": event_xml(P, extra=f"<{P}:exception>a]]>b</{P}:exception>"),
     "unclosed_cdata": event_xml(P, extra=f"<{P}:exception><![CDATA[a\rb</{P}:exception>"),
