@@ -343,7 +343,7 @@ def _log_event(source: LogSource, read: Read) -> LogEvent:
         )
     message: str | None = None
     exception: str | None = None
-    properties: dict[str, str] = {}
+    properties: dict[str, tuple[str, str | None]] = {}  # name → (decoded, as published)
     for kind, key, value in parts:
         if key is not None:  # a property
             properties[key] = _property(value or "", key)
@@ -351,16 +351,16 @@ def _log_event(source: LogSource, read: Read) -> LogEvent:
             message = _decoded(value or "", None)
         else:
             exception = value
-    host = field(properties.get(HOST))
+    host = field(properties[HOST][0]) if HOST in properties else None
     if host is None:
         raise _UnsoundHeadError(RejectReason.NO_HOST, f"XML log event without {HOST}")
     if NAME_CONTROLS.search(host):
         raise _UnsoundHeadError(RejectReason.NOT_TEXT, HOST_CONTROLS)
     values: dict[str, str | None] = {}  # the fields of this source it has: the rest stay None
     wanted = PROPERTIES[source]
-    for name, value in properties.items():  # every target is a distinct field of TAILS
+    for name, (_, text) in properties.items():  # every target is a distinct field of TAILS
         if (target := wanted.get(name)) is not None:
-            values[target] = _text(value)
+            values[target] = text
     if exception:
         values["exception_message"] = message_text([visible_controls(exception)])
     complete_user(values)
@@ -385,24 +385,26 @@ def _text(value: str | None) -> str | None:
 
 
 KNOWN_VALUES = 1024
-"""Property values remembered decoded: a node sends its host, its directory, its version and
-its ids again and again, which then cost a dict lookup instead of a decoding. Emptied when
-full."""
+"""Property values remembered decoded and cleaned: a node sends its host, its directory, its
+version and its ids again and again, which then cost a dict lookup instead of a decoding and a
+cleaning. Emptied when full."""
 KNOWN_VALUE_CHARS = 128
 """Longer values are decoded each time (a task's or an app's name may be long and rare)."""
-_KNOWN_VALUES: dict[str, str] = {}
+_KNOWN_VALUES: dict[str, tuple[str, str | None]] = {}
 
 
-def _property(value: str, key: str) -> str:
-    """Property `key`'s base64 value as text, remembered (`KNOWN_VALUES`)."""
-    decoded = _KNOWN_VALUES.get(value)
-    if decoded is None:
+def _property(value: str, key: str) -> tuple[str, str | None]:
+    """Property `key`'s base64 value as text, and as published (`_text`), remembered
+    (`KNOWN_VALUES`)."""
+    known = _KNOWN_VALUES.get(value)
+    if known is None:
         decoded = _decoded(value, key)
+        known = (decoded, _text(decoded))
         if len(value) <= KNOWN_VALUE_CHARS:
             if len(_KNOWN_VALUES) >= KNOWN_VALUES:
                 _KNOWN_VALUES.clear()
-            _KNOWN_VALUES[value] = decoded
-    return decoded
+            _KNOWN_VALUES[value] = known
+    return known
 
 
 def _decoded(value: str, key: str | None) -> str:
