@@ -10,7 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.config import Config
 from bridge.core.events import LogEvent, Rejected, RejectReason
+from bridge.core.path import Bridge
+from bridge.core.state import BridgeState
+from bridge.core.stats import Stats
 from bridge.inputs.log_event_xml import LogXmlRefusedError, read_defused, read_exact
 from bridge.inputs.parse import decode, parse_datagram
 from tests.helpers import FIXTURES
@@ -252,6 +256,18 @@ def test_hostile_xml_is_refused_and_never_read_by_the_exact_reader(data: bytes) 
     assert parsed.reason is RejectReason.BAD_XML
     with pytest.raises(LogXmlRefusedError):
         read_defused(text, P)
+
+
+def test_each_hostile_datagram_is_counted_and_the_next_event_still_published() -> None:
+    """The core path counts every refusal by its reason (the `bad_xml` of bridge/stats) and
+    goes on: a valid log event right after them is an event of the state."""
+    bridge = Bridge(Config(), BridgeState(), Stats(), lambda: 1000.0, lambda: 0.0)
+    for data in HOSTILE.values():
+        bridge.handle_datagram(data, "127.0.0.1")
+    assert bridge.stats.rejected == {"bad_xml": len(HOSTILE)}
+    bridge.handle_datagram(event_xml(P), "127.0.0.1")
+    assert bridge.stats.events == 1
+    assert bridge.state.servers["qs1"].last_log_error is not None
 
 
 def test_the_nesting_limit_is_the_layouts_own() -> None:
