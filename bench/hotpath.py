@@ -2,12 +2,15 @@
 full benchmark (`bench.run`) is at the mercy of four processes sharing two cores.
 
     .venv/bin/python -m bench.hotpath [--events 100000] [--burst 500] [--rounds 3]
+        [--load sessions|log_events]
     .venv/bin/python -m bench.hotpath --worst
 
 A real mosquitto, the bridge's real extensions (Home Assistant discovery and state on) and
 its real MQTT link; datagrams are handed to the listener's callback in bursts, as the event
 loop reads them from a busy socket. Reports CPU microseconds per event of this process, from
-the first datagram until the broker acknowledged the last event.
+the first datagram until the broker acknowledged the last event. `--load log_events` hands
+over the mix `bench.run --load log_events` sends (`bench.loadgen.log_event`: warnings and
+errors of the four services, half in qlik2mqtt's XML layout, half in Butler SOS's `;` format).
 
 `--worst` times the parser on the worst cases (`worst_cases`: 64 KB of `;` fields in every
 format, deep and wide XML, a long base64 message) at 8 KB and 64 KB, and how long a valid
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 
 from bench.common import Broker
-from bench.loadgen import COMMANDS
+from bench.loadgen import COMMANDS, log_event
 from bridge.cli import event_loop_runner
 from bridge.config import load_config
 from bridge.core.state import BridgeState
@@ -34,8 +37,11 @@ from bridge.inputs.parse import parse_datagram
 from bridge.service import Wired, wire
 
 
-def datagrams(count: int, users: int = 5000) -> list[bytes]:
-    """What `bench/loadgen.py` sends, built before the clock starts."""
+def datagrams(count: int, users: int = 5000, load: str = "sessions") -> list[bytes]:
+    """What `bench/loadgen.py` sends (`--kind sessions` or `log`), built before the clock
+    starts."""
+    if load == "log_events":
+        return [log_event(n, time.time_ns()) for n in range(count)]
     return [
         (
             f"/proxy-session/;BENCH;{COMMANDS[n % 4]};LOAD;u{n % users};s{n};ctx;{time.time_ns()}"
@@ -97,6 +103,12 @@ def worst_cases(size: int) -> dict[str, bytes]:
         '<qseow-engine:data name="log4net:HostName" value="UVMx" /></qseow-engine:properties>'
         "</qseow-engine:event>"
     )
+    cases["log_event_xml_deep"] = (
+        '<qseow-engine:event level="ERROR"><qseow-engine:exception>'
+        + "<a>" * (depth // 2)
+        + "</a>" * (depth // 2)
+        + "</qseow-engine:exception></qseow-engine:event>"
+    )
     cdata = "<![CDATA[\r" * (room // 10)
     cases["log_event_xml_cdata"] = (
         '<qseow-engine:event logger="S" level="ERROR"><qseow-engine:exception>'
@@ -139,10 +151,12 @@ async def _started(mqtt_port: int, work: Path) -> Wired:
     return wired
 
 
-async def measure(mqtt_port: int, work: Path, count: int, burst: int) -> dict[str, float]:
+async def measure(
+    mqtt_port: int, work: Path, count: int, burst: int, load: str = "sessions"
+) -> dict[str, float]:
     wired = await _started(mqtt_port, work)
     bridge, link, stats = wired.bridge, wired.link, wired.bridge.stats
-    loads = datagrams(count)
+    loads = datagrams(count, load=load)
     cpu, wall = time.process_time(), time.perf_counter()
     for start in range(0, count, burst):
         for data in loads[start : start + burst]:
@@ -218,6 +232,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--load", choices=("sessions", "log_events"), default="sessions")
     parser.add_argument("--worst", action="store_true", help="the worst cases (see the docstring)")
     parser.add_argument("--case", action="append", default=[], help="only this worst case")
     args = parser.parse_args()
@@ -232,7 +247,9 @@ def main() -> None:
         broker = Broker(work)
         broker.start()
         try:
-            result = event_loop_runner()(measure(broker.port, work, args.events, args.burst))
+            result = event_loop_runner()(
+                measure(broker.port, work, args.events, args.burst, args.load)
+            )
         finally:
             broker.stop()
         print(json.dumps(result), flush=True)

@@ -102,6 +102,17 @@ def test_the_hot_path_benchmark_accounts_for_every_event() -> None:
     assert "best_cpu_us_per_event" in rounds[-1]
 
 
+def test_the_hot_path_benchmark_hands_over_the_log_event_mix() -> None:
+    """`--load log_events`: every one of bench.run's log events published (the round asserts
+    the count), none refused."""
+    lines = bench(
+        "bench.hotpath", "--load", "log_events", "--events", "2000", "--rounds", "1"
+    ).splitlines()
+    rounds = [json.loads(line) for line in lines if line.startswith("{")]
+    assert rounds[0]["events"] == 2000
+    assert rounds[0]["cpu_us_per_event"] > 0
+
+
 def test_the_scale_benchmark_counts_the_storm_and_the_restart() -> None:
     report = json.loads(
         bench("bench.scale", "--sessions", "600", "--servers", "3", "--storm", "300")

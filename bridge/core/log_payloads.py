@@ -12,30 +12,12 @@ from bridge.core.privacy import PLAIN, Privacy
 from bridge.core.state import BridgeState, LogRecord, ServerState
 from bridge.core.times import iso_time
 
-_PLAIN_FIELDS = (
-    "task_name",
-    "app_name",
-    "task_id",
-    "app_id",
-    "execution_id",
-    "session_id",
-    "proxy_session_id",
-    "process_id",
-    "engine_timestamp",
-    "engine_version",
-    "server_started",
-    "entry_type",
-    "command",
-    "result_code",
-    "origin",
-    "context",
-)
-"""The fields of some sources only, published as they came (None where a source lacks one)."""
-
 
 def redacted(text: str | None, event: LogEvent, privacy: Privacy) -> str | None:
     """A text of `event` (its message, its exception) with every user it names treated as
     `privacy` publishes them: the user id, the scheduler's user and the Windows account."""
+    if text is None or privacy.plain:
+        return text
     return privacy.redact(
         text,
         event.user_id,
@@ -48,27 +30,49 @@ def log_event_payload(
     event: LogEvent, received_at: float, privacy: Privacy = PLAIN
 ) -> dict[str, Any]:
     """`<server>/event/log`: every field of every source, None where this one lacks it."""
-    payload: dict[str, Any] = {
-        "event_type": event.event_type,
+    if privacy.plain:  # the users as they came: nothing to treat
+        message, exception = event.message, event.exception_message
+        windows_user, user_id, user = event.windows_user, event.user_id, event.user
+    else:
+        message = redacted(event.message, event, privacy)
+        exception = redacted(event.exception_message, event, privacy)
+        windows_user = privacy.account(event.windows_user)
+        user_id, user = privacy.user_id(event.user_id), privacy.account(event.user)
+    return {
+        "event_type": event.level.event_type,
         "source": event.source.value,
         "level": event.level.value,
         "server": event.server,
         "subsystem": event.subsystem,
-        "message": redacted(event.message, event, privacy),
-        "exception_message": redacted(event.exception_message, event, privacy),
-        "windows_user": privacy.account(event.windows_user),
+        "message": message,
+        "exception_message": exception,
+        "windows_user": windows_user,
         "user_directory": event.user_directory,
-        "user_id": privacy.user_id(event.user_id),
-        "user": privacy.account(event.user),
+        "user_id": user_id,
+        "user": user,
+        # the fields of some sources only, as they came (None where a source lacks one)
+        "task_name": event.task_name,
+        "app_name": event.app_name,
+        "task_id": event.task_id,
+        "app_id": event.app_id,
+        "execution_id": event.execution_id,
+        "session_id": event.session_id,
+        "proxy_session_id": event.proxy_session_id,
+        "process_id": event.process_id,
+        "engine_timestamp": event.engine_timestamp,
+        "engine_version": event.engine_version,
+        "server_started": event.server_started,
+        "entry_type": event.entry_type,
+        "command": event.command,
+        "result_code": event.result_code,
+        "origin": event.origin,
+        "context": event.context,
+        "log_row": event.log_row,
+        "fields_uncertain": event.fields_uncertain,
+        "category": event.category,
+        "log_timestamp": event.log_timestamp,
+        "timestamp": iso_time(received_at),
     }
-    for name in _PLAIN_FIELDS:
-        payload[name] = getattr(event, name)
-    payload["log_row"] = event.log_row
-    payload["fields_uncertain"] = event.fields_uncertain
-    payload["category"] = event.category
-    payload["log_timestamp"] = event.log_timestamp
-    payload["timestamp"] = iso_time(received_at)
-    return payload
 
 
 _QIX_FIELDS = (

@@ -38,7 +38,9 @@ class LevelCounts:
         if index is None:
             return
         number = _bucket(now, window)
-        self.prune(now, window)
+        buckets = self.buckets
+        if window != self.span or (buckets and buckets[0][0] <= number - BUCKETS):
+            self.prune(now, window)  # (otherwise it would find nothing to drop)
         if not self.buckets or self.buckets[-1][0] < number:
             self.buckets.append((number, [0, 0, 0]))
         self.buckets[-1][1][index] += 1  # a clock stepped back counts in the newest bucket

@@ -59,6 +59,7 @@ from bridge.core.events import (
 )
 from bridge.inputs.fields import (
     MAX_FIELD_CHARS,
+    NULL,
     clip,
     field,
     is_null,
@@ -211,10 +212,10 @@ def parse_log_fields(tag: str, fields: Sequence[str]) -> LogEvent | Rejected:
     tail_start = len(fields) - len(names)
     if len(fields) == wanted:  # no field holds an extra `;`: each as it is
         message = message_text([visible_controls(fields[HEAD_FIELDS])])
-        values = {name: _value(raw) for name, raw in zip(names, fields[tail_start:], strict=True)}
+        values = _tail_values(names, fields, tail_start)
     elif len(fields) > wanted and _splits(source, fields, tail_start):
         message = message_text([visible_controls(part) for part in fields[HEAD_FIELDS:tail_start]])
-        values = {name: _value(raw) for name, raw in zip(names, fields[tail_start:], strict=True)}
+        values = _tail_values(names, fields, tail_start)
     else:  # the tail cannot be split, or is cut short: the head, and the rest as it came
         uncertain = True
         values = dict.fromkeys(names)
@@ -269,7 +270,19 @@ HOST_CONTROLS = "control characters in the host (it names the server)"
 
 def _value(raw: str) -> str | None:
     """A field as published: stripped, control characters shown, `(null)` and empty as None."""
-    return field(visible_controls(raw))
+    return None if raw == NULL else field(visible_controls(raw))
+
+
+def _tail_values(
+    names: tuple[str, ...], fields: Sequence[str], tail_start: int
+) -> dict[str, str | None]:
+    """The tail's fields by name, as published; the unfilled ones (`(null)`, empty) left out
+    (None: the event's default)."""
+    values: dict[str, str | None] = {}
+    for name, raw in zip(names, fields[tail_start:], strict=True):
+        if raw != NULL and (value := field(visible_controls(raw))) is not None:
+            values[name] = value
+    return values
 
 
 def _uncertain_text(parts: Sequence[str]) -> str | None:
@@ -280,7 +293,11 @@ def _uncertain_text(parts: Sequence[str]) -> str | None:
 def head_time(raw: str) -> str | None:
     """A head time as RFC 3339, or None when it is not a time (Butler SOS: empty)."""
     value = raw.strip()
-    return iso_timestamp(value) if _TIMESTAMP.fullmatch(value) else None
+    compact = _COMPACT.fullmatch(value)
+    if compact is not None:
+        return _from_compact(compact)
+    match = _TIMESTAMP.fullmatch(value)
+    return None if match is None else _rfc3339(match)
 
 
 def looks_shifted(source: LogSource, last_part: str) -> bool:
@@ -345,11 +362,36 @@ def iso_timestamp(raw: str) -> str | None:
     seven fraction digits) as RFC 3339 with milliseconds (`2021-11-09T15:37:26.028+02:00`);
     text of another shape as it came (clipped)."""
     value = raw.strip()
+    match = _RFC3339.fullmatch(value)
+    if match is not None:  # log4net's XmlLayout: already RFC 3339 but for the digits
+        millis, offset = match.groups()
+        return millis + offset if offset else millis
+    compact = _COMPACT.fullmatch(value)
+    if compact is not None:
+        return _from_compact(compact)
     if is_null(value):
         return None
     match = _TIMESTAMP.fullmatch(value)
-    if match is None:
-        return clip(value, 64)
+    return clip(value, 64) if match is None else _rfc3339(match)
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})\d{0,4}(Z|[+-]\d{2}:\d{2})?")
+"""What `_TIMESTAMP` reads that needs only its extra fraction digits cut (log4net's
+`2026-11-04T09:15:02.4170000+01:00`): the milliseconds and the offset."""
+
+
+_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})([+-]\d{2})(\d{2})")
+"""Qlik's own time (`20211109T153726.028+0200`): what `_TIMESTAMP` reads in its most common
+shape, converted without its general case's steps."""
+
+
+def _from_compact(match: re.Match[str]) -> str:
+    year, month, day, hour, minute, second, millis, hours, minutes = match.groups()
+    return f"{year}-{month}-{day}T{hour}:{minute}:{second}.{millis}{hours}:{minutes}"
+
+
+def _rfc3339(match: re.Match[str]) -> str:
+    """A time `_TIMESTAMP` matched, as RFC 3339 with milliseconds."""
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     text = f"{year}-{month}-{day}T{hour}:{minute}:{second}"
     if fraction:
@@ -361,8 +403,13 @@ def iso_timestamp(raw: str) -> str | None:
 
 def complete_user(values: dict[str, str | None]) -> None:
     """Both forms of the user: `DIR\\user` (`user`) and directory and id, as Butler SOS's
-    `user_full`. The scheduler logs either; the other services directory and id only."""
-    user, directory, user_id = values.get("user"), values["user_directory"], values["user_id"]
+    `user_full`. The scheduler logs either; the other services directory and id only. A field
+    missing from `values` is None."""
+    user, directory, user_id = (
+        values.get("user"),
+        values.get("user_directory"),
+        values.get("user_id"),
+    )
     if user is not None and directory is None and user_id is None and "\\" in user:
         directory, _, user_id = user.partition("\\")
         values["user_directory"], values["user_id"] = directory or None, user_id or None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from bridge.config import Config
@@ -317,3 +319,34 @@ def test_an_uncertain_log_event_counts_flags_and_is_categorised_as_any_other() -
     assert server.last_log_error is not None
     assert server.last_log_error.event.fields_uncertain
     assert (server.log_error_at, server.log_categories_at) == (1000.0, {"licence": 1000.0})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(-120, 4000, allow_nan=False),  # a clock may step back
+            st.sampled_from([LogLevel.WARN, LogLevel.ERROR, LogLevel.FATAL, LogLevel.INFO]),
+            st.sampled_from([3600.0, 3600.0, 3600.0, 600.0]),  # the window set anew at times
+        ),
+        max_size=60,
+    )
+)
+def test_adding_prunes_only_when_a_bucket_left_the_window(
+    steps: list[tuple[float, LogLevel, float]],
+) -> None:
+    """`add` skips the prune when it would drop nothing: the same counts as pruning first."""
+    fast, pruned = LevelCounts(), LevelCounts()
+    now = 1_000_000.0
+    for step, level, window in steps:
+        now += step
+        fast.add(level, now, window)
+        if level.counted:  # as `add` did before: prune, then count (DEBUG, INFO: nothing)
+            pruned.prune(now, window)
+        pruned.add(level, now, window)
+        assert (fast.window, fast.total, list(fast.buckets), fast.span) == (
+            pruned.window,
+            pruned.total,
+            list(pruned.buckets),
+            pruned.span,
+        )
