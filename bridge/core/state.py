@@ -398,6 +398,8 @@ def _apply_user(
     """False, changing nothing, when the event would add a user past `cap`."""
     key = _user_key(event)
     kind = event.event_type
+    if now < server.seen_floor:  # the clock stepped back: the floor follows what is written
+        server.seen_floor = now
     if kind is UserEventType.SESSION_START:
         if key not in server.sessions:
             if len(server.sessions) >= cap:

@@ -77,6 +77,7 @@ class ButlerCompat(Extension):
             self._send(self._users)
         except Exception:
             self.failed("render_users")
+            self._site_users = SiteUsers()  # not rendered: the next flush renders again
         finally:
             self._rendering = None
         if self._again:

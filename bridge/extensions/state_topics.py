@@ -51,9 +51,15 @@ class StateTopics(Extension):
         """Per server slug: the treated (hashed) names of its users, from the last render."""
 
     async def stop(self) -> None:
+        """The last word: the newest state of every topic, big or not (the broker keeps it)."""
+        self._budget.clear()
         self._coalescer.flush_now()
-        self._users_coalescer.flush_now()
-        await asyncio.gather(*self._rendering.values())  # each guards itself: never raises
+        for _ in range(3):  # a render under way lists the users as they were when it began
+            self._budget.clear()
+            self._users_coalescer.flush_now()
+            await asyncio.gather(*self._rendering.values())  # each guards itself: never raises
+            if not any(self._users_changed(slug) for slug in self.context.state.servers):
+                break
 
     def on_connect(self) -> None:
         self._published.clear()

@@ -21,14 +21,13 @@ class Coalescer:
         """Something changed: make sure a flush is scheduled, within the interval of the last
         and not before `at_least` seconds from now (what a byte budget still asks to wait)."""
         loop = asyncio.get_running_loop()
-        when = self._last_flush + self._interval
-        if at_least:
-            when = max(when, loop.time() + at_least)
+        now = loop.time()
+        when = max(self._last_flush + self._interval, now + at_least)
         if self._handle is not None:
             if self._handle.when() <= when:
                 return  # already due in time (every event of a storm ends here)
             self._handle.cancel()  # a sooner flush is wanted: for another topic
-        self._handle = loop.call_at(max(when, loop.time()), self._run)
+        self._handle = loop.call_at(when, self._run)
 
     def flush_now(self) -> None:
         if self._handle is not None:

@@ -159,8 +159,8 @@ def test_stale_sessions_expire_and_connections_keep_them_alive() -> None:
 def test_expiry_over_a_day_of_sessions_drops_each_stale_one_once_and_scans_only_when_due(
     mocker: MockerFixture,
 ) -> None:
-    """A day of logins, refreshes, logouts and lost stops, expired every minute: what is dropped
-    is exactly what was idle past `stale_after`, and the sessions are scanned only when the
+    """A day of logins, refreshes, logouts and lost stops, expired every minute, the clock
+    stepping back 6 h halfway: what is dropped is exactly what was idle past `stale_after`, and the sessions are scanned only when the
     oldest last-seen time could be stale (a scan is O(sessions): ms at 50,000)."""
     state = BridgeState()
     rng = random.Random(25)
@@ -170,7 +170,7 @@ def test_expiry_over_a_day_of_sessions_drops_each_stale_one_once_and_scans_only_
     scans = mocker.spy(state_module, "_scan_stale")
     expiries = 0
     for minute in range(24 * 60):
-        now = minute * 60.0
+        now = minute * 60.0 - (6 * 3600.0 if minute >= 700 else 0.0)  # the clock steps back 6 h
         for _ in range(3):
             who = f"u{rng.randrange(60)}"
             if rng.random() < 0.5:
