@@ -160,8 +160,9 @@ def test_expiry_over_a_day_of_sessions_drops_each_stale_one_once_and_scans_only_
     mocker: MockerFixture,
 ) -> None:
     """A day of logins, refreshes, logouts and lost stops, expired every minute, the clock
-    stepping back 6 h halfway: what is dropped is exactly what was idle past `stale_after`, and the sessions are scanned only when the
-    oldest last-seen time could be stale (a scan is O(sessions): ms at 50,000)."""
+    stepping back 6 h halfway: what is dropped is exactly what was idle past `stale_after`,
+    and the sessions are scanned only when the oldest last-seen time could be stale (a scan
+    is O(sessions): ms at 50,000)."""
     state = BridgeState()
     rng = random.Random(25)
     stale_after = 3600.0
