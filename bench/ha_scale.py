@@ -252,6 +252,18 @@ def table(levels: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def verdict(levels: list[dict[str, Any]], ratio: float) -> tuple[bool, str]:
+    """Home Assistant's CPU over the largest level's churn within `ratio` times the smallest's."""
+    smallest, largest = levels[0], levels[-1]
+    low, high = smallest["churn_cpu"]["ha"], largest["churn_cpu"]["ha"]
+    holds = high <= ratio * low
+    return holds, (
+        f"HA's CPU at {largest['users']:,} users {high} % against {low} % at "
+        f"{smallest['users']:,}: {high / max(low, 0.1):.2f}x, "
+        f"{'within' if holds else 'NOT within'} {ratio}x"
+    )
+
+
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("venv", type=Path, nargs="?", default=ROOT / ".ha-venv")
@@ -337,13 +349,8 @@ def main() -> int:
     print(f"\nHome Assistant logged {len(problems)} warnings or errors")
     for text in problems[:10]:
         print(f"  {text[:300]}")
-    smallest, largest = levels[0]["churn_cpu"]["ha"], levels[-1]["churn_cpu"]["ha"]
-    holds = largest <= args.ratio * smallest
-    print(
-        f"\nverdict: HA's CPU at {levels[-1]['users']:,} users {largest} % against "
-        f"{smallest} % at {levels[0]['users']:,}: {largest / max(smallest, 0.1):.2f}x, "
-        f"{'within' if holds else 'NOT within'} {args.ratio}x"
-    )
+    holds, said = verdict(levels, args.ratio)
+    print(f"\nverdict: {said}")
     print(f"logs and Home Assistant's config kept in {work}")
     return 0 if holds else 1
 
