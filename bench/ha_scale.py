@@ -113,13 +113,28 @@ class Recorder:
         return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     def since(self, marks: tuple[int, int], until: tuple[int, int]) -> dict[str, Any]:
-        """State rows per entity and the attribute rows (count, bytes, largest) between marks."""
+        """Between marks: per entity, its state rows, the attribute rows it added (each a new
+        set of attributes, which the recorder stores whole) and their bytes; and in all."""
         per_entity = self._query(
-            "SELECT m.entity_id, COUNT(*) FROM states s "
+            "SELECT m.entity_id, COUNT(*), COUNT(DISTINCT CASE WHEN s.attributes_id > ? "
+            "THEN s.attributes_id END) FROM states s "
             "JOIN states_meta m ON s.metadata_id = m.metadata_id "
             "WHERE s.state_id > ? AND s.state_id <= ? GROUP BY m.entity_id ORDER BY 2 DESC",
+            marks[1],
             marks[0],
             until[0],
+        )
+        sizes = dict(
+            self._query(
+                "SELECT m.entity_id, SUM(LENGTH(CAST(a.shared_attrs AS BLOB))) "
+                "FROM state_attributes a JOIN (SELECT DISTINCT attributes_id, metadata_id "
+                "FROM states WHERE state_id > ? AND state_id <= ? AND attributes_id > ?) s "
+                "ON a.attributes_id = s.attributes_id "
+                "JOIN states_meta m ON s.metadata_id = m.metadata_id GROUP BY m.entity_id",
+                marks[0],
+                until[0],
+                marks[1],
+            )
         )
         attributes = self._query(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(shared_attrs AS BLOB))), 0), "
@@ -130,7 +145,14 @@ class Recorder:
         )
         count, size, largest = attributes[0] if attributes else (0, 0, 0)
         return {
-            "state_rows": {str(entity): int(rows) for entity, rows in per_entity},
+            "entities": {
+                str(entity): {
+                    "state_rows": int(rows),
+                    "attribute_rows": int(new),
+                    "attribute_bytes": int(sizes.get(entity) or 0),
+                }
+                for entity, rows, new in per_entity
+            },
             "attribute_rows": int(count),
             "attribute_bytes": int(size),
             "largest_attributes": int(largest),
@@ -214,9 +236,8 @@ def run_level(
     )
     # Rows the recorder wrote for the churn: those committed by now (a second after each).
     result["recorded"] = recorder.since(marks, recorder.marks())
-    result["recorded"]["rows_per_s"] = round(
-        sum(result["recorded"]["state_rows"].values()) / took, 1
-    )
+    rows = sum(entity["state_rows"] for entity in result["recorded"]["entities"].values())
+    result["recorded"]["rows_per_s"] = round(rows / took, 1)
     result["published"] = per_class(sizes.rows(), began, ended)
     return result
 
@@ -273,6 +294,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--login-rate", type=int, default=1_000, help="to reach a level")
     parser.add_argument("--quiet", type=float, default=15.0, help="seconds before a churn")
     parser.add_argument("--ratio", type=float, default=1.5, help="the verdict's bound")
+    parser.add_argument(
+        "--source", type=Path, default=ROOT, help="another checkout's bridge (bench.bigsite)"
+    )
     args = parser.parse_args()
     args.levels = [int(n) for n in args.levels.split(",")]
     if args.levels != sorted(set(args.levels)) or not 1 <= args.levels[0] <= args.levels[-1]:
@@ -283,6 +307,8 @@ def parse() -> argparse.Namespace:
         raise SystemExit("seconds 5-300, quiet 5-120")
     if not 10 <= args.login_rate <= 10_000 or args.ratio <= 0:
         raise SystemExit("login rate 10-10000, ratio > 0")
+    if not (args.source / "bridge" / "__main__.py").exists():
+        raise SystemExit(f"{args.source}: no bridge there")
     if not (args.venv / "bin" / "hass").exists():
         raise SystemExit(f"no Home Assistant in {args.venv} (scripts/check-home-assistant)")
     return args
@@ -310,7 +336,7 @@ def main() -> int:
             "Home Assistant to start",
             START_DEADLINE,
         )
-        processes.append(start_bridge(ROOT, work, broker.port, udp_port))
+        processes.append(start_bridge(args.source.resolve(), work, broker.port, udp_port))
         wait_online(broker.port)
         sizes = Sizes(work, broker.port)
         pids = {"ha": processes[0].pid, "bridge": processes[1].pid}
@@ -333,7 +359,8 @@ def main() -> int:
         if sizes is not None:
             sizes.stop()
         broker.stop()
-    print(f"\nHome Assistant from {args.venv}; {args.rate} logins + {args.rate} logouts a second")
+    print(f"\nHome Assistant from {args.venv}, the bridge of {args.source}")
+    print(f"{args.rate} logins + {args.rate} logouts a second")
     print(
         f"for {args.seconds:.0f} s on {SERVER}; load average before {load}, after "
         f"{os.getloadavg()}; {os.cpu_count()} cores\n"
