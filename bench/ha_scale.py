@@ -3,13 +3,16 @@
     scripts/check-home-assistant --scale [VENV]
     .venv/bin/python -m bench.ha_scale VENV [--levels 200,5000,30000] [--rate 50]
                                             [--seconds 60] [--login-rate 1000] [--quiet 15]
+                                            [--ratio 1.5] [--logouts oldest|random]
+                                            [--source DIR]
 
 A real Home Assistant from VENV (recorder on, committing every second, as the check runs it; no
 automations, no statestream), mosquitto and this checkout's bridge (Home Assistant discovery
 on), all on loopback. For each level in turn, one node (QSBIG) is brought to that many users
 (new users log in at `--login-rate` a second), Home Assistant's sessions sensor is awaited at
 that count in its recorder, `--quiet` seconds pass, then for `--seconds` `--rate` new users log
-in and `--rate` held users log out a second (the longest held first: the node keeps the level).
+in and `--rate` held users log out a second (the longest held first, or with `--logouts random`
+any; the node keeps the level).
 Over the churn: Home Assistant's CPU and the bridge's (utime + stime of their processes, from
 /proc, as % of one core), the bytes Home Assistant's subscriptions carried, and from its
 recorder the state rows per entity and the attribute rows it added. Then the 10 s after the
@@ -18,7 +21,8 @@ churn (work Home Assistant still had queued) and how long its sensor took to be 
 Prints a table, the entities that changed most, Home Assistant's warnings, and the verdict:
 Home Assistant's CPU at the largest level within `--ratio` (1.5) times the smallest's. Exit 0
 when it holds. Loopback only; every loop is bounded in count and time; it stops only the
-processes it started.
+processes it started. `--source DIR` runs the bridge of another checkout (`git archive <commit> |
+tar -x -C DIR`) with this one's virtual environment, as `bench.bigsite` does.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from random import Random
 from typing import Any
 
 from bench.bigsite import SERVER, Sizes, line, per_class, start_bridge, wait_users
@@ -177,10 +182,12 @@ def cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float]:
 
 @dataclass
 class Node:
-    """The users held on the node, the longest held first, and the next new user's number."""
+    """The users held on the node, the longest held first, and the next new user's number.
+    `random`: a churn logs out held users in a random order (seeded), not the longest held."""
 
     held: deque[int] = field(default_factory=deque)
     next_user: int = 0
+    random: Random | None = None
 
     def logins(self, count: int) -> list[bytes]:
         numbers = range(self.next_user, self.next_user + count)
@@ -189,11 +196,17 @@ class Node:
         return [line("Start session", number) for number in numbers]
 
     def churn(self, pairs: int) -> list[bytes]:
-        """A login of a new user and a logout of the longest held, in turn."""
+        """A login of a new user and a logout of a held one (the longest held), in turn."""
         lines = []
         for _ in range(pairs):
             lines.extend(self.logins(1))
-            lines.append(line("Stop session", self.held.popleft()))
+            if self.random is not None:
+                place = self.random.randrange(len(self.held))
+                leaving = self.held[place]
+                del self.held[place]
+            else:
+                leaving = self.held.popleft()
+            lines.append(line("Stop session", leaving))
         return lines
 
 
@@ -295,6 +308,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--quiet", type=float, default=15.0, help="seconds before a churn")
     parser.add_argument("--ratio", type=float, default=1.5, help="the verdict's bound")
     parser.add_argument(
+        "--logouts", choices=("oldest", "random"), default="oldest", help="who logs out"
+    )
+    parser.add_argument(
         "--source", type=Path, default=ROOT, help="another checkout's bridge (bench.bigsite)"
     )
     args = parser.parse_args()
@@ -341,7 +357,7 @@ def main() -> int:
         sizes = Sizes(work, broker.port)
         pids = {"ha": processes[0].pid, "bridge": processes[1].pid}
         recorder = Recorder(config / "home-assistant_v2.db")
-        node = Node()
+        node = Node(random=Random(25) if args.logouts == "random" else None)
         for level in args.levels:
             print(f"{level:,} users: logging in, then {args.seconds:.0f} s of churn", flush=True)
             result = run_level(args, level, node, udp_port, broker.port, pids, recorder, sizes)
@@ -360,7 +376,8 @@ def main() -> int:
             sizes.stop()
         broker.stop()
     print(f"\nHome Assistant from {args.venv}, the bridge of {args.source}")
-    print(f"{args.rate} logins + {args.rate} logouts a second")
+    who = "the longest held" if args.logouts == "oldest" else "held users at random"
+    print(f"{args.rate} logins + {args.rate} logouts ({who}) a second")
     print(
         f"for {args.seconds:.0f} s on {SERVER}; load average before {load}, after "
         f"{os.getloadavg()}; {os.cpu_count()} cores\n"

@@ -3,6 +3,7 @@ real Home Assistant: scripts/check-home-assistant --scale)."""
 
 from __future__ import annotations
 
+from random import Random
 from typing import Any
 
 from bench.ha_scale import Node, table, verdict
@@ -50,3 +51,15 @@ def test_table_has_a_row_per_level() -> None:
     rows = table([level(200, 17.0), level(30000, 25.5)]).splitlines()
     assert len(rows) == 4
     assert rows[3].startswith("| 30,000 | 25.5 % | 0.5 % | 0.3 % | 2.0 % | 4.0, 9,000 B | 0 |")
+
+
+def test_random_logouts_are_of_held_users_and_keep_the_level() -> None:
+    node = Node(random=Random(25))
+    node.logins(100)
+    churn = node.churn(300)
+    out = [int(entry.split(b";")[4][4:]) for entry in churn[1::2]]
+    assert len(set(out)) == 300  # each held user logs out once
+    assert out != sorted(out)  # not the longest held first
+    assert len(node.held) == 100
+    assert set(node.held).isdisjoint(out)
+    assert set(out) | set(node.held) == set(range(400))
