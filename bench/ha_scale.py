@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.ha_scale VENV [--levels 200,5000,30000] [--rate 50]
                                             [--seconds 60] [--login-rate 1000] [--quiet 15]
                                             [--ratio 1.5] [--logouts oldest|random]
-                                            [--source DIR]
+                                            [--name-length 10] [--source DIR]
 
 A real Home Assistant from VENV (recorder on, committing every second, as the check runs it; no
 automations, no statestream), mosquitto and this checkout's bridge (Home Assistant discovery
@@ -41,7 +41,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from bench.bigsite import SERVER, Sizes, line, per_class, start_bridge, wait_users
+from bench.bigsite import SERVER, Sizes, per_class, start_bridge, wait_users
 from bench.common import ROOT, Broker, cpu_seconds, free_port, send_paced, wait_online
 
 SENSOR = "sensor.qlik_sense_qsbig_active_sessions"
@@ -185,15 +185,21 @@ class Node:
     """The users held on the node, the longest held first, and the next new user's number.
     `random`: a churn logs out held users in a random order (seeded), not the longest held."""
 
+    random: Random | None = None
+    name_length: int = 10
     held: deque[int] = field(default_factory=deque)
     next_user: int = 0
-    random: Random | None = None
+
+    def line(self, command: str, user: int) -> bytes:
+        """A session line of bench.bigsite's node; the user id padded to `name_length`."""
+        name = f"user{user:06d}".ljust(self.name_length, "x")
+        return f"/proxy-session/;QSBIG;{command};BIG;{name};o;ctx;x".encode()
 
     def logins(self, count: int) -> list[bytes]:
         numbers = range(self.next_user, self.next_user + count)
         self.next_user += count
         self.held.extend(numbers)
-        return [line("Start session", number) for number in numbers]
+        return [self.line("Start session", number) for number in numbers]
 
     def churn(self, pairs: int) -> list[bytes]:
         """A login of a new user and a logout of a held one (the longest held), in turn."""
@@ -206,7 +212,7 @@ class Node:
                 del self.held[place]
             else:
                 leaving = self.held.popleft()
-            lines.append(line("Stop session", leaving))
+            lines.append(self.line("Stop session", leaving))
         return lines
 
 
@@ -298,6 +304,20 @@ def verdict(levels: list[dict[str, Any]], ratio: float) -> tuple[bool, str]:
     )
 
 
+def changes(levels: list[dict[str, Any]], top: int = 8) -> str:
+    """Per level, the entities the recorder wrote most rows for over the churn: state rows,
+    new attribute rows (bytes)."""
+    out = []
+    for level in levels:
+        out.append(f"\n{level['users']:,} users: state rows, new attribute rows (bytes)")
+        for entity, rows in list(level["recorded"]["entities"].items())[:top]:
+            out.append(
+                f"  {entity}: {rows['state_rows']}, {rows['attribute_rows']} "
+                f"({rows['attribute_bytes']:,} B)"
+            )
+    return "\n".join(out)
+
+
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("venv", type=Path, nargs="?", default=ROOT / ".ha-venv")
@@ -310,6 +330,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--logouts", choices=("oldest", "random"), default="oldest", help="who logs out"
     )
+    parser.add_argument("--name-length", type=int, default=10, help="user ids' characters")
     parser.add_argument(
         "--source", type=Path, default=ROOT, help="another checkout's bridge (bench.bigsite)"
     )
@@ -323,6 +344,8 @@ def parse() -> argparse.Namespace:
         raise SystemExit("seconds 5-300, quiet 5-120")
     if not 10 <= args.login_rate <= 10_000 or args.ratio <= 0:
         raise SystemExit("login rate 10-10000, ratio > 0")
+    if not 10 <= args.name_length <= 200:
+        raise SystemExit("name length 10-200")
     if not (args.source / "bridge" / "__main__.py").exists():
         raise SystemExit(f"{args.source}: no bridge there")
     if not (args.venv / "bin" / "hass").exists():
@@ -357,7 +380,7 @@ def main() -> int:
         sizes = Sizes(work, broker.port)
         pids = {"ha": processes[0].pid, "bridge": processes[1].pid}
         recorder = Recorder(config / "home-assistant_v2.db")
-        node = Node(random=Random(25) if args.logouts == "random" else None)
+        node = Node(Random(25) if args.logouts == "random" else None, args.name_length)
         for level in args.levels:
             print(f"{level:,} users: logging in, then {args.seconds:.0f} s of churn", flush=True)
             result = run_level(args, level, node, udp_port, broker.port, pids, recorder, sizes)
@@ -377,18 +400,14 @@ def main() -> int:
         broker.stop()
     print(f"\nHome Assistant from {args.venv}, the bridge of {args.source}")
     who = "the longest held" if args.logouts == "oldest" else "held users at random"
-    print(f"{args.rate} logins + {args.rate} logouts ({who}) a second")
+    print(f"{args.rate} logins + {args.rate} logouts ({who}) a second, user ids of ", end="")
+    print(f"{args.name_length} characters")
     print(
         f"for {args.seconds:.0f} s on {SERVER}; load average before {load}, after "
         f"{os.getloadavg()}; {os.cpu_count()} cores\n"
     )
     print(table(levels))
-    for level in levels:
-        top = list(level["recorded"]["state_rows"].items())[:6]
-        print(
-            f"\n{level['users']:,} users, state rows over the churn: "
-            + ", ".join(f"{entity} {rows}" for entity, rows in top)
-        )
+    print(changes(levels))
     problems = ha_problems(log)
     print(f"\nHome Assistant logged {len(problems)} warnings or errors")
     for text in problems[:10]:

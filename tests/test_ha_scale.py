@@ -6,7 +6,7 @@ from __future__ import annotations
 from random import Random
 from typing import Any
 
-from bench.ha_scale import Node, table, verdict
+from bench.ha_scale import Node, changes, table, verdict
 
 
 def test_churn_keeps_the_level_and_logs_out_the_longest_held() -> None:
@@ -54,7 +54,7 @@ def test_table_has_a_row_per_level() -> None:
 
 
 def test_random_logouts_are_of_held_users_and_keep_the_level() -> None:
-    node = Node(random=Random(25))
+    node = Node(Random(25))
     node.logins(100)
     churn = node.churn(300)
     out = [int(entry.split(b";")[4][4:]) for entry in churn[1::2]]
@@ -63,3 +63,26 @@ def test_random_logouts_are_of_held_users_and_keep_the_level() -> None:
     assert len(node.held) == 100
     assert set(node.held).isdisjoint(out)
     assert set(out) | set(node.held) == set(range(400))
+
+
+def test_user_ids_are_padded_to_the_length_asked() -> None:
+    node = Node(name_length=20)
+    assert node.logins(1) == [
+        b"/proxy-session/;QSBIG;Start session;BIG;user000000xxxxxxxxxx;o;ctx;x"
+    ]
+
+
+def test_changes_lists_each_levels_entities() -> None:
+    first = level(200, 20.0)
+    first["recorded"]["entities"] = {
+        "event.qlik_sense_qsbig_user_activity": {
+            "state_rows": 6000,
+            "attribute_rows": 6000,
+            "attribute_bytes": 1635000,
+        }
+    }
+    assert changes([first]).splitlines() == [
+        "",
+        "200 users: state rows, new attribute rows (bytes)",
+        "  event.qlik_sense_qsbig_user_activity: 6000, 6000 (1,635,000 B)",
+    ]
