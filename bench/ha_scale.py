@@ -403,8 +403,9 @@ def main() -> int:
     print(f"{args.rate} logins + {args.rate} logouts ({who}) a second, user ids of ", end="")
     print(f"{args.name_length} characters")
     print(
-        f"for {args.seconds:.0f} s on {SERVER}; load average before {load}, after "
-        f"{os.getloadavg()}; {os.cpu_count()} cores\n"
+        f"for {args.seconds:.0f} s on {SERVER}; load average before "
+        f"{' '.join(f'{n:.2f}' for n in load)}, after "
+        f"{' '.join(f'{n:.2f}' for n in os.getloadavg())}; {os.cpu_count()} cores\n"
     )
     print(table(levels))
     print(changes(levels))
