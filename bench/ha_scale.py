@@ -4,11 +4,13 @@
     .venv/bin/python -m bench.ha_scale VENV [--levels 200,5000,30000] [--rate 50]
                                             [--seconds 60] [--login-rate 1000] [--quiet 15]
                                             [--ratio 1.5] [--logouts oldest|random]
-                                            [--name-length 10] [--source DIR]
+                                            [--name-length 10] [--statestream]
+                                            [--source DIR]
 
 A real Home Assistant from VENV (recorder on, committing every second, as the check runs it; no
-automations, no statestream), mosquitto and this checkout's bridge (Home Assistant discovery
-on), all on loopback. For each level in turn, one node (QSBIG) is brought to that many users
+automations; no statestream unless `--statestream`: every state and attribute published back, as
+the check has it), mosquitto and this checkout's bridge (Home Assistant discovery on), all on
+loopback. For each level in turn, one node (QSBIG) is brought to that many users
 (new users log in at `--login-rate` a second), Home Assistant's sessions sensor is awaited at
 that count in its recorder, `--quiet` seconds pass, then for `--seconds` `--rate` new users log
 in and `--rate` held users log out a second (the longest held first, or with `--logouts random`
@@ -51,15 +53,21 @@ TAIL = 10.0
 READ_BY_HA = ("server state", "site", "events", "bridge")
 
 
-def write_config(config: Path, mqtt_port: int) -> None:
+def write_config(config: Path, mqtt_port: int, statestream: bool = False) -> None:
     """Home Assistant's configuration: the recorder on (commit every second, as the check),
-    MQTT with discovery on the broker, warnings only in the log (and the start line)."""
+    MQTT with discovery on the broker, warnings only in the log (and the start line); with
+    `statestream`, every state and attribute published back to the broker, as the check does."""
     (config / ".storage").mkdir(parents=True)
     (config / "configuration.yaml").write_text(
         "homeassistant:\n  name: qlik2mqtt scale\n  latitude: 0\n  longitude: 0\n"
         "  elevation: 0\n  unit_system: metric\n  time_zone: UTC\n"
         "logger:\n  default: warning\n  logs:\n    homeassistant.bootstrap: info\n"
         "recorder:\n  commit_interval: 1\n"
+        + (
+            "mqtt_statestream:\n  base_topic: hastate\n  publish_attributes: true\n"
+            if statestream
+            else ""
+        )
     )
     entry = {
         "entry_id": "qlik2mqttscale",
@@ -332,6 +340,9 @@ def parse() -> argparse.Namespace:
     )
     parser.add_argument("--name-length", type=int, default=10, help="user ids' characters")
     parser.add_argument(
+        "--statestream", action="store_true", help="HA publishes its states back (as the check)"
+    )
+    parser.add_argument(
         "--source", type=Path, default=ROOT, help="another checkout's bridge (bench.bigsite)"
     )
     args = parser.parse_args()
@@ -359,7 +370,7 @@ def main() -> int:
     config = work / "ha"
     broker = Broker(work)
     broker.start()
-    write_config(config, broker.port)
+    write_config(config, broker.port, args.statestream)
     udp_port = free_port(socket.SOCK_DGRAM)
     processes: list[subprocess.Popen[bytes]] = []
     sizes: Sizes | None = None
