@@ -30,6 +30,8 @@ def test_churn_keeps_the_level_and_logs_out_the_longest_held() -> None:
 def level(users: int, ha: float) -> dict[str, Any]:
     return {
         "users": users,
+        "ha_caught_up_s": 2.5,
+        "ha_idle_after_s": 30.0,
         "churn_cpu": {"ha": ha, "bridge": 2.0},
         "tail_cpu": {"ha": 0.5, "bridge": 0.1},
         "idle_cpu": {"ha": 0.3, "bridge": 0.1},
@@ -51,6 +53,7 @@ def test_table_has_a_row_per_level() -> None:
     rows = table([level(200, 17.0), level(30000, 25.5)]).splitlines()
     assert len(rows) == 4
     assert rows[3].startswith("| 30,000 | 25.5 % | 0.5 % | 0.3 % | 2.0 % | 4.0, 9,000 B | 0 |")
+    assert rows[3].endswith("| 10 (8,500 B) | 32 s |")
 
 
 def test_random_logouts_are_of_held_users_and_keep_the_level() -> None:
