@@ -12,7 +12,8 @@ automations; no statestream unless `--statestream`: every state and attribute pu
 the check has it), mosquitto and this checkout's bridge (Home Assistant discovery on), all on
 loopback. For each level in turn, one node (QSBIG) is brought to that many users
 (new users log in at `--login-rate` a second), Home Assistant's sessions sensor is awaited at
-that count in its recorder, `--quiet` seconds pass, then for `--seconds` `--rate` new users log
+that count in its recorder and Home Assistant idle (under 5 % of a core over 2 s, at most
+600 s), `--quiet` seconds pass, then for `--seconds` `--rate` new users log
 in and `--rate` held users log out a second (the longest held first, or with `--logouts random`
 any; the node keeps the level).
 Over the churn: Home Assistant's CPU and the bridge's (utime + stime of their processes, from
