@@ -14,19 +14,21 @@ class Coalescer:
     def __init__(self, interval: float, flush: Callable[[], None]) -> None:
         self._interval = interval
         self._flush = flush
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: asyncio.Handle | None = None
+        self._due = float("-inf")
+        """When `_handle` runs."""
         self._last_flush = float("-inf")
 
     def mark(self, at_least: float = 0.0) -> None:
         """Something changed: make sure a flush is scheduled, within the interval of the last
         and not before `at_least` seconds from now (what a byte budget still asks to wait)."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        when = max(self._last_flush + self._interval, now + at_least)
+        when = max(self._last_flush + self._interval, loop.time() + at_least)
         if self._handle is not None:
-            if self._handle.when() <= when:
+            if self._due <= when:
                 return  # already due in time (every event of a storm ends here)
             self._handle.cancel()  # a sooner flush is wanted: for another topic
+        self._due = when  # (uvloop hands back a plain Handle for a time already past: no when())
         self._handle = loop.call_at(when, self._run)
 
     def flush_now(self) -> None:
