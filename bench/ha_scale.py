@@ -24,8 +24,8 @@ churn (work Home Assistant still had queued) and how long its sensor took to be 
 Prints a table, the entities that changed most, Home Assistant's warnings, and the verdict:
 Home Assistant's CPU at the largest level within `--ratio` (1.5) times the smallest's. Exit 0
 when it holds. Loopback only; every loop is bounded in count and time; it stops only the
-processes it started. `--source DIR` runs the bridge of another checkout (`git archive <commit> |
-tar -x -C DIR`) with this one's virtual environment, as `bench.bigsite` does.
+processes it started. `--source DIR` runs the bridge of another checkout (`mkdir -p DIR &&
+git archive <commit> | tar -x -C DIR`) with this one's virtual environment, as `bench.bigsite` does.
 """
 
 from __future__ import annotations

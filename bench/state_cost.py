@@ -16,7 +16,8 @@ bridge's and 20 servers', as the extension gets them: kept encoded where the che
 them), and Butler compat's active users (at once, or its longest step and all its steps,
 hashed names kept from one round to the next as the extension keeps them).
 Reports the median and the largest of the rounds in milliseconds of wall time (one thread).
-`--source DIR` measures another checkout's functions (`git archive <commit> | tar -x -C DIR`).
+`--source DIR` measures another checkout's functions
+(`mkdir -p DIR && git archive <commit> | tar -x -C DIR`).
 """
 
 from __future__ import annotations

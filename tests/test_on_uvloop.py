@@ -1,7 +1,9 @@
 """The bridge on uvloop, the loop it runs on in production (`bridge.cli` runs it with uvloop
-where it is installed; the rest of the suite runs asyncio's): a few whole-bridge sequences
-again. uvloop differs where it counts: a timer for a time already due is a plain `Handle`,
-without `when()` (the coalescer used it, and the state topics stopped flushing under load)."""
+where it is installed; the rest of the suite runs asyncio's). uvloop differs where it counts:
+a timer for a time already due is a plain `Handle`, without `when()` (the coalescer used it,
+and a login storm from quiet failed the state topics' hook: the storm test catches that), and
+it keeps time in whole milliseconds (tests/runtime/test_coalesce.py runs the coalescer on
+both). The byte budget and the user-list churn run here again as whole-bridge sequences."""
 
 from __future__ import annotations
 
@@ -33,12 +35,13 @@ def test_the_user_list_churn_on_uvloop(tmp_path: Path, mosquitto: Mosquitto) -> 
 async def login_storm(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """Logins sent at once from quiet: the loop reads them in bursts, each marking the state
     topics while the flush scheduled by the first is due: no hook may fail."""
-    bridge = await RunningBridge(bridge_config(tmp_path, mosquitto.port)).start()
+    config = bridge_config(tmp_path, mosquitto.port)
+    bridge = await RunningBridge(config).start()
     sub = await Subscriber(mosquitto.port).start("qlik2mqtt/#")
     try:
         bridge.users.send("QS1;Start session;CORP;first")
         await sub.wait_json("qlik2mqtt/qs1", lambda p: p["active_users"] == 1)
-        await asyncio.sleep(0.2)  # quiet past the state interval: the storm comes from quiet
+        await asyncio.sleep(4 * config.mqtt.state_interval)  # the storm must come from quiet
         for number in range(STORM):  # bounded; a burst, as a Qlik node's storm
             bridge.users.send(f"QS1;Start session;CORP;user{number:05}")
         await sub.wait_json("qlik2mqtt/qs1", lambda p: p["active_users"] == STORM + 1, timeout=30)

@@ -23,7 +23,7 @@ class Coalescer:
         """Something changed: make sure a flush is scheduled, within the interval of the last
         and not before `at_least` seconds from now (what a byte budget still asks to wait)."""
         due_by = self._last_flush + self._interval
-        if self._handle is not None and not at_least and self._due <= due_by:
+        if self._handle is not None and self._due <= due_by:
             return  # due within the interval already: every event of a storm ends here, cheaply
         loop = asyncio.get_running_loop()
         when = max(due_by, loop.time() + at_least)
@@ -31,6 +31,7 @@ class Coalescer:
             if self._due <= when:
                 return  # already due in time
             self._handle.cancel()  # a sooner flush is wanted: for another topic
+            self._handle = None
         self._due = when  # (uvloop hands back a plain Handle for a time already past: no when())
         self._handle = loop.call_at(when, self._run)
 

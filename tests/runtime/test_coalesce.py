@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from bridge.runtime.budget import ByteBudget
 from bridge.runtime.coalesce import Coalescer
 
 INTERVAL = 0.05
@@ -50,16 +51,56 @@ async def marks_every_turn() -> None:
 
 
 async def a_sooner_flush_wins() -> None:
-    loop = asyncio.get_running_loop()
     flushed = asyncio.Event()
     coalescer = Coalescer(INTERVAL, flushed.set)
     coalescer.flush_now()  # a flush just now
     flushed.clear()
-    began = loop.time()
     coalescer.mark(at_least=10.0)  # a big topic's budget: not for 10 s
     coalescer.mark()  # then a small topic changes: within the interval
     await asyncio.wait_for(flushed.wait(), 5)
-    assert loop.time() - began < 5
+
+
+async def a_wait_asked_for_is_kept() -> None:
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+    flushed = asyncio.Event()
+
+    def flush() -> None:
+        times.append(loop.time())
+        flushed.set()
+
+    coalescer = Coalescer(INTERVAL, flush)
+    began = loop.time()
+    coalescer.mark(at_least=0.2)  # nothing flushed yet, so due at once; but a budget says 0.2 s
+    await asyncio.wait_for(flushed.wait(), 5)
+    assert times[0] >= began + 0.2 - 0.002  # (uvloop keeps time in whole milliseconds)
+
+
+async def a_budget_wait_costs_no_extra_interval() -> None:
+    """A topic whose wait a timer ends (uvloop may wake it a fraction of a millisecond early)
+    goes then, not an interval later."""
+    loop = asyncio.get_running_loop()
+    budget = ByteBudget(16_384)
+    published: list[float] = []
+    went = asyncio.Event()
+    interval = 0.25
+
+    def flush() -> None:
+        wait = budget.wait("t", loop.time())
+        if wait > 0:
+            coalescer.mark(at_least=wait)
+            return
+        published.append(loop.time())
+        budget.spend("t", 9_000, loop.time())  # 0.55 s of budget
+        went.set()
+
+    coalescer = Coalescer(interval, flush)
+    coalescer.mark()
+    await asyncio.wait_for(went.wait(), 5)
+    went.clear()
+    coalescer.mark()  # one change, in quiet, while the budget waits
+    await asyncio.wait_for(went.wait(), 5)
+    assert published[1] - published[0] < 9_000 / 16_384 + interval / 2, published
 
 
 @LOOPS
@@ -68,5 +109,15 @@ def test_a_mark_every_loop_turn_still_flushes_every_interval(run: Run) -> None:
 
 
 @LOOPS
-def test_a_wait_asked_for_is_kept_and_a_sooner_flush_for_another_topic_wins(run: Run) -> None:
+def test_a_sooner_flush_for_another_topic_wins_over_a_wait(run: Run) -> None:
     run(a_sooner_flush_wins())
+
+
+@LOOPS
+def test_a_wait_asked_for_is_kept(run: Run) -> None:
+    run(a_wait_asked_for_is_kept())
+
+
+@LOOPS
+def test_a_budget_wait_ends_when_its_timer_fires(run: Run) -> None:
+    run(a_budget_wait_costs_no_extra_interval())
