@@ -46,6 +46,7 @@ from typing import Any
 
 from bench.bigsite import SERVER, Sizes, per_class, start_bridge, wait_users
 from bench.common import ROOT, Broker, cpu_seconds, free_port, send_paced, wait_online
+from bench.ha_entry import write_mqtt_entry
 
 SENSOR = "sensor.qlik_sense_qsbig_active_sessions"
 START_DEADLINE = 300.0
@@ -72,29 +73,7 @@ def write_config(config: Path, mqtt_port: int, statestream: bool = False) -> Non
             else ""
         )
     )
-    entry = {
-        "entry_id": "qlik2mqttscale",
-        "version": 1,
-        "minor_version": 1,
-        "domain": "mqtt",
-        "title": "127.0.0.1",
-        "options": {},
-        "pref_disable_new_entities": False,
-        "pref_disable_polling": False,
-        "source": "user",
-        "unique_id": None,
-        "disabled_by": None,
-        "data": {
-            "broker": "127.0.0.1",
-            "port": mqtt_port,
-            "discovery": True,
-            "discovery_prefix": "homeassistant",
-        },
-    }
-    entries = {"version": 1, "minor_version": 2, "key": "core.config_entries"}
-    (config / ".storage" / "core.config_entries").write_text(
-        json.dumps(entries | {"data": {"entries": [entry]}})
-    )
+    write_mqtt_entry(config, mqtt_port, "qlik2mqttscale")
 
 
 class Recorder:

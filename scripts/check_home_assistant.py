@@ -225,35 +225,10 @@ def main() -> int:
         "automation: !include automations.yaml\n"
     )
     (config / "automations.yaml").write_text(automations())
-    entry = {
-        "entry_id": "qlik2mqttcheck",
-        "version": 1,
-        "minor_version": 1,
-        "domain": "mqtt",
-        "title": "127.0.0.1",
-        "options": {},
-        "pref_disable_new_entities": False,
-        "pref_disable_polling": False,
-        "source": "user",
-        "unique_id": None,
-        "disabled_by": None,
-        "data": {
-            "broker": "127.0.0.1",
-            "port": mqtt_port,
-            "discovery": True,
-            "discovery_prefix": "homeassistant",
-        },
-    }
-    (config / ".storage" / "core.config_entries").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "minor_version": 2,
-                "key": "core.config_entries",
-                "data": {"entries": [entry]},
-            }
-        )
-    )
+    sys.path.insert(0, str(ROOT))
+    from bench.ha_entry import write_mqtt_entry
+
+    write_mqtt_entry(config, mqtt_port, "qlik2mqttcheck")
     qrs = start_qrs(work)
     (work / "bridge.yaml").write_text(
         f"udp: {{host: 127.0.0.1, user_activity_port: {user_port}, task_port: {task_port}, "
