@@ -41,11 +41,10 @@ class Reload:
     user: str = "CORP\\svc_reload"
 
 
-def tagged(reload: Reload, outcome: Outcome = "failed") -> bytes:
-    """Butler's scheduler appender: `/scheduler-…/;%hostname;%property{TaskName};…`."""
+def _fields(reload: Reload, outcome: Outcome) -> list[str]:
+    """The ten fields Butler's legacy line and its tagged scheduler line share."""
     level, message = _MESSAGES[outcome]
-    fields = [
-        _TAGS[outcome],
+    return [
         reload.host,
         reload.name,
         reload.app_name,
@@ -57,7 +56,11 @@ def tagged(reload: Reload, outcome: Outcome = "failed") -> bytes:
         reload.execution,
         message,
     ]
-    return ";".join(fields).encode()
+
+
+def tagged(reload: Reload, outcome: Outcome = "failed") -> bytes:
+    """Butler's scheduler appender: `/scheduler-…/;%hostname;%property{TaskName};…`."""
+    return ";".join([_TAGS[outcome], *_fields(reload, outcome)]).encode()
 
 
 def xml(reload: Reload, outcome: Outcome = "failed") -> bytes:
@@ -79,20 +82,7 @@ def xml(reload: Reload, outcome: Outcome = "failed") -> bytes:
 
 def legacy_long(reload: Reload, outcome: Outcome = "failed") -> bytes:
     """Butler's legacy ten-field failure line (a failure whatever the outcome asked)."""
-    level, message = _MESSAGES["failed"]
-    fields = [
-        reload.host,
-        reload.name,
-        reload.app_name,
-        reload.user,
-        reload.task_id,
-        reload.app_id,
-        DATE,
-        level,
-        reload.execution,
-        message,
-    ]
-    return ";".join(fields).encode("cp1252")
+    return ";".join(_fields(reload, "failed")).encode("cp1252")
 
 
 def legacy(reload: Reload, outcome: Outcome = "failed") -> bytes:

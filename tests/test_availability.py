@@ -29,6 +29,22 @@ def slow_slack() -> Iterator[HangingServer]:
     server.stop()
 
 
+def slow_slack_env(mosquitto: Mosquitto, tmp_path: Path, slack: HangingServer) -> dict[str, str]:
+    """A bridge's environment whose Slack answers nothing for seconds (2 s timeout)."""
+    return bridge_env(
+        mosquitto.port,
+        tmp_path,
+        QLIK2MQTT_SLACK__ENABLED="true",
+        QLIK2MQTT_SLACK__WEBHOOK_URL=f"{slack.url}/hook",
+        QLIK2MQTT_SLACK__TIMEOUT="2",
+    )
+
+
+def send_failure(env: dict[str, str]) -> None:
+    """A reload failure in Butler's legacy line, to the bridge of `env`."""
+    UdpSender(int(env["QLIK2MQTT_UDP__TASK_PORT"])).send("QSPROD02;Reload Sales;Sales;CORP\\svc")
+
+
 async def start_bridge(env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bridge", "run",
@@ -62,22 +78,14 @@ async def test_a_bridge_restarted_at_once_with_a_slow_slack_ends_online(
     """SIGTERM, and the same bridge started again at once (systemd `Restart=`), while a slow
     Slack holds the first one's shutdown for seconds: the second waits for the first, whose
     `offline` (once) comes before the second's `online`, which stays."""
-    env = bridge_env(
-        mosquitto.port,
-        tmp_path,
-        QLIK2MQTT_SLACK__ENABLED="true",
-        QLIK2MQTT_SLACK__WEBHOOK_URL=f"{slow_slack.url}/hook",
-        QLIK2MQTT_SLACK__TIMEOUT="2",
-    )
+    env = slow_slack_env(mosquitto, tmp_path, slow_slack)
     sub = await Subscriber(mosquitto.port).start(STATE)
     first = await start_bridge(env)
     second: asyncio.subprocess.Process | None = None
     try:
         await log_until(first, b"MQTT connected")
         await sub.wait_for(STATE, lambda m: m.payload == b"online")
-        UdpSender(int(env["QLIK2MQTT_UDP__TASK_PORT"])).send(
-            "QSPROD02;Reload Sales;Sales;CORP\\svc"  # a failure: Slack is posted to
-        )
+        send_failure(env)  # Slack is posted to: the slow Slack holds the shutdown
         await asyncio.to_thread(slow_slack.wait_for, 1)
         first.send_signal(signal.SIGTERM)
         await log_until(first, b"shutting down")
@@ -103,21 +111,13 @@ async def test_offline_is_published_once_per_shutdown(
     """The goodbye waits for the broker's PUBACK of `offline`: a socket closed while the
     broker answers made mosquitto take the DISCONNECT for a lost connection and publish the
     will as well (seen when a slow Slack held the shutdown)."""
-    env = bridge_env(
-        mosquitto.port,
-        tmp_path,
-        QLIK2MQTT_SLACK__ENABLED="true",
-        QLIK2MQTT_SLACK__WEBHOOK_URL=f"{slow_slack.url}/hook",
-        QLIK2MQTT_SLACK__TIMEOUT="2",
-    )
+    env = slow_slack_env(mosquitto, tmp_path, slow_slack)
     sub = await Subscriber(mosquitto.port).start(STATE)
     process = await start_bridge(env)
     try:
         await log_until(process, b"MQTT connected")
         await sub.wait_for(STATE, lambda m: m.payload == b"online")
-        UdpSender(int(env["QLIK2MQTT_UDP__TASK_PORT"])).send(
-            "QSPROD02;Reload Sales;Sales;CORP\\svc"
-        )
+        send_failure(env)  # Slack is posted to: the slow Slack holds the shutdown
         await asyncio.to_thread(slow_slack.wait_for, 1)
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.communicate(), 60)

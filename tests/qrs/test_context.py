@@ -52,6 +52,15 @@ def contexts_for(
     return TaskContexts(TaskContextConfig.model_validate(settings), client, stats, time.monotonic)
 
 
+async def one_context(server: QrsServer, stats: Stats | None = None) -> dict[str, Any]:
+    """The context of one Sales failure, from a `TaskContexts` made and closed for it."""
+    contexts = contexts_for(server, stats or Stats())
+    try:
+        return await asyncio.wait_for(contexts.context_for(sales()), 10)
+    finally:
+        await contexts.aclose()
+
+
 @pytest.fixture
 async def contexts(server: QrsServer) -> AsyncIterator[tuple[TaskContexts, Stats]]:
     stats = Stats()
@@ -72,11 +81,7 @@ async def test_a_failure_s_context_has_task_app_execution_and_log_tail(
     one with only the older; the bridge falls back from one to the other."""
     server.log_endpoints = (endpoint,)
     stats = Stats()
-    contexts = contexts_for(server, stats)
-    try:
-        context = await asyncio.wait_for(contexts.context_for(sales()), 10)
-    finally:
-        await contexts.aclose()
+    context = await one_context(server, stats)
     assert context["status"] == "complete", context
     assert context["task"] == {
         "name": "Reload Sales",
@@ -272,12 +277,9 @@ async def test_a_refused_certificate_is_unavailable_with_its_reason(
 ) -> None:
     other = make_certificates(tmp_path_factory.mktemp("other"))
     server = furnish(QrsServer(certs, client_ca=other.ca_file)).start()
-    stats = Stats()
-    contexts = contexts_for(server, stats)
     try:
-        context = await asyncio.wait_for(contexts.context_for(sales()), 10)
+        context = await one_context(server)
     finally:
-        await contexts.aclose()
         server.stop()
     assert (context["status"], context["reason"]) == ("unavailable", "certificate refused")
 
