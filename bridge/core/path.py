@@ -279,14 +279,11 @@ class Bridge:
         return change
 
     def _changed(self, change: Change) -> None:
+        """A change of the state's saved part: the extensions told, the next save due."""
         if not change.any:
             return
         self.state.revision += 1
-        for name, on_change in self._on_change:
-            try:
-                on_change(change)
-            except Exception:
-                self.guard.failed(name, "on_change")
+        self.changed(change)
 
 
 def categories_of(config: Config) -> Categories:

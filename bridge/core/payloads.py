@@ -190,17 +190,14 @@ def distinct_users(state: BridgeState) -> int:
     return len(state.user_servers)
 
 
-def site_payload(
-    state: BridgeState, privacy: Privacy = PLAIN, active_users: int | None = None
-) -> dict[str, Any]:
-    """Retained `<base>/site`: the whole Qlik Sense site, and the failure flag.
-    `active_users` is `distinct_users(state)` when the caller has it already."""
+def site_payload(state: BridgeState, privacy: Privacy = PLAIN) -> dict[str, Any]:
+    """Retained `<base>/site`: the whole Qlik Sense site, and the failure flag."""
     servers = state.servers.values()
     seen = [server.last_event_at for server in servers if server.last_event_at is not None]
     return {
         "servers": len(state.servers),
         "active_sessions": sum(len(server.sessions) for server in servers),
-        "active_users": distinct_users(state) if active_users is None else active_users,
+        "active_users": distinct_users(state),
         "active_connections": sum(server.active_connections for server in servers),
         "reload_failure": "ON" if state.reload_failure else "OFF",
         "failing_tasks": state.failing_tasks,

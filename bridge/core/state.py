@@ -182,9 +182,6 @@ class ServerState:
     def __post_init__(self) -> None:
         self.active_connections = sum(entry.count for entry in self.connections.values())
 
-    def users(self) -> set[UserKey]:
-        return set(self.sessions)
-
 
 @dataclass(slots=True)
 class BridgeState:
@@ -368,7 +365,7 @@ def _untracked_server(
         if _is_duplicate(state, own, own, event, now, settings):
             return NO_CHANGE
         if settings.watch and event.event_type in OUTCOME_TYPES:
-            task_id = task_id_of(state.reloads.identity(state.reloads.of(event)))
+            task_id = task_id_of(reload_identity(state, event))
             record = TaskRecord(event=_named(event, task_id), received_at=now)
             _remember_outcome(state, record, task_id, settings.watch)
     return UNTRACKED_SERVER

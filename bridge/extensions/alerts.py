@@ -118,6 +118,8 @@ class AlertOutputs(Extension):
         passed = self._passed.get(index)
         if passed is None:
             return flag_is_on(self.context.state, when)
+        if not passed:
+            return False  # nothing that passed is kept: no flag to look through
         state = self.context.state
         joins = state.reloads.joins
         now = {joins.get(identity) or identity for identity in passed}  # joined since

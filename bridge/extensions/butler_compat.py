@@ -13,7 +13,7 @@ from bridge.extensions import Context, Extension, SiteUsers
 from bridge.extensions import butler_payloads as butler
 from bridge.extensions.link import OutMessage
 from bridge.runtime.coalesce import Coalescer
-from bridge.runtime.steps import STEP_PAUSE
+from bridge.runtime.steps import run_steps
 
 
 class ButlerCompat(Extension):
@@ -67,13 +67,7 @@ class ButlerCompat(Extension):
             steps = butler.active_user_steps(
                 self.context.state, self._base, self.context.privacy, self._known
             )
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    self._users, self._known = done.value
-                    break
-                await asyncio.sleep(STEP_PAUSE)
+            self._users, self._known = await run_steps(steps)
             self._send(self._users)
         except Exception:
             self.failed("render_users")

@@ -25,7 +25,7 @@ from bridge.core.user_list import Names, user_list_steps
 from bridge.extensions import Context, Extension
 from bridge.runtime.budget import ByteBudget
 from bridge.runtime.coalesce import Coalescer
-from bridge.runtime.steps import STEP_PAUSE
+from bridge.runtime.steps import run_steps
 
 
 class StateTopics(Extension):
@@ -146,13 +146,7 @@ class StateTopics(Extension):
             budget = self.context.config.state.users_max_bytes
             known = self._names.get(slug, {})
             steps = user_list_steps(server, self.context.privacy, budget, known)
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    payload, names = done.value
-                    break
-                await asyncio.sleep(STEP_PAUSE)  # the loop runs between steps
+            payload, names = await run_steps(steps)
             if self.context.state.servers.get(slug) is not server:
                 return  # forgotten meanwhile
             self._names[slug] = names

@@ -38,8 +38,8 @@ class TaskContextTopics(Extension):
         await self._contexts.aclose()
 
     def on_event(self, event: Event, received_at: float) -> None:
-        if not isinstance(event, TaskEvent):
-            return
+        if not isinstance(event, TaskEvent) or failure_of(event) is None:
+            return  # most task events are no failure: no identity looked up for them
         state = self.context.state
         failure = failure_of(with_known_task(state, event))  # the engine's line: its task's
         if failure is None:
