@@ -57,12 +57,11 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from bridge.core.events import LogEvent, LogSource, Rejected, RejectReason, SourceFormat
-from bridge.inputs.fields import clip, field, message_text, visible_controls
+from bridge.inputs.fields import NAME_CONTROLS, clip, field, message_text, visible_controls
 from bridge.inputs.log_events import (
     HOST_CONTROLS,
     LEVELS,
     LOG_TAGS,
-    NAME_CONTROLS,
     complete_user,
     iso_timestamp,
 )

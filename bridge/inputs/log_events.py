@@ -59,6 +59,7 @@ from bridge.core.events import (
 )
 from bridge.inputs.fields import (
     MAX_FIELD_CHARS,
+    NAME_CONTROLS,
     NULL,
     clip,
     field,
@@ -262,9 +263,6 @@ def read_head(tag: str, fields: Sequence[str]) -> tuple[LogLevel, str] | Rejecte
     return level, clip(host, MAX_FIELD_CHARS)
 
 
-NAME_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
-"""What a name (the host: the server's name, its topics, its Home Assistant device) cannot hold:
-every C0 control and DEL, tab and line ends too."""
 HOST_CONTROLS = "control characters in the host (it names the server)"
 
 

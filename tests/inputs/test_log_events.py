@@ -436,6 +436,20 @@ def test_a_control_character_is_shown_in_every_field_but_the_host() -> None:
     assert user.reason is RejectReason.NOT_TEXT
 
 
+@pytest.mark.parametrize("control", ["\x1b", "\x7f", "\x85", "\x9b"])
+def test_a_host_with_a_control_character_is_refused_as_a_session_line_s_is(control: str) -> None:
+    """One policy for a name: C1 too (a CSI, U+009B, is a terminal escape in a topic level and
+    a Home Assistant device name), in a log event as in a session line."""
+    host = f"QS{control}PROD02"
+    logged = parse_datagram(
+        f"/qseow-engine/;{HEAD};ERROR;{host};System.Engine;CORP\\svc;m".encode()
+    )
+    session = parse_datagram(f"/proxy-session/;{host};Start session;CORP;mia;A;/;m".encode())
+    assert isinstance(logged, Rejected)
+    assert isinstance(session, Rejected)
+    assert logged.reason is session.reason is RejectReason.NOT_TEXT
+
+
 def test_the_scheduler_user_is_taken_as_it_came_at_the_layouts_count() -> None:
     ids = ";(null);(null);(null)"
     both = f"/qseow-scheduler/;{HEAD};ERROR;QS1;System.Scheduler;CORP\\svc;msg;(null);CORP;mia;"
