@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -53,6 +54,9 @@ from bridge.runtime.instance import InstanceLock, InstanceRunningError
 from bridge.runtime.logs import RateLimiter
 from bridge.runtime.saving import StateWriter
 from bridge.runtime.supervise import supervised
+
+if TYPE_CHECKING:  # httpx only when QRS is on
+    from bridge.qrs.client import QrsClient
 
 log = structlog.get_logger("qlik2mqtt")
 
@@ -334,15 +338,10 @@ def wire(config: Config, state: BridgeState, started_at: float, embedded_broker:
 
 def _task_starter(config: Config, stats: Stats) -> Tasks:
     """QRS, for `task/start` (httpx only when it is on)."""
-    from bridge.qrs.client import QrsClient
     from bridge.qrs.starter import TaskStarter
-    from bridge.qrs.tls import CertificateError, client_context
 
     qrs = config.qrs
-    try:
-        tls = client_context(qrs)
-    except CertificateError as exc:
-        raise ConfigProblemError(f"config error: {exc}") from None
+    client = _qrs_client(config)
     if not qrs.verify:
         log.warning(
             "qrs.verify is false: the QRS certificate and host name are not checked, anyone "
@@ -356,11 +355,24 @@ def _task_starter(config: Config, stats: Stats) -> Tasks:
         port=qrs.port,
         max_starts_per_minute=qrs.max_starts_per_minute,
     )
-    return TaskStarter(qrs, QrsClient(qrs, tls), stats, time.monotonic)
+    return TaskStarter(qrs, client, stats, time.monotonic)
+
+
+def _qrs_client(config: Config) -> QrsClient:
+    """A QRS client with `qrs:`'s certificates; a certificate problem is a config error. Task
+    starts and failures' contexts each get one: a storm of contexts never queues a start behind
+    its connections."""
+    from bridge.qrs.client import QrsClient
+    from bridge.qrs.tls import CertificateError, client_context
+
+    try:
+        return QrsClient(config.qrs, client_context(config.qrs))
+    except CertificateError as exc:
+        raise ConfigProblemError(f"config error: {exc}") from None
 
 
 def _task_contexts(config: Config, stats: Stats) -> TaskContextSource | None:
-    """Failures' contexts from QRS (issue 26), with the client `task/start` uses: the same
+    """Failures' contexts from QRS (issue 26), through a client like `task/start`'s: the same
     certificates, xrfkey and user. None unless `qrs.enabled` and `tasks.context.enabled`."""
     if not (config.qrs.enabled and config.tasks.context.enabled):
         task_events = config.slack.task_events
@@ -374,16 +386,9 @@ def _task_contexts(config: Config, stats: Stats) -> TaskContextSource | None:
                 "tasks.context.enabled): each filter's without_context decides alone"
             )
         return None
-    from bridge.qrs.client import QrsClient
     from bridge.qrs.context import TaskContexts
-    from bridge.qrs.tls import CertificateError, client_context
 
-    try:
-        tls = client_context(config.qrs)
-    except CertificateError as exc:
-        raise ConfigProblemError(f"config error: {exc}") from None
-    client = QrsClient(config.qrs, tls)
-    return TaskContexts(config.tasks.context, client, stats, time.monotonic)
+    return TaskContexts(config.tasks.context, _qrs_client(config), stats, time.monotonic)
 
 
 def _privacy(config: Config) -> Privacy:

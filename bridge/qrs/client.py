@@ -118,7 +118,6 @@ class QrsClient:
     ) -> bytes:
         """One request with a new xrfkey; success is any 2xx. With `max_bytes`, the body is
         read (its tail, or with `whole` all of it and no more). Raises QrsError."""
-        """One request with a new xrfkey; success is any 2xx. Raises QrsError."""
         xrf = xrfkey()
         headers = {"X-Qlik-Xrfkey": xrf, "Accept-Encoding": "identity"}
         try:
@@ -128,7 +127,7 @@ class QrsClient:
                     method, path, params={**params, "xrfkey": xrf}, headers=headers
                 ) as response,
             ):
-                status = response.status_code  # the body is left unread: closed with the stream
+                status = response.status_code  # unless asked for, the body is left unread
                 body = b""
                 if max_bytes and httpx.codes.is_success(status):
                     body = await _tail(response, max_bytes, whole)

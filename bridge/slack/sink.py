@@ -94,6 +94,7 @@ class SlackSink(Extension):
         self._next_allowed: dict[str, float] = {}
         self._posting: set[threading.Thread] = set()
         self._waiting: set[asyncio.Task[None]] = set()
+        """Failures' messages waiting for their QRS context (at most `context_wait`)."""
         task_events = self._config.task_events
         self._routes = [route.filter.rule() for route in task_events.routes]
         self._filter = task_events.filter.rule() if task_events.filter is not None else None
@@ -101,7 +102,6 @@ class SlackSink(Extension):
             self._filter is not None and self._filter.needs_context
         )
         """Whether a failure's message waits for its context to be filtered or routed."""
-        """Failures' messages waiting for their QRS context (at most `context_wait`)."""
         self._log_limit = RateLimiter(LOG_INTERVAL, context.clock)
         self._layout = SlackLayout(self._config, context.config.qlik.base_url, context.privacy)
         # A post may take the client's timeout for its connect and again for its answer;
