@@ -38,7 +38,6 @@ from bridge.inputs.fields import (
     NULL,
     ControlCharacterError,
     clip,
-    free_text,
     message_text,
     name_field,
 )
@@ -350,7 +349,7 @@ def _parse_xml(text: str) -> Event | Rejected:
             user_id=name_field(props.get("UserId"), "UserId"),
             origin=name_field(props.get("Origin"), "Origin"),
             context=name_field(props.get("Context"), "Context"),
-            message=free_text(event.message),
+            message=message_text([event.message]),  # shown visible by parse_log4j_event
             log_timestamp=timestamp,
             log_level=name_field(event.level, "the level"),
         )
@@ -374,7 +373,7 @@ def _parse_xml(text: str) -> Event | Rejected:
         app_id=name_field(props.get("AppId"), "AppId"),
         execution_id=name_field(props.get("ExecutionId"), "ExecutionId"),
         session_id=name_field(props.get("SessionId"), "SessionId"),
-        message=free_text(event.message),
+        message=message_text([event.message]),  # shown visible by parse_log4j_event
         log_timestamp=timestamp,
         log_level=name_field(event.level, "the level"),
     )
