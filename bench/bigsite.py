@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         subscription.start()
         subscription.ready(broker.port)
-        wait_online(broker.port)
+        wait_online(broker.port, log=work / "bridge.log")
         held = [line("Start session", n, "held") for n in range(args.users)]
         send_paced(udp_port, held, 10_000, SEND_DEADLINE)
         wait_users(broker.port, args.users, 120)

@@ -80,7 +80,7 @@ def start_target(
         limits = f"limits: {{max_sessions_per_server: {max_sessions}}}\n" if max_sessions else ""
         config.write_text(
             f"udp: {{host: 127.0.0.1, user_activity_port: {udp_port}, "
-            f"task_port: {free_port(socket.SOCK_DGRAM)}}}\n"
+            f"task_port: {free_port(socket.SOCK_DGRAM)}, log_port: 0}}\n"
             f"mqtt: {{host: 127.0.0.1, port: {mqtt_port}}}\n"
             f"homeassistant: {{enabled: true}}\nstate_file: {work}/state.json\n"
             f"stats_interval: 1s\nlogging: {{format: json, level: warning}}\n{limits}"
@@ -255,9 +255,9 @@ def wait_settled(subscription: Subscription, expected: int, timeout: float) -> i
     return last
 
 
-def wait_online(port: int, timeout: float = 15.0) -> None:
+def wait_online(port: int, timeout: float = 15.0, log: Path | None = None) -> None:
     """Until the target has published `online` (retained): it is connected and, for the
-    bridge, its UDP ports are bound."""
+    bridge, its UDP ports are bound. `log`: the target's log, whose end the error shows."""
     result = subprocess.run(
         [
             "mosquitto_sub",
@@ -275,7 +275,8 @@ def wait_online(port: int, timeout: float = 15.0) -> None:
         timeout=timeout + 5,
     )
     if result.stdout.strip() != "online":
-        raise RuntimeError(f"the target did not come online: {result.stdout!r}")
+        said = log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
+        raise RuntimeError(f"the target did not come online within {timeout:g} s: {said!r}")
 
 
 def retained_json(port: int, topic: str) -> dict[str, Any] | None:

@@ -383,7 +383,7 @@ def main() -> int:
             START_DEADLINE,
         )
         processes.append(start_bridge(args.source.resolve(), work, broker.port, udp_port))
-        wait_online(broker.port)
+        wait_online(broker.port, log=work / "bridge.log")
         sizes = Sizes(work, broker.port)
         pids = {"ha": processes[0].pid, "bridge": processes[1].pid}
         recorder = Recorder(config / "home-assistant_v2.db")

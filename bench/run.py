@@ -87,12 +87,12 @@ def measure(
     held_in = None
     try:
         if held and target == "bridge":  # before the subscriber: not among the results
-            wait_online(broker.port)
+            wait_online(broker.port, log=work / f"{target}.log")
             held_in = hold(udp_port, broker.port, held, held_rate, HOLD_TIMEOUT)
             time.sleep(settle)  # the quiet after the storm (bounded: at most 120 s)
         subscription.start()
         subscription.ready(broker.port)
-        wait_online(broker.port)
+        wait_online(broker.port, log=work / f"{target}.log")
         subscription.warm_up(udp_port)
         cpu_before = cpu_seconds(process.pid)
         offered = load(udp_port, rate, seconds, kind=kind)

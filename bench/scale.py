@@ -132,7 +132,7 @@ def main() -> None:
     process = start_target("bridge", work, broker.port, udp_port)
     result: dict[str, Any] = {}
     try:
-        wait_online(broker.port)
+        wait_online(broker.port, log=work / "bridge.log")
         result["rss_mb_at_start"] = round(rss_mb(process.pid, "VmRSS"), 1)
         result |= storm(watch, udp_port, args.storm)
         # The storm's server counts as one of the servers, its logins as sessions.

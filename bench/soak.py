@@ -44,7 +44,7 @@ def main() -> None:
     try:
         subscription.start()
         subscription.ready(broker.port)
-        wait_online(broker.port)
+        wait_online(broker.port, log=work / "bridge.log")
         rss_start = rss_mb(bridge.pid, "VmRSS")
         half = args.seconds / 2
         first = load(udp_port, args.rate, half, args.junk)
