@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,28 @@ from tests.bridge_runner import RunningBridge, bridge_config
 from tests.certs import Certificates, make_certificates
 from tests.helpers import Mosquitto
 from tests.qrs_server import KNOWN_TASK_IDS, KNOWN_TASK_NAMES, QrsServer, known_reload_tasks
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loop async tests run on: uvloop, the bridge's own (`bridge.cli` runs on it wherever
+    it is installed, i.e. but on Windows), unless TEST_EVENT_LOOP says `asyncio` (asyncio's
+    own loop) or `both` (each test on each loop)."""
+    choice = os.environ.get("TEST_EVENT_LOOP", "uvloop")
+    if choice not in ("uvloop", "asyncio", "both"):
+        raise pytest.UsageError(f"TEST_EVENT_LOOP={choice!r}: say uvloop, asyncio or both")
+    loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {}
+    if choice in ("uvloop", "both"):
+        try:
+            import uvloop
+        except ImportError:  # not installed where it is not supported (Windows)
+            pass
+        else:
+            loops["uvloop"] = uvloop.new_event_loop
+    if choice in ("asyncio", "both") or not loops:
+        loops["asyncio"] = asyncio.new_event_loop
+    return loops
 
 
 @pytest.fixture(autouse=True, scope="session")

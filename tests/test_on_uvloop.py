@@ -1,5 +1,6 @@
 """The bridge on uvloop, the loop it runs on in production (`bridge.cli` runs it with uvloop
-where it is installed; the rest of the suite runs asyncio's). uvloop differs where it counts:
+where it is installed; the rest of the suite runs on it too unless TEST_EVENT_LOOP says
+`asyncio`: these run on it whatever that says). uvloop differs where it counts:
 a timer for a time already due is a plain `Handle`, without `when()` (the coalescer used it,
 and a login storm from quiet failed the state topics' hook: the storm test catches that), and
 it keeps time in whole milliseconds (tests/runtime/test_coalesce.py runs the coalescer on
