@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from bridge.core.bounded import bounded
 from bridge.core.events import LogEvent, LogSource, QixPerfEvent
 from bridge.core.logcounts import LevelCounts, summed
 from bridge.core.privacy import PLAIN, Privacy
@@ -159,7 +160,7 @@ def _last_error(
         message=redacted(event.message, event, privacy),
         category=event.category,
     )
-    return last
+    return bounded(last)  # whole on `<server>/event/log`
 
 
 def server_log_events(server: ServerState, privacy: Privacy = PLAIN) -> dict[str, Any]:

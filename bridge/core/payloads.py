@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from bridge.core.bounded import STATE_PAYLOAD_BYTES, bounded
 from bridge.core.events import Event, LogEvent, TaskEvent, UserEvent
 from bridge.core.log_payloads import log_event_payload, server_log_events, site_log_events
 from bridge.core.privacy import PLAIN, Privacy
@@ -75,7 +76,7 @@ def _last_failed(record: TaskRecord | None, privacy: Privacy) -> dict[str, Any] 
     payload = task_payload(record.event, record.received_at, privacy)
     if record.context is not None:
         payload["context"] = record.context  # from QRS, once it arrived (issue 26)
-    return payload
+    return bounded(payload)  # whole on `<server>/event/task`
 
 
 def user_names(server: ServerState, privacy: Privacy = PLAIN) -> list[str]:
@@ -164,6 +165,25 @@ def server_payload(
         "last_failed_task": _last_failed(server.last_failed_task, privacy),
         "log_events": server_log_events(server, privacy),
     }
+
+
+def server_state(
+    server: ServerState,
+    privacy: Privacy = PLAIN,
+    preview: tuple[list[str], bool] | None = None,
+) -> bytes:
+    """`<base>/<server>` encoded, within `STATE_PAYLOAD_BYTES`: the users preview gives way by
+    what the rest takes beyond it (only texts near their longest in every field come near)."""
+    payload = server_payload(server, privacy, preview)
+    data = encode(payload)
+    excess = len(data) - STATE_PAYLOAD_BYTES
+    if excess <= 0:
+        return data
+    budget = _json_list_bytes(payload["users_preview"]) - excess
+    payload["users_preview"], payload["users_truncated"] = session_preview(
+        server, privacy, max(budget, 2)
+    )
+    return encode(payload)
 
 
 def users_payload(

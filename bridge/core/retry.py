@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bridge.core.bounded import bounded
 from bridge.core.state import BridgeState, TaskRecord
 from bridge.core.times import iso_time
 
@@ -27,9 +28,11 @@ def retry_payload(record: TaskRecord | None) -> dict[str, Any]:
     if record is None:
         return {"task_id": None, "task_name": None, "server": None, "failed_at": None}
     event = record.event
-    return {
-        "task_id": event.task_id,
-        "task_name": event.task_name,
-        "server": event.server,
-        "failed_at": iso_time(record.received_at),
-    }
+    return bounded(
+        {
+            "task_id": event.task_id,
+            "task_name": event.task_name,
+            "server": event.server,
+            "failed_at": iso_time(record.received_at),
+        }
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.core.bounded import bounded
 from bridge.core.events import TaskEventType
 from bridge.core.state import TaskRecord
 from bridge.core.times import iso_time
@@ -33,7 +34,5 @@ def watched_payload(entry: str, record: TaskRecord | None) -> dict[str, Any]:
         "task": entry,
         "outcome": OUTCOMES.get(event.event_type),
         "last_outcome_at": iso_time(record.received_at),
-        "task_name": event.task_name,
-        "task_id": event.task_id,
-        "server": event.server,
+        **bounded({"task_name": event.task_name, "task_id": event.task_id, "server": event.server}),
     }

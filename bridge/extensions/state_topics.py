@@ -16,7 +16,7 @@ import asyncio
 
 from bridge.core.payloads import (
     encode,
-    server_payload,
+    server_state,
     session_preview,
     site_payload,
 )
@@ -105,8 +105,7 @@ class StateTopics(Extension):
                 waiting.add(slug)  # its last payload was big: not yet
                 soonest = min(soonest, wait)
                 continue
-            payload = server_payload(server, self.context.privacy, self._preview(slug))
-            self._publish(topic, encode(payload))
+            self._publish(topic, server_state(server, self.context.privacy, self._preview(slug)))
         site_waiting = False
         if self._site_dirty:
             wait = self._budget.wait(topics.site, now)

@@ -11,6 +11,7 @@ import jinja2
 import orjson
 import pytest
 
+from bridge.core.bounded import MESSAGE_BYTES, TEXT_BYTES, clip_text
 from bridge.core.events import (
     LogEvent,
     LogLevel,
@@ -104,7 +105,7 @@ def test_the_server_sensors_follow_the_counts_and_the_last_error() -> None:
     shown = attributes("sensor.qlik_sense_qswin01_last_log_error", server)
     assert shown["category"] == "licence"
     assert (shown["level"], shown["source"]) == ("ERROR", "repository")
-    assert shown["subsystem"] == "S" * 255
+    assert shown["subsystem"] == "S" * 253 + "…"  # the state keeps TEXT_BYTES of it
     assert shown["time"] == "1970-01-01T00:01:44.000Z"
 
 
@@ -201,7 +202,8 @@ def test_log_event_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> 
     apply_event(state, event, 1.0, StateSettings(None, 60.0, None))
     name = "sensor.qlik_sense_qswin01_last_log_error"
     shown = attributes(name, server_payload(state.servers["qswin01"]))
-    assert shown["subsystem"] == char * 255
+    # What the state keeps (bridge.core.bounded), then what Home Assistant shows of it.
+    assert shown["subsystem"] == clip_text(char * 1_024, TEXT_BYTES)[:255]
     assert stored_size(shown, CONFIGS[name]) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN
 
 
@@ -226,8 +228,8 @@ def test_last_failed_task_attributes_stay_under_16_kib_in_the_worst_case(char: s
     state = worst_failure(char)
     name = "sensor.qlik_sense_qswin01_last_failed_task"
     shown = attributes(name, server_payload(state.servers["qswin01"]))
-    assert shown["task_name"] == char * 200
-    assert shown["message"] == char * 800
+    assert shown["task_name"] == clip_text(char * 1_024, TEXT_BYTES)[:200]
+    assert shown["message"] == clip_text(char * 8_192, MESSAGE_BYTES)[:800]
     assert stored_size(shown, CONFIGS[name]) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN
 
 

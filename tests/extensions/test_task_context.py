@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from bridge.config import Config
+from bridge.core.bounded import MESSAGE_BYTES, TEXT_BYTES, clip_text
 from bridge.core.events import SourceFormat, TaskEvent, TaskEventType
 from bridge.core.payloads import server_payload, site_payload
 from bridge.core.privacy import Privacy
@@ -192,12 +193,14 @@ def test_context_attributes_stay_under_16_kib_in_the_worst_case(char: str) -> No
         shown = json.loads(render(CONFIGS[name]["json_attributes_template"], payload))
         assert stored_size(shown, CONFIGS[name]) < HA_MAX_ATTRIBUTE_BYTES - ATTRIBUTE_MARGIN, name
     log = json.loads(render(CONFIGS[LOG]["json_attributes_template"], server))
-    assert log["log_tail"].endswith(char * 10)
-    assert log["stream"] == char * 128
+    assert log["log_tail"].endswith(char * 10)  # a log's end is what is kept of it
+    # What the state keeps (bridge.core.bounded), then what Home Assistant shows of it.
+    stream = char * 199 + "…"  # the summary keeps 200 characters (bridge.core.task_context)
+    assert log["stream"] == clip_text(stream, TEXT_BYTES)[:128]
     assert render(CONFIGS[LOG]["value_template"], server) == "complete"
     last = json.loads(render(CONFIGS[LAST]["json_attributes_template"], server))
-    assert last["stream"] == char * 100
-    assert last["message"] == char * 800
+    assert last["stream"] == clip_text(stream, TEXT_BYTES)[:100]
+    assert last["message"] == clip_text(char * 8_192, MESSAGE_BYTES)[:800]
     assert len(orjson.dumps(server["last_failed_task"]["context"])) < HA_MAX_ATTRIBUTE_BYTES
 
 
