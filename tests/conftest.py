@@ -13,12 +13,10 @@ from tests.helpers import Mosquitto
 from tests.qrs_server import KNOWN_TASK_IDS, KNOWN_TASK_NAMES, QrsServer, known_reload_tasks
 
 
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The loop async tests run on: uvloop, the bridge's own (`bridge.cli` runs on it wherever
-    it is installed, i.e. but on Windows), unless TEST_EVENT_LOOP says `asyncio` (asyncio's
-    own loop) or `both` (each test on each loop)."""
+def _event_loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loops async tests run on: uvloop, the bridge's own (`bridge.cli` runs on it wherever
+    it is installed: all but Windows), unless TEST_EVENT_LOOP says `asyncio` (asyncio's own
+    loop) or `both` (each test on each loop); asyncio's where uvloop is not installed."""
     choice = os.environ.get("TEST_EVENT_LOOP", "uvloop")
     if choice not in ("uvloop", "asyncio", "both"):
         raise pytest.UsageError(f"TEST_EVENT_LOOP={choice!r}: say uvloop, asyncio or both")
@@ -33,6 +31,16 @@ def pytest_asyncio_loop_factories(
     if choice in ("asyncio", "both") or not loops:
         loops["asyncio"] = asyncio.new_event_loop
     return loops
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    return _event_loops()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return "event loops of async tests: " + ", ".join(_event_loops())
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from bridge.core.bounded import STATE_PAYLOAD_BYTES, bounded
+from bridge.core.bounded import STATE_PAYLOAD_BYTES, TEXT_BYTES, bounded, clip_text
 from bridge.core.events import Event, LogEvent, TaskEvent, UserEvent
 from bridge.core.log_payloads import log_event_payload, server_log_events, site_log_events
 from bridge.core.privacy import PLAIN, Privacy
@@ -152,7 +152,7 @@ def server_payload(
     already; every user's name is on `<server>/users` (`users_payload`)."""
     names, truncated = session_preview(server, privacy) if preview is None else preview
     return {
-        "server": server.host,
+        "server": clip_text(server.host, TEXT_BYTES),  # whole on the event topics
         "active_sessions": len(server.sessions),
         "active_users": len(server.sessions),  # sessions are per user: one each
         "active_connections": server.active_connections,

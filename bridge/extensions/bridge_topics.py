@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from bridge import __version__
+from bridge.core.bounded import TEXT_BYTES, clip_text
 from bridge.core.payloads import encode
 from bridge.core.state import Change
 from bridge.core.times import iso_time
@@ -123,8 +124,9 @@ class BridgeTopics(Extension):
             "homeassistant": config.homeassistant.enabled,
             "butler_compat": config.butler_compat.enabled,
             "qrs": config.qrs.enabled,
-            "servers": {
-                slug: server.host for slug, server in sorted(self.context.state.servers.items())
+            "servers": {  # a host's first 256 bytes (bridge.core.bounded), as in `<server>`
+                slug: clip_text(server.host, TEXT_BYTES)
+                for slug, server in sorted(self.context.state.servers.items())
             },
         }
 

@@ -15,13 +15,22 @@ from bridge.core.bounded import (
     clip_text,
     json_text_bytes,
 )
-from bridge.core.events import LogEvent, LogLevel, LogSource, SourceFormat, UserEvent, UserEventType
+from bridge.core.events import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    SourceFormat,
+    TaskEvent,
+    TaskEventType,
+    UserEvent,
+    UserEventType,
+)
 from bridge.core.payloads import encode, server_payload, server_state, site_payload
 from bridge.core.retry import retry_payload
-from bridge.core.state import BridgeState, StateSettings, apply_event
+from bridge.core.state import BridgeState, ServerState, StateSettings, apply_event
 from bridge.core.task_context import summary
 from bridge.core.watch import watched_payload
-from tests.extensions.test_discovery_log_events import WORST_CHARACTERS, longest, worst_failure
+from tests.extensions.test_discovery_log_events import WORST_CHARACTERS, longest
 from tests.extensions.test_task_context import a_context
 
 SETTINGS = StateSettings(None, 60.0, None)
@@ -65,10 +74,22 @@ def test_bounded_clips_texts_at_every_depth_and_keeps_the_rest() -> None:
     assert kept["context"]["stream"] == "s" * (TEXT_BYTES - 3) + ELLIPSIS
 
 
-def worst_site(char: str, users: int) -> BridgeState:
-    """A node with every text of its last failure, its context and its last log error at the
-    longest a datagram (or QRS) carries, in `char`, and `users` users with long names."""
-    state = worst_failure(char)
+def worst_site(char: str, users: int) -> tuple[BridgeState, ServerState]:
+    """A node whose host, last failure (with its context) and last log error have every text
+    at the longest a datagram (or QRS) carries, in `char`, and `users` users with long names."""
+    name = "😀" if char == "\x01" else char  # a name (a host, a user) refuses control characters
+    host = name * 1_024
+    failure = TaskEvent(
+        **longest(
+            TaskEvent,
+            char,
+            event_type=TaskEventType.TASK_FAILED,
+            server=host,
+            source_format=SourceFormat.XML,
+        )
+    )
+    state = BridgeState()
+    apply_event(state, failure, 1.0, SETTINGS)
     assert state.last_failed_task is not None
     state.last_failed_task.context = summary(a_context(char, 1_024, 200))
     error = LogEvent(
@@ -77,30 +98,29 @@ def worst_site(char: str, users: int) -> BridgeState:
             char,
             source=LogSource.ENGINE,
             level=LogLevel.ERROR,
-            server="QSWIN01",
+            server=host,
             source_format=SourceFormat.XML,
         )
     )
     apply_event(state, error, 2.0, SETTINGS)
-    name = "😀" if char == "\x01" else char  # a name refuses control characters
     for number in range(users):
         login = UserEvent(
             event_type=UserEventType.SESSION_START,
-            server="QSWIN01",
+            server=host,
             source_format=SourceFormat.XML,
             user_directory="CORP",
             user_id=f"{number}{name * 60}",
         )
         apply_event(state, login, 3.0, SETTINGS)
-    return state
+    [server] = state.servers.values()
+    return state, server
 
 
 @pytest.mark.parametrize("char", ["x", *WORST_CHARACTERS])
 def test_the_retained_state_stays_within_16_kib_with_every_field_at_its_longest(
     char: str,
 ) -> None:
-    state = worst_site(char, users=2_000)
-    server = state.servers["qswin01"]
+    state, server = worst_site(char, users=2_000)
     before = len(encode(server_payload(server)))  # the preview at its 8 KiB and the rest
     data = server_state(server)
     assert before > STATE_PAYLOAD_BYTES >= len(data)
