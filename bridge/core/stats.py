@@ -6,12 +6,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.core.bounded import clip_text
 from bridge.core.events import RejectReason
 
 UNTRACKED = ("servers", "sessions", "tasks")
 """The caps of `limits:` whose untracked events are counted (bridge.core.state.Cap)."""
 MAX_QIX_SERVERS = 100
 """Host names the QIX performance counts keep apart (a stray sender cannot grow them)."""
+QIX_HOST_BYTES = 64
+"""The start of a host name the QIX performance counts keep (bridge.core.bounded): 100 hosts
+stay a few KB of the retained `bridge/stats` whatever the datagrams name."""
 OTHER_SERVERS = "(other)"
 
 
@@ -70,6 +74,7 @@ class Stats:
 
     def qix_received(self, host: str) -> None:
         self.qix_performance += 1
+        host = clip_text(host, QIX_HOST_BYTES)
         servers = self.qix_performance_servers
         if host in servers or len(servers) < MAX_QIX_SERVERS:
             servers[host] += 1

@@ -3,6 +3,7 @@ typed events field by field, as Butler SOS's handler reads them, never `unknown_
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from bridge.config import Config, QixPerformanceConfig
@@ -11,7 +12,7 @@ from bridge.core.log_payloads import qix_performance_payload
 from bridge.core.path import Bridge
 from bridge.core.privacy import Privacy
 from bridge.core.state import BridgeState
-from bridge.core.stats import MAX_QIX_SERVERS, OTHER_SERVERS, Stats
+from bridge.core.stats import MAX_QIX_SERVERS, OTHER_SERVERS, QIX_HOST_BYTES, Stats
 from bridge.extensions.qix_performance import wanted
 from bridge.inputs.parse import parse_datagram
 
@@ -156,3 +157,15 @@ def test_the_core_counts_each_line_by_host_and_changes_no_state() -> None:
     assert len(stats.qix_performance_servers) == MAX_QIX_SERVERS + 1  # and `(other)`
     assert stats.qix_performance_servers[OTHER_SERVERS] == 6
     assert bridge.state.servers == {}
+
+
+def test_the_counts_by_host_stay_small_whatever_the_hosts_are_named() -> None:
+    """`bridge/stats` is retained: 100 hosts of 1,024 characters kept whole made it 400 KB."""
+    stats = Stats()
+    for number in range(MAX_QIX_SERVERS + 5):
+        stats.qix_received(f"QS{number:03d}" + "😀" * 1_021)
+    payload = orjson.dumps(stats.as_payload(outbox_depth=0))
+    assert len(payload) < 16_384
+    assert len(stats.qix_performance_servers) == MAX_QIX_SERVERS + 1  # and `(other)`
+    assert all(len(host.encode()) <= QIX_HOST_BYTES for host in stats.qix_performance_servers)
+    assert "QS000" + "😀" * 14 + "…" in stats.qix_performance_servers
