@@ -11,12 +11,23 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 
-def bench(*args: str, timeout: float = 180) -> str:
-    result = subprocess.run(
+def run_bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )
+
+
+def bench(*args: str, timeout: float = 180) -> str:
+    result = run_bench(*args, timeout=timeout)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+def refused(*args: str) -> str:
+    """What a benchmark says on stderr when it refuses its arguments (it must)."""
+    result = run_bench(*args, timeout=60)
+    assert result.returncode != 0
+    return result.stderr
 
 
 def test_the_full_benchmark_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
@@ -59,15 +70,7 @@ def test_held_sessions_are_logged_in_first_and_not_counted(tmp_path: Path) -> No
 
 
 def test_held_sessions_need_room_under_the_limit() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--held", "99000", "--targets", "bridge"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
-    assert result.returncode != 0
-    assert "--max-sessions" in result.stderr
+    assert "--max-sessions" in refused("bench.run", "--held", "99000", "--targets", "bridge")
 
 
 def test_the_log_event_load_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
@@ -83,15 +86,7 @@ def test_the_log_event_load_loses_nothing_at_a_low_rate(tmp_path: Path) -> None:
 
 
 def test_the_log_event_load_refuses_the_yardsticks() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--load", "log_events", "--targets", "tuned"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
-    assert result.returncode != 0
-    assert "the bridge only" in result.stderr
+    assert "the bridge only" in refused("bench.run", "--load", "log_events", "--targets", "tuned")
 
 
 def test_the_hot_path_benchmark_accounts_for_every_event() -> None:
