@@ -12,14 +12,14 @@ from tests.certs import Certificates, make_certificates
 from tests.helpers import Mosquitto
 from tests.qrs_server import KNOWN_TASK_IDS, KNOWN_TASK_NAMES, QrsServer, known_reload_tasks
 
+LOOP_CHOICES = ("uvloop", "asyncio", "both")
 
-def _event_loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The loops async tests run on: uvloop, the bridge's own (`bridge.cli` runs on it wherever
-    it is installed: all but Windows), unless TEST_EVENT_LOOP says `asyncio` (asyncio's own
-    loop) or `both` (each test on each loop); asyncio's where uvloop is not installed."""
-    choice = os.environ.get("TEST_EVENT_LOOP", "uvloop")
-    if choice not in ("uvloop", "asyncio", "both"):
-        raise pytest.UsageError(f"TEST_EVENT_LOOP={choice!r}: say uvloop, asyncio or both")
+
+def _event_loops(choice: str) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loops for `choice`: uvloop (asyncio's where it is not installed), asyncio's own,
+    or both."""
+    if choice not in LOOP_CHOICES:
+        raise pytest.UsageError(f"event loop {choice!r}: say uvloop, asyncio or both")
     loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {}
     if choice in ("uvloop", "both"):
         try:
@@ -33,14 +33,29 @@ def _event_loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     return loops
 
 
+def _chosen() -> str:
+    """TEST_EVENT_LOOP: uvloop by default, the bridge's own loop (`bridge.cli` runs on it
+    wherever it is installed: all but Windows)."""
+    return os.environ.get("TEST_EVENT_LOOP", "uvloop")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "event_loops(choice): run this async test on `choice` (uvloop, asyncio or both) "
+        "whatever TEST_EVENT_LOOP says: where the loops differ in what the test is about",
+    )
+
+
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    return _event_loops()
+    marker = item.get_closest_marker("event_loops")
+    return _event_loops(marker.args[0] if marker is not None else _chosen())
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return "event loops of async tests: " + ", ".join(_event_loops())
+    return "event loops of async tests: " + ", ".join(_event_loops(_chosen()))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,6 +8,8 @@ import asyncio
 import itertools
 from pathlib import Path
 
+import pytest
+
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.extensions.test_users_topic import arrivals
 from tests.helpers import Mosquitto, Subscriber
@@ -19,6 +21,7 @@ RATE = 4096
 CHURN_SECONDS = 3.0
 
 
+@pytest.mark.event_loops("both")  # uvloop keeps time in whole milliseconds
 async def test_a_big_state_waits_in_proportion_to_its_size_and_a_small_one_does_not(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:

@@ -7,6 +7,8 @@ import asyncio
 import itertools
 from pathlib import Path
 
+import pytest
+
 from tests.bridge_runner import RunningBridge, bridge_config
 from tests.helpers import Mosquitto, Received, Subscriber
 
@@ -27,6 +29,7 @@ async def arrivals(sub: Subscriber, topic: str, times: list[float]) -> None:
         seen = next(i for i in range(seen, len(sub.messages)) if sub.messages[i] is received) + 1
 
 
+@pytest.mark.event_loops("both")  # uvloop keeps time in whole milliseconds
 async def test_membership_churn_publishes_the_list_at_most_every_interval_and_only_on_change(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:

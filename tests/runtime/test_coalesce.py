@@ -5,21 +5,18 @@ already past is a plain `Handle`, without `when()`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import pytest
-import uvloop
 
 from bridge.runtime.budget import ByteBudget
 from bridge.runtime.coalesce import Coalescer
 
 INTERVAL = 0.05
-Run = Callable[[Coroutine[Any, Any, None]], None]
-LOOPS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+BOTH_LOOPS = pytest.mark.event_loops("both")  # whatever TEST_EVENT_LOOP says (tests/conftest.py)
 
 
-async def marks_every_turn() -> None:
+@BOTH_LOOPS
+async def test_a_mark_every_loop_turn_still_flushes_every_interval() -> None:
     loop = asyncio.get_running_loop()
     flushes: list[float] = []
     coalescer = Coalescer(INTERVAL, lambda: flushes.append(loop.time()))
@@ -50,7 +47,8 @@ async def marks_every_turn() -> None:
     assert flushes[0] - began < INTERVAL  # the first change after quiet: at once
 
 
-async def a_sooner_flush_wins() -> None:
+@BOTH_LOOPS
+async def test_a_sooner_flush_for_another_topic_wins_over_a_wait() -> None:
     flushed = asyncio.Event()
     coalescer = Coalescer(INTERVAL, flushed.set)
     coalescer.flush_now()  # a flush just now
@@ -60,7 +58,8 @@ async def a_sooner_flush_wins() -> None:
     await asyncio.wait_for(flushed.wait(), 5)
 
 
-async def a_wait_asked_for_is_kept() -> None:
+@BOTH_LOOPS
+async def test_a_wait_asked_for_is_kept() -> None:
     loop = asyncio.get_running_loop()
     times: list[float] = []
     flushed = asyncio.Event()
@@ -76,7 +75,8 @@ async def a_wait_asked_for_is_kept() -> None:
     assert times[0] >= began + 0.2 - 0.002  # (uvloop keeps time in whole milliseconds)
 
 
-async def a_budget_wait_costs_no_extra_interval() -> None:
+@BOTH_LOOPS
+async def test_a_budget_wait_ends_when_its_timer_fires() -> None:
     """A topic whose wait a timer ends (uvloop may wake it a fraction of a millisecond early)
     goes then, not an interval later."""
     loop = asyncio.get_running_loop()
@@ -101,23 +101,3 @@ async def a_budget_wait_costs_no_extra_interval() -> None:
     coalescer.mark()  # one change, in quiet, while the budget waits
     await asyncio.wait_for(went.wait(), 5)
     assert published[1] - published[0] < 9_000 / 16_384 + interval / 2, published
-
-
-@LOOPS
-def test_a_mark_every_loop_turn_still_flushes_every_interval(run: Run) -> None:
-    run(marks_every_turn())
-
-
-@LOOPS
-def test_a_sooner_flush_for_another_topic_wins_over_a_wait(run: Run) -> None:
-    run(a_sooner_flush_wins())
-
-
-@LOOPS
-def test_a_wait_asked_for_is_kept(run: Run) -> None:
-    run(a_wait_asked_for_is_kept())
-
-
-@LOOPS
-def test_a_budget_wait_ends_when_its_timer_fires(run: Run) -> None:
-    run(a_budget_wait_costs_no_extra_interval())
