@@ -195,7 +195,7 @@ def test_expiry_over_a_day_of_sessions_drops_each_stale_one_once_and_scans_only_
         assert bool(change.expired) == stale, minute
         server = state.servers.get("qs1")
         assert {u for _, u in server.sessions} == set(sessions) if server else not sessions
-        assert {u for _, u in server.connections} == set(connections) if server else True
+        assert {u for _, u in server.connections} == set(connections) if server else not connections
     assert expiries > 0
     # Scanned when the oldest could be stale (a refresh since can make it a scan for nothing),
     # not every minute.

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import orjson
+import pytest
 
 from bridge.core.events import SourceFormat, UserEvent, UserEventType
 from bridge.core.persistence import ROWS_PER_STEP, load_state, write_pieces
@@ -118,11 +119,14 @@ async def test_the_final_save_has_what_came_while_a_cancelled_save_was_encoding(
         session(state, f"u{number}")
     writer = StateWriter(tmp_path / "state.json")
     periodic = asyncio.create_task(writer.save(state))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # its first step: the state is taken, the encoding goes on
+    assert not periodic.done()
     session(state, "last")
     periodic.cancel()
     assert await writer.save(state, pause=0) is True
-    saved = load_state(tmp_path / "state.json")
+    with pytest.raises(asyncio.CancelledError):
+        await periodic
+    saved = load_state(tmp_path / "state.json")  # and the cancelled save wrote nothing after
     assert saved is not None
     assert ("CORP", "last") in saved.servers["qs1"].sessions
     assert len(saved.servers["qs1"].sessions) == 3 * ROWS_PER_STEP + 1
