@@ -1,6 +1,7 @@
 """A long error and a long failure message, of the kind real nodes send (a SQL statement, a
-stack trace), rendered in our XML appenders' layout, over real UDP into a real mosquitto: the event topics carry every character, the
-retained state keeps its start and stays small (issue 25: it was 34 KB per publish)."""
+stack trace), rendered in our XML appenders' layout, over real UDP into a real mosquitto: the
+event topics carry every character, the retained state keeps its start and stays small (issue
+25: it was 34 KB per publish)."""
 
 from __future__ import annotations
 

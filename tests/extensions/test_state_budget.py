@@ -78,3 +78,32 @@ async def test_a_big_state_waits_in_proportion_to_its_size_and_a_small_one_does_
         watcher.cancel()
         await sub.stop()
         await bridge.close()
+
+
+async def test_a_broker_back_gets_the_newest_state_at_once_whatever_the_budget_waits(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A big state's budget wait (here about 9 s) does not outlast the broker: a broker that
+    restarted (without persistence: it lost every retained message) gets the newest state as
+    soon as the bridge is back, not when the wait would have ended."""
+    config = bridge_config(tmp_path, mosquitto.port, mqtt__state_bytes_per_second=1024)
+    bridge = await RunningBridge(config).start()
+    sub = await Subscriber(mosquitto.port).start(BIG)
+    try:
+        held = [f"a-rather-long-user-name-{n:04}" for n in range(400)]  # 9 KB: waits 9 s
+        for name in held:
+            bridge.users.send(f"QS1;Start session;CORP;{name}")
+        await sub.wait_json(BIG, lambda p: p["active_users"] == len(held), timeout=30)
+        bridge.users.send("QS1;Start session;CORP;latest")  # held back by the budget
+    finally:
+        await sub.stop()
+    mosquitto.stop()
+    mosquitto.start()
+    back = await Subscriber(mosquitto.port).start(BIG)
+    try:
+        # Within the budget's wait: the bridge reconnects in about a second.
+        state = await back.wait_json(BIG, lambda p: p["active_users"] == len(held) + 1, timeout=6)
+        assert "CORP\\latest" not in state["users_preview"]  # those held longest are shown
+    finally:
+        await back.stop()
+        await bridge.close()
