@@ -105,7 +105,11 @@ class StateTopics(Extension):
                 waiting.add(slug)  # its last payload was big: not yet
                 soonest = min(soonest, wait)
                 continue
-            self._publish(topic, server_state(server, self.context.privacy, self._preview(slug)))
+            if not self._publish(
+                topic, server_state(server, self.context.privacy, self._preview(slug))
+            ):
+                waiting.add(slug)  # refused (the broker is behind): again next interval
+                soonest = min(soonest, 0.0)
         site_waiting = False
         if self._site_dirty:
             wait = self._budget.wait(topics.site, now)
@@ -114,9 +118,13 @@ class StateTopics(Extension):
                 soonest = min(soonest, wait)
             else:
                 site = site_payload(state, self.context.privacy)
-                self._publish(topics.site, encode(site))
+                published = self._publish(topics.site, encode(site))
                 if site["last_event_at"] is not None:
-                    self._publish(topics.site_last_event, site["last_event_at"].encode())
+                    last = site["last_event_at"].encode()
+                    published = self._publish(topics.site_last_event, last) and published
+                if not published:
+                    site_waiting = True
+                    soonest = min(soonest, 0.0)
         self._dirty_servers = waiting
         self._site_dirty = site_waiting
         if waiting or site_waiting:

@@ -2,9 +2,13 @@
 would start (with `qrs.enabled`), and `<base>/tasks/<slug>` with `…/last_outcome_at` for each
 watched task (`tasks.watch`). Published at connect and after each task event, forget or change
 of the retry candidates, each only when it changed; at connect, the topics of a task no longer
-watched (in `BridgeState.watched_slugs`, outcome or not) are cleared, and it is dropped."""
+watched (in `BridgeState.watched_slugs`, outcome or not) are cleared, and it is dropped. A
+publish the broker refused (too much unacknowledged) is tried again a `mqtt.state_interval`
+later: these topics change only at task events, which may not come again for hours."""
 
 from __future__ import annotations
+
+import asyncio
 
 from bridge.core.events import Event, TaskEvent
 from bridge.core.payloads import encode
@@ -24,6 +28,8 @@ class TaskTopics(Extension):
         self._watched = context.config.tasks.watched()
         self._watch = {watch.key: watch.slug for watch in self._watched}
         self._published: dict[str, bytes] = {}
+        self._again: asyncio.TimerHandle | None = None
+        """The retry of refused publishes, while one is scheduled."""
 
     def on_connect(self) -> None:
         self._published.clear()
@@ -53,17 +59,36 @@ class TaskTopics(Extension):
 
     def _publish_all(self) -> None:
         state, topics = self.context.state, self.context.topics
+        published = True
         if self._retry:
             record = retry_target(state, self._allowed)
-            self._publish(topics.site_retry, encode(retry_payload(record)))
+            published &= self._publish(topics.site_retry, encode(retry_payload(record)))
         for entry, slug in self._watch.items():
             payload = watched_payload(entry, state.watched.get(entry))
-            self._publish(topics.watched_task(slug), encode(payload))
+            published &= self._publish(topics.watched_task(slug), encode(payload))
             if payload["last_outcome_at"] is not None:
-                self._publish(topics.watched_task_at(slug), payload["last_outcome_at"].encode())
+                at = payload["last_outcome_at"].encode()
+                published &= self._publish(topics.watched_task_at(slug), at)
+        if not published and self.context.link.connected and self._again is None:
+            self._again = asyncio.get_running_loop().call_later(
+                self.context.config.mqtt.state_interval,
+                self.guarded("publish_again", self._publish_again),
+            )
 
-    def _publish(self, topic: str, payload: bytes) -> None:
+    async def stop(self) -> None:
+        if self._again is not None:
+            self._again.cancel()
+            self._again = None
+
+    def _publish_again(self) -> None:
+        self._again = None
+        self._publish_all()
+
+    def _publish(self, topic: str, payload: bytes) -> bool:
+        """Whether the broker has `payload` on `topic` now (published, or already there)."""
         if self._published.get(topic) == payload:
-            return
+            return True
         if self.context.link.publish_now(topic, payload, retain=True):
             self._published[topic] = payload
+            return True
+        return False

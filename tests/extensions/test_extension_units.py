@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_mock import MockerFixture
 
 from bridge.config import Config
-from bridge.core.events import SourceFormat, UserEvent, UserEventType
+from bridge.core.events import SourceFormat, TaskEvent, TaskEventType, UserEvent, UserEventType
 from bridge.core.state import (
     BridgeState,
     ServerState,
@@ -26,6 +27,7 @@ from bridge.extensions.bridge_topics import BridgeTopics
 from bridge.extensions.butler_compat import ButlerCompat
 from bridge.extensions.link import Link
 from bridge.extensions.state_topics import StateTopics
+from bridge.extensions.task_topics import TaskTopics
 from tests.fakes import FakeLink, fake_context
 
 
@@ -248,3 +250,66 @@ async def test_a_failed_butler_render_is_rendered_again_at_the_next_flush(
     butler.on_connect()  # the users did not change, but the failed render sent nothing
     await butler.stop()
     assert link.payloads("qliksense/users/active/count")[-1] == b"10"
+
+
+@dataclass
+class BehindLink(FakeLink):
+    """A link whose broker is behind: `publish_now` refuses while `behind` (too much
+    unacknowledged, as `bridge.mqtt.drain` answers), and says each refusal on `refused`."""
+
+    behind: bool = False
+    refused: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def publish_now(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> bool:
+        if self.behind:
+            self.refused.set()
+            return False
+        return super().publish_now(topic, payload, retain=retain, qos=qos)
+
+
+async def test_state_refused_by_a_broker_behind_is_published_once_it_catches_up() -> None:
+    """A quiet site's last change must not stay unpublished: the retained state would be stale
+    until the next change, which may be hours away."""
+    state = BridgeState()
+    link = BehindLink(behind=True)
+    topics = StateTopics(fake_context(link=link, state=state))
+    event = UserEvent(
+        event_type=UserEventType.SESSION_START,
+        server="QS1",
+        source_format=SourceFormat.XML,
+        user_directory="CORP",
+        user_id="anna",
+    )
+    topics.on_change(apply_event(state, event, 1.0, StateSettings(None, 60.0, None)))
+    await asyncio.wait_for(link.refused.wait(), 5)
+    link.behind = False  # caught up; no change comes any more
+    while not (link.payloads("qlik2mqtt/qs1") and link.payloads("qlik2mqtt/site")):
+        link.arrived.clear()
+        await asyncio.wait_for(link.arrived.wait(), 5)
+    assert json.loads(link.payloads("qlik2mqtt/qs1")[-1])["active_users"] == 1
+    assert json.loads(link.payloads("qlik2mqtt/site")[-1])["active_users"] == 1
+    await topics.stop()
+
+
+async def test_task_topics_refused_by_a_broker_behind_are_published_once_it_catches_up() -> None:
+    config = Config.model_validate({"tasks": {"watch": ["Reload Sales"]}})
+    state = BridgeState()
+    link = BehindLink(behind=True)
+    topics = TaskTopics(fake_context(config=config, link=link, state=state))
+    failure = TaskEvent(
+        event_type=TaskEventType.TASK_FAILED,
+        server="QS1",
+        source_format=SourceFormat.XML,
+        task_name="Reload Sales",
+        task_id="7c3e5a10-0000-4000-8000-000000000001",
+    )
+    apply_event(state, failure, 1.0, StateSettings(None, 60.0, None))
+    topics.on_event(failure, 1.0)
+    assert link.refused.is_set()
+    link.behind = False
+    topic = "qlik2mqtt/tasks/reload_sales"
+    while not link.payloads(topic):
+        link.arrived.clear()
+        await asyncio.wait_for(link.arrived.wait(), 5)
+    assert json.loads(link.payloads(topic)[-1])["task"] == "Reload Sales"
+    await topics.stop()
