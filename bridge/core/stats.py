@@ -74,8 +74,9 @@ class Stats:
 
     def qix_received(self, host: str) -> None:
         self.qix_performance += 1
-        host = clip_text(host, QIX_HOST_BYTES)
         servers = self.qix_performance_servers
+        if host not in servers:  # a known host (nearly every line) is kept clipped already
+            host = clip_text(host, QIX_HOST_BYTES)
         if host in servers or len(servers) < MAX_QIX_SERVERS:
             servers[host] += 1
         else:
